@@ -1,0 +1,1 @@
+//! The RTMP handshake (owned by the handshake implementation).

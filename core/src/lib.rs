@@ -1,0 +1,57 @@
+//! The sans-IO protocol core of tincan, a live-media server for RTMP-family
+//! ("TC") clients.
+//!
+//! Nothing in this crate opens a socket, spawns a thread, reads a clock or
+//! draws global randomness. Every layer is a plain state machine: bytes and
+//! timer events go in through `handle_*` methods, and what the layer owes the
+//! peer comes out of `#[must_use] poll_*` methods that are drained until they
+//! return `None`. Time is always a parameter ([`std::time::Instant`] for the
+//! wall clock, [`time::MediaTime`] for RTMP's media timeline, never mixed),
+//! and randomness is injected through [`entropy::Entropy`]. That makes every
+//! behaviour reproducible in a test with a virtual clock and in-memory pipes,
+//! and lets any executor (tokio, mio, smol, a blocking thread) drive it.
+//!
+//! ```text
+//!            bytes from the socket                 bytes to the socket
+//!                    │                                      ▲
+//!                    ▼                                      │
+//!   ┌──────────── handshake ─────────────┐          Vec<Bytes> (vectored)
+//!   │ ServerHandshake / ClientHandshake  │──S0S1S2──────────┤
+//!   └────────────────┬───────────────────┘                  │
+//!                    ▼ leftover bytes                       │
+//!   ┌──────────── chunk stream ──────────┐                  │
+//!   │ ChunkDecoder ──► RawMessage        │  ChunkEncoder ───┘
+//!   └────────────────┬───────────────────┘    ▲ headers + shared payloads
+//!                    ▼                        │
+//!   ┌──────────── messages ──────────────┐    │
+//!   │ Message::decode: control, commands │────┘ Message::encode
+//!   │ (AMF0/AMF3), data, audio, video    │
+//!   └────────────────┬───────────────────┘
+//!                    ▼
+//!            media::{AudioTag, VideoTag}: codec, keyframe, sequence headers
+//! ```
+//!
+//! The run-loop contract every layer follows:
+//!
+//! 1. Feed input with `handle_input(..)` (and `handle_timeout(now)` when the
+//!    deadline from `poll_timeout()` has passed; calling it early is harmless).
+//! 2. Drain outputs with `poll_*` until each returns `None`, writing any
+//!    transmits to the socket in order.
+//! 3. Sleep until more bytes arrive or `poll_timeout()` is reached.
+//!
+//! Errors are sticky: once a layer has failed, it keeps returning the same
+//! error, so a caller can still flush what is queued and then close.
+//! Anything the peer controls (chunk size, message length, partial chunk
+//! streams, buffered bytes, AMF nesting, counts in AMF or media headers) is
+//! bounded, and a declared length never allocates before the bytes arrive.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod amf;
+pub mod chunk;
+pub mod entropy;
+pub mod handshake;
+pub mod media;
+pub mod message;
+pub mod time;

@@ -1,0 +1,1 @@
+//! FLV audio/video tag headers (owned by the media implementation).

@@ -1,0 +1,4 @@
+//! Shared helpers for tincan's cross-runtime conformance, simulation and
+//! interop tests.
+
+#![forbid(unsafe_code)]
