@@ -1,1 +1,0 @@
-//! The RTMP handshake (owned by the handshake implementation).
