@@ -5,41 +5,8 @@
 //! bytes that actually arrived: a header that *declares* a 16 MiB message
 //! costs nothing until the 16 MiB are on the wire.
 //!
-//! # Conventions chosen where implementations disagree
-//!
-//! * **Extended timestamp on type-3 chunks.** The spec, FFmpeg
-//!   (`rtmppkt.c`) and librtmp repeat the 4-byte extended timestamp after
-//!   every type-3 chunk header when the last full header on that chunk stream
-//!   had one; some encoders (older librtmp forks among them) leave it out.
-//!   Like SRS (`SrsProtocol::read_message_header`), we peek at the 4 bytes and
-//!   consume them only when they equal the value we expect (the last
-//!   extended field, or for a continuation also the message's absolute
-//!   timestamp); otherwise they are payload. A conforming stream always
-//!   matches, so this only misreads a non-repeating stream whose payload
-//!   happens to start with exactly that 32-bit value. Because the decision
-//!   needs the 4 bytes, such a chunk waits until 4 bytes follow its basic
-//!   header.
-//! * **Type-3 header starting a new message** adds the *previous timestamp
-//!   field* again: after a type-0 header that is the absolute timestamp
-//!   (type 0 at 26 ms then type 3 gives 52 ms), as the spec says and as
-//!   FFmpeg, librtmp and SRS all do.
-//! * **A type-1 header on a fresh chunk stream 2** is accepted with stream
-//!   id 0 and a zero base timestamp: librtmp sends its first user-control
-//!   message that way and SRS accepts it for the same reason. Any other
-//!   type-1/2/3 header on an unseen chunk stream is
-//!   [`ChunkError::UnknownChunkStream`].
-//! * **Headers in the middle of a message** (type 0, 1 or 2 where a
-//!   continuation was due) are tolerated only if they repeat the message's
-//!   length, type and stream id; their timestamp is ignored. Anything else is
-//!   [`ChunkError::HeaderChangedMidMessage`] (the FFmpeg CVE-2016-10191
-//!   shape).
-//! * **Acknowledgement counting** covers every byte given to
-//!   [`ChunkDecoder::handle_input`]. librtmp and SRS also count the handshake
-//!   (their byte counter sits on the socket), FFmpeg does not; the session
-//!   decides with [`ChunkDecoder::add_handshake_bytes`].
-//! * **Control messages** (Set Chunk Size, Abort, Window Acknowledgement
-//!   Size) take effect whatever chunk stream or message stream they came on,
-//!   as in FFmpeg and SRS, and are still returned to the caller.
+//! The conventions it follows where implementations disagree are listed
+//! in the [`chunk`](super) module docs.
 
 use std::collections::HashMap;
 

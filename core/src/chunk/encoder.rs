@@ -288,3 +288,183 @@ fn put_u24(buf: &mut BytesMut, v: u32) {
     let b = v.to_be_bytes();
     buf.extend_from_slice(&b[1..]);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(csid: u32, ts: u32, type_id: u8, stream_id: u32, payload: Bytes) -> RawMessage {
+        RawMessage {
+            csid,
+            timestamp: MediaTime::from_millis(ts),
+            type_id,
+            stream_id,
+            payload,
+        }
+    }
+
+    fn small(csid: u32, ts: u32, type_id: u8, stream_id: u32, len: usize) -> RawMessage {
+        msg(csid, ts, type_id, stream_id, Bytes::from(vec![0xAB; len]))
+    }
+
+    /// The header bytes written for `m`, with the payload removed.
+    fn header_of(e: &mut ChunkEncoder, m: &RawMessage) -> Vec<u8> {
+        let mut out = Vec::new();
+        e.write(m, &mut out);
+        let all = out.concat();
+        all[..all.len() - m.payload.len()].to_vec()
+    }
+
+    #[test]
+    fn first_message_gets_a_full_fmt0_header() {
+        let mut e = ChunkEncoder::new();
+        let mut out = Vec::new();
+        e.write(&msg(3, 0, 20, 0, Bytes::from_static(b"hello")), &mut out);
+        assert_eq!(out.len(), 1, "small message coalesced with its header");
+        assert_eq!(
+            &out[0][..],
+            &[3, 0, 0, 0, 0, 0, 5, 0x14, 0, 0, 0, 0, b'h', b'e', b'l', b'l', b'o']
+        );
+    }
+
+    #[test]
+    fn basic_header_widths_at_their_boundaries() {
+        let cases: [(u32, &[u8]); 6] = [
+            (2, &[0x02]),
+            (63, &[0x3F]),
+            (64, &[0x00, 0x00]),
+            (319, &[0x00, 0xFF]),
+            (320, &[0x01, 0x00, 0x01]),
+            (65599, &[0x01, 0xFF, 0xFF]),
+        ];
+        for (csid, basic) in cases {
+            let mut e = ChunkEncoder::new();
+            let h = header_of(&mut e, &small(csid, 0, 9, 1, 1));
+            assert_eq!(&h[..basic.len()], basic, "csid {csid}");
+            assert_eq!(h.len(), basic.len() + 11);
+        }
+    }
+
+    #[test]
+    fn picks_fmt1_when_length_changes() {
+        let mut e = ChunkEncoder::new();
+        header_of(&mut e, &small(4, 0, 8, 1, 5));
+        let h = header_of(&mut e, &small(4, 20, 8, 1, 6));
+        assert_eq!(h, [0x44, 0, 0, 20, 0, 0, 6, 8]);
+    }
+
+    #[test]
+    fn picks_fmt2_when_only_the_delta_changes() {
+        let mut e = ChunkEncoder::new();
+        header_of(&mut e, &small(4, 0, 8, 1, 5));
+        header_of(&mut e, &small(4, 20, 8, 1, 5)); // delta 20 != field 0: fmt 2
+        let h = header_of(&mut e, &small(4, 50, 8, 1, 5));
+        assert_eq!(h, [0x84, 0, 0, 30]);
+    }
+
+    #[test]
+    fn picks_fmt3_when_the_delta_repeats() {
+        let mut e = ChunkEncoder::new();
+        header_of(&mut e, &small(4, 0, 8, 1, 5));
+        header_of(&mut e, &small(4, 20, 8, 1, 5));
+        let h = header_of(&mut e, &small(4, 40, 8, 1, 5));
+        assert_eq!(h, [0xC4]);
+    }
+
+    #[test]
+    fn fmt3_after_fmt0_only_when_the_absolute_timestamp_repeats_as_delta() {
+        // The peer adds a type-0 header's absolute timestamp on a bare type 3.
+        let mut e = ChunkEncoder::new();
+        header_of(&mut e, &small(4, 26, 8, 1, 5));
+        assert_eq!(header_of(&mut e, &small(4, 52, 8, 1, 5)), [0xC4]);
+    }
+
+    #[test]
+    fn picks_fmt0_when_the_stream_id_changes() {
+        let mut e = ChunkEncoder::new();
+        header_of(&mut e, &small(4, 0, 8, 1, 5));
+        let h = header_of(&mut e, &small(4, 10, 8, 2, 5));
+        assert_eq!(h[0], 0x04);
+        assert_eq!(h.len(), 12);
+    }
+
+    #[test]
+    fn picks_fmt0_when_the_timestamp_goes_backwards() {
+        let mut e = ChunkEncoder::new();
+        header_of(&mut e, &small(4, 100, 8, 1, 5));
+        let h = header_of(&mut e, &small(4, 99, 8, 1, 5));
+        assert_eq!(&h[..4], [0x04, 0, 0, 99]);
+    }
+
+    #[test]
+    fn delta_crosses_the_2_pow_32_wrap_without_fmt0() {
+        let mut e = ChunkEncoder::new();
+        header_of(&mut e, &small(4, u32::MAX - 9, 8, 1, 5));
+        let h = header_of(&mut e, &small(4, 10, 8, 1, 5));
+        assert_eq!(h, [0x84, 0, 0, 20]);
+    }
+
+    #[test]
+    fn extended_timestamp_follows_the_message_header() {
+        let mut e = ChunkEncoder::new();
+        let h = header_of(&mut e, &small(3, 0x0100_0000, 9, 1, 1));
+        assert_eq!(&h[1..4], [0xFF, 0xFF, 0xFF]);
+        assert_eq!(&h[12..], [1, 0, 0, 0]);
+    }
+
+    #[test]
+    fn continuation_chunks_are_fmt3_and_repeat_the_extended_timestamp() {
+        let mut e = ChunkEncoder::new();
+        let payload = Bytes::from(vec![7u8; 300]);
+        let mut out = Vec::new();
+        e.write(&msg(3, 0x0100_0000, 9, 1, payload.clone()), &mut out);
+        // header, 128, C3+ext, 128, C3+ext, 44
+        let lens: Vec<usize> = out.iter().map(|b| b.len()).collect();
+        assert_eq!(lens, [16, 128, 5, 128, 5, 44]);
+        assert_eq!(&out[2][..], [0xC3, 1, 0, 0, 0]);
+        // Payload chunks are slices of the shared payload, not copies.
+        assert_eq!(out[1].as_ptr(), payload.as_ptr());
+        assert_eq!(out[3].as_ptr(), payload[128..].as_ptr());
+    }
+
+    #[test]
+    fn set_chunk_size_is_written_with_the_old_size_then_applied() {
+        let mut e = ChunkEncoder::new();
+        let mut out = Vec::new();
+        e.set_chunk_size(4096, &mut out);
+        assert_eq!(
+            out.concat(),
+            [2, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 0, 0x10, 0]
+        );
+        assert_eq!(e.chunk_size(), 4096);
+        let mut out = Vec::new();
+        e.write(&small(3, 0, 9, 1, 1000), &mut out);
+        assert_eq!(out.len(), 2, "one chunk: header and payload");
+    }
+
+    #[test]
+    fn reset_stream_forces_fmt0() {
+        let mut e = ChunkEncoder::new();
+        header_of(&mut e, &small(4, 0, 8, 1, 5));
+        e.reset_stream(4);
+        assert_eq!(header_of(&mut e, &small(4, 0, 8, 1, 5)).len(), 12);
+        header_of(&mut e, &small(400, 0, 8, 1, 5));
+        e.reset_stream(400);
+        assert_eq!(header_of(&mut e, &small(400, 0, 8, 1, 5)).len(), 14);
+    }
+
+    #[test]
+    fn header_scratch_is_reused_across_messages() {
+        let mut e = ChunkEncoder::new();
+        let mut firsts = Vec::new();
+        for i in 0..100 {
+            let mut out = Vec::new();
+            e.write(&small(4, i * 40, 9, 1, 1000), &mut out);
+            firsts.push(out[0].as_ptr() as usize);
+        }
+        // Every message's headers were carved from one block, in order:
+        // no allocation per message.
+        assert!(firsts.windows(2).all(|w| w[0] < w[1]));
+        assert!(firsts[99] - firsts[0] < SCRATCH_BLOCK);
+    }
+}
