@@ -1069,6 +1069,8 @@ mod tests {
         };
         let mut d = ChunkDecoder::new(limits);
         d.handle_input(&fmt0(3, 0, 0x00FF_FFFF, 9, 1)).unwrap();
+        assert_eq!(d.poll_message(), Ok(None));
+        assert_eq!(d.buffered_bytes(), 12, "only the header is held");
         d.handle_input(&pattern(128)).unwrap();
         assert_eq!(d.poll_message(), Ok(None));
         assert_eq!(d.buffered_bytes(), 128);
