@@ -1,8 +1,8 @@
 //! AMF0, the encoding of RTMP command (type 20) and data (type 18) messages.
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 
-use super::{amf3, AmfError};
+use super::{amf3, enter, AmfError, Reader};
 
 /// One decoded AMF0 value.
 ///
@@ -148,33 +148,234 @@ impl From<bool> for Value {
     }
 }
 
+/// Type markers, named as in the AMF0 specification.
+mod marker {
+    pub(super) const NUMBER: u8 = 0x00;
+    pub(super) const BOOLEAN: u8 = 0x01;
+    pub(super) const STRING: u8 = 0x02;
+    pub(super) const OBJECT: u8 = 0x03;
+    pub(super) const MOVIECLIP: u8 = 0x04;
+    pub(super) const NULL: u8 = 0x05;
+    pub(super) const UNDEFINED: u8 = 0x06;
+    pub(super) const REFERENCE: u8 = 0x07;
+    pub(super) const ECMA_ARRAY: u8 = 0x08;
+    pub(super) const OBJECT_END: u8 = 0x09;
+    pub(super) const STRICT_ARRAY: u8 = 0x0a;
+    pub(super) const DATE: u8 = 0x0b;
+    pub(super) const LONG_STRING: u8 = 0x0c;
+    pub(super) const UNSUPPORTED: u8 = 0x0d;
+    pub(super) const RECORDSET: u8 = 0x0e;
+    pub(super) const XML_DOCUMENT: u8 = 0x0f;
+    pub(super) const TYPED_OBJECT: u8 = 0x10;
+    pub(super) const AVMPLUS: u8 = 0x11;
+}
+
 /// Decodes a sequence of AMF0 values that share one reference table, as the
 /// values of one RTMP message do.
+///
+/// The AMF0 reference table (marker 0x07) and the AMF3 tables used by AVM+
+/// switched values both live as long as the decoder, i.e. one message: a
+/// reference may name a complex value from an earlier value of the same
+/// message. Errors are sticky: after a failure, every later call returns the
+/// same error and [`remaining`](Self::remaining) still starts at the value
+/// that failed, because the bytes after it cannot be trusted to be aligned.
 #[derive(Debug)]
 pub struct Decoder<'a> {
     input: &'a [u8],
-    // The helper implementing AMF fills in the rest of the state.
+    /// Offset of the first byte of the next value.
+    pos: usize,
+    /// How many complex values (objects, typed objects, ECMA and strict
+    /// arrays) have been opened; only the count is needed to validate a
+    /// reference, since references stay unresolved.
+    complex_count: usize,
+    /// AMF3 string, object and trait tables, shared by every AVM+ value of
+    /// this message.
+    amf3: amf3::Tables,
+    failed: Option<AmfError>,
 }
 
 impl<'a> Decoder<'a> {
     /// Starts decoding `input` with an empty reference table.
     pub fn new(input: &'a [u8]) -> Self {
-        Decoder { input }
+        Decoder {
+            input,
+            pos: 0,
+            complex_count: 0,
+            amf3: amf3::Tables::default(),
+            failed: None,
+        }
     }
 
     /// Whether every byte has been consumed.
     pub fn is_empty(&self) -> bool {
-        self.input.is_empty()
+        self.remaining().is_empty()
     }
 
     /// Bytes not yet consumed.
     pub fn remaining(&self) -> &'a [u8] {
-        self.input
+        self.input.get(self.pos..).unwrap_or_default()
+    }
+
+    /// How many bytes have been consumed, so that callers can report where a
+    /// message went wrong.
+    pub fn position(&self) -> usize {
+        self.pos
     }
 
     /// Decodes the next value.
     pub fn decode(&mut self) -> Result<Value, AmfError> {
-        todo!("AMF0 decode")
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let mut r = Reader::new(self.input, self.pos);
+        let mut state = State {
+            complex_count: &mut self.complex_count,
+            amf3: &mut self.amf3,
+        };
+        match state.value(&mut r, 0) {
+            Ok(v) => {
+                self.pos = r.pos();
+                Ok(v)
+            }
+            Err(e) => {
+                self.failed = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The mutable tables of one decode, split from the input so that the
+/// recursive reader can borrow both.
+struct State<'t> {
+    complex_count: &'t mut usize,
+    amf3: &'t mut amf3::Tables,
+}
+
+impl State<'_> {
+    /// Reads one value (marker included) with `depth` enclosing containers.
+    fn value(&mut self, r: &mut Reader<'_>, depth: usize) -> Result<Value, AmfError> {
+        let m = r.u8()?;
+        Ok(match m {
+            marker::NUMBER => Value::Number(r.f64()?),
+            marker::BOOLEAN => Value::Boolean(r.u8()? != 0),
+            marker::STRING => {
+                let len = usize::from(r.u16()?);
+                Value::String(r.str(len)?.to_owned())
+            }
+            marker::OBJECT => {
+                let depth = enter(depth)?;
+                *self.complex_count += 1;
+                Value::Object(self.members(r, depth, false)?)
+            }
+            marker::NULL => Value::Null,
+            marker::UNDEFINED => Value::Undefined,
+            marker::REFERENCE => {
+                let index = r.u16()?;
+                if usize::from(index) >= *self.complex_count {
+                    return Err(AmfError::BadReference {
+                        version: 0,
+                        table: "object",
+                        index: u32::from(index),
+                        len: *self.complex_count,
+                    });
+                }
+                Value::Reference(index)
+            }
+            marker::ECMA_ARRAY => {
+                let depth = enter(depth)?;
+                // The count is only a hint: encoders disagree on whether it
+                // counts anything at all, so members run to the end marker.
+                let _count_hint = r.u32()?;
+                *self.complex_count += 1;
+                Value::EcmaArray(self.members(r, depth, true)?)
+            }
+            marker::OBJECT_END => {
+                return Err(AmfError::Malformed("object end marker outside an object"))
+            }
+            marker::STRICT_ARRAY => {
+                let depth = enter(depth)?;
+                let count = r.u32()? as usize;
+                // Every element takes at least its marker byte.
+                r.require(count)?;
+                *self.complex_count += 1;
+                let mut items = Vec::with_capacity(super::capacity(count, r.remaining(), 1));
+                for _ in 0..count {
+                    items.push(self.value(r, depth)?);
+                }
+                Value::StrictArray(items)
+            }
+            marker::DATE => Value::Date {
+                millis: r.f64()?,
+                timezone: r.i16()?,
+            },
+            marker::LONG_STRING => {
+                let len = r.u32()? as usize;
+                Value::String(r.str(len)?.to_owned())
+            }
+            marker::UNSUPPORTED => Value::Unsupported,
+            marker::XML_DOCUMENT => {
+                let len = r.u32()? as usize;
+                Value::XmlDocument(r.str(len)?.to_owned())
+            }
+            marker::TYPED_OBJECT => {
+                let depth = enter(depth)?;
+                let len = usize::from(r.u16()?);
+                let class_name = r.str(len)?.to_owned();
+                *self.complex_count += 1;
+                let properties = self.members(r, depth, false)?;
+                Value::TypedObject {
+                    class_name,
+                    properties,
+                }
+            }
+            marker::AVMPLUS => Value::AvmPlus(self.amf3.value(r, depth)?),
+            marker::MOVIECLIP | marker::RECORDSET => {
+                return Err(AmfError::UnsupportedMarker {
+                    version: 0,
+                    marker: m,
+                })
+            }
+            _ => {
+                return Err(AmfError::UnknownMarker {
+                    version: 0,
+                    marker: m,
+                })
+            }
+        })
+    }
+
+    /// Reads `key value` pairs up to the `00 00 09` end marker.
+    ///
+    /// An empty key followed by a value marker is an ordinary member (Flash
+    /// and BlazeDS accept it; only `09` after an empty key ends the object).
+    /// With `lenient_end`, input that stops cleanly between members counts
+    /// as the end: librtmp's `AMF_Decode` loops only while bytes remain, so
+    /// some encoders' `onMetaData` ECMA arrays omit the end marker when the
+    /// array is the message's last value.
+    fn members(
+        &mut self,
+        r: &mut Reader<'_>,
+        depth: usize,
+        lenient_end: bool,
+    ) -> Result<Vec<(String, Value)>, AmfError> {
+        let mut members = Vec::new();
+        loop {
+            if lenient_end && r.remaining() == 0 {
+                return Ok(members);
+            }
+            let len = usize::from(r.u16()?);
+            let key = r.str(len)?;
+            if r.peek_u8() == Some(marker::OBJECT_END) {
+                if !key.is_empty() {
+                    return Err(AmfError::Malformed("object end marker after a member name"));
+                }
+                r.u8()?;
+                return Ok(members);
+            }
+            let value = self.value(r, depth)?;
+            members.push((key.to_owned(), value));
+        }
     }
 }
 
@@ -189,12 +390,135 @@ pub fn decode_all(input: &[u8]) -> Result<Vec<Value>, AmfError> {
 }
 
 /// Appends the encoding of `value` to `out`.
+///
+/// Strings of 65536 bytes or more use the long-string marker (0x0c). Names
+/// (member keys, class names) have only a 16-bit length field, so a longer
+/// one fails with [`AmfError::OutOfRange`], as does any length or count
+/// beyond 32 bits and nesting deeper than [`MAX_DEPTH`](super::MAX_DEPTH)
+/// (checked so that we never write what a decoder like ours refuses, and a
+/// runaway structure fails instead of overflowing the stack). On error nothing is
+/// appended: `out` is truncated back to its length on entry. AVM+ values are
+/// written with fresh AMF3 tables and no references (see [`amf3::encode`]).
 pub fn encode(value: &Value, out: &mut BytesMut) -> Result<(), AmfError> {
-    let _ = (value, out);
-    todo!("AMF0 encode")
+    let start = out.len();
+    let result = write_value(value, out, 0);
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
 }
 
 /// Appends the encodings of `values`, in order, to `out`.
 pub fn encode_all(values: &[Value], out: &mut BytesMut) -> Result<(), AmfError> {
     values.iter().try_for_each(|v| encode(v, out))
+}
+
+fn write_value(value: &Value, out: &mut BytesMut, depth: usize) -> Result<(), AmfError> {
+    match value {
+        Value::Number(n) => {
+            out.put_u8(marker::NUMBER);
+            out.put_f64(*n);
+        }
+        Value::Boolean(b) => {
+            out.put_u8(marker::BOOLEAN);
+            out.put_u8(u8::from(*b));
+        }
+        Value::String(s) => match u16::try_from(s.len()) {
+            Ok(len) => {
+                out.put_u8(marker::STRING);
+                out.put_u16(len);
+                out.put_slice(s.as_bytes());
+            }
+            Err(_) => {
+                out.put_u8(marker::LONG_STRING);
+                write_long_text(s, out)?;
+            }
+        },
+        Value::Object(members) => {
+            let depth = enter(depth)?;
+            out.put_u8(marker::OBJECT);
+            write_members(members, out, depth)?;
+        }
+        Value::Null => out.put_u8(marker::NULL),
+        Value::Undefined => out.put_u8(marker::UNDEFINED),
+        Value::Reference(index) => {
+            out.put_u8(marker::REFERENCE);
+            out.put_u16(*index);
+        }
+        Value::EcmaArray(members) => {
+            let depth = enter(depth)?;
+            let count = u32::try_from(members.len())
+                .map_err(|_| AmfError::OutOfRange("ECMA array with more than 2^32 members"))?;
+            out.put_u8(marker::ECMA_ARRAY);
+            out.put_u32(count);
+            write_members(members, out, depth)?;
+        }
+        Value::StrictArray(items) => {
+            let depth = enter(depth)?;
+            let count = u32::try_from(items.len())
+                .map_err(|_| AmfError::OutOfRange("strict array with more than 2^32 items"))?;
+            out.put_u8(marker::STRICT_ARRAY);
+            out.put_u32(count);
+            for item in items {
+                write_value(item, out, depth)?;
+            }
+        }
+        Value::Date { millis, timezone } => {
+            out.put_u8(marker::DATE);
+            out.put_f64(*millis);
+            out.put_i16(*timezone);
+        }
+        Value::Unsupported => out.put_u8(marker::UNSUPPORTED),
+        Value::XmlDocument(s) => {
+            out.put_u8(marker::XML_DOCUMENT);
+            write_long_text(s, out)?;
+        }
+        Value::TypedObject {
+            class_name,
+            properties,
+        } => {
+            let depth = enter(depth)?;
+            out.put_u8(marker::TYPED_OBJECT);
+            write_name(
+                class_name,
+                out,
+                "typed object class name longer than 65535 bytes",
+            )?;
+            write_members(properties, out, depth)?;
+        }
+        Value::AvmPlus(v) => {
+            out.put_u8(marker::AVMPLUS);
+            amf3::write_value(v, out, depth)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_members(
+    members: &[(String, Value)],
+    out: &mut BytesMut,
+    depth: usize,
+) -> Result<(), AmfError> {
+    for (key, value) in members {
+        write_name(key, out, "object key longer than 65535 bytes")?;
+        write_value(value, out, depth)?;
+    }
+    out.put_u16(0);
+    out.put_u8(marker::OBJECT_END);
+    Ok(())
+}
+
+fn write_name(name: &str, out: &mut BytesMut, what: &'static str) -> Result<(), AmfError> {
+    let len = u16::try_from(name.len()).map_err(|_| AmfError::OutOfRange(what))?;
+    out.put_u16(len);
+    out.put_slice(name.as_bytes());
+    Ok(())
+}
+
+fn write_long_text(s: &str, out: &mut BytesMut) -> Result<(), AmfError> {
+    let len = u32::try_from(s.len())
+        .map_err(|_| AmfError::OutOfRange("string longer than 2^32 bytes"))?;
+    out.put_u32(len);
+    out.put_slice(s.as_bytes());
+    Ok(())
 }

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
-use super::AmfError;
+use super::{capacity, enter, AmfError, Reader};
 
 /// One decoded AMF3 value.
 ///
@@ -149,15 +149,733 @@ fn find_member<'a>(members: &'a [(Arc<str>, Value)], key: &str) -> Option<&'a Va
     members.iter().find(|(k, _)| &**k == key).map(|(_, v)| v)
 }
 
+/// Type markers, named as in the AMF3 specification.
+mod marker {
+    pub(super) const UNDEFINED: u8 = 0x00;
+    pub(super) const NULL: u8 = 0x01;
+    pub(super) const FALSE: u8 = 0x02;
+    pub(super) const TRUE: u8 = 0x03;
+    pub(super) const INTEGER: u8 = 0x04;
+    pub(super) const DOUBLE: u8 = 0x05;
+    pub(super) const STRING: u8 = 0x06;
+    pub(super) const XML_DOCUMENT: u8 = 0x07;
+    pub(super) const DATE: u8 = 0x08;
+    pub(super) const ARRAY: u8 = 0x09;
+    pub(super) const OBJECT: u8 = 0x0a;
+    pub(super) const XML: u8 = 0x0b;
+    pub(super) const BYTE_ARRAY: u8 = 0x0c;
+    pub(super) const VECTOR_INT: u8 = 0x0d;
+    pub(super) const VECTOR_UINT: u8 = 0x0e;
+    pub(super) const VECTOR_DOUBLE: u8 = 0x0f;
+    pub(super) const VECTOR_OBJECT: u8 = 0x10;
+    pub(super) const DICTIONARY: u8 = 0x11;
+}
+
+/// The class alias of Flex's `ArrayCollection`, the one externalizable class
+/// Flash clients commonly send. It decodes to an [`Object`] with this class
+/// name and a single sealed member `source` holding the wrapped array, and an
+/// object of exactly that shape encodes back as externalizable.
+pub const ARRAY_COLLECTION_CLASS: &str = "flex.messaging.io.ArrayCollection";
+
+/// The class alias of Flex's `ObjectProxy`: decoded like
+/// [`ARRAY_COLLECTION_CLASS`], with the single sealed member `object`
+/// holding the wrapped value.
+pub const OBJECT_PROXY_CLASS: &str = "flex.messaging.io.ObjectProxy";
+
+/// The largest integer the 29-bit `Integer` type holds; larger ones are
+/// written as doubles.
+const INT_MAX: i32 = (1 << 28) - 1;
+/// The smallest integer the 29-bit `Integer` type holds.
+const INT_MIN: i32 = -(1 << 28);
+/// The largest length, count or reference index a `U29` header carries next
+/// to its one flag bit.
+const U28_MAX: usize = (1 << 28) - 1;
+
+/// A class definition ("traits") from the trait table.
+///
+/// Cloning is two reference-count increments: a trait reference must not
+/// copy the member-name list, or a short input naming a long trait many
+/// times would multiply memory.
+#[derive(Debug, Clone)]
+struct Traits {
+    class_name: Arc<str>,
+    members: Arc<[Arc<str>]>,
+    dynamic: bool,
+    externalizable: bool,
+}
+
+/// The three AMF3 reference tables, which live as long as one AMF3 value
+/// stream: one [`Decoder`], or one AMF0 message with AVM+ switches.
+#[derive(Debug, Default)]
+pub(crate) struct Tables {
+    /// Non-empty strings in order of first appearance (the spec never
+    /// stores the empty string).
+    strings: Vec<Arc<str>>,
+    traits: Vec<Traits>,
+    /// How many complex values have been opened. References stay unresolved,
+    /// so validating an index needs only the count.
+    objects: usize,
+}
+
+/// Decodes a stream of AMF3 values that share reference tables, as
+/// consecutive values in one AMF3 context do.
+///
+/// Errors are sticky: after a failure, every later call returns the same
+/// error and the position stays at the start of the value that failed.
+#[derive(Debug)]
+pub struct Decoder<'a> {
+    input: &'a [u8],
+    pos: usize,
+    tables: Tables,
+    failed: Option<AmfError>,
+}
+
+impl<'a> Decoder<'a> {
+    /// Starts decoding `input` with empty reference tables.
+    pub fn new(input: &'a [u8]) -> Self {
+        Decoder {
+            input,
+            pos: 0,
+            tables: Tables::default(),
+            failed: None,
+        }
+    }
+
+    /// Whether every byte has been consumed.
+    pub fn is_empty(&self) -> bool {
+        self.remaining().is_empty()
+    }
+
+    /// Bytes not yet consumed.
+    pub fn remaining(&self) -> &'a [u8] {
+        self.input.get(self.pos..).unwrap_or_default()
+    }
+
+    /// How many bytes have been consumed.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Decodes the next value, with the tables left by the previous ones.
+    pub fn decode(&mut self) -> Result<Value, AmfError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let mut r = Reader::new(self.input, self.pos);
+        match self.tables.value(&mut r, 0) {
+            Ok(v) => {
+                self.pos = r.pos();
+                Ok(v)
+            }
+            Err(e) => {
+                self.failed = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+}
+
 /// Decodes one AMF3 value (with fresh reference tables) from `input`,
 /// returning it and the number of bytes consumed.
 pub fn decode(input: &[u8]) -> Result<(Value, usize), AmfError> {
-    let _ = input;
-    todo!("AMF3 decode")
+    let mut d = Decoder::new(input);
+    let v = d.decode()?;
+    Ok((v, d.position()))
+}
+
+/// Reads a `U29`: one to four bytes, seven bits each from the first three
+/// (high bit = more follows) and all eight from the fourth.
+fn read_u29(r: &mut Reader<'_>) -> Result<u32, AmfError> {
+    let mut v: u32 = 0;
+    for _ in 0..3 {
+        let b = r.u8()?;
+        v = (v << 7) | u32::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Ok((v << 8) | u32::from(r.u8()?))
+}
+
+/// A `U29` header's payload as a length or count.
+fn payload(header: u32) -> usize {
+    (header >> 1) as usize
+}
+
+fn bad_ref(table: &'static str, index: u32, len: usize) -> AmfError {
+    AmfError::BadReference {
+        version: 3,
+        table,
+        index,
+        len,
+    }
+}
+
+impl Tables {
+    /// Reads one value (marker included) with `depth` enclosing containers.
+    pub(crate) fn value(&mut self, r: &mut Reader<'_>, depth: usize) -> Result<Value, AmfError> {
+        let m = r.u8()?;
+        Ok(match m {
+            marker::UNDEFINED => Value::Undefined,
+            marker::NULL => Value::Null,
+            marker::FALSE => Value::Boolean(false),
+            marker::TRUE => Value::Boolean(true),
+            marker::INTEGER => {
+                let v = read_u29(r)?;
+                // Sign-extend from 29 bits; the cast is lossless below 2^29.
+                Value::Integer(((v << 3) as i32) >> 3)
+            }
+            marker::DOUBLE => Value::Double(r.f64()?),
+            marker::STRING => Value::String(self.string(r)?),
+            marker::XML_DOCUMENT => match self.text(r)? {
+                Ok(s) => Value::XmlDocument(s),
+                Err(reference) => reference,
+            },
+            marker::XML => match self.text(r)? {
+                Ok(s) => Value::Xml(s),
+                Err(reference) => reference,
+            },
+            marker::DATE => {
+                let h = read_u29(r)?;
+                if h & 1 == 0 {
+                    return self.object_ref(h >> 1);
+                }
+                self.objects += 1;
+                Value::Date(r.f64()?)
+            }
+            marker::ARRAY => self.array(r, depth)?,
+            marker::OBJECT => self.object(r, depth)?,
+            marker::BYTE_ARRAY => {
+                let h = read_u29(r)?;
+                if h & 1 == 0 {
+                    return self.object_ref(h >> 1);
+                }
+                let bytes = r.bytes(payload(h))?;
+                self.objects += 1;
+                Value::ByteArray(Bytes::copy_from_slice(bytes))
+            }
+            marker::VECTOR_INT => match self.vector(r, 4, |r| r.u32().map(|v| v as i32))? {
+                Ok((fixed, items)) => Value::VectorInt { fixed, items },
+                Err(reference) => reference,
+            },
+            marker::VECTOR_UINT => match self.vector(r, 4, |r| r.u32())? {
+                Ok((fixed, items)) => Value::VectorUint { fixed, items },
+                Err(reference) => reference,
+            },
+            marker::VECTOR_DOUBLE => match self.vector(r, 8, |r| r.f64())? {
+                Ok((fixed, items)) => Value::VectorDouble { fixed, items },
+                Err(reference) => reference,
+            },
+            marker::VECTOR_OBJECT => self.vector_object(r, depth)?,
+            marker::DICTIONARY => self.dictionary(r, depth)?,
+            _ => {
+                return Err(AmfError::UnknownMarker {
+                    version: 3,
+                    marker: m,
+                })
+            }
+        })
+    }
+
+    /// Reads a `UTF-8-vr`: an inline string (added to the string table
+    /// unless empty) or a reference into that table, sharing its `Arc`.
+    fn string(&mut self, r: &mut Reader<'_>) -> Result<Arc<str>, AmfError> {
+        let h = read_u29(r)?;
+        if h & 1 == 0 {
+            let index = h >> 1;
+            return self
+                .strings
+                .get(index as usize)
+                .cloned()
+                .ok_or_else(|| bad_ref("string", index, self.strings.len()));
+        }
+        let len = payload(h);
+        let s: Arc<str> = Arc::from(r.str(len)?);
+        if len > 0 {
+            self.strings.push(Arc::clone(&s));
+        }
+        Ok(s)
+    }
+
+    /// Reads the body of an XML value: inline text (which, unlike strings,
+    /// joins the object table) or a reference, returned as `Err(value)`.
+    fn text(&mut self, r: &mut Reader<'_>) -> Result<Result<Arc<str>, Value>, AmfError> {
+        let h = read_u29(r)?;
+        if h & 1 == 0 {
+            return self.object_ref(h >> 1).map(Err);
+        }
+        let s = Arc::from(r.str(payload(h))?);
+        self.objects += 1;
+        Ok(Ok(s))
+    }
+
+    /// Validates an object-table index and keeps it unresolved: resolving
+    /// would clone (or alias) a whole subtree per reference, the "billion
+    /// laughs" shape, and a reference may name an object still being decoded.
+    fn object_ref(&self, index: u32) -> Result<Value, AmfError> {
+        if index as usize >= self.objects {
+            return Err(bad_ref("object", index, self.objects));
+        }
+        Ok(Value::ObjectReference(index))
+    }
+
+    fn array(&mut self, r: &mut Reader<'_>, depth: usize) -> Result<Value, AmfError> {
+        let h = read_u29(r)?;
+        if h & 1 == 0 {
+            return self.object_ref(h >> 1);
+        }
+        let depth = enter(depth)?;
+        let dense_count = payload(h);
+        self.objects += 1;
+        let mut assoc = Vec::new();
+        loop {
+            let key = self.string(r)?;
+            if key.is_empty() {
+                break;
+            }
+            assoc.push((key, self.value(r, depth)?));
+        }
+        // Every dense item takes at least its marker byte.
+        r.require(dense_count)?;
+        let mut dense = Vec::with_capacity(capacity(dense_count, r.remaining(), 1));
+        for _ in 0..dense_count {
+            dense.push(self.value(r, depth)?);
+        }
+        Ok(Value::Array { assoc, dense })
+    }
+
+    fn object(&mut self, r: &mut Reader<'_>, depth: usize) -> Result<Value, AmfError> {
+        let h = read_u29(r)?;
+        if h & 1 == 0 {
+            return self.object_ref(h >> 1);
+        }
+        let depth = enter(depth)?;
+        let traits = self.traits(r, h)?;
+        // The object joins the table after its traits and before its
+        // members, so members may refer to it (a cycle, kept unresolved).
+        self.objects += 1;
+        if traits.externalizable {
+            return self.externalizable(r, depth, traits.class_name);
+        }
+        // Every sealed value takes at least its marker byte.
+        r.require(traits.members.len())?;
+        let mut sealed = Vec::with_capacity(capacity(traits.members.len(), r.remaining(), 1));
+        for name in traits.members.iter() {
+            sealed.push((Arc::clone(name), self.value(r, depth)?));
+        }
+        let dynamic = if traits.dynamic {
+            let mut members = Vec::new();
+            loop {
+                let key = self.string(r)?;
+                if key.is_empty() {
+                    break;
+                }
+                members.push((key, self.value(r, depth)?));
+            }
+            Some(members)
+        } else {
+            None
+        };
+        Ok(Value::Object(Object {
+            class_name: traits.class_name,
+            sealed,
+            dynamic,
+        }))
+    }
+
+    /// Reads an object's traits after the `U29O` header `h` (whose low bit,
+    /// "not an object reference", is already checked): a trait reference
+    /// (bit 1 clear), externalizable traits (bits 1 and 2 set) or inline
+    /// traits with a dynamic flag (bit 3) and a sealed member count (bits
+    /// 4..).
+    fn traits(&mut self, r: &mut Reader<'_>, h: u32) -> Result<Traits, AmfError> {
+        if h & 0b10 == 0 {
+            let index = h >> 2;
+            return self
+                .traits
+                .get(index as usize)
+                .cloned()
+                .ok_or_else(|| bad_ref("trait", index, self.traits.len()));
+        }
+        let externalizable = h & 0b100 != 0;
+        let dynamic = !externalizable && h & 0b1000 != 0;
+        // Externalizable traits carry no member names; the count bits mean
+        // nothing there.
+        let count = if externalizable { 0 } else { (h >> 4) as usize };
+        let class_name = self.string(r)?;
+        // Each sealed member needs a name now and a value later, at least a
+        // byte each: refuse a count the input cannot hold before allocating
+        // (librtmp's CVE-2015-8272 trusted this count).
+        r.require(count.saturating_mul(2))?;
+        let mut names = Vec::with_capacity(capacity(count, r.remaining(), 1));
+        for _ in 0..count {
+            names.push(self.string(r)?);
+        }
+        let traits = Traits {
+            class_name,
+            members: names.into(),
+            dynamic,
+            externalizable,
+        };
+        self.traits.push(traits.clone());
+        Ok(traits)
+    }
+
+    /// Externalizable classes serialize themselves in a private format; the
+    /// only ones we can read are the Flex wrappers whose body is one AMF3
+    /// value.
+    fn externalizable(
+        &mut self,
+        r: &mut Reader<'_>,
+        depth: usize,
+        class_name: Arc<str>,
+    ) -> Result<Value, AmfError> {
+        let member = match &*class_name {
+            ARRAY_COLLECTION_CLASS => "source",
+            OBJECT_PROXY_CLASS => "object",
+            other => return Err(AmfError::Unsupported(unsupported_class(other))),
+        };
+        let inner = self.value(r, depth)?;
+        Ok(Value::Object(Object {
+            class_name,
+            sealed: vec![(Arc::from(member), inner)],
+            dynamic: None,
+        }))
+    }
+
+    /// Reads a vector of fixed-size numbers, each `size` bytes; a reference
+    /// comes back as `Err(value)`.
+    #[allow(clippy::type_complexity)]
+    fn vector<T>(
+        &mut self,
+        r: &mut Reader<'_>,
+        size: usize,
+        read: impl Fn(&mut Reader<'_>) -> Result<T, AmfError>,
+    ) -> Result<Result<(bool, Vec<T>), Value>, AmfError> {
+        let h = read_u29(r)?;
+        if h & 1 == 0 {
+            return self.object_ref(h >> 1).map(Err);
+        }
+        let count = payload(h);
+        let fixed = r.u8()? != 0;
+        r.require(count.saturating_mul(size))?;
+        self.objects += 1;
+        let mut items = Vec::with_capacity(capacity(count, r.remaining(), size));
+        for _ in 0..count {
+            items.push(read(r)?);
+        }
+        Ok(Ok((fixed, items)))
+    }
+
+    fn vector_object(&mut self, r: &mut Reader<'_>, depth: usize) -> Result<Value, AmfError> {
+        let h = read_u29(r)?;
+        if h & 1 == 0 {
+            return self.object_ref(h >> 1);
+        }
+        let depth = enter(depth)?;
+        let count = payload(h);
+        let fixed = r.u8()? != 0;
+        let type_name = self.string(r)?;
+        r.require(count)?;
+        self.objects += 1;
+        let mut items = Vec::with_capacity(capacity(count, r.remaining(), 1));
+        for _ in 0..count {
+            items.push(self.value(r, depth)?);
+        }
+        Ok(Value::VectorObject {
+            fixed,
+            type_name,
+            items,
+        })
+    }
+
+    fn dictionary(&mut self, r: &mut Reader<'_>, depth: usize) -> Result<Value, AmfError> {
+        let h = read_u29(r)?;
+        if h & 1 == 0 {
+            return self.object_ref(h >> 1);
+        }
+        let depth = enter(depth)?;
+        let count = payload(h);
+        let weak_keys = r.u8()? != 0;
+        // A key and a value, at least a byte each.
+        r.require(count.saturating_mul(2))?;
+        self.objects += 1;
+        let mut entries = Vec::with_capacity(capacity(count, r.remaining(), 2));
+        for _ in 0..count {
+            let key = self.value(r, depth)?;
+            let value = self.value(r, depth)?;
+            entries.push((key, value));
+        }
+        Ok(Value::Dictionary { weak_keys, entries })
+    }
+}
+
+/// The peer's class name for an error message, cut short so that a hostile
+/// name cannot make the error (and the log line) as large as the message.
+fn unsupported_class(name: &str) -> String {
+    const MAX: usize = 128;
+    let mut end = name.len().min(MAX);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("AMF3 externalizable class {:?}", &name[..end])
 }
 
 /// Appends the encoding of `value` (with fresh reference tables) to `out`.
+///
+/// The encoder never emits string or trait references (every string and
+/// every trait is written inline): references are optional for a writer,
+/// and inline output means the same bytes regardless of whether the peer
+/// scopes its tables per value or per message. An explicit
+/// [`Value::ObjectReference`] is written as given, under the object marker
+/// (a reference means the same under any complex marker to Flash and
+/// BlazeDS, which only look up the table).
+///
+/// [`Value::Integer`]s outside the 29-bit range (−2^28 ..= 2^28 − 1) are
+/// written as doubles, as Flash does for `int` values that do not fit, so
+/// they decode as [`Value::Double`]. Lengths, counts and indices above
+/// 2^28 − 1, more than 2^25 − 1 sealed members, an empty dynamic-member or
+/// associative key (the empty string ends those lists) and nesting deeper
+/// than [`MAX_DEPTH`](super::MAX_DEPTH) fail with [`AmfError::OutOfRange`]
+/// or [`AmfError::TooDeep`]; on error `out` is left as it was.
 pub fn encode(value: &Value, out: &mut BytesMut) -> Result<(), AmfError> {
-    let _ = (value, out);
-    todo!("AMF3 encode")
+    let start = out.len();
+    let result = write_value(value, out, 0);
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+/// Writes a `U29`; `v` must be below 2^29.
+fn write_u29(out: &mut BytesMut, v: u32) {
+    debug_assert!(v < 1 << 29);
+    if v < 0x80 {
+        out.put_u8(v as u8);
+    } else if v < 0x4000 {
+        out.put_u8(((v >> 7) | 0x80) as u8);
+        out.put_u8((v & 0x7f) as u8);
+    } else if v < 0x20_0000 {
+        out.put_u8(((v >> 14) | 0x80) as u8);
+        out.put_u8((((v >> 7) & 0x7f) | 0x80) as u8);
+        out.put_u8((v & 0x7f) as u8);
+    } else {
+        out.put_u8((((v >> 22) & 0x7f) | 0x80) as u8);
+        out.put_u8((((v >> 15) & 0x7f) | 0x80) as u8);
+        out.put_u8((((v >> 8) & 0x7f) | 0x80) as u8);
+        out.put_u8((v & 0xff) as u8);
+    }
+}
+
+/// Writes a `U29` header carrying `n` (a length, count or index) above the
+/// flag bit `flag`.
+fn write_header(
+    out: &mut BytesMut,
+    n: usize,
+    flag: bool,
+    what: &'static str,
+) -> Result<(), AmfError> {
+    if n > U28_MAX {
+        return Err(AmfError::OutOfRange(what));
+    }
+    // Lossless: n < 2^28.
+    write_u29(out, ((n as u32) << 1) | u32::from(flag));
+    Ok(())
+}
+
+/// Writes an inline `UTF-8-vr`.
+fn write_string(out: &mut BytesMut, s: &str) -> Result<(), AmfError> {
+    write_header(out, s.len(), true, "AMF3 string longer than 2^28 - 1 bytes")?;
+    out.put_slice(s.as_bytes());
+    Ok(())
+}
+
+/// Writes dynamic members or an array's associative part, ended by the
+/// empty string.
+fn write_named(
+    out: &mut BytesMut,
+    members: &[(Arc<str>, Value)],
+    depth: usize,
+) -> Result<(), AmfError> {
+    for (key, value) in members {
+        if key.is_empty() {
+            return Err(AmfError::OutOfRange(
+                "empty AMF3 member name (the empty string ends the member list)",
+            ));
+        }
+        write_string(out, key)?;
+        write_value(value, out, depth)?;
+    }
+    out.put_u8(0x01);
+    Ok(())
+}
+
+/// Writes `value`, marker first, with `depth` enclosing containers; shared
+/// with the AMF0 encoder for AVM+ values so the depth limit spans both.
+pub(crate) fn write_value(value: &Value, out: &mut BytesMut, depth: usize) -> Result<(), AmfError> {
+    match value {
+        Value::Undefined => out.put_u8(marker::UNDEFINED),
+        Value::Null => out.put_u8(marker::NULL),
+        Value::Boolean(false) => out.put_u8(marker::FALSE),
+        Value::Boolean(true) => out.put_u8(marker::TRUE),
+        Value::Integer(i) if (INT_MIN..=INT_MAX).contains(i) => {
+            out.put_u8(marker::INTEGER);
+            write_u29(out, (*i as u32) & 0x1fff_ffff);
+        }
+        Value::Integer(i) => {
+            out.put_u8(marker::DOUBLE);
+            out.put_f64(f64::from(*i));
+        }
+        Value::Double(d) => {
+            out.put_u8(marker::DOUBLE);
+            out.put_f64(*d);
+        }
+        Value::String(s) => {
+            out.put_u8(marker::STRING);
+            write_string(out, s)?;
+        }
+        Value::XmlDocument(s) => {
+            out.put_u8(marker::XML_DOCUMENT);
+            write_string(out, s)?;
+        }
+        Value::Xml(s) => {
+            out.put_u8(marker::XML);
+            write_string(out, s)?;
+        }
+        Value::Date(millis) => {
+            out.put_u8(marker::DATE);
+            write_u29(out, 1);
+            out.put_f64(*millis);
+        }
+        Value::Array { assoc, dense } => {
+            let depth = enter(depth)?;
+            out.put_u8(marker::ARRAY);
+            write_header(
+                out,
+                dense.len(),
+                true,
+                "AMF3 array with more than 2^28 - 1 items",
+            )?;
+            write_named(out, assoc, depth)?;
+            for item in dense {
+                write_value(item, out, depth)?;
+            }
+        }
+        Value::Object(o) => {
+            let depth = enter(depth)?;
+            out.put_u8(marker::OBJECT);
+            write_object(o, out, depth)?;
+        }
+        Value::ByteArray(b) => {
+            out.put_u8(marker::BYTE_ARRAY);
+            write_header(
+                out,
+                b.len(),
+                true,
+                "AMF3 byte array longer than 2^28 - 1 bytes",
+            )?;
+            out.put_slice(b);
+        }
+        Value::VectorInt { fixed, items } => {
+            out.put_u8(marker::VECTOR_INT);
+            write_header(out, items.len(), true, "AMF3 vector longer than 2^28 - 1")?;
+            out.put_u8(u8::from(*fixed));
+            items.iter().for_each(|i| out.put_i32(*i));
+        }
+        Value::VectorUint { fixed, items } => {
+            out.put_u8(marker::VECTOR_UINT);
+            write_header(out, items.len(), true, "AMF3 vector longer than 2^28 - 1")?;
+            out.put_u8(u8::from(*fixed));
+            items.iter().for_each(|i| out.put_u32(*i));
+        }
+        Value::VectorDouble { fixed, items } => {
+            out.put_u8(marker::VECTOR_DOUBLE);
+            write_header(out, items.len(), true, "AMF3 vector longer than 2^28 - 1")?;
+            out.put_u8(u8::from(*fixed));
+            items.iter().for_each(|d| out.put_f64(*d));
+        }
+        Value::VectorObject {
+            fixed,
+            type_name,
+            items,
+        } => {
+            let depth = enter(depth)?;
+            out.put_u8(marker::VECTOR_OBJECT);
+            write_header(out, items.len(), true, "AMF3 vector longer than 2^28 - 1")?;
+            out.put_u8(u8::from(*fixed));
+            write_string(out, type_name)?;
+            for item in items {
+                write_value(item, out, depth)?;
+            }
+        }
+        Value::Dictionary { weak_keys, entries } => {
+            let depth = enter(depth)?;
+            out.put_u8(marker::DICTIONARY);
+            write_header(
+                out,
+                entries.len(),
+                true,
+                "AMF3 dictionary larger than 2^28 - 1",
+            )?;
+            out.put_u8(u8::from(*weak_keys));
+            for (key, value) in entries {
+                write_value(key, out, depth)?;
+                write_value(value, out, depth)?;
+            }
+        }
+        Value::ObjectReference(index) => {
+            out.put_u8(marker::OBJECT);
+            write_header(
+                out,
+                *index as usize,
+                false,
+                "AMF3 object reference above 2^28 - 1",
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes an object's traits (always inline) and members after its marker.
+fn write_object(o: &Object, out: &mut BytesMut, depth: usize) -> Result<(), AmfError> {
+    if let Some(inner) = externalized(o) {
+        // U29O-traits-ext: inline, externalizable, no member names.
+        write_u29(out, 0b0111);
+        write_string(out, &o.class_name)?;
+        return write_value(inner, out, depth);
+    }
+    let count = o.sealed.len();
+    if count >= 1 << 25 {
+        return Err(AmfError::OutOfRange(
+            "AMF3 object with 2^25 or more sealed members",
+        ));
+    }
+    // Lossless: count < 2^25, so the header is below 2^29.
+    let header = ((count as u32) << 4) | (u32::from(o.dynamic.is_some()) << 3) | 0b011;
+    write_u29(out, header);
+    write_string(out, &o.class_name)?;
+    for (name, _) in &o.sealed {
+        write_string(out, name)?;
+    }
+    for (_, value) in &o.sealed {
+        write_value(value, out, depth)?;
+    }
+    if let Some(dynamic) = &o.dynamic {
+        write_named(out, dynamic, depth)?;
+    }
+    Ok(())
+}
+
+/// The wrapped value when `o` has the shape the decoder gives the known
+/// externalizable Flex wrappers.
+fn externalized(o: &Object) -> Option<&Value> {
+    let member = match &*o.class_name {
+        ARRAY_COLLECTION_CLASS => "source",
+        OBJECT_PROXY_CLASS => "object",
+        _ => return None,
+    };
+    match (o.sealed.as_slice(), &o.dynamic) {
+        ([(name, inner)], None) if &**name == member => Some(inner),
+        _ => None,
+    }
 }
