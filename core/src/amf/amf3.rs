@@ -879,3 +879,593 @@ fn externalized(o: &Object) -> Option<&Value> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::amf::MAX_DEPTH;
+    use proptest::prelude::*;
+
+    fn enc(v: &Value) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        encode(v, &mut out).expect("encodable");
+        out.to_vec()
+    }
+
+    fn dec(bytes: &[u8]) -> Result<Value, AmfError> {
+        decode(bytes).map(|(v, _)| v)
+    }
+
+    fn round_trip(v: &Value) {
+        let bytes = enc(v);
+        let (back, used) = decode(&bytes).expect("decodes");
+        assert_eq!(&back, v);
+        assert_eq!(used, bytes.len());
+    }
+
+    fn s(text: &str) -> Arc<str> {
+        Arc::from(text)
+    }
+
+    /// An inline `UTF-8-vr` as raw bytes (lengths below 64).
+    fn vr(text: &str) -> Vec<u8> {
+        let mut v = vec![((text.len() as u8) << 1) | 1];
+        v.extend_from_slice(text.as_bytes());
+        v
+    }
+
+    fn u29(v: u32) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        write_u29(&mut out, v);
+        out.to_vec()
+    }
+
+    #[test]
+    fn integer_u29_edges_encode_to_known_bytes() {
+        let cases: &[(i32, &[u8])] = &[
+            (0, &[0x00]),
+            (0x7f, &[0x7f]),
+            (0x80, &[0x81, 0x00]),
+            (0x3fff, &[0xff, 0x7f]),
+            (0x4000, &[0x81, 0x80, 0x00]),
+            (0x1f_ffff, &[0xff, 0xff, 0x7f]),
+            (0x20_0000, &[0x80, 0xc0, 0x80, 0x00]),
+            (0x0fff_ffff, &[0xbf, 0xff, 0xff, 0xff]),
+            (-1, &[0xff, 0xff, 0xff, 0xff]),
+            (-0x1000_0000, &[0xc0, 0x80, 0x80, 0x00]),
+        ];
+        for (i, bytes) in cases {
+            let mut want = vec![0x04];
+            want.extend_from_slice(bytes);
+            assert_eq!(enc(&Value::Integer(*i)), want, "{i:#x}");
+            assert_eq!(dec(&want), Ok(Value::Integer(*i)), "{i:#x}");
+        }
+    }
+
+    #[test]
+    fn integer_outside_29_bits_encodes_as_double() {
+        for i in [1 << 28, -(1 << 28) - 1, i32::MAX, i32::MIN] {
+            let bytes = enc(&Value::Integer(i));
+            assert_eq!(bytes[0], 0x05);
+            assert_eq!(dec(&bytes), Ok(Value::Double(f64::from(i))));
+        }
+    }
+
+    #[test]
+    fn scalars_round_trip() {
+        for v in [
+            Value::Undefined,
+            Value::Null,
+            Value::Boolean(false),
+            Value::Boolean(true),
+            Value::Integer(-5),
+            Value::Double(1.5),
+            Value::String(s("")),
+            Value::String(s("héllo")),
+            Value::XmlDocument(s("<a/>")),
+            Value::Date(1.7e12),
+            Value::Xml(s("<b/>")),
+            Value::ByteArray(Bytes::from_static(b"\x00\x01\xff")),
+            Value::VectorInt {
+                fixed: true,
+                items: vec![i32::MIN, -1, 0, i32::MAX],
+            },
+            Value::VectorUint {
+                fixed: false,
+                items: vec![0, u32::MAX],
+            },
+            Value::VectorDouble {
+                fixed: false,
+                items: vec![0.5, f64::INFINITY],
+            },
+        ] {
+            round_trip(&v);
+        }
+    }
+
+    #[test]
+    fn markers_encode_as_specified() {
+        assert_eq!(enc(&Value::Undefined), [0x00]);
+        assert_eq!(enc(&Value::Null), [0x01]);
+        assert_eq!(enc(&Value::Boolean(false)), [0x02]);
+        assert_eq!(enc(&Value::Boolean(true)), [0x03]);
+        assert_eq!(enc(&Value::String(s("ab"))), [0x06, 0x05, b'a', b'b']);
+        assert_eq!(enc(&Value::String(s(""))), [0x06, 0x01]);
+        assert_eq!(enc(&Value::Date(0.0)), [0x08, 0x01, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(enc(&Value::ObjectReference(3)), [0x0a, 0x06]);
+    }
+
+    #[test]
+    fn containers_round_trip() {
+        let anon = Value::Object(Object {
+            class_name: s(""),
+            sealed: vec![(s("a"), Value::Integer(1)), (s(""), Value::Null)],
+            dynamic: Some(vec![(s("d"), Value::String(s("x")))]),
+        });
+        let typed = Value::Object(Object {
+            class_name: s("com.example.Point"),
+            sealed: vec![(s("x"), Value::Double(1.0)), (s("y"), Value::Double(2.0))],
+            dynamic: None,
+        });
+        for v in [
+            Value::Array {
+                assoc: vec![(s("k"), Value::Integer(7))],
+                dense: vec![Value::Null, Value::String(s("k"))],
+            },
+            anon.clone(),
+            typed.clone(),
+            Value::VectorObject {
+                fixed: false,
+                type_name: s("*"),
+                items: vec![typed.clone(), Value::Null],
+            },
+            Value::Dictionary {
+                weak_keys: true,
+                entries: vec![(anon, Value::Integer(1)), (Value::String(s("k")), typed)],
+            },
+            Value::Array {
+                assoc: vec![],
+                dense: vec![Value::Date(1.0), Value::ObjectReference(0)],
+            },
+        ] {
+            round_trip(&v);
+        }
+    }
+
+    #[test]
+    fn string_reference_shares_the_arc() {
+        let mut bytes = vec![0x09, 0x05, 0x01, 0x06];
+        bytes.extend(vr("abc"));
+        bytes.extend([0x06, 0x00]);
+        let Value::Array { dense, .. } = dec(&bytes).unwrap() else {
+            panic!("not an array")
+        };
+        let (Value::String(a), Value::String(b)) = (&dense[0], &dense[1]) else {
+            panic!("not strings")
+        };
+        assert_eq!(&**b, "abc");
+        assert!(Arc::ptr_eq(a, b));
+    }
+
+    #[test]
+    fn empty_string_is_not_put_in_string_table() {
+        let bytes = [0x09, 0x05, 0x01, 0x06, 0x01, 0x06, 0x00];
+        assert_eq!(
+            dec(&bytes),
+            Err(AmfError::BadReference {
+                version: 3,
+                table: "string",
+                index: 0,
+                len: 0
+            })
+        );
+    }
+
+    #[test]
+    fn string_reference_out_of_range_is_rejected() {
+        assert!(matches!(
+            dec(&[0x06, 0x02]),
+            Err(AmfError::BadReference {
+                table: "string",
+                index: 1,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn object_reference_out_of_range_is_rejected() {
+        assert!(matches!(
+            dec(&[0x0a, 0x00]),
+            Err(AmfError::BadReference {
+                table: "object",
+                index: 0,
+                len: 0,
+                ..
+            })
+        ));
+        // The array itself is entry 0; entry 1 does not exist.
+        assert!(matches!(
+            dec(&[0x09, 0x03, 0x01, 0x09, 0x02]),
+            Err(AmfError::BadReference {
+                table: "object",
+                index: 1,
+                len: 1,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn object_referring_to_itself_stays_unresolved() {
+        // Dynamic anonymous object { me: <reference to itself> }.
+        let mut bytes = vec![0x0a, 0x0b, 0x01];
+        bytes.extend(vr("me"));
+        bytes.extend([0x0a, 0x00, 0x01]);
+        let v = dec(&bytes).unwrap();
+        assert_eq!(v.get("me"), Some(&Value::ObjectReference(0)));
+    }
+
+    #[test]
+    fn trait_reference_to_nonexistent_trait_is_rejected() {
+        // CVE-2015-8270/8271 shape: U29O with bit 1 clear names trait 0.
+        assert!(matches!(
+            dec(&[0x0a, 0x01, 0x01]),
+            Err(AmfError::BadReference {
+                table: "trait",
+                index: 0,
+                len: 0,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn huge_sealed_member_count_with_few_bytes_is_rejected() {
+        // CVE-2015-8272 shape: 2^24 sealed members declared, 3 bytes follow.
+        let mut bytes = vec![0x0a];
+        bytes.extend(u29((1 << 24 << 4) | 0b011));
+        bytes.extend([0x01, 0x03, 0x61, 0x01]);
+        assert!(matches!(dec(&bytes), Err(AmfError::Truncated { .. })));
+    }
+
+    #[test]
+    fn trait_reference_from_inside_its_own_object_decodes() {
+        // Outer object declares traits ["child"]; its child object reuses
+        // trait 0 while the outer object is still being decoded.
+        let mut bytes = vec![0x0a, 0x13, 0x01];
+        bytes.extend(vr("child"));
+        bytes.extend([0x0a, 0x01, 0x01]);
+        let v = dec(&bytes).unwrap();
+        let Value::Object(outer) = &v else {
+            panic!("not an object")
+        };
+        let Value::Object(inner) = &outer.sealed[0].1 else {
+            panic!("child not an object")
+        };
+        assert_eq!(inner.sealed, vec![(s("child"), Value::Null)]);
+        // The member name list is shared, not copied.
+        assert!(Arc::ptr_eq(&outer.sealed[0].0, &inner.sealed[0].0));
+    }
+
+    #[test]
+    fn trait_reference_reuses_member_names() {
+        let mut bytes = vec![0x09, 0x05, 0x01, 0x0a, 0x13, 0x01];
+        bytes.extend(vr("n"));
+        bytes.extend([0x04, 0x01, 0x0a, 0x01, 0x04, 0x02]);
+        let Value::Array { dense, .. } = dec(&bytes).unwrap() else {
+            panic!("not an array")
+        };
+        assert_eq!(dense[0].get("n"), Some(&Value::Integer(1)));
+        assert_eq!(dense[1].get("n"), Some(&Value::Integer(2)));
+    }
+
+    #[test]
+    fn array_collection_decodes_and_re_encodes_externalizable() {
+        let mut bytes = vec![0x0a, 0x07];
+        bytes.extend(vr(ARRAY_COLLECTION_CLASS));
+        bytes.extend([0x09, 0x03, 0x01, 0x04, 0x01]);
+        let v = dec(&bytes).unwrap();
+        assert_eq!(
+            v.get("source"),
+            Some(&Value::Array {
+                assoc: vec![],
+                dense: vec![Value::Integer(1)]
+            })
+        );
+        assert_eq!(enc(&v), bytes);
+    }
+
+    #[test]
+    fn object_proxy_decodes() {
+        let mut bytes = vec![0x0a, 0x07];
+        bytes.extend(vr(OBJECT_PROXY_CLASS));
+        bytes.extend([0x0a, 0x0b, 0x01]);
+        bytes.extend(vr("k"));
+        bytes.extend([0x03, 0x01]);
+        let v = dec(&bytes).unwrap();
+        let inner = v.get("object").expect("wrapped object");
+        assert_eq!(inner.get("k"), Some(&Value::Boolean(true)));
+        assert_eq!(enc(&v), bytes);
+    }
+
+    #[test]
+    fn unknown_externalizable_class_is_unsupported() {
+        let mut bytes = vec![0x0a, 0x07];
+        bytes.extend(vr("DSK"));
+        bytes.push(0x01);
+        assert!(matches!(dec(&bytes), Err(AmfError::Unsupported(c)) if c.contains("DSK")));
+    }
+
+    fn nested_arrays(levels: usize) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for _ in 0..levels {
+            bytes.extend([0x09, 0x03, 0x01]);
+        }
+        bytes.push(0x01);
+        bytes
+    }
+
+    fn nested_objects(levels: usize) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for _ in 0..levels {
+            // An anonymous dynamic object whose only member "a" is the next level.
+            bytes.extend([0x0a, 0x0b, 0x01, 0x03, b'a']);
+        }
+        bytes.push(0x01);
+        bytes.extend(std::iter::repeat(0x01).take(levels));
+        bytes
+    }
+
+    #[test]
+    fn arrays_nested_max_depth_decode() {
+        assert!(dec(&nested_arrays(MAX_DEPTH)).is_ok());
+    }
+
+    #[test]
+    fn arrays_nested_beyond_max_depth_are_too_deep() {
+        assert_eq!(
+            dec(&nested_arrays(MAX_DEPTH + 1)),
+            Err(AmfError::TooDeep { limit: MAX_DEPTH })
+        );
+    }
+
+    #[test]
+    fn objects_nested_max_depth_decode() {
+        assert!(dec(&nested_objects(MAX_DEPTH)).is_ok());
+    }
+
+    #[test]
+    fn objects_nested_beyond_max_depth_are_too_deep() {
+        assert_eq!(
+            dec(&nested_objects(MAX_DEPTH + 1)),
+            Err(AmfError::TooDeep { limit: MAX_DEPTH })
+        );
+    }
+
+    #[test]
+    fn encoding_beyond_max_depth_is_too_deep() {
+        let mut v = Value::Null;
+        for _ in 0..=MAX_DEPTH {
+            v = Value::Array {
+                assoc: vec![],
+                dense: vec![v],
+            };
+        }
+        let mut out = BytesMut::from(&b"keep"[..]);
+        assert_eq!(
+            encode(&v, &mut out),
+            Err(AmfError::TooDeep { limit: MAX_DEPTH })
+        );
+        assert_eq!(&out[..], b"keep");
+    }
+
+    #[test]
+    fn huge_declared_counts_with_few_bytes_fail_fast() {
+        let big = u29((0x0fff_ffff << 1) | 1);
+        for m in [0x06, 0x07, 0x09, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11] {
+            let mut bytes = vec![m];
+            bytes.extend(&big);
+            bytes.extend([0x01, 0x01, 0x01]);
+            assert!(
+                matches!(dec(&bytes), Err(AmfError::Truncated { .. })),
+                "marker {m:#x}: {:?}",
+                dec(&bytes)
+            );
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        let v = Value::Array {
+            assoc: vec![(s("k"), Value::Double(2.0))],
+            dense: vec![
+                Value::Object(Object {
+                    class_name: s("C"),
+                    sealed: vec![(s("x"), Value::String(s("abc")))],
+                    dynamic: Some(vec![(s("y"), Value::Integer(300))]),
+                }),
+                Value::VectorDouble {
+                    fixed: true,
+                    items: vec![1.0],
+                },
+                Value::Dictionary {
+                    weak_keys: false,
+                    entries: vec![(
+                        Value::Integer(1),
+                        Value::ByteArray(Bytes::from_static(b"ab")),
+                    )],
+                },
+            ],
+        };
+        let bytes = enc(&v);
+        for n in 0..bytes.len() {
+            assert!(dec(&bytes[..n]).is_err(), "prefix {n} decoded");
+        }
+    }
+
+    #[test]
+    fn unknown_marker_is_rejected() {
+        assert_eq!(
+            dec(&[0x12]),
+            Err(AmfError::UnknownMarker {
+                version: 3,
+                marker: 0x12
+            })
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_rejected() {
+        assert_eq!(dec(&[0x06, 0x03, 0xff]), Err(AmfError::InvalidUtf8));
+    }
+
+    #[test]
+    fn decode_reports_bytes_consumed() {
+        assert_eq!(
+            decode(&[0x04, 0x81, 0x00, 0xaa]),
+            Ok((Value::Integer(0x80), 3))
+        );
+    }
+
+    #[test]
+    fn decoder_shares_tables_across_values() {
+        let mut bytes = vec![0x06];
+        bytes.extend(vr("hi"));
+        bytes.extend([0x06, 0x00]);
+        let mut d = Decoder::new(&bytes);
+        assert_eq!(d.decode(), Ok(Value::String(s("hi"))));
+        assert_eq!(d.decode(), Ok(Value::String(s("hi"))));
+        assert!(d.is_empty());
+    }
+
+    #[test]
+    fn decoder_errors_are_sticky() {
+        let bytes = [0x04, 0x01, 0x06, 0x02, 0x01];
+        let mut d = Decoder::new(&bytes);
+        assert_eq!(d.decode(), Ok(Value::Integer(1)));
+        let e = d.decode().unwrap_err();
+        assert_eq!(d.decode(), Err(e));
+        assert_eq!(d.remaining(), &bytes[2..]);
+    }
+
+    #[test]
+    fn empty_dynamic_key_cannot_be_encoded() {
+        let v = Value::Object(Object {
+            class_name: s(""),
+            sealed: vec![],
+            dynamic: Some(vec![(s(""), Value::Null)]),
+        });
+        assert!(matches!(
+            encode(&v, &mut BytesMut::new()),
+            Err(AmfError::OutOfRange(_))
+        ));
+    }
+
+    #[test]
+    fn object_reference_beyond_28_bits_cannot_be_encoded() {
+        assert!(matches!(
+            encode(&Value::ObjectReference(1 << 28), &mut BytesMut::new()),
+            Err(AmfError::OutOfRange(_))
+        ));
+    }
+
+    fn finite() -> impl Strategy<Value = f64> {
+        any::<f64>().prop_map(|f| if f.is_nan() { 0.0 } else { f })
+    }
+
+    fn text() -> impl Strategy<Value = Arc<str>> {
+        "\\PC{0,8}".prop_map(|t: String| Arc::from(t))
+    }
+
+    fn key() -> impl Strategy<Value = Arc<str>> {
+        "\\PC{1,8}".prop_map(|t: String| Arc::from(t))
+    }
+
+    /// Arbitrary encodable AMF3 values without references (whose validity
+    /// depends on position) and with integers in the 29-bit range.
+    pub(crate) fn arb_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Undefined),
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Boolean),
+            (INT_MIN..=INT_MAX).prop_map(Value::Integer),
+            finite().prop_map(Value::Double),
+            text().prop_map(Value::String),
+            text().prop_map(Value::XmlDocument),
+            text().prop_map(Value::Xml),
+            finite().prop_map(Value::Date),
+            prop::collection::vec(any::<u8>(), 0..8).prop_map(|b| Value::ByteArray(b.into())),
+            (any::<bool>(), prop::collection::vec(any::<i32>(), 0..4))
+                .prop_map(|(fixed, items)| Value::VectorInt { fixed, items }),
+            (any::<bool>(), prop::collection::vec(any::<u32>(), 0..4))
+                .prop_map(|(fixed, items)| Value::VectorUint { fixed, items }),
+            (any::<bool>(), prop::collection::vec(finite(), 0..4))
+                .prop_map(|(fixed, items)| Value::VectorDouble { fixed, items }),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            let members = |inner: BoxedStrategy<Value>| prop::collection::vec((key(), inner), 0..4);
+            prop_oneof![
+                (
+                    members(inner.clone()),
+                    prop::collection::vec(inner.clone(), 0..4)
+                )
+                    .prop_map(|(assoc, dense)| Value::Array { assoc, dense }),
+                (
+                    "[a-z.]{0,6}",
+                    prop::collection::vec((text(), inner.clone()), 0..4),
+                    prop::option::of(members(inner.clone())),
+                )
+                    .prop_map(|(class_name, sealed, dynamic)| {
+                        Value::Object(Object {
+                            class_name: Arc::from(class_name),
+                            sealed,
+                            dynamic,
+                        })
+                    }),
+                (
+                    any::<bool>(),
+                    text(),
+                    prop::collection::vec(inner.clone(), 0..4)
+                )
+                    .prop_map(|(fixed, type_name, items)| Value::VectorObject {
+                        fixed,
+                        type_name,
+                        items
+                    }),
+                (
+                    any::<bool>(),
+                    prop::collection::vec((inner.clone(), inner), 0..3)
+                )
+                    .prop_map(|(weak_keys, entries)| Value::Dictionary { weak_keys, entries }),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_values_round_trip(v in arb_value()) {
+            let bytes = enc(&v);
+            let (back, used) = decode(&bytes).expect("decodes");
+            prop_assert_eq!(back, v);
+            prop_assert_eq!(used, bytes.len());
+        }
+
+        #[test]
+        fn decode_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn decode_never_panics_on_corrupted_encodings(
+            v in arb_value(),
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let mut bytes = enc(&v);
+            let i = at.index(bytes.len());
+            bytes[i] = byte;
+            let _ = decode(&bytes);
+        }
+    }
+}
