@@ -170,6 +170,9 @@ mod marker {
     pub(super) const AVMPLUS: u8 = 0x11;
 }
 
+/// The bytes that close an object: an empty name, then marker 0x09.
+const END_MARKER: [u8; 3] = [0x00, 0x00, marker::OBJECT_END];
+
 /// Decodes a sequence of AMF0 values that share one reference table, as the
 /// values of one RTMP message do.
 ///
@@ -349,10 +352,14 @@ impl State<'_> {
     ///
     /// An empty key followed by a value marker is an ordinary member (Flash
     /// and BlazeDS accept it; only `09` after an empty key ends the object).
-    /// With `lenient_end`, input that stops cleanly between members counts
-    /// as the end: librtmp's `AMF_Decode` loops only while bytes remain, so
-    /// some encoders' `onMetaData` ECMA arrays omit the end marker when the
-    /// array is the message's last value.
+    /// With `lenient_end`, input that stops between members, or with only
+    /// part of the end marker (`00` or `00 00`), counts as the end.
+    /// librtmp's `AMF_Decode` loops only while bytes remain and so accepts
+    /// this, and FFmpeg's FLV demuxer keeps the members it parsed before the
+    /// missing marker; some encoders' `onMetaData` ECMA arrays rely on it
+    /// when the array is the message's last value. Anywhere else the marker
+    /// is required, because without it the next value would be misread as a
+    /// member.
     fn members(
         &mut self,
         r: &mut Reader<'_>,
@@ -361,7 +368,8 @@ impl State<'_> {
     ) -> Result<Vec<(String, Value)>, AmfError> {
         let mut members = Vec::new();
         loop {
-            if lenient_end && r.remaining() == 0 {
+            if lenient_end && END_MARKER.starts_with(r.rest()) && r.remaining() < 3 {
+                r.bytes(r.remaining())?;
                 return Ok(members);
             }
             let len = usize::from(r.u16()?);
@@ -869,6 +877,34 @@ mod tests {
             values[1],
             Value::EcmaArray(vec![("duration".into(), Value::Number(0.0))])
         );
+    }
+
+    #[test]
+    fn ecma_array_with_partial_end_marker_at_end_of_input_is_accepted() {
+        for tail in [&[0x00][..], &[0x00, 0x00]] {
+            let mut b = vec![0x08, 0, 0, 0, 1];
+            key(&mut b, "a");
+            b.push(0x05);
+            b.extend(tail);
+            let mut d = Decoder::new(&b);
+            assert_eq!(
+                d.decode(),
+                Ok(Value::EcmaArray(vec![("a".into(), Value::Null)]))
+            );
+            assert!(d.is_empty());
+        }
+    }
+
+    #[test]
+    fn nested_ecma_array_missing_end_marker_is_truncated() {
+        let mut b = vec![0x03];
+        key(&mut b, "m");
+        b.extend([0x08, 0, 0, 0, 0]);
+        key(&mut b, "a");
+        b.push(0x05);
+        // Leniency ends the array at the end of input, but the enclosing
+        // object still needs its own end marker.
+        assert!(matches!(dec(&b), Err(AmfError::Truncated { .. })));
     }
 
     #[test]
