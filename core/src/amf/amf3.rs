@@ -81,7 +81,9 @@ pub enum Value {
         entries: Vec<(Value, Value)>,
     },
     /// A reference to the n-th complex value (object, array, date, XML,
-    /// byte array, vector, dictionary) decoded earlier in the same value.
+    /// byte array, vector, dictionary) opened earlier in the same AMF3
+    /// context: one [`decode`] call, one [`Decoder`], or all the AVM+ values
+    /// of one AMF0 message. It may name an object that encloses it (a cycle).
     /// Kept unresolved so that references cannot multiply memory.
     ObjectReference(u32),
 }
@@ -354,6 +356,7 @@ impl Tables {
                 self.objects += 1;
                 Value::ByteArray(Bytes::copy_from_slice(bytes))
             }
+            // Same big-endian bits, read as two's complement.
             marker::VECTOR_INT => match self.vector(r, 4, |r| r.u32().map(|v| v as i32))? {
                 Ok((fixed, items)) => Value::VectorInt { fixed, items },
                 Err(reference) => reference,
@@ -545,7 +548,6 @@ impl Tables {
 
     /// Reads a vector of fixed-size numbers, each `size` bytes; a reference
     /// comes back as `Err(value)`.
-    #[allow(clippy::type_complexity)]
     fn vector<T>(
         &mut self,
         r: &mut Reader<'_>,
