@@ -5,6 +5,25 @@
 //! [`MAX_DEPTH`], every length and count is checked against the bytes actually
 //! present before anything is allocated, and references are checked against
 //! the tables built so far. Neither ever panics on any input.
+//!
+//! # Memory
+//!
+//! References (AMF0 marker 0x07, AMF3 object references) are validated and
+//! kept unresolved, and AMF3 strings named through the string table share one
+//! `Arc<str>`, so every decoded node costs at least one input byte and decoded
+//! memory is linear in the input (a bounded constant factor, the size of a
+//! `Value` per byte at worst). No shape can multiply memory, which is why
+//! [`AmfError::ExpansionBudget`] is reserved and never returned today; callers
+//! bound the input itself through the chunk layer's message-size limit.
+//!
+//! # AMF3 inside AMF0
+//!
+//! An [`amf0::Decoder`] keeps one set of AMF3 reference tables (strings,
+//! objects, traits) for all the AVM+ (0x11) values of the message it decodes,
+//! the way BlazeDS (`Amf0Input` keeps one `Amf3Input` until `reset()`) and
+//! PyAMF (one AMF3 context per AMF0 context) do. Our encoders never emit
+//! string or trait references, so what they write is read correctly whichever
+//! scope the peer assumes.
 
 pub mod amf0;
 pub mod amf3;
@@ -85,4 +104,103 @@ mod error {
         #[error("malformed AMF: {0}")]
         Malformed(&'static str),
     }
+}
+
+/// A bounds-checked cursor over one message body, shared by both decoders so
+/// that an AVM+ switch continues on the same bytes.
+///
+/// Every read checks the bytes actually remaining and reports how many were
+/// missing; nothing here indexes past the end or allocates.
+#[derive(Debug, Clone)]
+pub(crate) struct Reader<'a> {
+    input: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(input: &'a [u8], pos: usize) -> Self {
+        Reader { input, pos }
+    }
+
+    /// Offset of the next unread byte in the whole input.
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Bytes not yet read.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        self.input.get(self.pos..).unwrap_or_default()
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.rest().len()
+    }
+
+    /// Fails unless at least `n` more bytes are present, without consuming
+    /// them; used before allocating for a declared count.
+    pub(crate) fn require(&self, n: usize) -> Result<(), AmfError> {
+        let have = self.remaining();
+        if have < n {
+            return Err(AmfError::Truncated { needed: n - have });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8], AmfError> {
+        self.require(n)?;
+        let out = self.rest().get(..n).unwrap_or_default();
+        self.pos += n;
+        Ok(out)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], AmfError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.bytes(N)?);
+        Ok(out)
+    }
+
+    pub(crate) fn peek_u8(&self) -> Option<u8> {
+        self.rest().first().copied()
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8, AmfError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    pub(crate) fn u16(&mut self) -> Result<u16, AmfError> {
+        self.array().map(u16::from_be_bytes)
+    }
+
+    pub(crate) fn i16(&mut self) -> Result<i16, AmfError> {
+        self.array().map(i16::from_be_bytes)
+    }
+
+    pub(crate) fn u32(&mut self) -> Result<u32, AmfError> {
+        self.array().map(u32::from_be_bytes)
+    }
+
+    pub(crate) fn f64(&mut self) -> Result<f64, AmfError> {
+        self.array().map(f64::from_be_bytes)
+    }
+
+    /// Borrows `n` bytes as UTF-8 text, without copying.
+    pub(crate) fn str(&mut self, n: usize) -> Result<&'a str, AmfError> {
+        std::str::from_utf8(self.bytes(n)?).map_err(|_| AmfError::InvalidUtf8)
+    }
+}
+
+/// Fails with [`AmfError::TooDeep`] when a container would open at `depth`
+/// enclosing containers (so [`MAX_DEPTH`] levels are accepted).
+pub(crate) fn enter(depth: usize) -> Result<usize, AmfError> {
+    if depth >= MAX_DEPTH {
+        return Err(AmfError::TooDeep { limit: MAX_DEPTH });
+    }
+    Ok(depth + 1)
+}
+
+/// Initial capacity for a collection whose count the peer declared: never
+/// more than the bytes left could fill (`min_size` bytes per element), and
+/// never a large up-front block, so a lying count cannot reserve memory.
+pub(crate) fn capacity(declared: usize, remaining: usize, min_size: usize) -> usize {
+    declared.min(remaining / min_size.max(1)).min(1024)
 }
