@@ -600,3 +600,403 @@ impl Iterator for AudioTrackIter<'_> {
 }
 
 impl ExactSizeIterator for AudioTrackIter<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::test_util::{
+        assert_short_prefixes_fail, cat, ex_audio, mod_ex_nano, track, u24,
+    };
+
+    const FOURCCS: [(&[u8; 4], AudioCodec); 6] = [
+        (b"Opus", AudioCodec::Opus),
+        (b"fLaC", AudioCodec::Flac),
+        (b"ac-3", AudioCodec::Ac3),
+        (b"ec-3", AudioCodec::Eac3),
+        (b".mp3", AudioCodec::Mp3),
+        (b"mp4a", AudioCodec::Aac),
+    ];
+
+    fn single(tag: &AudioTag) -> &AudioTrack {
+        match tag.body() {
+            AudioBody::Single(track) => track,
+            other => panic!("expected a single track, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn legacy_aac_sequence_header_is_audio_specific_config() {
+        let tag = parse_audio(&Bytes::from_static(&[0xAF, 0x00, 0x12, 0x10])).unwrap();
+        assert_eq!(tag.codec(), Some(AudioCodec::Aac));
+        assert!(tag.is_sequence_header() && tag.is_config());
+        assert!(!tag.is_enhanced());
+        assert_eq!(
+            tag.sound_params(),
+            Some(SoundParams {
+                rate: SoundRate::Khz44,
+                sixteen_bit: true,
+                stereo: true
+            })
+        );
+        assert_eq!(
+            single(&tag).packet,
+            AudioPacket::SequenceStart(Bytes::from_static(&[0x12, 0x10]))
+        );
+    }
+
+    #[test]
+    fn legacy_aac_raw_frame() {
+        let tag = parse_audio(&cat(&[&[0xAF, 0x01], b"raw"])).unwrap();
+        assert!(!tag.is_config());
+        assert!(tag.has_coded_frames());
+        assert_eq!(
+            single(&tag).packet,
+            AudioPacket::CodedFrames(Bytes::from_static(b"raw"))
+        );
+    }
+
+    #[test]
+    fn unknown_aac_packet_type_is_an_error() {
+        assert_eq!(
+            parse_audio(&Bytes::from_static(&[0xAF, 0x02])),
+            Err(MediaError::UnknownAacPacketType(2))
+        );
+    }
+
+    #[test]
+    fn legacy_mp3_frame_with_sound_params() {
+        let tag = parse_audio(&cat(&[&[0x2E], b"mp3"])).unwrap();
+        assert_eq!(tag.codec(), Some(AudioCodec::Mp3));
+        assert_eq!(
+            tag.sound_params(),
+            Some(SoundParams {
+                rate: SoundRate::Khz44,
+                sixteen_bit: true,
+                stereo: false
+            })
+        );
+        assert_eq!(
+            single(&tag).packet,
+            AudioPacket::CodedFrames(Bytes::from_static(b"mp3"))
+        );
+        assert!(!tag.is_config());
+    }
+
+    #[test]
+    fn legacy_speex_frame() {
+        let tag = parse_audio(&cat(&[&[0xB2], b"spx"])).unwrap();
+        assert_eq!(tag.codec(), Some(AudioCodec::Speex));
+        assert_eq!(tag.sound_params().map(|p| p.rate.hz()), Some(5512));
+    }
+
+    #[test]
+    fn legacy_g711_frames() {
+        assert_eq!(
+            parse_audio(&cat(&[&[0x72], b"a"])).unwrap().codec(),
+            Some(AudioCodec::G711ALaw)
+        );
+        assert_eq!(
+            parse_audio(&cat(&[&[0x82], b"u"])).unwrap().codec(),
+            Some(AudioCodec::G711MuLaw)
+        );
+    }
+
+    #[test]
+    fn legacy_nellymoser_frames() {
+        assert_eq!(
+            parse_audio(&cat(&[&[0x42], b"n"])).unwrap().codec(),
+            Some(AudioCodec::Nellymoser16kMono)
+        );
+        assert_eq!(
+            parse_audio(&cat(&[&[0x52], b"n"])).unwrap().codec(),
+            Some(AudioCodec::Nellymoser8kMono)
+        );
+        let tag = parse_audio(&cat(&[&[0x66], b"n"])).unwrap();
+        assert_eq!(tag.codec(), Some(AudioCodec::Nellymoser));
+        assert_eq!(tag.sound_params().map(|p| p.rate), Some(SoundRate::Khz11));
+    }
+
+    #[test]
+    fn legacy_pcm_adpcm_mp3_8k_and_device_specific() {
+        let cases = [
+            (0x0u8, AudioCodec::LpcmPlatformEndian),
+            (0x1, AudioCodec::Adpcm),
+            (0x3, AudioCodec::LpcmLittleEndian),
+            (0xE, AudioCodec::Mp3_8k),
+            (0xF, AudioCodec::DeviceSpecific),
+        ];
+        for (format, codec) in cases {
+            let tag = parse_audio(&Bytes::from(vec![(format << 4) | 0x0A, 1, 2])).unwrap();
+            assert_eq!(tag.codec(), Some(codec));
+            assert_eq!(tag.sound_params().map(|p| p.rate), Some(SoundRate::Khz22));
+        }
+    }
+
+    #[test]
+    fn reserved_sound_format_is_an_error() {
+        for format in [12u8, 13] {
+            assert_eq!(
+                parse_audio(&Bytes::from(vec![format << 4, 0])),
+                Err(MediaError::UnknownSoundFormat(format))
+            );
+        }
+    }
+
+    #[test]
+    fn empty_audio_payload_is_silence() {
+        let tag = parse_audio(&Bytes::new()).unwrap();
+        assert!(tag.is_silence());
+        assert_eq!(tag.codec(), None);
+        assert!(!tag.is_config() && !tag.is_sequence_end());
+        assert_eq!(tag.tracks().count(), 0);
+    }
+
+    #[test]
+    fn enhanced_sequence_start_for_each_fourcc() {
+        for (fourcc, codec) in FOURCCS {
+            let tag = parse_audio(&cat(&[&[ex_audio(0)], fourcc, b"cfg"])).unwrap();
+            assert!(tag.is_enhanced());
+            assert_eq!(tag.sound_params(), None);
+            assert_eq!(tag.codec(), Some(codec));
+            assert!(tag.is_sequence_header() && tag.is_config(), "{codec:?}");
+            assert_eq!(
+                single(&tag).packet,
+                AudioPacket::SequenceStart(Bytes::from_static(b"cfg"))
+            );
+        }
+    }
+
+    #[test]
+    fn enhanced_coded_frames_for_each_fourcc() {
+        for (fourcc, codec) in FOURCCS {
+            let tag = parse_audio(&cat(&[&[ex_audio(1)], fourcc, b"frame"])).unwrap();
+            assert!(!tag.is_config(), "{codec:?}");
+            assert_eq!(
+                single(&tag).packet,
+                AudioPacket::CodedFrames(Bytes::from_static(b"frame"))
+            );
+        }
+    }
+
+    #[test]
+    fn enhanced_sequence_end_for_each_fourcc() {
+        for (fourcc, codec) in FOURCCS {
+            let tag = parse_audio(&cat(&[&[ex_audio(2)], fourcc])).unwrap();
+            assert!(tag.is_sequence_end(), "{codec:?}");
+            assert_eq!(single(&tag).packet, AudioPacket::SequenceEnd);
+        }
+    }
+
+    #[test]
+    fn enhanced_multichannel_config_for_each_fourcc() {
+        for (fourcc, codec) in FOURCCS {
+            let tag = parse_audio(&cat(&[&[ex_audio(4)], fourcc, &[0, 2]])).unwrap();
+            assert!(tag.is_config() && !tag.is_sequence_header(), "{codec:?}");
+            assert_eq!(
+                single(&tag).packet,
+                AudioPacket::MultichannelConfig(MultichannelConfig {
+                    order: ChannelOrder::Unspecified,
+                    channel_count: 2
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn multichannel_config_native_order_carries_mask() {
+        let tag = parse_audio(&cat(&[
+            &[ex_audio(4)],
+            b"Opus",
+            &[1, 6],
+            &0x3Fu32.to_be_bytes(),
+        ]))
+        .unwrap();
+        assert_eq!(
+            single(&tag).packet,
+            AudioPacket::MultichannelConfig(MultichannelConfig {
+                order: ChannelOrder::Native { mask: 0x3F },
+                channel_count: 6
+            })
+        );
+    }
+
+    #[test]
+    fn multichannel_config_custom_order_carries_mapping() {
+        let tag = parse_audio(&cat(&[&[ex_audio(4)], b"fLaC", &[2, 3], &[1, 0, 0xFE]])).unwrap();
+        assert_eq!(
+            single(&tag).packet,
+            AudioPacket::MultichannelConfig(MultichannelConfig {
+                order: ChannelOrder::Custom {
+                    mapping: Bytes::from_static(&[1, 0, 0xFE])
+                },
+                channel_count: 3
+            })
+        );
+    }
+
+    #[test]
+    fn multichannel_config_custom_mapping_shorter_than_count_is_truncated() {
+        let payload = cat(&[&[ex_audio(4)], b"Opus", &[2, 4], &[0, 1]]);
+        assert!(matches!(
+            parse_audio(&payload),
+            Err(MediaError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_channel_order_is_an_error() {
+        let payload = cat(&[&[ex_audio(4)], b"Opus", &[3, 2]]);
+        assert_eq!(
+            parse_audio(&payload),
+            Err(MediaError::UnknownChannelOrder(3))
+        );
+    }
+
+    #[test]
+    fn reserved_enhanced_audio_packet_type_is_an_error() {
+        for pt in [3u8, 6, 8, 15] {
+            assert_eq!(
+                parse_audio(&cat(&[&[ex_audio(pt)], b"Opus"])),
+                Err(MediaError::UnknownAudioPacketType(pt))
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_enhanced_audio_fourcc_is_an_error() {
+        assert_eq!(
+            parse_audio(&cat(&[&[ex_audio(1)], b"vorb", b"x"])),
+            Err(MediaError::UnknownAudioFourCc(FourCc(*b"vorb")))
+        );
+    }
+
+    #[test]
+    fn mod_ex_nano_offset_wraps_audio_coded_frames() {
+        for wide in [false, true] {
+            let payload = cat(&[&[ex_audio(7)], &mod_ex_nano(500, wide, 1), b"Opus", b"pkt"]);
+            let tag = parse_audio(&payload).unwrap();
+            assert_eq!(tag.timestamp_offset_nanos(), Some(500));
+            assert_eq!(
+                single(&tag).packet,
+                AudioPacket::CodedFrames(Bytes::from_static(b"pkt"))
+            );
+        }
+    }
+
+    #[test]
+    fn audio_multitrack_one_track() {
+        let payload = cat(&[
+            &[ex_audio(5), 0x01],
+            b"mp4a",
+            &track(None, 1, false, b"aac"),
+        ]);
+        let tag = parse_audio(&payload).unwrap();
+        assert_eq!(tag.codec(), Some(AudioCodec::Aac));
+        let all: Vec<_> = tag.tracks().collect();
+        assert_eq!(
+            all,
+            vec![AudioTrack {
+                track_id: 1,
+                codec: AudioCodec::Aac,
+                packet: AudioPacket::CodedFrames(Bytes::from_static(b"aac"))
+            }]
+        );
+    }
+
+    #[test]
+    fn audio_multitrack_many_tracks() {
+        let payload = cat(&[
+            &[ex_audio(5), 0x10],
+            b"Opus",
+            &track(None, 0, true, b"en"),
+            &track(None, 1, true, b"fr"),
+        ]);
+        let tag = parse_audio(&payload).unwrap();
+        assert!(tag.is_sequence_header());
+        let AudioBody::Multitrack(tracks) = tag.body() else {
+            panic!("expected multitrack");
+        };
+        assert_eq!(tracks.multitrack_type(), MultitrackType::ManyTracks);
+        assert_eq!(tracks.len(), 2);
+        let ids: Vec<_> = tracks.iter().map(|t| t.track_id).collect();
+        assert_eq!(ids, vec![0, 1]);
+    }
+
+    #[test]
+    fn audio_multitrack_many_codecs() {
+        let payload = cat(&[
+            &[ex_audio(5), 0x24],
+            &track(Some(b"ac-3"), 0, true, &[1, 6, 0, 0, 0, 0x3F]),
+            &track(Some(b"Opus"), 1, true, &[0, 2]),
+        ]);
+        let tag = parse_audio(&payload).unwrap();
+        assert_eq!(tag.codec(), None);
+        assert!(tag.is_config());
+        let codecs: Vec<_> = tag.tracks().map(|t| t.codec).collect();
+        assert_eq!(codecs, vec![AudioCodec::Ac3, AudioCodec::Opus]);
+    }
+
+    #[test]
+    fn nested_multitrack_or_mod_ex_inside_audio_multitrack_is_an_error() {
+        for pt in [5u8, 7] {
+            let payload = cat(&[&[ex_audio(5), pt], b"Opus", &[0]]);
+            assert_eq!(
+                parse_audio(&payload),
+                Err(MediaError::InvalidTrackPacketType(pt))
+            );
+        }
+    }
+
+    #[test]
+    fn audio_multitrack_too_many_tracks_is_an_error() {
+        let mut payload = vec![ex_audio(5), 0x12];
+        payload.extend_from_slice(b"Opus");
+        for _ in 0..1000 {
+            payload.extend(track(None, 0, true, b""));
+        }
+        assert_eq!(
+            parse_audio(&Bytes::from(payload)),
+            Err(MediaError::TooManyTracks)
+        );
+    }
+
+    /// Parses like `parse_audio`, but counts the empty prefix as a failure:
+    /// it is the complete silence message, not a shorter form of the tag.
+    fn parse_non_empty(payload: &Bytes) -> Result<AudioTag, MediaError> {
+        if payload.is_empty() {
+            return Err(MediaError::Truncated {
+                what: "empty prefix",
+            });
+        }
+        parse_audio(payload)
+    }
+
+    #[test]
+    fn truncated_legacy_aac_prefixes_fail() {
+        assert_short_prefixes_fail(&cat(&[&[0xAF, 0x01], b"raw"]), 2, parse_non_empty);
+    }
+
+    #[test]
+    fn truncated_enhanced_audio_prefixes_fail() {
+        assert_short_prefixes_fail(&cat(&[&[ex_audio(1)], b"Opus", b"p"]), 5, parse_non_empty);
+        let mc = cat(&[&[ex_audio(4)], b"Opus", &[1, 6], &[0, 0, 0, 0x3F]]);
+        assert_short_prefixes_fail(&mc, mc.len(), parse_non_empty);
+    }
+
+    #[test]
+    fn truncated_audio_multitrack_prefixes_fail_except_at_track_boundaries() {
+        let header = [&[ex_audio(5), 0x11][..], b"mp4a"].concat();
+        let first = track(None, 0, true, b"x");
+        let second = [&[1u8][..], &u24(2), b"yz"].concat();
+        let full = cat(&[&header, &first, &second]);
+        let boundary = header.len() + first.len();
+        for n in 1..=full.len() {
+            let result = parse_audio(&full.slice(..n));
+            if n == boundary || n == full.len() {
+                assert!(result.is_ok(), "prefix {n} failed: {result:?}");
+            } else {
+                assert!(result.is_err(), "prefix {n} parsed: {result:?}");
+            }
+        }
+    }
+}

@@ -6,7 +6,7 @@
 //! and answer the questions a live relay asks on every message: which codec,
 //! is it a keyframe (where a late joiner may start), is it configuration that
 //! must be replayed to late joiners, does it end a sequence, what is the
-//! composition time offset. Media bytes come back as zero-copy [`Bytes`]
+//! composition time offset. Media bytes come back as zero-copy [`Bytes`](bytes::Bytes)
 //! slices of the payload; a single-track message is parsed without
 //! allocating, and nothing here can panic or loop without bound on peer
 //! input.

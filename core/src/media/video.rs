@@ -663,3 +663,709 @@ impl Iterator for VideoTrackIter<'_> {
 }
 
 impl ExactSizeIterator for VideoTrackIter<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::test_util::{
+        assert_short_prefixes_fail, cat, ex_video, mod_ex_nano, si24, track, u24,
+    };
+    use crate::media::MAX_TRACKS;
+
+    const FOURCCS: [(&[u8; 4], VideoCodec); 6] = [
+        (b"avc1", VideoCodec::Avc),
+        (b"hvc1", VideoCodec::Hevc),
+        (b"av01", VideoCodec::Av1),
+        (b"vp09", VideoCodec::Vp9),
+        (b"vp08", VideoCodec::Vp8),
+        (b"vvc1", VideoCodec::Vvc),
+    ];
+
+    fn single(tag: &VideoTag) -> &VideoTrack {
+        match tag.body() {
+            VideoBody::Single(track) => track,
+            other => panic!("expected a single track, got {other:?}"),
+        }
+    }
+
+    fn multi(tag: &VideoTag) -> &VideoTracks {
+        match tag.body() {
+            VideoBody::Multitrack(tracks) => tracks,
+            other => panic!("expected multitrack, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn legacy_avc_sequence_header_is_config_not_keyframe() {
+        let tag = parse_video(&cat(&[&[0x17, 0x00], &si24(0), b"avcC"])).unwrap();
+        assert_eq!(tag.codec(), Some(VideoCodec::Avc));
+        assert_eq!(tag.frame_type(), Some(FrameType::Key));
+        assert!(tag.is_sequence_header());
+        assert!(tag.is_config());
+        assert!(!tag.is_keyframe());
+        assert!(!tag.is_enhanced());
+        assert_eq!(
+            single(&tag).packet,
+            VideoPacket::SequenceStart(Bytes::from_static(b"avcC"))
+        );
+    }
+
+    #[test]
+    fn legacy_avc_keyframe_nalu_with_positive_composition_time() {
+        let tag = parse_video(&cat(&[&[0x17, 0x01], &si24(80), b"nalu"])).unwrap();
+        assert!(tag.is_keyframe());
+        assert!(!tag.is_config());
+        assert_eq!(tag.composition_time(), Some(80));
+        assert_eq!(
+            single(&tag).packet,
+            VideoPacket::CodedFrames {
+                composition_time: 80,
+                data: Bytes::from_static(b"nalu")
+            }
+        );
+    }
+
+    #[test]
+    fn legacy_avc_inter_nalu_with_negative_composition_time() {
+        let tag = parse_video(&cat(&[&[0x27, 0x01], &si24(-33), b"p"])).unwrap();
+        assert_eq!(tag.frame_type(), Some(FrameType::Inter));
+        assert!(!tag.is_keyframe());
+        assert_eq!(tag.composition_time(), Some(-33));
+    }
+
+    #[test]
+    fn legacy_composition_time_sign_extends_extremes() {
+        let min = parse_video(&cat(&[&[0x27, 0x01], &[0x80, 0x00, 0x00]])).unwrap();
+        assert_eq!(min.composition_time(), Some(-(1 << 23)));
+        let max = parse_video(&cat(&[&[0x27, 0x01], &[0x7f, 0xff, 0xff]])).unwrap();
+        assert_eq!(max.composition_time(), Some((1 << 23) - 1));
+    }
+
+    #[test]
+    fn legacy_avc_end_of_sequence() {
+        let tag = parse_video(&cat(&[&[0x17, 0x02], &si24(0)])).unwrap();
+        assert!(tag.is_sequence_end());
+        assert!(!tag.is_keyframe());
+        assert_eq!(single(&tag).packet, VideoPacket::SequenceEnd);
+    }
+
+    #[test]
+    fn legacy_hevc_by_codec_id_12_uses_avc_layout() {
+        let seq = parse_video(&cat(&[&[0x1c, 0x00], &si24(0), b"hvcC"])).unwrap();
+        assert_eq!(seq.codec(), Some(VideoCodec::Hevc));
+        assert!(seq.is_sequence_header());
+        let frame = parse_video(&cat(&[&[0x1c, 0x01], &si24(-5), b"nal"])).unwrap();
+        assert!(frame.is_keyframe());
+        assert_eq!(frame.composition_time(), Some(-5));
+    }
+
+    #[test]
+    fn legacy_av1_by_codec_id_13_uses_avc_layout() {
+        let seq = parse_video(&cat(&[&[0x1d, 0x00], &si24(0), b"av1C"])).unwrap();
+        assert_eq!(seq.codec(), Some(VideoCodec::Av1));
+        assert!(seq.is_sequence_header());
+        let frame = parse_video(&cat(&[&[0x2d, 0x01], &si24(0), b"obu"])).unwrap();
+        assert!(!frame.is_keyframe());
+        assert!(frame.has_coded_frames());
+    }
+
+    #[test]
+    fn legacy_sorenson_keyframe_and_inter() {
+        let key = parse_video(&cat(&[&[0x12], b"h263"])).unwrap();
+        assert_eq!(key.codec(), Some(VideoCodec::SorensonH263));
+        assert!(key.is_keyframe());
+        assert_eq!(
+            single(&key).packet,
+            VideoPacket::CodedFrames {
+                composition_time: 0,
+                data: Bytes::from_static(b"h263")
+            }
+        );
+        let inter = parse_video(&cat(&[&[0x22], b"h263"])).unwrap();
+        assert!(!inter.is_keyframe());
+        let disposable = parse_video(&cat(&[&[0x32], b"h263"])).unwrap();
+        assert_eq!(disposable.frame_type(), Some(FrameType::DisposableInter));
+    }
+
+    #[test]
+    fn legacy_vp6_keyframe_and_inter_keep_adjustment_byte_in_data() {
+        let key = parse_video(&cat(&[&[0x14, 0x00], b"vp6"])).unwrap();
+        assert_eq!(key.codec(), Some(VideoCodec::Vp6));
+        assert!(key.is_keyframe());
+        assert_eq!(
+            single(&key).packet,
+            VideoPacket::CodedFrames {
+                composition_time: 0,
+                data: Bytes::from_static(b"\x00vp6")
+            }
+        );
+        let inter = parse_video(&cat(&[&[0x25, 0x00], b"vp6a"])).unwrap();
+        assert_eq!(inter.codec(), Some(VideoCodec::Vp6Alpha));
+        assert!(!inter.is_keyframe());
+    }
+
+    #[test]
+    fn legacy_screen_video_codecs() {
+        assert_eq!(
+            parse_video(&cat(&[&[0x13], b"s"])).unwrap().codec(),
+            Some(VideoCodec::ScreenVideo)
+        );
+        assert_eq!(
+            parse_video(&cat(&[&[0x16], b"s"])).unwrap().codec(),
+            Some(VideoCodec::ScreenVideoV2)
+        );
+    }
+
+    #[test]
+    fn generated_keyframe_counts_as_keyframe() {
+        let tag = parse_video(&cat(&[&[0x47, 0x01], &si24(0), b"n"])).unwrap();
+        assert_eq!(tag.frame_type(), Some(FrameType::GeneratedKey));
+        assert!(tag.is_keyframe());
+    }
+
+    #[test]
+    fn legacy_command_frame_carries_seek_command() {
+        let start = parse_video(&Bytes::from_static(&[0x57, 0x00])).unwrap();
+        assert_eq!(
+            start.body(),
+            &VideoBody::Command {
+                codec: Some(VideoCodec::Avc),
+                command: VideoCommand::StartSeek
+            }
+        );
+        assert!(!start.is_keyframe());
+        assert!(!start.is_config());
+        assert_eq!(start.tracks().count(), 0);
+        let end = parse_video(&Bytes::from_static(&[0x52, 0x01])).unwrap();
+        assert_eq!(
+            end.body(),
+            &VideoBody::Command {
+                codec: Some(VideoCodec::SorensonH263),
+                command: VideoCommand::EndSeek
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_video_command_is_an_error() {
+        assert_eq!(
+            parse_video(&Bytes::from_static(&[0x57, 0x02])),
+            Err(MediaError::UnknownVideoCommand(2))
+        );
+    }
+
+    #[test]
+    fn unknown_legacy_codec_id_is_an_error() {
+        for id in [0u8, 1, 8, 9, 10, 11, 14, 15] {
+            assert_eq!(
+                parse_video(&Bytes::from(vec![0x10 | id, 0, 0, 0, 0])),
+                Err(MediaError::UnknownVideoCodecId(id))
+            );
+        }
+    }
+
+    #[test]
+    fn reserved_frame_type_is_an_error() {
+        for ft in [0u8, 6, 7] {
+            assert_eq!(
+                parse_video(&Bytes::from(vec![(ft << 4) | 7, 1, 0, 0, 0])),
+                Err(MediaError::UnknownFrameType(ft))
+            );
+        }
+        assert_eq!(
+            parse_video(&cat(&[&[ex_video(0, 1)], b"vp09"])),
+            Err(MediaError::UnknownFrameType(0))
+        );
+    }
+
+    #[test]
+    fn unknown_avc_packet_type_is_an_error() {
+        assert_eq!(
+            parse_video(&cat(&[&[0x17, 0x03], &si24(0)])),
+            Err(MediaError::UnknownAvcPacketType(3))
+        );
+    }
+
+    #[test]
+    fn empty_video_payload_is_truncated() {
+        assert!(matches!(
+            parse_video(&Bytes::new()),
+            Err(MediaError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn enhanced_sequence_start_for_each_fourcc() {
+        for (fourcc, codec) in FOURCCS {
+            let tag = parse_video(&cat(&[&[ex_video(1, 0)], fourcc, b"cfg"])).unwrap();
+            assert!(tag.is_enhanced());
+            assert_eq!(tag.codec(), Some(codec));
+            assert!(tag.is_sequence_header() && tag.is_config(), "{codec:?}");
+            assert!(!tag.is_keyframe());
+            assert_eq!(
+                single(&tag).packet,
+                VideoPacket::SequenceStart(Bytes::from_static(b"cfg"))
+            );
+        }
+    }
+
+    #[test]
+    fn enhanced_coded_frames_carry_composition_time_only_for_nal_codecs() {
+        for (fourcc, codec) in FOURCCS {
+            let tag = parse_video(&cat(&[&[ex_video(1, 1)], fourcc, &si24(-7), b"data"])).unwrap();
+            assert!(tag.is_keyframe(), "{codec:?}");
+            let expected = if matches!(codec, VideoCodec::Avc | VideoCodec::Hevc | VideoCodec::Vvc)
+            {
+                VideoPacket::CodedFrames {
+                    composition_time: -7,
+                    data: Bytes::from_static(b"data"),
+                }
+            } else {
+                // No SI24 for these codecs: the three bytes are frame data.
+                VideoPacket::CodedFrames {
+                    composition_time: 0,
+                    data: cat(&[&si24(-7), b"data"]),
+                }
+            };
+            assert_eq!(single(&tag).packet, expected, "{codec:?}");
+        }
+    }
+
+    #[test]
+    fn enhanced_coded_frames_x_imply_zero_composition_time() {
+        for (fourcc, codec) in FOURCCS {
+            let tag = parse_video(&cat(&[&[ex_video(2, 3)], fourcc, b"data"])).unwrap();
+            assert!(!tag.is_keyframe());
+            assert!(tag.has_coded_frames());
+            assert_eq!(tag.composition_time(), Some(0), "{codec:?}");
+            assert_eq!(
+                single(&tag).packet,
+                VideoPacket::CodedFrames {
+                    composition_time: 0,
+                    data: Bytes::from_static(b"data")
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn enhanced_sequence_end_for_each_fourcc() {
+        for (fourcc, codec) in FOURCCS {
+            let tag = parse_video(&cat(&[&[ex_video(1, 2)], fourcc])).unwrap();
+            assert!(tag.is_sequence_end(), "{codec:?}");
+            assert!(!tag.is_config());
+            assert_eq!(single(&tag).packet, VideoPacket::SequenceEnd);
+        }
+    }
+
+    #[test]
+    fn enhanced_metadata_is_config_and_returns_amf_undecoded() {
+        for (fourcc, codec) in FOURCCS {
+            let amf = b"\x02\x00\x09colorInfo\x03\x00\x00\x09";
+            let tag = parse_video(&cat(&[&[ex_video(1, 4)], fourcc, amf])).unwrap();
+            assert!(tag.is_config(), "{codec:?}");
+            assert!(!tag.is_sequence_header());
+            assert_eq!(
+                single(&tag).packet,
+                VideoPacket::Metadata(Bytes::from_static(amf))
+            );
+        }
+    }
+
+    #[test]
+    fn enhanced_metadata_ignores_frame_type_even_command() {
+        // FFmpeg writes colorInfo with frame type 5; the FourCC still follows.
+        for ft in [0u8, 5, 7] {
+            let tag = parse_video(&cat(&[&[ex_video(ft, 4)], b"hvc1", b"amf"])).unwrap();
+            assert_eq!(tag.frame_type(), None);
+            assert_eq!(tag.codec(), Some(VideoCodec::Hevc));
+            assert!(!tag.is_keyframe());
+        }
+    }
+
+    #[test]
+    fn enhanced_mpeg2ts_sequence_start_is_config_for_each_fourcc() {
+        for (fourcc, codec) in FOURCCS {
+            let tag = parse_video(&cat(&[&[ex_video(1, 5)], fourcc, b"desc"])).unwrap();
+            assert!(tag.is_config(), "{codec:?}");
+            assert!(!tag.is_sequence_header());
+            assert_eq!(
+                single(&tag).packet,
+                VideoPacket::Mpeg2TsSequenceStart(Bytes::from_static(b"desc"))
+            );
+        }
+    }
+
+    #[test]
+    fn enhanced_command_frame_has_no_fourcc() {
+        let tag = parse_video(&Bytes::from(vec![ex_video(5, 1), 0x01])).unwrap();
+        assert!(tag.is_enhanced());
+        assert_eq!(
+            tag.body(),
+            &VideoBody::Command {
+                codec: None,
+                command: VideoCommand::EndSeek
+            }
+        );
+        assert_eq!(tag.codec(), None);
+    }
+
+    #[test]
+    fn unknown_enhanced_fourcc_is_an_error() {
+        assert_eq!(
+            parse_video(&cat(&[&[ex_video(1, 1)], b"h264", b"x"])),
+            Err(MediaError::UnknownVideoFourCc(FourCc(*b"h264")))
+        );
+    }
+
+    #[test]
+    fn reserved_enhanced_packet_type_is_an_error() {
+        for pt in 8u8..=15 {
+            assert_eq!(
+                parse_video(&cat(&[&[ex_video(1, pt)], b"avc1"])),
+                Err(MediaError::UnknownVideoPacketType(pt))
+            );
+        }
+    }
+
+    #[test]
+    fn mod_ex_nano_offset_one_byte_size_wraps_coded_frames() {
+        let payload = cat(&[
+            &[ex_video(1, 7)],
+            &mod_ex_nano(999_999, false, 1),
+            b"avc1",
+            &si24(20),
+            b"nal",
+        ]);
+        let tag = parse_video(&payload).unwrap();
+        assert_eq!(tag.timestamp_offset_nanos(), Some(999_999));
+        assert!(tag.is_keyframe());
+        assert_eq!(tag.composition_time(), Some(20));
+    }
+
+    #[test]
+    fn mod_ex_nano_offset_two_byte_size_wraps_coded_frames() {
+        let payload = cat(&[
+            &[ex_video(2, 7)],
+            &mod_ex_nano(1234, true, 3),
+            b"av01",
+            b"obu",
+        ]);
+        let tag = parse_video(&payload).unwrap();
+        assert_eq!(tag.timestamp_offset_nanos(), Some(1234));
+        assert_eq!(
+            single(&tag).packet,
+            VideoPacket::CodedFrames {
+                composition_time: 0,
+                data: Bytes::from_static(b"obu")
+            }
+        );
+    }
+
+    #[test]
+    fn mod_ex_chain_keeps_last_offset() {
+        let payload = cat(&[
+            &[ex_video(1, 7)],
+            &mod_ex_nano(1, false, 7),
+            &mod_ex_nano(2, true, 0),
+            b"vp09",
+            b"cfg",
+        ]);
+        let tag = parse_video(&payload).unwrap();
+        assert_eq!(tag.timestamp_offset_nanos(), Some(2));
+        assert!(tag.is_sequence_header());
+    }
+
+    #[test]
+    fn mod_ex_nano_offset_of_a_millisecond_is_an_error() {
+        let payload = cat(&[
+            &[ex_video(1, 7)],
+            &mod_ex_nano(1_000_000, false, 1),
+            b"avc1",
+            &si24(0),
+        ]);
+        assert_eq!(
+            parse_video(&payload),
+            Err(MediaError::InvalidTimestampOffsetNano(1_000_000))
+        );
+    }
+
+    #[test]
+    fn mod_ex_nano_offset_shorter_than_three_bytes_is_truncated() {
+        // modExDataSize = 1, then ModEx type 0, next packet type 1.
+        let payload = cat(&[&[ex_video(1, 7), 0x00, 0x05, 0x01], b"avc1", &si24(0)]);
+        assert!(matches!(
+            parse_video(&payload),
+            Err(MediaError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_mod_ex_type_is_an_error() {
+        let payload = cat(&[&[ex_video(1, 7), 0x02], &u24(5), &[0x31], b"avc1", &si24(0)]);
+        assert_eq!(parse_video(&payload), Err(MediaError::UnknownModExType(3)));
+    }
+
+    #[test]
+    fn multitrack_one_track_runs_to_end() {
+        let payload = cat(&[
+            &[ex_video(1, 6), 0x01],
+            b"avc1",
+            &track(None, 3, false, &cat(&[&si24(10), b"nal"])),
+        ]);
+        let tag = parse_video(&payload).unwrap();
+        let tracks = multi(&tag);
+        assert_eq!(tracks.multitrack_type(), MultitrackType::OneTrack);
+        assert_eq!(tracks.len(), 1);
+        assert_eq!(tag.codec(), Some(VideoCodec::Avc));
+        assert!(tag.is_keyframe());
+        assert_eq!(tag.composition_time(), None);
+        let all: Vec<_> = tag.tracks().collect();
+        assert_eq!(
+            all,
+            vec![VideoTrack {
+                track_id: 3,
+                codec: VideoCodec::Avc,
+                packet: VideoPacket::CodedFrames {
+                    composition_time: 10,
+                    data: Bytes::from_static(b"nal")
+                }
+            }]
+        );
+    }
+
+    #[test]
+    fn multitrack_many_tracks_share_codec_and_frame_type() {
+        let payload = cat(&[
+            &[ex_video(1, 6), 0x13],
+            b"hvc1",
+            &track(None, 0, true, b"hi"),
+            &track(None, 1, true, b""),
+            &track(None, 2, true, b"lo"),
+        ]);
+        let tag = parse_video(&payload).unwrap();
+        let tracks = multi(&tag);
+        assert_eq!(tracks.multitrack_type(), MultitrackType::ManyTracks);
+        assert_eq!(tracks.len(), 3);
+        assert!(tag.is_keyframe());
+        let ids: Vec<_> = tracks.iter().map(|t| (t.track_id, t.codec)).collect();
+        assert_eq!(
+            ids,
+            vec![
+                (0, VideoCodec::Hevc),
+                (1, VideoCodec::Hevc),
+                (2, VideoCodec::Hevc)
+            ]
+        );
+        let last = tracks.iter().last().unwrap();
+        assert_eq!(
+            last.packet,
+            VideoPacket::CodedFrames {
+                composition_time: 0,
+                data: Bytes::from_static(b"lo")
+            }
+        );
+    }
+
+    #[test]
+    fn multitrack_many_codecs_names_codec_per_track() {
+        let payload = cat(&[
+            &[ex_video(2, 6), 0x21],
+            &track(Some(b"avc1"), 0, true, &cat(&[&si24(-2), b"a"])),
+            &track(Some(b"av01"), 1, true, b"b"),
+        ]);
+        let tag = parse_video(&payload).unwrap();
+        assert_eq!(tag.codec(), None);
+        assert!(!tag.is_keyframe());
+        assert!(tag.has_coded_frames());
+        let all: Vec<_> = tag.tracks().collect();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].codec, VideoCodec::Avc);
+        assert_eq!(
+            all[0].packet,
+            VideoPacket::CodedFrames {
+                composition_time: -2,
+                data: Bytes::from_static(b"a")
+            }
+        );
+        assert_eq!(all[1].codec, VideoCodec::Av1);
+    }
+
+    #[test]
+    fn multitrack_keyframe_applies_to_all_tracks() {
+        let payload = cat(&[
+            &[ex_video(1, 6), 0x21],
+            &track(Some(b"vp09"), 0, true, b"k0"),
+            &track(Some(b"av01"), 1, true, b"k1"),
+        ]);
+        let tag = parse_video(&payload).unwrap();
+        assert!(tag.is_keyframe());
+    }
+
+    #[test]
+    fn multitrack_sequence_start_is_sequence_header() {
+        let payload = cat(&[
+            &[ex_video(1, 6), 0x10],
+            b"avc1",
+            &track(None, 0, true, b"cfg0"),
+            &track(None, 1, true, b"cfg1"),
+        ]);
+        let tag = parse_video(&payload).unwrap();
+        assert!(tag.is_sequence_header() && tag.is_config());
+        assert!(!tag.is_keyframe());
+    }
+
+    #[test]
+    fn multitrack_metadata_ignores_frame_type() {
+        let payload = cat(&[
+            &[ex_video(0, 6), 0x04],
+            b"hvc1",
+            &track(None, 0, false, b"amf"),
+        ]);
+        let tag = parse_video(&payload).unwrap();
+        assert_eq!(tag.frame_type(), None);
+        assert!(tag.is_config());
+    }
+
+    #[test]
+    fn command_frame_takes_precedence_over_multitrack() {
+        let tag = parse_video(&Bytes::from(vec![ex_video(5, 6), 0x00])).unwrap();
+        assert_eq!(
+            tag.body(),
+            &VideoBody::Command {
+                codec: None,
+                command: VideoCommand::StartSeek
+            }
+        );
+    }
+
+    #[test]
+    fn nested_multitrack_or_mod_ex_inside_multitrack_is_an_error() {
+        for pt in [6u8, 7] {
+            let payload = cat(&[&[ex_video(1, 6), pt], b"avc1", &[0, 0]]);
+            assert_eq!(
+                parse_video(&payload),
+                Err(MediaError::InvalidTrackPacketType(pt))
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_multitrack_type_is_an_error() {
+        let payload = cat(&[&[ex_video(1, 6), 0x31], b"avc1", &[0]]);
+        assert_eq!(
+            parse_video(&payload),
+            Err(MediaError::UnknownMultitrackType(3))
+        );
+    }
+
+    #[test]
+    fn unknown_fourcc_in_a_track_is_an_error() {
+        let payload = cat(&[
+            &[ex_video(1, 6), 0x23],
+            &track(Some(b"avc1"), 0, true, b"a"),
+            &track(Some(b"xxxx"), 1, true, b"b"),
+        ]);
+        assert_eq!(
+            parse_video(&payload),
+            Err(MediaError::UnknownVideoFourCc(FourCc(*b"xxxx")))
+        );
+    }
+
+    #[test]
+    fn multitrack_track_size_past_end_is_truncated() {
+        let payload = cat(&[&[ex_video(1, 6), 0x13], b"vp09", &[0], &u24(10), b"short"]);
+        assert!(matches!(
+            parse_video(&payload),
+            Err(MediaError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn multitrack_without_tracks_is_truncated() {
+        let payload = cat(&[&[ex_video(1, 6), 0x13], b"vp09"]);
+        assert!(matches!(
+            parse_video(&payload),
+            Err(MediaError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn multitrack_accepts_exactly_max_tracks() {
+        let mut payload = vec![ex_video(1, 6), 0x12];
+        payload.extend_from_slice(b"vp09");
+        for i in 0..MAX_TRACKS {
+            payload.extend(track(None, i as u8, true, b""));
+        }
+        let tag = parse_video(&Bytes::from(payload)).unwrap();
+        assert_eq!(multi(&tag).len(), MAX_TRACKS);
+        assert_eq!(tag.tracks().count(), MAX_TRACKS);
+    }
+
+    #[test]
+    fn thousands_of_empty_tracks_are_capped() {
+        let mut payload = vec![ex_video(1, 6), 0x12];
+        payload.extend_from_slice(b"vp09");
+        for _ in 0..10_000 {
+            payload.extend(track(None, 0, true, b""));
+        }
+        assert_eq!(
+            parse_video(&Bytes::from(payload)),
+            Err(MediaError::TooManyTracks)
+        );
+    }
+
+    #[test]
+    fn payload_slices_are_zero_copy() {
+        let payload = cat(&[&[0x17, 0x01], &si24(0), b"nalu"]);
+        let tag = parse_video(&payload).unwrap();
+        let VideoPacket::CodedFrames { data, .. } = &single(&tag).packet else {
+            panic!("expected coded frames");
+        };
+        assert_eq!(data.as_ptr(), payload[5..].as_ptr());
+    }
+
+    #[test]
+    fn truncated_legacy_avc_prefixes_fail() {
+        assert_short_prefixes_fail(&cat(&[&[0x17, 0x01], &si24(3), b"nalu"]), 5, parse_video);
+        assert_short_prefixes_fail(&cat(&[&[0x57, 0x01]]), 2, parse_video);
+        assert_short_prefixes_fail(&cat(&[&[0x22], b"h263"]), 1, parse_video);
+    }
+
+    #[test]
+    fn truncated_enhanced_prefixes_fail() {
+        assert_short_prefixes_fail(
+            &cat(&[&[ex_video(1, 1)], b"hvc1", &si24(3), b"n"]),
+            8,
+            parse_video,
+        );
+        assert_short_prefixes_fail(&cat(&[&[ex_video(1, 3)], b"av01", b"obu"]), 5, parse_video);
+        assert_short_prefixes_fail(&Bytes::from(vec![ex_video(5, 0), 0]), 2, parse_video);
+        let mod_ex = cat(&[
+            &[ex_video(1, 7)],
+            &mod_ex_nano(7, true, 1),
+            b"avc1",
+            &si24(0),
+            b"n",
+        ]);
+        assert_short_prefixes_fail(&mod_ex, mod_ex.len() - 1, parse_video);
+    }
+
+    #[test]
+    fn truncated_multitrack_prefixes_fail_except_at_track_boundaries() {
+        let first = track(None, 0, true, b"aa");
+        let second = track(None, 1, true, b"bbb");
+        let header = [&[ex_video(1, 6), 0x13][..], b"vp09"].concat();
+        let full = cat(&[&header, &first, &second]);
+        let boundary = header.len() + first.len();
+        for n in 0..=full.len() {
+            let result = parse_video(&full.slice(..n));
+            if n == boundary || n == full.len() {
+                let tag = result.unwrap();
+                assert_eq!(tag.tracks().count(), if n == boundary { 1 } else { 2 });
+            } else {
+                assert!(result.is_err(), "prefix {n} parsed: {result:?}");
+            }
+        }
+    }
+}
