@@ -1,1 +1,0 @@
-//! FLV audio/video tag headers (owned by the media implementation).
