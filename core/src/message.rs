@@ -50,10 +50,30 @@ pub mod type_id {
     pub const AGGREGATE: u8 = 22;
 }
 
+/// The largest command or data message [`Message::decode`] will interpret.
+///
+/// Media may be megabytes, but AMF expands as it decodes: a run of one-byte
+/// `null` markers becomes tens of bytes of [`Value`] each. Real commands and
+/// data messages (connect, publish, `onMetaData`, cue points, TC relays) are
+/// at most a few kilobytes, so 256 KiB leaves two orders of magnitude of room
+/// while bounding what one message can make the decoder allocate.
+pub const MAX_AMF_MESSAGE_LEN: usize = 256 * 1024;
+
 /// Why a message payload could not be understood.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum MessageError {
+    /// A command or data message longer than the AMF limit (see
+    /// [`MAX_AMF_MESSAGE_LEN`]).
+    #[error("type {type_id} message of {len} bytes exceeds the AMF message limit of {limit}")]
+    AmfTooLong {
+        /// The message type id.
+        type_id: u8,
+        /// The payload length.
+        len: usize,
+        /// The limit in force.
+        limit: usize,
+    },
     /// A fixed-layout message (protocol or user control) was too short.
     #[error("{kind} message needs {needed} bytes, got {got}")]
     TooShort {
@@ -532,7 +552,27 @@ impl Message {
     /// Interprets a raw message. Only what the payload says is checked; what
     /// is allowed on which stream is the session's business.
     pub fn decode(raw: &RawMessage) -> Result<Message, MessageError> {
+        Self::decode_with_amf_limit(raw, MAX_AMF_MESSAGE_LEN)
+    }
+
+    /// [`Message::decode`] with a different bound on command and data
+    /// messages, for embedders whose applications relay larger AMF payloads.
+    pub fn decode_with_amf_limit(
+        raw: &RawMessage,
+        max_amf_len: usize,
+    ) -> Result<Message, MessageError> {
         let p = &raw.payload;
+        let carries_amf = matches!(
+            raw.type_id,
+            type_id::COMMAND_AMF0 | type_id::COMMAND_AMF3 | type_id::DATA_AMF0 | type_id::DATA_AMF3
+        );
+        if carries_amf && p.len() > max_amf_len {
+            return Err(MessageError::AmfTooLong {
+                type_id: raw.type_id,
+                len: p.len(),
+                limit: max_amf_len,
+            });
+        }
         Ok(match raw.type_id {
             type_id::SET_CHUNK_SIZE => Message::SetChunkSize(be_u32(p, "Set Chunk Size", 4)?),
             type_id::ABORT => Message::Abort {

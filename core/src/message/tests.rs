@@ -814,3 +814,37 @@ fn aggregate_shorter_than_a_tag_header_is_refused() {
         [Err(MessageError::AggregateTruncated { offset: 0 })]
     );
 }
+
+#[test]
+fn oversized_amf_message_is_refused_before_decoding() {
+    // A quarter-megabyte-plus of `null` markers: cheap to send, costly to
+    // decode into values.
+    let mut body = Amf::default().s("@setDataFrame").0;
+    body.resize(MAX_AMF_MESSAGE_LEN + 1, 0x05);
+    let err = Message::decode(&raw(type_id::DATA_AMF0, Bytes::from(body))).unwrap_err();
+    assert_eq!(
+        err,
+        MessageError::AmfTooLong {
+            type_id: type_id::DATA_AMF0,
+            len: MAX_AMF_MESSAGE_LEN + 1,
+            limit: MAX_AMF_MESSAGE_LEN
+        }
+    );
+}
+
+#[test]
+fn oversized_media_is_not_subject_to_the_amf_limit() {
+    let payload = Bytes::from(vec![0x27; MAX_AMF_MESSAGE_LEN * 2]);
+    assert!(matches!(
+        Message::decode(&raw(type_id::VIDEO, payload)),
+        Ok(Message::Video(_))
+    ));
+}
+
+#[test]
+fn embedders_can_raise_the_amf_limit() {
+    let body = Amf::default().s("onTextData").s(&"x".repeat(1000)).bytes();
+    let r = raw(type_id::DATA_AMF0, body);
+    assert!(Message::decode_with_amf_limit(&r, 100).is_err());
+    assert!(Message::decode_with_amf_limit(&r, 2000).is_ok());
+}
