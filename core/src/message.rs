@@ -679,11 +679,14 @@ impl Message {
                     b.put_u8(0);
                 }
                 let (name, tid, object, args) = command.wire_parts();
-                amf0::encode(&Value::String(name.into_owned()), &mut b)
+                // One encoder for the whole body: a reference in the
+                // arguments is only written if what it names is written too.
+                let mut e = amf0::Encoder::new();
+                [Value::String(name.into_owned()), Value::Number(tid), object]
+                    .iter()
+                    .chain(&args)
+                    .try_for_each(|v| e.encode(v, &mut b))
                     .map_err(amf_err("command"))?;
-                amf0::encode(&Value::Number(tid), &mut b).map_err(amf_err("command"))?;
-                amf0::encode(&object, &mut b).map_err(amf_err("command"))?;
-                amf0::encode_all(&args, &mut b).map_err(amf_err("command"))?;
                 b.freeze()
             }
             Message::Data { encoding, data } => {

@@ -397,31 +397,82 @@ pub fn decode_all(input: &[u8]) -> Result<Vec<Value>, AmfError> {
     Ok(out)
 }
 
-/// Appends the encoding of `value` to `out`.
+/// Encodes a sequence of AMF0 values that share one reference table, as the
+/// values of one RTMP message do: the mirror of [`Decoder`].
 ///
-/// Strings of 65536 bytes or more use the long-string marker (0x0c). Names
-/// (member keys, class names) have only a 16-bit length field, so a longer
-/// one fails with [`AmfError::OutOfRange`], as does any length or count
-/// beyond 32 bits and nesting deeper than [`MAX_DEPTH`](super::MAX_DEPTH)
-/// (checked so that we never write what a decoder like ours refuses, and a
-/// runaway structure fails instead of overflowing the stack). On error nothing is
-/// appended: `out` is truncated back to its length on entry. AVM+ values are
-/// written with fresh AMF3 tables and no references (see [`amf3::encode`]).
-pub fn encode(value: &Value, out: &mut BytesMut) -> Result<(), AmfError> {
-    let start = out.len();
-    let result = write_value(value, out, 0);
-    if result.is_err() {
-        out.truncate(start);
+/// It counts the complex values it writes (and, for AVM+ values, the AMF3
+/// object table, scoped per message as the decoder scopes it), so that a
+/// [`Value::Reference`] or [`amf3::Value::ObjectReference`] is written only
+/// when it names a value already in this output. A typed command that keeps
+/// some of a peer's values and drops others could otherwise forward a
+/// reference to nothing.
+#[derive(Debug, Default, Clone)]
+pub struct Encoder {
+    written: Written,
+}
+
+/// How many entries each reference table of the output holds so far.
+#[derive(Debug, Default, Clone, Copy)]
+struct Written {
+    complex: usize,
+    amf3_objects: usize,
+}
+
+impl Encoder {
+    /// Starts an output with empty reference tables.
+    pub fn new() -> Self {
+        Self::default()
     }
-    result
+
+    /// Appends the encoding of `value` to `out`.
+    ///
+    /// Strings of 65536 bytes or more use the long-string marker (0x0c).
+    /// Names (member keys, class names) have only a 16-bit length field, so a
+    /// longer one fails with [`AmfError::OutOfRange`], as does any length or
+    /// count beyond 32 bits, a reference to a value not written before it,
+    /// and nesting deeper than [`MAX_DEPTH`](super::MAX_DEPTH) (checked so
+    /// that we never write what a decoder like ours refuses, and a runaway
+    /// structure fails instead of overflowing the stack). On error nothing is
+    /// appended: `out` is truncated back to its length on entry and the
+    /// tables are as they were. AVM+ values never use string or trait
+    /// references (see [`amf3::encode`]).
+    pub fn encode(&mut self, value: &Value, out: &mut BytesMut) -> Result<(), AmfError> {
+        let (start, saved) = (out.len(), self.written);
+        let result = write_value(value, out, 0, &mut self.written);
+        if result.is_err() {
+            out.truncate(start);
+            self.written = saved;
+        }
+        result
+    }
 }
 
-/// Appends the encodings of `values`, in order, to `out`.
+/// Appends the encoding of `value`, as the first value of a message, to
+/// `out`; see [`Encoder::encode`].
+pub fn encode(value: &Value, out: &mut BytesMut) -> Result<(), AmfError> {
+    Encoder::new().encode(value, out)
+}
+
+/// Appends the encodings of `values`, in order and sharing one reference
+/// table, to `out`. On error nothing is appended.
 pub fn encode_all(values: &[Value], out: &mut BytesMut) -> Result<(), AmfError> {
-    values.iter().try_for_each(|v| encode(v, out))
+    let start = out.len();
+    let mut encoder = Encoder::new();
+    for value in values {
+        if let Err(e) = encoder.encode(value, out) {
+            out.truncate(start);
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
-fn write_value(value: &Value, out: &mut BytesMut, depth: usize) -> Result<(), AmfError> {
+fn write_value(
+    value: &Value,
+    out: &mut BytesMut,
+    depth: usize,
+    w: &mut Written,
+) -> Result<(), AmfError> {
     match value {
         Value::Number(n) => {
             out.put_u8(marker::NUMBER);
@@ -445,11 +496,18 @@ fn write_value(value: &Value, out: &mut BytesMut, depth: usize) -> Result<(), Am
         Value::Object(members) => {
             let depth = enter(depth)?;
             out.put_u8(marker::OBJECT);
-            write_members(members, out, depth)?;
+            // Counted before its members, as the decoder counts it.
+            w.complex += 1;
+            write_members(members, out, depth, w)?;
         }
         Value::Null => out.put_u8(marker::NULL),
         Value::Undefined => out.put_u8(marker::UNDEFINED),
         Value::Reference(index) => {
+            if usize::from(*index) >= w.complex {
+                return Err(AmfError::OutOfRange(
+                    "AMF0 reference to a value not written before it",
+                ));
+            }
             out.put_u8(marker::REFERENCE);
             out.put_u16(*index);
         }
@@ -458,17 +516,21 @@ fn write_value(value: &Value, out: &mut BytesMut, depth: usize) -> Result<(), Am
             let count = u32::try_from(members.len())
                 .map_err(|_| AmfError::OutOfRange("ECMA array with more than 2^32 members"))?;
             out.put_u8(marker::ECMA_ARRAY);
+            // Counted before its members, as the decoder counts it.
+            w.complex += 1;
             out.put_u32(count);
-            write_members(members, out, depth)?;
+            write_members(members, out, depth, w)?;
         }
         Value::StrictArray(items) => {
             let depth = enter(depth)?;
             let count = u32::try_from(items.len())
                 .map_err(|_| AmfError::OutOfRange("strict array with more than 2^32 items"))?;
             out.put_u8(marker::STRICT_ARRAY);
+            // Counted before its members, as the decoder counts it.
+            w.complex += 1;
             out.put_u32(count);
             for item in items {
-                write_value(item, out, depth)?;
+                write_value(item, out, depth, w)?;
             }
         }
         Value::Date { millis, timezone } => {
@@ -487,16 +549,18 @@ fn write_value(value: &Value, out: &mut BytesMut, depth: usize) -> Result<(), Am
         } => {
             let depth = enter(depth)?;
             out.put_u8(marker::TYPED_OBJECT);
+            // Counted before its members, as the decoder counts it.
+            w.complex += 1;
             write_name(
                 class_name,
                 out,
                 "typed object class name longer than 65535 bytes",
             )?;
-            write_members(properties, out, depth)?;
+            write_members(properties, out, depth, w)?;
         }
         Value::AvmPlus(v) => {
             out.put_u8(marker::AVMPLUS);
-            amf3::write_value(v, out, depth)?;
+            amf3::write_value(v, out, depth, &mut w.amf3_objects)?;
         }
     }
     Ok(())
@@ -506,10 +570,11 @@ fn write_members(
     members: &[(String, Value)],
     out: &mut BytesMut,
     depth: usize,
+    w: &mut Written,
 ) -> Result<(), AmfError> {
     for (key, value) in members {
         write_name(key, out, "object key longer than 65535 bytes")?;
-        write_value(value, out, depth)?;
+        write_value(value, out, depth, w)?;
     }
     out.put_u16(0);
     out.put_u8(marker::OBJECT_END);
@@ -591,11 +656,57 @@ mod tests {
     }
 
     #[test]
+    fn reference_encodes_as_marker_and_index() {
+        let values: Vec<Value> = std::iter::repeat_with(|| Value::StrictArray(vec![]))
+            .take(0x0103)
+            .chain([Value::Reference(0x0102)])
+            .collect();
+        let mut out = BytesMut::new();
+        encode_all(&values, &mut out).unwrap();
+        assert_eq!(&out[out.len() - 3..], [0x07, 0x01, 0x02]);
+    }
+
+    #[test]
+    fn reference_to_a_value_not_yet_written_is_not_encoded() {
+        let mut out = BytesMut::from(&b"keep"[..]);
+        let values = [Value::object([("a", Value::Null)]), Value::Reference(1)];
+        assert!(matches!(
+            encode_all(&values, &mut out),
+            Err(AmfError::OutOfRange(_))
+        ));
+        assert_eq!(&out[..], b"keep", "nothing appended on error");
+    }
+
+    #[test]
+    fn encoder_shares_one_table_across_values() {
+        let mut e = Encoder::new();
+        let mut out = BytesMut::new();
+        assert!(e.encode(&Value::Reference(0), &mut out).is_err());
+        e.encode(&Value::object([("a", Value::Null)]), &mut out)
+            .unwrap();
+        e.encode(&Value::Reference(0), &mut out).unwrap();
+        assert_eq!(decode_all(&out).unwrap()[1], Value::Reference(0));
+    }
+
+    #[test]
+    fn avmplus_object_reference_must_name_an_earlier_avmplus_value() {
+        use crate::amf::amf3;
+        let obj = Value::AvmPlus(amf3::Value::Array {
+            assoc: vec![],
+            dense: vec![],
+        });
+        let reference = Value::AvmPlus(amf3::Value::ObjectReference(0));
+        let mut out = BytesMut::new();
+        assert!(encode_all(std::slice::from_ref(&reference), &mut out).is_err());
+        encode_all(&[obj, reference.clone()], &mut out).unwrap();
+        assert_eq!(decode_all(&out).unwrap()[1], reference);
+    }
+
+    #[test]
     fn small_markers_encode_to_known_bytes() {
         assert_eq!(enc(&Value::Boolean(true)), [0x01, 0x01]);
         assert_eq!(enc(&Value::Null), [0x05]);
         assert_eq!(enc(&Value::Undefined), [0x06]);
-        assert_eq!(enc(&Value::Reference(0x0102)), [0x07, 0x01, 0x02]);
         assert_eq!(enc(&Value::Unsupported), [0x0d]);
         assert_eq!(enc(&Value::object::<&str>([])), [0x03, 0x00, 0x00, 0x09]);
         assert_eq!(

@@ -631,7 +631,9 @@ fn unsupported_class(name: &str) -> String {
 /// scopes its tables per value or per message. An explicit
 /// [`Value::ObjectReference`] is written as given, under the object marker
 /// (a reference means the same under any complex marker to Flash and
-/// BlazeDS, which only look up the table).
+/// BlazeDS, which only look up the table), but only if it names a complex
+/// value already written: anything else fails with
+/// [`AmfError::OutOfRange`] rather than produce bytes no decoder accepts.
 ///
 /// [`Value::Integer`]s outside the 29-bit range (−2^28 ..= 2^28 − 1) are
 /// written as doubles, as Flash does for `int` values that do not fit, so
@@ -642,7 +644,7 @@ fn unsupported_class(name: &str) -> String {
 /// or [`AmfError::TooDeep`]; on error `out` is left as it was.
 pub fn encode(value: &Value, out: &mut BytesMut) -> Result<(), AmfError> {
     let start = out.len();
-    let result = write_value(value, out, 0);
+    let result = write_value(value, out, 0, &mut 0);
     if result.is_err() {
         out.truncate(start);
     }
@@ -698,6 +700,7 @@ fn write_named(
     out: &mut BytesMut,
     members: &[(Arc<str>, Value)],
     depth: usize,
+    objects: &mut usize,
 ) -> Result<(), AmfError> {
     for (key, value) in members {
         if key.is_empty() {
@@ -706,7 +709,7 @@ fn write_named(
             ));
         }
         write_string(out, key)?;
-        write_value(value, out, depth)?;
+        write_value(value, out, depth, objects)?;
     }
     out.put_u8(0x01);
     Ok(())
@@ -714,7 +717,12 @@ fn write_named(
 
 /// Writes `value`, marker first, with `depth` enclosing containers; shared
 /// with the AMF0 encoder for AVM+ values so the depth limit spans both.
-pub(crate) fn write_value(value: &Value, out: &mut BytesMut, depth: usize) -> Result<(), AmfError> {
+pub(crate) fn write_value(
+    value: &Value,
+    out: &mut BytesMut,
+    depth: usize,
+    objects: &mut usize,
+) -> Result<(), AmfError> {
     match value {
         Value::Undefined => out.put_u8(marker::UNDEFINED),
         Value::Null => out.put_u8(marker::NULL),
@@ -738,38 +746,45 @@ pub(crate) fn write_value(value: &Value, out: &mut BytesMut, depth: usize) -> Re
         }
         Value::XmlDocument(s) => {
             out.put_u8(marker::XML_DOCUMENT);
+            *objects += 1;
             write_string(out, s)?;
         }
         Value::Xml(s) => {
             out.put_u8(marker::XML);
+            *objects += 1;
             write_string(out, s)?;
         }
         Value::Date(millis) => {
             out.put_u8(marker::DATE);
+            *objects += 1;
             write_u29(out, 1);
             out.put_f64(*millis);
         }
         Value::Array { assoc, dense } => {
             let depth = enter(depth)?;
             out.put_u8(marker::ARRAY);
+            *objects += 1;
             write_header(
                 out,
                 dense.len(),
                 true,
                 "AMF3 array with more than 2^28 - 1 items",
             )?;
-            write_named(out, assoc, depth)?;
+            write_named(out, assoc, depth, objects)?;
             for item in dense {
-                write_value(item, out, depth)?;
+                write_value(item, out, depth, objects)?;
             }
         }
         Value::Object(o) => {
             let depth = enter(depth)?;
             out.put_u8(marker::OBJECT);
-            write_object(o, out, depth)?;
+            // Counted before its members, as the decoder counts it.
+            *objects += 1;
+            write_object(o, out, depth, objects)?;
         }
         Value::ByteArray(b) => {
             out.put_u8(marker::BYTE_ARRAY);
+            *objects += 1;
             write_header(
                 out,
                 b.len(),
@@ -780,18 +795,21 @@ pub(crate) fn write_value(value: &Value, out: &mut BytesMut, depth: usize) -> Re
         }
         Value::VectorInt { fixed, items } => {
             out.put_u8(marker::VECTOR_INT);
+            *objects += 1;
             write_header(out, items.len(), true, "AMF3 vector longer than 2^28 - 1")?;
             out.put_u8(u8::from(*fixed));
             items.iter().for_each(|i| out.put_i32(*i));
         }
         Value::VectorUint { fixed, items } => {
             out.put_u8(marker::VECTOR_UINT);
+            *objects += 1;
             write_header(out, items.len(), true, "AMF3 vector longer than 2^28 - 1")?;
             out.put_u8(u8::from(*fixed));
             items.iter().for_each(|i| out.put_u32(*i));
         }
         Value::VectorDouble { fixed, items } => {
             out.put_u8(marker::VECTOR_DOUBLE);
+            *objects += 1;
             write_header(out, items.len(), true, "AMF3 vector longer than 2^28 - 1")?;
             out.put_u8(u8::from(*fixed));
             items.iter().for_each(|d| out.put_f64(*d));
@@ -803,16 +821,18 @@ pub(crate) fn write_value(value: &Value, out: &mut BytesMut, depth: usize) -> Re
         } => {
             let depth = enter(depth)?;
             out.put_u8(marker::VECTOR_OBJECT);
+            *objects += 1;
             write_header(out, items.len(), true, "AMF3 vector longer than 2^28 - 1")?;
             out.put_u8(u8::from(*fixed));
             write_string(out, type_name)?;
             for item in items {
-                write_value(item, out, depth)?;
+                write_value(item, out, depth, objects)?;
             }
         }
         Value::Dictionary { weak_keys, entries } => {
             let depth = enter(depth)?;
             out.put_u8(marker::DICTIONARY);
+            *objects += 1;
             write_header(
                 out,
                 entries.len(),
@@ -821,11 +841,18 @@ pub(crate) fn write_value(value: &Value, out: &mut BytesMut, depth: usize) -> Re
             )?;
             out.put_u8(u8::from(*weak_keys));
             for (key, value) in entries {
-                write_value(key, out, depth)?;
-                write_value(value, out, depth)?;
+                write_value(key, out, depth, objects)?;
+                write_value(value, out, depth, objects)?;
             }
         }
         Value::ObjectReference(index) => {
+            // A reference the output's own table cannot resolve would be
+            // refused by every decoder, ours included: never write one.
+            if *index as usize >= *objects {
+                return Err(AmfError::OutOfRange(
+                    "AMF3 object reference to a value not written before it",
+                ));
+            }
             out.put_u8(marker::OBJECT);
             write_header(
                 out,
@@ -839,12 +866,17 @@ pub(crate) fn write_value(value: &Value, out: &mut BytesMut, depth: usize) -> Re
 }
 
 /// Writes an object's traits (always inline) and members after its marker.
-fn write_object(o: &Object, out: &mut BytesMut, depth: usize) -> Result<(), AmfError> {
+fn write_object(
+    o: &Object,
+    out: &mut BytesMut,
+    depth: usize,
+    objects: &mut usize,
+) -> Result<(), AmfError> {
     if let Some(inner) = externalized(o) {
         // U29O-traits-ext: inline, externalizable, no member names.
         write_u29(out, 0b0111);
         write_string(out, &o.class_name)?;
-        return write_value(inner, out, depth);
+        return write_value(inner, out, depth, objects);
     }
     let count = o.sealed.len();
     if count >= 1 << 25 {
@@ -860,10 +892,10 @@ fn write_object(o: &Object, out: &mut BytesMut, depth: usize) -> Result<(), AmfE
         write_string(out, name)?;
     }
     for (_, value) in &o.sealed {
-        write_value(value, out, depth)?;
+        write_value(value, out, depth, objects)?;
     }
     if let Some(dynamic) = &o.dynamic {
-        write_named(out, dynamic, depth)?;
+        write_named(out, dynamic, depth, objects)?;
     }
     Ok(())
 }
@@ -994,7 +1026,6 @@ pub(crate) mod tests {
         assert_eq!(enc(&Value::String(s("ab"))), [0x06, 0x05, b'a', b'b']);
         assert_eq!(enc(&Value::String(s(""))), [0x06, 0x01]);
         assert_eq!(enc(&Value::Date(0.0)), [0x08, 0x01, 0, 0, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(enc(&Value::ObjectReference(3)), [0x0a, 0x06]);
     }
 
     #[test]
@@ -1362,6 +1393,32 @@ pub(crate) mod tests {
             encode(&v, &mut BytesMut::new()),
             Err(AmfError::OutOfRange(_))
         ));
+    }
+
+    #[test]
+    fn object_reference_encodes_under_the_object_marker() {
+        let v = Value::Array {
+            assoc: vec![],
+            dense: vec![
+                Value::Date(1.0),
+                Value::Date(2.0),
+                Value::Date(3.0),
+                Value::ObjectReference(3),
+            ],
+        };
+        let bytes = enc(&v);
+        assert_eq!(&bytes[bytes.len() - 2..], [0x0a, 0x06]);
+    }
+
+    #[test]
+    fn object_reference_to_a_value_not_yet_written_is_not_encoded() {
+        let v = Value::Array {
+            assoc: vec![],
+            dense: vec![Value::ObjectReference(1)],
+        };
+        let mut out = BytesMut::from(&b"keep"[..]);
+        assert!(matches!(encode(&v, &mut out), Err(AmfError::OutOfRange(_))));
+        assert_eq!(&out[..], b"keep");
     }
 
     #[test]

@@ -848,3 +848,36 @@ fn embedders_can_raise_the_amf_limit() {
     assert!(Message::decode_with_amf_limit(&r, 100).is_err());
     assert!(Message::decode_with_amf_limit(&r, 2000).is_ok());
 }
+
+#[test]
+fn command_with_a_reference_to_nothing_is_not_encoded() {
+    // A relay forwards a peer's arguments; one that refers to a value the
+    // forwarded message does not contain would reach the recipient as AMF no
+    // decoder accepts (the shape the message fuzz target found).
+    let relay = Message::Command {
+        encoding: Encoding::Amf0,
+        command: Command::Relay {
+            target: "x".into(),
+            args: vec![Value::Reference(0)],
+        },
+    };
+    assert!(matches!(
+        relay.encode_payload(),
+        Err(MessageError::Amf {
+            context: "command",
+            source: AmfError::OutOfRange(_)
+        })
+    ));
+}
+
+#[test]
+fn command_reference_to_an_earlier_argument_is_encoded() {
+    let relay = Message::Command {
+        encoding: Encoding::Amf0,
+        command: Command::Relay {
+            target: "x".into(),
+            args: vec![Value::object([("a", Value::Null)]), Value::Reference(0)],
+        },
+    };
+    assert_eq!(round_trip(&relay), relay);
+}
