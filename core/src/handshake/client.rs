@@ -9,21 +9,12 @@ use tracing::{debug, trace, warn};
 use super::digest::{
     self, DIGEST_LEN, PLAYER_KEY, PLAYER_KEY_PARTIAL, SERVER_KEY, SERVER_KEY_PARTIAL, SIGNATURE_AT,
 };
+use super::lifecycle::{Lifecycle, Packet};
 use super::{
-    deadline, fill, packet, DigestScheme, HandshakeConfig, HandshakeError, HandshakeKind,
-    ServerCheck, PACKET_LEN, RTMP_VERSION,
+    DigestScheme, HandshakeConfig, HandshakeError, HandshakeKind, ServerCheck, PACKET_LEN,
+    RTMP_VERSION,
 };
 use crate::entropy::Entropy;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    /// C0+C1 are queued; collecting S0 (1 byte) and S1 (1536 bytes).
-    S0S1,
-    /// C2 is queued; collecting S2.
-    S2 { expect: Expect },
-    /// Done; further bytes belong to the chunk stream.
-    Complete,
-}
 
 /// What S2 should be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,9 +42,8 @@ enum Expect {
 /// ```
 #[derive(Debug)]
 pub struct ClientHandshake {
-    state: State,
-    error: Option<HandshakeError>,
-    deadline: Option<Instant>,
+    /// Deadline, sticky error, progress, and S0+S1 then S2 as they arrive.
+    lifecycle: Lifecycle,
     check: ServerCheck,
     /// What our C1 was, and where its digest sits if it has one.
     c1: Box<[u8; PACKET_LEN]>,
@@ -61,9 +51,8 @@ pub struct ClientHandshake {
     /// Random bytes for a signed C2, drawn at construction (the only time we
     /// see the entropy source). Released once C2 is built.
     c2_random: Option<Box<[u8; SIGNATURE_AT]>>,
-    /// The packet being assembled: S0+S1, then S2. Never longer than
-    /// 1 + 1536 bytes; released once the handshake completes.
-    input: Vec<u8>,
+    /// What S2 should be; decided when S1 is read, which is always first.
+    expect: Expect,
     transmit: VecDeque<Bytes>,
     server_kind: Option<HandshakeKind>,
     server_version: Option<[u8; 4]>,
@@ -102,14 +91,12 @@ impl ClientHandshake {
         c0c1.push(RTMP_VERSION);
         c0c1.extend_from_slice(&c1[..]);
         ClientHandshake {
-            state: State::S0S1,
-            error: None,
-            deadline: deadline(now, config.timeout),
+            lifecycle: Lifecycle::new("client", now, config.timeout),
             check: config.server_check,
             c1,
             c1_digest_pos,
             c2_random,
-            input: Vec::with_capacity(1 + PACKET_LEN),
+            expect: Expect::Echo,
             transmit: VecDeque::from([Bytes::from(c0c1)]),
             server_kind: None,
             server_version: None,
@@ -131,44 +118,14 @@ impl ClientHandshake {
     /// `Server*` variants when the answer fails
     /// [`HandshakeConfig::server_check`]. Errors are sticky.
     pub fn handle_input(&mut self, data: &[u8]) -> Result<usize, HandshakeError> {
-        if let Some(error) = &self.error {
-            return Err(error.clone());
-        }
         let mut consumed = 0;
-        loop {
-            let rest = &data[consumed..];
-            match self.state {
-                State::S0S1 => {
-                    if self.input.is_empty() {
-                        if let Some(&version) = rest.first() {
-                            if version != RTMP_VERSION {
-                                return Err(self.fail(HandshakeError::UnsupportedVersion(version)));
-                            }
-                        }
-                    }
-                    consumed += fill(&mut self.input, 1 + PACKET_LEN, rest);
-                    if self.input.len() < 1 + PACKET_LEN {
-                        return Ok(consumed);
-                    }
-                    let s1 = packet(&self.input[1..]);
-                    let expect = self.answer_s1(&s1)?;
-                    self.input.clear();
-                    self.state = State::S2 { expect };
-                }
-                State::S2 { expect } => {
-                    consumed += fill(&mut self.input, PACKET_LEN, rest);
-                    if self.input.len() < PACKET_LEN {
-                        return Ok(consumed);
-                    }
-                    let s2 = packet(&self.input);
-                    self.check_s2(&s2, expect)?;
-                    self.input = Vec::new();
-                    self.state = State::Complete;
-                    return Ok(consumed);
-                }
-                State::Complete => return Ok(consumed),
+        while let Some(packet) = self.lifecycle.next_packet(data, &mut consumed)? {
+            match packet {
+                Packet::First(s1) => self.expect = self.answer_s1(&s1)?,
+                Packet::Second(s2) => self.check_s2(&s2, self.expect)?,
             }
         }
+        Ok(consumed)
     }
 
     /// The next bytes to write to the server: C0+C1 (1537 bytes) from the
@@ -183,11 +140,7 @@ impl ClientHandshake {
     /// handshake has completed or failed.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.state == State::Complete || self.error.is_some() {
-            None
-        } else {
-            self.deadline
-        }
+        self.lifecycle.poll_timeout()
     }
 
     /// Tells the handshake the time is `now`. Calling it early is harmless.
@@ -197,25 +150,17 @@ impl ClientHandshake {
     /// [`HandshakeError::Timeout`] at or after the deadline if still
     /// incomplete; any earlier error again. Errors are sticky.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), HandshakeError> {
-        if let Some(error) = &self.error {
-            return Err(error.clone());
-        }
-        match self.deadline {
-            Some(deadline) if self.state != State::Complete && now >= deadline => {
-                Err(self.fail(HandshakeError::Timeout))
-            }
-            _ => Ok(()),
-        }
+        self.lifecycle.handle_timeout(now)
     }
 
     /// Whether S2 has been read; the chunk stream may start.
     pub fn is_complete(&self) -> bool {
-        self.state == State::Complete
+        self.lifecycle.is_complete()
     }
 
     /// The error the handshake failed with, if it has.
     pub fn error(&self) -> Option<&HandshakeError> {
-        self.error.as_ref()
+        self.lifecycle.error()
     }
 
     /// How the server answered, once S1 is in: `Digest` with the scheme its
@@ -241,12 +186,6 @@ impl ClientHandshake {
         self.server_verified
     }
 
-    fn fail(&mut self, error: HandshakeError) -> HandshakeError {
-        debug!(%error, "RTMP client handshake failed");
-        self.error = Some(error.clone());
-        error
-    }
-
     /// Reads S1, queues C2, and says what S2 should look like.
     fn answer_s1(&mut self, s1: &[u8; PACKET_LEN]) -> Result<Expect, HandshakeError> {
         let version = [s1[4], s1[5], s1[6], s1[7]];
@@ -262,7 +201,7 @@ impl ClientHandshake {
             // does not sign, and gets the simple handshake.
             Some(_) if version[0] == 0 => {
                 if self.check == ServerCheck::Strict {
-                    return Err(self.fail(HandshakeError::ServerDigestMissing));
+                    return Err(self.lifecycle.fail(HandshakeError::ServerDigestMissing));
                 }
                 debug!(?version, "RTMP handshake: server answered digest C1 simply");
                 None
@@ -274,7 +213,7 @@ impl ClientHandshake {
                 });
                 if found.is_none() {
                     if self.check != ServerCheck::Lenient {
-                        return Err(self.fail(HandshakeError::ServerDigestInvalid));
+                        return Err(self.lifecycle.fail(HandshakeError::ServerDigestInvalid));
                     }
                     warn!(
                         ?version,
@@ -321,7 +260,7 @@ impl ClientHandshake {
                 let c1_digest = &self.c1[pos..pos + DIGEST_LEN];
                 let ok = digest::verify_signature(s2, &SERVER_KEY, c1_digest);
                 if !ok && self.check != ServerCheck::Lenient {
-                    return Err(self.fail(HandshakeError::ServerSignatureInvalid));
+                    return Err(self.lifecycle.fail(HandshakeError::ServerSignatureInvalid));
                 }
                 ok
             }
@@ -330,7 +269,7 @@ impl ClientHandshake {
                 // compares from byte 8, and so do we.
                 let ok = s2[8..] == self.c1[8..];
                 if !ok && self.check == ServerCheck::Strict {
-                    return Err(self.fail(HandshakeError::ServerEchoMismatch));
+                    return Err(self.lifecycle.fail(HandshakeError::ServerEchoMismatch));
                 }
                 ok
             }
@@ -363,6 +302,11 @@ mod tests {
             server_check: check,
             ..HandshakeConfig::default()
         }
+    }
+
+    /// A client started now, with seed 3 for its random bytes.
+    fn client(config: HandshakeConfig) -> ClientHandshake {
+        ClientHandshake::new(Instant::now(), config, &mut SeededEntropy::new(3))
     }
 
     const DIGEST0: HandshakeKind = HandshakeKind::Digest {
@@ -419,11 +363,7 @@ mod tests {
 
     #[test]
     fn digest_c1_is_laid_out_like_ffmpegs() {
-        let mut c = ClientHandshake::new(
-            Instant::now(),
-            HandshakeConfig::default(),
-            &mut SeededEntropy::new(3),
-        );
+        let mut c = client(HandshakeConfig::default());
         let c0c1 = c.poll_transmit().unwrap();
         assert_eq!(c0c1.len(), 1 + SIG);
         assert_eq!(c0c1[0], 3);
@@ -436,11 +376,7 @@ mod tests {
 
     #[test]
     fn simple_c1_is_laid_out_like_librtmps() {
-        let mut c = ClientHandshake::new(
-            Instant::now(),
-            config(HandshakeKind::Simple, ServerCheck::Compatible),
-            &mut SeededEntropy::new(3),
-        );
+        let mut c = client(config(HandshakeKind::Simple, ServerCheck::Compatible));
         let c0c1 = c.poll_transmit().unwrap();
         assert_eq!(c0c1.len(), 1 + SIG);
         assert_eq!(c0c1[..9], [3, 0, 0, 0, 0, 0, 0, 0, 0]);
@@ -460,11 +396,7 @@ mod tests {
 
     #[test]
     fn compatible_client_rejects_unsigned_s1_with_version() {
-        let mut c = ClientHandshake::new(
-            Instant::now(),
-            HandshakeConfig::default(),
-            &mut SeededEntropy::new(3),
-        );
+        let mut c = client(HandshakeConfig::default());
         let c0c1 = c.poll_transmit().unwrap();
         let answer = bogus_signed_answer(&c0c1[1..]);
         assert_eq!(
@@ -479,11 +411,7 @@ mod tests {
 
     #[test]
     fn lenient_client_goes_on_and_records_the_failure() {
-        let mut c = ClientHandshake::new(
-            Instant::now(),
-            config(DIGEST0, ServerCheck::Lenient),
-            &mut SeededEntropy::new(3),
-        );
+        let mut c = client(config(DIGEST0, ServerCheck::Lenient));
         let c0c1 = c.poll_transmit().unwrap();
         let answer = bogus_signed_answer(&c0c1[1..]);
         assert_eq!(c.handle_input(&answer), Ok(answer.len()));
@@ -519,11 +447,7 @@ mod tests {
 
     #[test]
     fn digest_client_accepts_simple_answer_when_compatible() {
-        let mut c = ClientHandshake::new(
-            Instant::now(),
-            HandshakeConfig::default(),
-            &mut SeededEntropy::new(3),
-        );
+        let mut c = client(HandshakeConfig::default());
         let c0c1 = c.poll_transmit().unwrap();
         let answer = simple_answer(&c0c1[1..]);
         assert_eq!(c.handle_input(&answer), Ok(answer.len()));
@@ -536,11 +460,7 @@ mod tests {
 
     #[test]
     fn strict_digest_client_rejects_simple_answer() {
-        let mut c = ClientHandshake::new(
-            Instant::now(),
-            config(DIGEST0, ServerCheck::Strict),
-            &mut SeededEntropy::new(3),
-        );
+        let mut c = client(config(DIGEST0, ServerCheck::Strict));
         let c0c1 = c.poll_transmit().unwrap();
         let answer = simple_answer(&c0c1[1..]);
         assert_eq!(
@@ -551,11 +471,7 @@ mod tests {
 
     #[test]
     fn strict_simple_client_rejects_s2_not_echoing_c1() {
-        let mut c = ClientHandshake::new(
-            Instant::now(),
-            config(HandshakeKind::Simple, ServerCheck::Strict),
-            &mut SeededEntropy::new(3),
-        );
+        let mut c = client(config(HandshakeKind::Simple, ServerCheck::Strict));
         let _ = c.poll_transmit();
         let answer = simple_answer(&[0x55; SIG]);
         assert_eq!(
@@ -566,11 +482,7 @@ mod tests {
 
     #[test]
     fn c2_is_queued_after_s1_before_s2() {
-        let mut c = ClientHandshake::new(
-            Instant::now(),
-            HandshakeConfig::default(),
-            &mut SeededEntropy::new(3),
-        );
+        let mut c = client(HandshakeConfig::default());
         let c0c1 = c.poll_transmit().unwrap();
         let answer = simple_answer(&c0c1[1..]);
         assert_eq!(c.handle_input(&answer[..=SIG]), Ok(1 + SIG));
@@ -580,11 +492,7 @@ mod tests {
 
     #[test]
     fn client_leaves_bytes_after_s2_for_the_chunk_layer() {
-        let mut c = ClientHandshake::new(
-            Instant::now(),
-            HandshakeConfig::default(),
-            &mut SeededEntropy::new(3),
-        );
+        let mut c = client(HandshakeConfig::default());
         let c0c1 = c.poll_transmit().unwrap();
         let mut answer = simple_answer(&c0c1[1..]);
         answer.extend_from_slice(&[2, 0, 0]);
@@ -594,11 +502,7 @@ mod tests {
 
     #[test]
     fn client_rejects_server_version_6() {
-        let mut c = ClientHandshake::new(
-            Instant::now(),
-            HandshakeConfig::default(),
-            &mut SeededEntropy::new(3),
-        );
+        let mut c = client(HandshakeConfig::default());
         assert_eq!(
             c.handle_input(&[6, 0, 0]),
             Err(HandshakeError::UnsupportedVersion(6))

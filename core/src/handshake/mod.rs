@@ -24,7 +24,8 @@
 //! relaying to other servers and for load tools. Both follow the crate's run
 //! loop: `handle_input`, drain `poll_transmit`, honour `poll_timeout`. Neither
 //! reads a clock or draws randomness on its own: time comes in as
-//! [`Instant`] and random bytes from an injected [`Entropy`](crate::entropy::Entropy).
+//! [`Instant`](std::time::Instant) and random bytes from an injected
+//! [`Entropy`](crate::entropy::Entropy).
 //!
 //! ```
 //! use std::time::Instant;
@@ -49,10 +50,11 @@
 //! # Ok::<(), tincan_core::handshake::HandshakeError>(())
 //! ```
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod client;
 mod digest;
+mod lifecycle;
 mod server;
 #[cfg(test)]
 mod test_util;
@@ -199,20 +201,6 @@ pub enum HandshakeError {
     /// [`ServerCheck::Strict`]: the server's simple S2 does not echo C1.
     #[error("server S2 does not echo our C1")]
     ServerEchoMismatch,
-}
-
-/// The deadline `timeout` after `now`, or none if it would overflow
-/// `Instant` (an effectively infinite timeout).
-fn deadline(now: Instant, timeout: Duration) -> Option<Instant> {
-    now.checked_add(timeout)
-}
-
-/// Appends up to `want - buf.len()` bytes from `input` to `buf`, returning
-/// how many were taken. Keeps `buf` bounded by the packet being assembled.
-fn fill(buf: &mut Vec<u8>, want: usize, input: &[u8]) -> usize {
-    let take = want.saturating_sub(buf.len()).min(input.len());
-    buf.extend_from_slice(&input[..take]);
-    take
 }
 
 /// Copies a 1536-byte packet out of an input buffer.

@@ -8,24 +8,14 @@ use tracing::{debug, trace};
 use super::digest::{
     self, DIGEST_LEN, PLAYER_KEY, PLAYER_KEY_PARTIAL, SERVER_KEY, SERVER_KEY_PARTIAL,
 };
+use super::lifecycle::{Lifecycle, Packet};
 use super::{
-    deadline, fill, packet, DigestScheme, HandshakeConfig, HandshakeError, HandshakeKind,
-    PACKET_LEN, RTMP_VERSION,
+    packet, DigestScheme, HandshakeConfig, HandshakeError, HandshakeKind, PACKET_LEN, RTMP_VERSION,
 };
 use crate::entropy::Entropy;
 
 /// Length of S0+S1+S2, which we send in one piece.
 const ANSWER_LEN: usize = 1 + 2 * PACKET_LEN;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    /// Collecting C0 (1 byte) and C1 (1536 bytes).
-    C0C1,
-    /// S0+S1+S2 are queued; collecting C2.
-    C2,
-    /// Done; further bytes belong to the chunk stream.
-    Complete,
-}
 
 /// The server side of the RTMP handshake.
 ///
@@ -44,13 +34,9 @@ enum State {
 /// they echo); [`c2_validated`](Self::c2_validated) records it.
 #[derive(Debug)]
 pub struct ServerHandshake {
-    state: State,
-    error: Option<HandshakeError>,
-    deadline: Option<Instant>,
+    /// Deadline, sticky error, progress, and C0+C1 then C2 as they arrive.
+    lifecycle: Lifecycle,
     server_version: [u8; 4],
-    /// The packet being assembled: C0+C1, then C2. Never longer than
-    /// 1 + 1536 bytes; released once the handshake completes.
-    input: Vec<u8>,
     /// S0+S1+S2. Pre-filled with random bytes at construction (the only time
     /// we see the entropy source), finished when C1 arrives, then kept for
     /// checking C2 (a cheap reference-counted clone of what we sent).
@@ -73,11 +59,8 @@ impl ServerHandshake {
         let mut answer = vec![0u8; ANSWER_LEN];
         entropy.fill(&mut answer);
         ServerHandshake {
-            state: State::C0C1,
-            error: None,
-            deadline: deadline(now, config.timeout),
+            lifecycle: Lifecycle::new("server", now, config.timeout),
             server_version: config.server_version,
-            input: Vec::with_capacity(1 + PACKET_LEN),
             answer: Bytes::from(answer),
             s1_digest: None,
             transmit: None,
@@ -101,48 +84,19 @@ impl ServerHandshake {
     /// [`HandshakeError::UnsupportedVersion`] as soon as C0 is not 3. Errors
     /// are sticky: later calls return the same error.
     pub fn handle_input(&mut self, data: &[u8]) -> Result<usize, HandshakeError> {
-        if let Some(error) = &self.error {
-            return Err(error.clone());
-        }
         let mut consumed = 0;
-        loop {
-            let rest = &data[consumed..];
-            match self.state {
-                State::C0C1 => {
-                    // Judge C0 on its own, before waiting for 1536 more bytes.
-                    if self.input.is_empty() {
-                        if let Some(&version) = rest.first() {
-                            if version != RTMP_VERSION {
-                                return Err(self.fail(HandshakeError::UnsupportedVersion(version)));
-                            }
-                        }
-                    }
-                    consumed += fill(&mut self.input, 1 + PACKET_LEN, rest);
-                    if self.input.len() < 1 + PACKET_LEN {
-                        return Ok(consumed);
-                    }
-                    let c1 = packet(&self.input[1..]);
-                    self.answer_c1(&c1);
-                    self.input.clear();
-                    self.state = State::C2;
-                }
-                State::C2 => {
-                    consumed += fill(&mut self.input, PACKET_LEN, rest);
-                    if self.input.len() < PACKET_LEN {
-                        return Ok(consumed);
-                    }
-                    let c2 = packet(&self.input);
+        while let Some(packet) = self.lifecycle.next_packet(data, &mut consumed)? {
+            match packet {
+                Packet::First(c1) => self.answer_c1(&c1),
+                Packet::Second(c2) => {
                     self.check_c2(&c2);
                     // The chunk layer takes over; free the buffers.
-                    self.input = Vec::new();
                     self.answer = Bytes::new();
                     self.s1_digest = None;
-                    self.state = State::Complete;
-                    return Ok(consumed);
                 }
-                State::Complete => return Ok(consumed),
             }
         }
+        Ok(consumed)
     }
 
     /// The next bytes to write to the client: S0+S1+S2 (3073 bytes) once C1
@@ -157,11 +111,7 @@ impl ServerHandshake {
     /// once it has completed or failed.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.state == State::Complete || self.error.is_some() {
-            None
-        } else {
-            self.deadline
-        }
+        self.lifecycle.poll_timeout()
     }
 
     /// Tells the handshake the time is `now`. Calling it early is harmless.
@@ -171,25 +121,17 @@ impl ServerHandshake {
     /// [`HandshakeError::Timeout`] at or after the deadline if the handshake
     /// is still incomplete; any earlier error again. Errors are sticky.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), HandshakeError> {
-        if let Some(error) = &self.error {
-            return Err(error.clone());
-        }
-        match self.deadline {
-            Some(deadline) if self.state != State::Complete && now >= deadline => {
-                Err(self.fail(HandshakeError::Timeout))
-            }
-            _ => Ok(()),
-        }
+        self.lifecycle.handle_timeout(now)
     }
 
     /// Whether C2 has been read; the chunk stream may start.
     pub fn is_complete(&self) -> bool {
-        self.state == State::Complete
+        self.lifecycle.is_complete()
     }
 
     /// The error the handshake failed with, if it has.
     pub fn error(&self) -> Option<&HandshakeError> {
-        self.error.as_ref()
+        self.lifecycle.error()
     }
 
     /// Which handshake the client used, once C1 is in: `Digest` when its C1
@@ -215,12 +157,6 @@ impl ServerHandshake {
     /// fatal.
     pub fn c2_validated(&self) -> Option<bool> {
         self.c2_validated
-    }
-
-    fn fail(&mut self, error: HandshakeError) -> HandshakeError {
-        debug!(%error, "RTMP server handshake failed");
-        self.error = Some(error.clone());
-        error
     }
 
     /// Finishes S0+S1+S2 for `c1` and queues them.
