@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::multitrack::{Framing, MultitrackType, RawTrack};
+use super::multitrack::{sealed, single_body_type, TrackIter, TrackKind, Tracks};
 use super::{read_mod_ex, FourCc, MediaError, Reader};
 
 /// Parses the payload of an RTMP audio message (an FLV audio tag body).
@@ -262,8 +262,11 @@ impl SoundRate {
 }
 
 /// Enhanced `AudioPacketType` values that describe a track body.
+///
+/// Nominally `pub` only because it is [`AudioTrack`]'s sealed
+/// `TrackKind` body type; not exported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BodyType {
+pub enum BodyType {
     SequenceStart,
     CodedFrames,
     SequenceEnd,
@@ -339,34 +342,10 @@ fn parse_legacy(first: u8, r: &mut Reader<'_>) -> Result<AudioTag, MediaError> {
 fn parse_enhanced(first: u8, r: &mut Reader<'_>) -> Result<AudioTag, MediaError> {
     let (packet_type, timestamp_offset_nanos) = read_mod_ex(r, first & 0x0f)?;
     let body = if packet_type == PACKET_TYPE_MULTITRACK {
-        let types = r.u8("multitrack type")?;
-        let kind = MultitrackType::from_nibble(types >> 4)?;
-        let ty = BodyType::from_nibble(types & 0x0f)?;
-        let shared = match kind {
-            MultitrackType::ManyTracksManyCodecs => None,
-            MultitrackType::OneTrack | MultitrackType::ManyTracks => {
-                let fourcc = r.fourcc("FourCC")?;
-                AudioCodec::from_fourcc(fourcc)?;
-                Some(fourcc)
-            }
-        };
-        AudioBody::Multitrack(AudioTracks::new(
-            Framing {
-                kind,
-                shared,
-                region: r.rest(),
-            },
-            ty,
-        )?)
+        let (kind, ty) = AudioTracks::read_header(r)?;
+        AudioBody::Multitrack(AudioTracks::read(kind, ty, r)?)
     } else {
-        let ty = match BodyType::from_nibble(packet_type) {
-            // Multitrack was handled above and ModEx consumed by
-            // read_mod_ex; report anything else as unknown.
-            Err(MediaError::InvalidTrackPacketType(v)) => {
-                return Err(MediaError::UnknownAudioPacketType(v))
-            }
-            other => other?,
-        };
+        let ty = single_body_type::<AudioTrack>(packet_type)?;
         let codec = AudioCodec::from_fourcc(r.fourcc("FourCC")?)?;
         AudioBody::Single(AudioTrack {
             track_id: 0,
@@ -417,11 +396,11 @@ impl AudioTag {
     /// The tracks of the message: the one track of a single-track message,
     /// or each track of a multitrack one; none for silence.
     pub fn tracks(&self) -> AudioTrackIter<'_> {
-        AudioTrackIter(match &self.body {
-            AudioBody::Silence => IterState::Single(None),
-            AudioBody::Single(track) => IterState::Single(Some(track)),
-            AudioBody::Multitrack(tracks) => return tracks.iter(),
-        })
+        match &self.body {
+            AudioBody::Silence => TrackIter::single(None),
+            AudioBody::Single(track) => TrackIter::single(Some(track)),
+            AudioBody::Multitrack(tracks) => tracks.iter(),
+        }
     }
 
     /// True for the empty "silence" message.
@@ -484,122 +463,48 @@ impl AudioTag {
 }
 
 /// The tracks of a multitrack audio message, validated at parse time and
-/// walked lazily (no allocation).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AudioTracks {
-    framing: Framing,
-    body_type: BodyType,
-    len: u16,
-}
-
-impl AudioTracks {
-    fn new(framing: Framing, body_type: BodyType) -> Result<Self, MediaError> {
-        let len = framing.validate(|raw| track_from_raw(raw, body_type).map(drop))?;
-        Ok(Self {
-            framing,
-            body_type,
-            len,
-        })
-    }
-
-    /// How the tracks are laid out.
-    pub fn multitrack_type(&self) -> MultitrackType {
-        self.framing.kind
-    }
-
-    /// The codec shared by all tracks; `None` for ManyTracksManyCodecs.
-    pub fn codec(&self) -> Option<AudioCodec> {
-        self.framing
-            .shared
-            .and_then(|fourcc| AudioCodec::from_fourcc(fourcc).ok())
-    }
-
-    /// Number of tracks (1..=[`super::MAX_TRACKS`]).
-    pub fn len(&self) -> usize {
-        usize::from(self.len)
-    }
-
-    /// Always false: a multitrack message has at least one track.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Walks the tracks in message order.
-    pub fn iter(&self) -> AudioTrackIter<'_> {
-        AudioTrackIter(IterState::Multi {
-            tracks: self,
-            pos: 0,
-            left: self.len,
-        })
-    }
-}
-
-impl<'a> IntoIterator for &'a AudioTracks {
-    type Item = AudioTrack;
-    type IntoIter = AudioTrackIter<'a>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.iter()
-    }
-}
-
-fn track_from_raw(raw: RawTrack, body_type: BodyType) -> Result<AudioTrack, MediaError> {
-    let codec = AudioCodec::from_fourcc(raw.fourcc)?;
-    let mut r = Reader::new(&raw.body);
-    let packet = parse_ex_body(body_type, &mut r)?;
-    Ok(AudioTrack {
-        track_id: raw.track_id,
-        codec,
-        packet,
-    })
-}
+/// walked lazily (no allocation); the audio name for the [`Tracks`] that
+/// audio and video share.
+pub type AudioTracks = Tracks<AudioTrack>;
 
 /// Iterator over the tracks of an audio message; yields owned tracks whose
-/// byte fields are zero-copy slices of the payload.
-#[derive(Debug, Clone)]
-pub struct AudioTrackIter<'a>(IterState<'a>);
+/// byte fields are zero-copy slices of the payload. The audio name for the
+/// [`TrackIter`] that audio and video share.
+pub type AudioTrackIter<'a> = TrackIter<'a, AudioTrack>;
 
-#[derive(Debug, Clone)]
-enum IterState<'a> {
-    Single(Option<&'a AudioTrack>),
-    Multi {
-        tracks: &'a AudioTracks,
-        /// Offset of the next track in the multitrack region.
-        pos: usize,
-        /// Tracks not yet yielded.
-        left: u16,
-    },
+impl TrackKind for AudioTrack {
+    type Codec = AudioCodec;
 }
 
-impl Iterator for AudioTrackIter<'_> {
-    type Item = AudioTrack;
+impl sealed::Sealed for AudioTrack {
+    type BodyType = BodyType;
 
-    fn next(&mut self) -> Option<AudioTrack> {
-        match &mut self.0 {
-            IterState::Single(track) => track.take().cloned(),
-            IterState::Multi { tracks, pos, left } => {
-                if *left == 0 {
-                    return None;
-                }
-                *left -= 1;
-                // Validated in AudioTracks::new, so these cannot fail; stop
-                // quietly rather than panic if that invariant were broken.
-                let raw = tracks.framing.read_track(pos).ok()?;
-                track_from_raw(raw, tracks.body_type).ok()
-            }
-        }
+    fn body_type(nibble: u8) -> Result<BodyType, MediaError> {
+        BodyType::from_nibble(nibble)
     }
 
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = match &self.0 {
-            IterState::Single(track) => usize::from(track.is_some()),
-            IterState::Multi { left, .. } => usize::from(*left),
-        };
-        (n, Some(n))
+    fn unknown_packet_type(nibble: u8) -> MediaError {
+        MediaError::UnknownAudioPacketType(nibble)
+    }
+
+    fn codec_from_fourcc(fourcc: FourCc) -> Result<AudioCodec, MediaError> {
+        AudioCodec::from_fourcc(fourcc)
+    }
+
+    fn from_body(
+        track_id: u8,
+        codec: AudioCodec,
+        ty: BodyType,
+        body: &Bytes,
+    ) -> Result<Self, MediaError> {
+        let packet = parse_ex_body(ty, &mut Reader::new(body))?;
+        Ok(Self {
+            track_id,
+            codec,
+            packet,
+        })
     }
 }
-
-impl ExactSizeIterator for AudioTrackIter<'_> {}
 
 #[cfg(test)]
 mod tests {
@@ -607,6 +512,7 @@ mod tests {
     use crate::media::test_util::{
         assert_short_prefixes_fail, cat, ex_audio, mod_ex_nano, track, u24,
     };
+    use crate::media::MultitrackType;
 
     const FOURCCS: [(&[u8; 4], AudioCodec); 6] = [
         (b"Opus", AudioCodec::Opus),

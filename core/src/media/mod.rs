@@ -66,7 +66,7 @@ pub use audio::{
     parse_audio, AudioBody, AudioCodec, AudioPacket, AudioTag, AudioTrack, AudioTrackIter,
     AudioTracks, ChannelOrder, MultichannelConfig, SoundParams, SoundRate,
 };
-pub use multitrack::{MultitrackType, MAX_TRACKS};
+pub use multitrack::{MultitrackType, TrackIter, TrackKind, Tracks, MAX_TRACKS};
 pub use video::{
     parse_video, FrameType, VideoBody, VideoCodec, VideoCommand, VideoPacket, VideoTag, VideoTrack,
     VideoTrackIter, VideoTracks,

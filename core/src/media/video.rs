@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::multitrack::{Framing, MultitrackType, RawTrack};
+use super::multitrack::{sealed, single_body_type, TrackIter, TrackKind, Tracks};
 use super::{read_mod_ex, FourCc, MediaError, Reader};
 
 /// Parses the payload of an RTMP video message (an FLV video tag body).
@@ -231,8 +231,11 @@ impl VideoCodec {
 }
 
 /// Enhanced `VideoPacketType` values that describe a track body.
+///
+/// Nominally `pub` only because it is [`VideoTrack`]'s sealed
+/// `TrackKind` body type; not exported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BodyType {
+pub enum BodyType {
     SequenceStart,
     CodedFrames,
     SequenceEnd,
@@ -362,37 +365,14 @@ fn parse_enhanced(first: u8, r: &mut Reader<'_>) -> Result<VideoTag, MediaError>
     }
 
     let (frame_type, body) = if packet_type == PACKET_TYPE_MULTITRACK {
-        let types = r.u8("multitrack type")?;
-        let kind = MultitrackType::from_nibble(types >> 4)?;
-        let ty = BodyType::from_nibble(types & 0x0f)?;
+        let (kind, ty) = VideoTracks::read_header(r)?;
+        // The frame type is checked before the tracks are read, so a bad
+        // frame type is reported ahead of any track error.
         let frame_type = ex_frame_type(frame_bits, ty)?;
-        let shared = match kind {
-            MultitrackType::ManyTracksManyCodecs => None,
-            MultitrackType::OneTrack | MultitrackType::ManyTracks => {
-                let fourcc = r.fourcc("FourCC")?;
-                VideoCodec::from_fourcc(fourcc)?;
-                Some(fourcc)
-            }
-        };
-        let tracks = VideoTracks::new(
-            Framing {
-                kind,
-                shared,
-                region: r.rest(),
-            },
-            ty,
-        )?;
+        let tracks = VideoTracks::read(kind, ty, r)?;
         (frame_type, VideoBody::Multitrack(tracks))
     } else {
-        let ty = match BodyType::from_nibble(packet_type) {
-            // Multitrack was handled above and ModEx consumed by
-            // read_mod_ex, so this arm is unreachable in practice; report it
-            // as an unknown packet type rather than trusting that.
-            Err(MediaError::InvalidTrackPacketType(v)) => {
-                return Err(MediaError::UnknownVideoPacketType(v))
-            }
-            other => other?,
-        };
+        let ty = single_body_type::<VideoTrack>(packet_type)?;
         let frame_type = ex_frame_type(frame_bits, ty)?;
         let codec = VideoCodec::from_fourcc(r.fourcc("FourCC")?)?;
         let packet = parse_ex_body(ty, codec, r)?;
@@ -450,8 +430,8 @@ impl VideoTag {
     /// or each track of a multitrack one; none for a command frame.
     pub fn tracks(&self) -> VideoTrackIter<'_> {
         match &self.body {
-            VideoBody::Command { .. } => VideoTrackIter(IterState::Single(None)),
-            VideoBody::Single(track) => VideoTrackIter(IterState::Single(Some(track))),
+            VideoBody::Command { .. } => TrackIter::single(None),
+            VideoBody::Single(track) => TrackIter::single(Some(track)),
             VideoBody::Multitrack(tracks) => tracks.iter(),
         }
     }
@@ -547,122 +527,48 @@ impl VideoTag {
 }
 
 /// The tracks of a multitrack video message, validated at parse time and
-/// walked lazily (no allocation).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VideoTracks {
-    framing: Framing,
-    body_type: BodyType,
-    len: u16,
-}
-
-impl VideoTracks {
-    fn new(framing: Framing, body_type: BodyType) -> Result<Self, MediaError> {
-        let len = framing.validate(|raw| track_from_raw(raw, body_type).map(drop))?;
-        Ok(Self {
-            framing,
-            body_type,
-            len,
-        })
-    }
-
-    /// How the tracks are laid out.
-    pub fn multitrack_type(&self) -> MultitrackType {
-        self.framing.kind
-    }
-
-    /// The codec shared by all tracks; `None` for ManyTracksManyCodecs.
-    pub fn codec(&self) -> Option<VideoCodec> {
-        self.framing
-            .shared
-            .and_then(|fourcc| VideoCodec::from_fourcc(fourcc).ok())
-    }
-
-    /// Number of tracks (1..=[`super::MAX_TRACKS`]).
-    pub fn len(&self) -> usize {
-        usize::from(self.len)
-    }
-
-    /// Always false: a multitrack message has at least one track.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Walks the tracks in message order.
-    pub fn iter(&self) -> VideoTrackIter<'_> {
-        VideoTrackIter(IterState::Multi {
-            tracks: self,
-            pos: 0,
-            left: self.len,
-        })
-    }
-}
-
-impl<'a> IntoIterator for &'a VideoTracks {
-    type Item = VideoTrack;
-    type IntoIter = VideoTrackIter<'a>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.iter()
-    }
-}
-
-fn track_from_raw(raw: RawTrack, body_type: BodyType) -> Result<VideoTrack, MediaError> {
-    let codec = VideoCodec::from_fourcc(raw.fourcc)?;
-    let mut r = Reader::new(&raw.body);
-    let packet = parse_ex_body(body_type, codec, &mut r)?;
-    Ok(VideoTrack {
-        track_id: raw.track_id,
-        codec,
-        packet,
-    })
-}
+/// walked lazily (no allocation); the video name for the [`Tracks`] that
+/// audio and video share.
+pub type VideoTracks = Tracks<VideoTrack>;
 
 /// Iterator over the tracks of a video message; yields owned tracks whose
-/// byte fields are zero-copy slices of the payload.
-#[derive(Debug, Clone)]
-pub struct VideoTrackIter<'a>(IterState<'a>);
+/// byte fields are zero-copy slices of the payload. The video name for the
+/// [`TrackIter`] that audio and video share.
+pub type VideoTrackIter<'a> = TrackIter<'a, VideoTrack>;
 
-#[derive(Debug, Clone)]
-enum IterState<'a> {
-    Single(Option<&'a VideoTrack>),
-    Multi {
-        tracks: &'a VideoTracks,
-        /// Offset of the next track in the multitrack region.
-        pos: usize,
-        /// Tracks not yet yielded.
-        left: u16,
-    },
+impl TrackKind for VideoTrack {
+    type Codec = VideoCodec;
 }
 
-impl Iterator for VideoTrackIter<'_> {
-    type Item = VideoTrack;
+impl sealed::Sealed for VideoTrack {
+    type BodyType = BodyType;
 
-    fn next(&mut self) -> Option<VideoTrack> {
-        match &mut self.0 {
-            IterState::Single(track) => track.take().cloned(),
-            IterState::Multi { tracks, pos, left } => {
-                if *left == 0 {
-                    return None;
-                }
-                *left -= 1;
-                // Validated in VideoTracks::new, so these cannot fail; stop
-                // quietly rather than panic if that invariant were broken.
-                let raw = tracks.framing.read_track(pos).ok()?;
-                track_from_raw(raw, tracks.body_type).ok()
-            }
-        }
+    fn body_type(nibble: u8) -> Result<BodyType, MediaError> {
+        BodyType::from_nibble(nibble)
     }
 
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = match &self.0 {
-            IterState::Single(track) => usize::from(track.is_some()),
-            IterState::Multi { left, .. } => usize::from(*left),
-        };
-        (n, Some(n))
+    fn unknown_packet_type(nibble: u8) -> MediaError {
+        MediaError::UnknownVideoPacketType(nibble)
+    }
+
+    fn codec_from_fourcc(fourcc: FourCc) -> Result<VideoCodec, MediaError> {
+        VideoCodec::from_fourcc(fourcc)
+    }
+
+    fn from_body(
+        track_id: u8,
+        codec: VideoCodec,
+        ty: BodyType,
+        body: &Bytes,
+    ) -> Result<Self, MediaError> {
+        let packet = parse_ex_body(ty, codec, &mut Reader::new(body))?;
+        Ok(Self {
+            track_id,
+            codec,
+            packet,
+        })
     }
 }
-
-impl ExactSizeIterator for VideoTrackIter<'_> {}
 
 #[cfg(test)]
 mod tests {
@@ -670,7 +576,7 @@ mod tests {
     use crate::media::test_util::{
         assert_short_prefixes_fail, cat, ex_video, mod_ex_nano, si24, track, u24,
     };
-    use crate::media::MAX_TRACKS;
+    use crate::media::{MultitrackType, MAX_TRACKS};
 
     const FOURCCS: [(&[u8; 4], VideoCodec); 6] = [
         (b"avc1", VideoCodec::Avc),
