@@ -49,9 +49,12 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod amf;
+pub mod broker;
 pub mod chunk;
 pub mod entropy;
+pub mod event;
 pub mod handshake;
 pub mod media;
 pub mod message;
+pub mod session;
 pub mod time;
