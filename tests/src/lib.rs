@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod sim;
 pub mod wire;
 
 use std::path::PathBuf;
