@@ -547,6 +547,17 @@ impl SimClient {
             .collect()
     }
 
+    /// Index in [`Self::received`] of the first `onStatus` on `stream` with
+    /// `code`, to check what came before and after it.
+    pub fn status_position(&self, stream: u32, code: &str) -> Option<usize> {
+        self.position(|r| {
+            r.stream_id == stream
+                && matches!(&r.message, Message::Command {
+                    command: Command::OnStatus { info }, ..
+                } if member_str(info, "code").as_deref() == Some(code))
+        })
+    }
+
     /// The full info object of every `onStatus` on `stream`.
     pub fn status_infos(&self, stream: u32) -> Vec<Value> {
         self.on_stream(stream)

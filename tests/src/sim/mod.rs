@@ -313,6 +313,17 @@ impl Sim {
         id
     }
 
+    /// Changes the link toward `id` from now on (e.g. a player that joined
+    /// over a fast link and then degrades: the dialogue to get playing is
+    /// quicker to script on a fast link).
+    pub fn set_link(&mut self, id: ClientId, link: LinkConfig) {
+        let now = self.elapsed;
+        let l = &mut self.conns[id.0].link;
+        l.advance(now, self.config.link_tick);
+        l.config = link;
+        l.credit = 0;
+    }
+
     /// The client of connection `id`.
     pub fn client(&self, id: ClientId) -> &SimClient {
         &self.conns[id.0].client
