@@ -30,6 +30,8 @@
 
 mod names;
 mod stream;
+#[cfg(test)]
+mod tests;
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, VecDeque};
