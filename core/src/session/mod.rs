@@ -841,3 +841,8 @@ fn frame_to_raw(stream: u32, frame: Frame) -> RawMessage {
         payload: frame.payload,
     }
 }
+
+#[cfg(test)]
+mod test_client;
+#[cfg(test)]
+mod tests;
