@@ -18,6 +18,22 @@
 //!
 //! After [`SessionEvent::Closed`] has been polled and every transmit written,
 //! [`Session::is_closed`] is true and the runtime drops the connection.
+//!
+//! # Contract details
+//!
+//! * Every command is answered at once and in order, or not at all: the
+//!   only decision the session waits for is `publish`, from the broker.
+//!   Replies use their request's framing (a type 17 command gets a type 17
+//!   reply); statuses use the framing of the client's last command.
+//! * Events queue up only within one `handle_*` call (bounded by the input
+//!   it was given); drain them after every call.
+//! * Output is bounded too: player media by [`RealTimeConfig`], and what
+//!   may never be dropped (replies, configuration, data) by fixed caps past
+//!   which the peer is closed with [`SessionError::SlowPeer`].
+//! * Closing is sticky: the session keeps the error, ignores input, drops
+//!   queued media, still hands out what it owes (an error or close status)
+//!   for a few seconds, and emits [`SessionEvent::Closed`] exactly once,
+//!   whatever the cause and even if it never connected.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -497,7 +513,9 @@ impl Session {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
-        self.last_input = now;
+        if !data.is_empty() {
+            self.last_input = now;
+        }
         let mut data = data;
         if self.phase == Phase::Handshake {
             data = self.feed_handshake(now, data);
@@ -676,7 +694,7 @@ impl Session {
             self.decoder.add_handshake_bytes(self.handshake_bytes);
             self.timers.set(Timer::Handshake, None);
             self.timers
-                .set(Timer::Connect, Some(now + self.config.connect_timeout));
+                .set(Timer::Connect, now.checked_add(self.config.connect_timeout));
         }
         &data[used..]
     }
@@ -729,9 +747,12 @@ impl Session {
         let heard = self
             .last_input
             .max(self.last_ping.unwrap_or(self.last_input));
-        self.timers.set(Timer::Ping, Some(heard + c.ping_interval));
         self.timers
-            .set(Timer::DeadPeer, Some(self.last_input + c.dead_peer_timeout));
+            .set(Timer::Ping, heard.checked_add(c.ping_interval));
+        self.timers.set(
+            Timer::DeadPeer,
+            self.last_input.checked_add(c.dead_peer_timeout),
+        );
         let idle = self
             .streams
             .values()
@@ -740,7 +761,7 @@ impl Session {
                 _ => None,
             })
             .min()
-            .map(|last| last + c.publish_idle_timeout);
+            .and_then(|last| last.checked_add(c.publish_idle_timeout));
         self.timers.set(Timer::PublisherIdle, idle);
     }
 
@@ -763,7 +784,7 @@ impl Session {
         self.timers.clear();
         if !self.control.is_empty() {
             self.timers
-                .set(Timer::Linger, Some(now + CLOSE_FLUSH_TIMEOUT));
+                .set(Timer::Linger, now.checked_add(CLOSE_FLUSH_TIMEOUT));
         }
         self.events.push_back(SessionEvent::Closed);
     }
