@@ -1457,3 +1457,94 @@ fn redacted_names_show_four_characters_when_longer_than_eight() {
     assert_eq!(redact("secretkey123").to_string(), "secr…");
     assert_eq!(redact("ééééééééé").to_string(), "éééé…");
 }
+
+#[test]
+fn a_type_17_command_after_an_amf0_connect_is_answered_as_type_17() {
+    let mut p = Pair::connected();
+    let msg = Message::Command {
+        encoding: Encoding::Amf3,
+        command: create_stream_cmd(2.0),
+    };
+    p.send(3, 0, 0, &msg).unwrap();
+    let got = p.receive();
+    assert_eq!(got[0].raw.type_id, type_id::COMMAND_AMF3);
+    assert_eq!(got[0].command(), Some("_result"));
+}
+
+#[test]
+fn a_player_flooded_with_data_it_cannot_read_is_closed() {
+    let (mut p, s) = player();
+    let mut data = bytes::BytesMut::new();
+    crate::amf::amf0::encode_all(
+        &[Value::from("onTextData"), Value::from("x".repeat(4000))],
+        &mut data,
+    )
+    .unwrap();
+    let data = data.freeze();
+    for i in 0..5000 {
+        give(
+            &mut p,
+            s,
+            frame(FrameKind::Data, i, data.clone(), false, false),
+        );
+        if p.session.error().is_some() {
+            break;
+        }
+    }
+    assert!(matches!(p.session.error(), Some(SessionError::SlowPeer(_))));
+    assert_eq!(p.take_events(), [SessionEvent::Closed]);
+}
+
+mod never_panics {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn on_arbitrary_bytes_after_connect(
+            bytes in prop::collection::vec(any::<u8>(), 0..2000),
+            splits in prop::collection::vec(1usize..300, 1..8),
+        ) {
+            let mut p = publisher();
+            let mut rest = bytes.as_slice();
+            let mut i = 0;
+            while !rest.is_empty() {
+                let n = splits[i % splits.len()].min(rest.len());
+                i += 1;
+                let _ = p.input(&rest[..n]);
+                rest = &rest[n..];
+                let _ = p.session.poll_transmit(p.now);
+            }
+            p.advance(Duration::from_secs(100));
+            prop_assert!(p.closed_count() <= 1);
+        }
+
+        #[test]
+        fn on_arbitrary_commands_and_broker_events(
+            ops in prop::collection::vec((0u8..12, 0u32..4, any::<bool>()), 0..60),
+        ) {
+            let mut p = Pair::connected();
+            for (op, stream, flag) in ops {
+                match op {
+                    0 => p.command(0, create_stream_cmd(2.0)),
+                    1 => p.command(stream, publish_cmd(flag.then_some("cam"))),
+                    2 => p.command(stream, play_cmd("cam")),
+                    3 => p.command(stream, Command::Pause { transaction_id: 0.0, pause: flag, millis: 0.0 }),
+                    4 => p.command(stream, Command::ReceiveVideo(flag)),
+                    5 => p.command(0, Command::DeleteStream { transaction_id: 0.0, stream_id: f64::from(stream) }),
+                    6 => p.session.handle_broker_event(p.now, BrokerEvent::PublishAccepted { stream, hashname: String::new() }),
+                    7 => p.session.handle_broker_event(p.now, BrokerEvent::PublishRejected { stream, reason: PublishRejection::TooManyStreams }),
+                    8 => p.session.handle_broker_event(p.now, BrokerEvent::PublishEvicted { stream }),
+                    9 => give(&mut p, stream, if flag { key_frame(0, 100) } else { inter_frame(0, 100) }),
+                    10 => { p.receive(); }
+                    _ => p.now += Duration::from_secs(2),
+                }
+                p.poll_events();
+            }
+            prop_assert!(p.closed_count() <= 1);
+        }
+    }
+}
