@@ -73,9 +73,15 @@ fn slow_subscriber_memory_bounded_and_frames_abandoned() {
 
     let start = sim.elapsed();
     let frames = SECONDS * 1000 / FRAME_MS;
+    // The slow player's session backlog, sampled every frame.
+    let mut backlog_peak = 0usize;
+    let mut backlog_samples = Vec::new();
     for n in 0..frames {
         let ts = n * FRAME_MS;
         sim.advance_to(start + Duration::from_millis(u64::from(ts)));
+        let backlog = sim.session(slow).map_or(0, |s| s.backlog_bytes());
+        backlog_peak = backlog_peak.max(backlog);
+        backlog_samples.push(backlog);
         let at = sim.elapsed();
         let p = sim.client_mut(publisher);
         if ts % 10_000 == 0 {
@@ -143,11 +149,35 @@ fn slow_subscriber_memory_bounded_and_frames_abandoned() {
         "the slow link carried {slow_bytes} of {stream_bytes} bytes: not a slow subscriber"
     );
 
+    // The session holds at most what arrives within a video lifetime (plus
+    // the finish-by margin and a second of slack), however long the run: it
+    // never grows with time.
+    let rt = RealTimeConfig::default();
+    let rate = stream_bytes as f64 / f64::from(SECONDS);
+    let window = rt.video_lifetime + rt.finish_by_margin + Duration::from_secs(1);
+    let bound = (rate * window.as_secs_f64()) as usize;
+    assert!(
+        backlog_peak <= bound,
+        "slow player's backlog reached {backlog_peak} bytes (bound {bound})"
+    );
+    let half = backlog_samples.len() / 2;
+    let late_peak = backlog_samples[half..].iter().copied().max().unwrap_or(0);
+    assert!(
+        late_peak <= bound,
+        "backlog late in the run: {late_peak} bytes"
+    );
+    let session = sim
+        .session(slow)
+        .expect("the slow player is still connected");
+    assert!(
+        session.dropped_frames() > 0,
+        "the session abandoned nothing"
+    );
+
     // Every received frame is one the publisher sent, and it arrived within
     // its lifetime (plus the finish-by margin and the time to drain the
     // link's own buffer and one large transmit): nothing is held back for
     // longer, so what the session holds is bounded by rate x lifetime.
-    let rt = RealTimeConfig::default();
     let link_drain = Duration::from_millis(
         (LinkConfig::slow(SLOW_RATE).buffer_bytes as u64 + 20_000) / SLOW_RATE,
     );
@@ -234,6 +264,6 @@ fn slow_subscriber_memory_bounded_and_frames_abandoned() {
         sim.client(slow).errors()
     );
     eprintln!(
-        "slow player: {slow_bytes} of {stream_bytes} bytes, {delivered_video}/{frames} video frames, worst lag {worst:?}"
+        "slow player: {slow_bytes} of {stream_bytes} bytes, {delivered_video}/{frames} video frames, worst lag {worst:?}, backlog peak {backlog_peak} (bound {bound})"
     );
 }
