@@ -7,14 +7,15 @@
 //! and `createStream` never stall. The only decision taken elsewhere is
 //! `publish`, which the broker answers.
 
+use crate::redact::redact;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
 use super::{
-    redact, status_info, stream_csids, NetStream, Outgoing, Phase, PlayState, Session,
-    SessionError, StreamState, Timer, MAX_STASH,
+    status_info, stream_csids, NetStream, Outgoing, Phase, PlayState, Session, SessionError,
+    StreamState, Timer, MAX_STASH,
 };
 use crate::amf::{amf0, amf3};
 use crate::chunk::RawMessage;
