@@ -64,12 +64,14 @@ impl Pending {
     /// everything is written.
     fn write_to(&mut self, stream: &TcpStream) -> io::Result<bool> {
         while !self.is_done() {
-            let slices: Vec<IoSlice<'_>> = self.bufs[self.first..]
-                .iter()
-                .take(MAX_IOVECS)
-                .map(|b| IoSlice::new(b))
-                .collect();
-            match stream.try_write_vectored(&slices) {
+            // On the stack: this runs for every transmit of every player.
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut count = 0;
+            for (slot, buf) in slices.iter_mut().zip(&self.bufs[self.first..]) {
+                *slot = IoSlice::new(buf);
+                count += 1;
+            }
+            match stream.try_write_vectored(&slices[..count]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
@@ -195,7 +197,9 @@ pub(crate) async fn run(
             Ok(more) => more,
             Err(e) => break Err(e),
         };
-        if conn.session().is_closed() {
+        // The session counts a transmit as sent once handed out; the bytes
+        // still pending here are ours to finish before the socket goes.
+        if pending.is_done() && conn.session().is_closed() {
             break Ok(());
         }
         // 3. Wait for whatever can move the session next.
@@ -272,4 +276,40 @@ async fn linger(mut stream: TcpStream) {
         while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(parts: &[&'static [u8]]) -> Pending {
+        let mut p = Pending::default();
+        p.set(Transmit {
+            bufs: parts.iter().map(|b| Bytes::from_static(b)).collect(),
+        });
+        p
+    }
+
+    fn rest(p: &Pending) -> Vec<u8> {
+        p.bufs[p.first..].iter().flat_map(|b| b.to_vec()).collect()
+    }
+
+    #[test]
+    fn partial_write_resumes_inside_a_buffer() {
+        let mut p = pending(&[b"abc", b"defg"]);
+        p.advance(4);
+        assert_eq!(rest(&p), b"efg");
+    }
+
+    #[test]
+    fn empty_buffers_never_hold_up_completion() {
+        let mut p = pending(&[b"", b"ab", b"", b""]);
+        p.advance(2);
+        assert!(p.is_done());
+    }
+
+    #[test]
+    fn an_all_empty_transmit_is_done_at_once() {
+        assert!(pending(&[b"", b""]).is_done());
+    }
 }

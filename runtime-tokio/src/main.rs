@@ -13,7 +13,7 @@ use tracing_subscriber::EnvFilter;
 
 /// tincan: a live-media server for RTMP ("TC") clients.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
