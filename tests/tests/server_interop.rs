@@ -54,6 +54,7 @@ fn play_three_seconds(ffmpeg: &std::path::Path, url: &str, server: &TestServer) 
         player.describe(),
         server.logs()
     );
+    eprintln!("{url}: {:?}", player.progress());
     player
 }
 
@@ -260,6 +261,7 @@ fn late_joiner_decodes_first_frame_before_next_keyframe() {
                 server.logs()
             )
         });
+    eprintln!("late joiner: first frame {first:?} after connecting");
     // The next keyframe is ~7 s away: a first frame this early came from
     // the cached GOP.
     assert!(
@@ -305,6 +307,11 @@ fn player_survives_publisher_restart() {
         server.logs()
     );
     assert!(player.is_running(), "{}", player.describe());
+    eprintln!(
+        "restart: {before} frames before, {} after {:?}",
+        p.video,
+        killed_at.elapsed()
+    );
 }
 
 #[test]
