@@ -8,10 +8,43 @@
 //! [`BrokerEvent`] to the session it names. The broker's only timer (the
 //! republish grace of streams whose publisher left) is driven by
 //! [`Broker::poll_timeout`] / [`Broker::handle_timeout`].
+//!
+//! # Streams
+//!
+//! A stream is keyed by its App and the SHA-256 of its plain name, so a
+//! `sha256:` player and a plain-name player meet on the same stream, and a
+//! player of a hashed name nobody publishes yet simply waits on that key
+//! until a publisher of a matching name appears. A stream exists while
+//! someone publishes or plays it: a player waiting for a name holds it (and
+//! counts against [`BrokerConfig::max_streams`]), and a stream nobody
+//! publishes or plays any more is freed at once, pending grace included
+//! (the grace only serves players).
+//!
+//! When a publisher leaves (unpublish, close, eviction by `releaseStream`),
+//! its data keyframes, configuration and GOP go with it, and its players
+//! stay subscribed: a publisher within [`BrokerConfig::republish_grace`]
+//! continues their timeline without a word; after it they get
+//! `UnpublishNotify`, and `PublishNotify` when someone publishes again.
+//! Timestamp rebasing and stitching are described in the `stream` module
+//! source.
 
+mod names;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::event::{BrokerEvent, SessionEvent, SessionId};
+use tracing::{debug, info, trace, warn};
+
+use crate::event::{BrokerEvent, PublishRejection, SessionEvent, SessionId};
+use crate::message::PublishKind;
+
+use crate::redact::redact;
+use names::{check_publish_name, hash_name, hashname, parse_play_name, NameHash};
+use stream::{Outbox, Stream};
 
 /// Knobs of the broker.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,56 +82,512 @@ impl Default for BrokerConfig {
     }
 }
 
+/// Most message streams (publishes plus plays) one session may hold in the
+/// broker. Sessions already bound their message streams; this keeps the
+/// broker's own maps bounded even if a session did not.
+const MAX_STREAMS_PER_SESSION: usize = 1024;
+
+/// An App, by a number handed out when its first member or stream appears.
+type AppId = u64;
+
+/// A stream: its App and the SHA-256 of its plain name (so hashed and plain
+/// names meet on one key, even before the name is published).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct StreamKey {
+    app: AppId,
+    hash: NameHash,
+}
+
+/// A session that connected to an App.
+#[derive(Debug)]
+struct SessionState {
+    app: AppId,
+    connection_id: String,
+    /// Accepted publishes by message stream id.
+    publishes: HashMap<u32, StreamKey>,
+    /// Plays by message stream id.
+    plays: HashMap<u32, StreamKey>,
+}
+
+impl SessionState {
+    fn stream_count(&self) -> usize {
+        self.publishes.len() + self.plays.len()
+    }
+}
+
+/// An App, kept while it has members or streams.
+#[derive(Debug)]
+struct App {
+    name: String,
+    /// Members plus streams.
+    refs: usize,
+}
+
 /// The server-wide registry of Apps, streams, publishers and players.
+///
+/// Every map is bounded: sessions by the runtime's connection limit, streams
+/// by [`BrokerConfig::max_streams`] (a `play` that would create a stream past
+/// it is not registered and logged at warn: there is no event to refuse a
+/// play, the player simply never gets media), per-stream caches by the other
+/// [`BrokerConfig`] limits, Apps by their members and streams.
 #[derive(Debug)]
 pub struct Broker {
-    _private: (),
+    config: BrokerConfig,
+    next_session: u64,
+    next_app: AppId,
+    sessions: HashMap<SessionId, SessionState>,
+    connections: HashMap<String, SessionId>,
+    app_ids: HashMap<String, AppId>,
+    apps: HashMap<AppId, App>,
+    streams: HashMap<StreamKey, Stream>,
+    /// Republish grace deadlines, earliest first.
+    graces: BTreeSet<(Instant, StreamKey)>,
+    published: usize,
+    output: Outbox,
 }
 
 impl Broker {
     /// An empty broker.
     pub fn new(config: BrokerConfig) -> Self {
-        let _ = config;
-        todo!()
+        Broker {
+            config,
+            next_session: 1,
+            next_app: 1,
+            sessions: HashMap::new(),
+            connections: HashMap::new(),
+            app_ids: HashMap::new(),
+            apps: HashMap::new(),
+            streams: HashMap::new(),
+            graces: BTreeSet::new(),
+            published: 0,
+            output: VecDeque::new(),
+        }
     }
 
     /// A fresh id for a new connection; ids are never reused.
     pub fn open_session(&mut self) -> SessionId {
-        todo!()
+        let id = SessionId(self.next_session);
+        self.next_session += 1;
+        id
     }
 
     /// An event from session `id`. Events of one session must arrive in the
     /// order it emitted them.
     pub fn handle_event(&mut self, now: Instant, id: SessionId, event: SessionEvent) {
-        let _ = (now, id, event);
-        todo!()
+        if let SessionEvent::Connected { app, connection_id } = event {
+            self.connect(id, app, connection_id);
+            return;
+        }
+        if !self.sessions.contains_key(&id) {
+            debug!(session = %id, "event from a session that is not connected, ignored");
+            return;
+        }
+        match event {
+            SessionEvent::Connected { .. } => {}
+            SessionEvent::Publish { stream, name, kind } => {
+                self.publish(now, id, stream, name, &kind);
+            }
+            SessionEvent::Unpublish { stream } => self.unpublish(now, id, stream),
+            SessionEvent::Play { stream, request } => self.play(id, stream, &request.name),
+            SessionEvent::StopPlay { stream } => self.stop_play(id, stream),
+            SessionEvent::Frame { stream, frame } => {
+                if let Some(s) = publishing(&self.sessions, &mut self.streams, id, stream) {
+                    s.handle_frame(frame, &self.config, &mut self.output);
+                } else {
+                    trace!(session = %id, stream, "media from a non-publisher, ignored");
+                }
+            }
+            SessionEvent::SetDataFrame {
+                stream,
+                handler,
+                frame,
+            } => {
+                if let Some(s) = publishing(&self.sessions, &mut self.streams, id, stream) {
+                    s.set_data_frame(&handler, frame, &self.config, &mut self.output);
+                }
+            }
+            SessionEvent::ClearDataFrame { stream, handler } => {
+                if let Some(s) = publishing(&self.sessions, &mut self.streams, id, stream) {
+                    s.clear_data_frame(&handler);
+                }
+            }
+            SessionEvent::ReleaseStream { name } => self.release(now, id, &name),
+            SessionEvent::Closed => self.close(now, id),
+        }
     }
 
     /// Deadlines have passed (calling early is harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
-        let _ = now;
-        todo!()
+        while let Some(&(deadline, key)) = self.graces.first() {
+            if deadline > now {
+                break;
+            }
+            self.graces.remove(&(deadline, key));
+            let Some(stream) = self.streams.get_mut(&key) else {
+                continue;
+            };
+            stream.grace = None;
+            debug!(
+                name = %redacted(stream.name.as_deref()),
+                "republish grace expired"
+            );
+            stream.expire_grace(&mut self.output);
+            self.free_if_idle(key);
+        }
     }
 
     /// The next event for a session, with its recipient.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<(SessionId, BrokerEvent)> {
-        todo!()
+        self.output.pop_front()
     }
 
-    /// The next deadline, if any.
+    /// The next deadline, if any: the earliest republish grace to expire
+    /// (the first entry of an ordered set, so cheap with many streams).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
+        self.graces.first().map(|&(deadline, _)| deadline)
     }
 
     /// Number of sessions that connected and have not closed.
     pub fn session_count(&self) -> usize {
-        todo!()
+        self.sessions.len()
     }
 
     /// Number of streams currently published.
     pub fn published_count(&self) -> usize {
-        todo!()
+        self.published
     }
+
+    /// Number of streams held: published, waited for by players, or
+    /// between publishers. A stream nobody publishes or plays is freed.
+    pub fn stream_count(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// The session that was given `connection_id` at `connect`, while it is
+    /// connected: how relay, broadcast and watch address a connection.
+    pub fn session_for_connection_id(&self, connection_id: &str) -> Option<SessionId> {
+        self.connections.get(connection_id).copied()
+    }
+
+    fn connect(&mut self, id: SessionId, app: String, connection_id: String) {
+        if id.0 == 0 || id.0 >= self.next_session {
+            debug!(session = %id, "connect from an id never opened, ignored");
+            return;
+        }
+        if self.sessions.contains_key(&id) {
+            debug!(session = %id, "second connect, ignored");
+            return;
+        }
+        let app = self.app_ref(app);
+        match self.connections.entry(connection_id.clone()) {
+            Entry::Vacant(slot) => {
+                slot.insert(id);
+            }
+            Entry::Occupied(_) => {
+                // Connection IDs are drawn by the runtime to be unique; keep
+                // the first owner rather than let a collision steal it.
+                warn!(session = %id, "connection ID already in use, not indexed");
+            }
+        }
+        self.sessions.insert(
+            id,
+            SessionState {
+                app,
+                connection_id,
+                publishes: HashMap::new(),
+                plays: HashMap::new(),
+            },
+        );
+    }
+
+    fn publish(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        stream_id: u32,
+        name: String,
+        kind: &PublishKind,
+    ) {
+        // A second publish on the same message stream replaces the first.
+        if self
+            .sessions
+            .get(&id)
+            .is_some_and(|s| s.publishes.contains_key(&stream_id))
+        {
+            self.unpublish(now, id, stream_id);
+        }
+        let Some(session) = self.sessions.get(&id) else {
+            return;
+        };
+        let app = session.app;
+        let reject = |reason| BrokerEvent::PublishRejected {
+            stream: stream_id,
+            reason,
+        };
+        if let Err(why) = check_publish_name(&name) {
+            info!(session = %id, name = %redact(&name), why, "publish rejected");
+            self.output
+                .push_back((id, reject(PublishRejection::BadName(why))));
+            return;
+        }
+        let key = StreamKey {
+            app,
+            hash: hash_name(&name),
+        };
+        let reason = match self.streams.get(&key) {
+            Some(stream) if stream.publisher.is_some() => Some(PublishRejection::AlreadyPublishing),
+            Some(_) => None,
+            None if self.streams.len() >= self.config.max_streams => {
+                Some(PublishRejection::TooManyStreams)
+            }
+            None => None,
+        };
+        let reason = reason.or_else(|| {
+            (session.stream_count() >= MAX_STREAMS_PER_SESSION)
+                .then_some(PublishRejection::TooManyStreams)
+        });
+        if let Some(reason) = reason {
+            info!(session = %id, name = %redact(&name), %reason, "publish rejected");
+            self.output.push_back((id, reject(reason)));
+            return;
+        }
+
+        self.output.push_back((
+            id,
+            BrokerEvent::PublishAccepted {
+                stream: stream_id,
+                hashname: hashname(&key.hash),
+            },
+        ));
+        info!(session = %id, name = %redact(&name), ?kind, "publish accepted");
+        self.ensure_stream(key);
+        let Some(stream) = self.streams.get_mut(&key) else {
+            return;
+        };
+        if let Some(deadline) = stream.grace.take() {
+            self.graces.remove(&(deadline, key));
+        }
+        stream.name = Some(name);
+        stream.attach(id, stream_id, &mut self.output);
+        self.published += 1;
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.publishes.insert(stream_id, key);
+        }
+    }
+
+    fn unpublish(&mut self, now: Instant, id: SessionId, stream_id: u32) {
+        let Some(key) = self
+            .sessions
+            .get_mut(&id)
+            .and_then(|s| s.publishes.remove(&stream_id))
+        else {
+            return;
+        };
+        self.detach_publisher(now, key, "unpublished");
+    }
+
+    /// The publisher of `key` is gone: players wait out the grace, or the
+    /// stream is freed at once if nobody plays it.
+    fn detach_publisher(&mut self, now: Instant, key: StreamKey, why: &'static str) {
+        let Some(stream) = self.streams.get_mut(&key) else {
+            return;
+        };
+        if stream.detach().is_none() {
+            return;
+        }
+        self.published = self.published.saturating_sub(1);
+        info!(name = %redacted(stream.name.as_deref()), why, "publish ended");
+        if stream.has_subscribers() {
+            // A grace too long to represent expires at once rather than
+            // never (only an absurd configuration gets here).
+            let deadline = now.checked_add(self.config.republish_grace).unwrap_or(now);
+            stream.grace = Some(deadline);
+            self.graces.insert((deadline, key));
+        } else {
+            self.free_if_idle(key);
+        }
+    }
+
+    fn play(&mut self, id: SessionId, stream_id: u32, name: &str) {
+        // A second play on one message stream replaces the first.
+        self.stop_play(id, stream_id);
+        let Some(session) = self.sessions.get(&id) else {
+            return;
+        };
+        let Some(play) = parse_play_name(name) else {
+            warn!(session = %id, name = %redact(name), "play of a name nobody can publish, ignored");
+            return;
+        };
+        if session.stream_count() >= MAX_STREAMS_PER_SESSION {
+            warn!(session = %id, "too many streams in one session, play ignored");
+            return;
+        }
+        let key = StreamKey {
+            app: session.app,
+            hash: play.hash,
+        };
+        if !self.streams.contains_key(&key) && self.streams.len() >= self.config.max_streams {
+            warn!(
+                session = %id,
+                name = %redact(name),
+                max = self.config.max_streams,
+                "stream limit reached, play ignored"
+            );
+            return;
+        }
+        debug!(session = %id, name = %redact(name), asis = play.asis, "play");
+        self.ensure_stream(key);
+        let Some(stream) = self.streams.get_mut(&key) else {
+            return;
+        };
+        stream.subscribe(id, stream_id, play.asis, &mut self.output);
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.plays.insert(stream_id, key);
+        }
+    }
+
+    fn stop_play(&mut self, id: SessionId, stream_id: u32) {
+        let Some(key) = self
+            .sessions
+            .get_mut(&id)
+            .and_then(|s| s.plays.remove(&stream_id))
+        else {
+            return;
+        };
+        if let Some(stream) = self.streams.get_mut(&key) {
+            stream.unsubscribe(id, stream_id);
+        }
+        self.free_if_idle(key);
+    }
+
+    /// TC `releaseStream`: evict whoever else publishes `name` in this
+    /// session's App.
+    fn release(&mut self, now: Instant, id: SessionId, name: &str) {
+        let Some(session) = self.sessions.get(&id) else {
+            return;
+        };
+        if check_publish_name(name).is_err() {
+            return;
+        }
+        let key = StreamKey {
+            app: session.app,
+            hash: hash_name(name),
+        };
+        let Some(publisher) = self.streams.get(&key).and_then(|s| s.publisher) else {
+            return;
+        };
+        if publisher.session == id {
+            return;
+        }
+        info!(
+            session = %publisher.session,
+            by = %id,
+            name = %redact(name),
+            "publisher evicted by releaseStream"
+        );
+        if let Some(owner) = self.sessions.get_mut(&publisher.session) {
+            owner.publishes.remove(&publisher.stream_id);
+        }
+        self.output.push_back((
+            publisher.session,
+            BrokerEvent::PublishEvicted {
+                stream: publisher.stream_id,
+            },
+        ));
+        self.detach_publisher(now, key, "evicted");
+    }
+
+    fn close(&mut self, now: Instant, id: SessionId) {
+        let Some(session) = self.sessions.remove(&id) else {
+            return;
+        };
+        debug!(session = %id, "closed");
+        for key in session.publishes.into_values() {
+            self.detach_publisher(now, key, "publisher closed");
+        }
+        for (stream_id, key) in session.plays {
+            if let Some(stream) = self.streams.get_mut(&key) {
+                stream.unsubscribe(id, stream_id);
+            }
+            self.free_if_idle(key);
+        }
+        if self.connections.get(&session.connection_id) == Some(&id) {
+            self.connections.remove(&session.connection_id);
+        }
+        self.app_unref(session.app);
+    }
+
+    /// Creates the stream for `key` (counted against its App) if new.
+    /// Callers check [`BrokerConfig::max_streams`] first.
+    fn ensure_stream(&mut self, key: StreamKey) {
+        if let Entry::Vacant(slot) = self.streams.entry(key) {
+            slot.insert(Stream::new());
+            if let Some(app) = self.apps.get_mut(&key.app) {
+                app.refs += 1;
+            }
+        }
+    }
+
+    /// Frees the stream if nobody publishes or plays it (a pending grace
+    /// serves only players, so it goes too).
+    fn free_if_idle(&mut self, key: StreamKey) {
+        let Some(stream) = self.streams.get(&key) else {
+            return;
+        };
+        if !stream.is_idle() {
+            return;
+        }
+        if let Some(deadline) = stream.grace {
+            self.graces.remove(&(deadline, key));
+        }
+        self.streams.remove(&key);
+        self.app_unref(key.app);
+    }
+
+    /// The App named `name`, created if new, with one more reference.
+    fn app_ref(&mut self, name: String) -> AppId {
+        if let Some(&id) = self.app_ids.get(&name) {
+            if let Some(app) = self.apps.get_mut(&id) {
+                app.refs += 1;
+            }
+            return id;
+        }
+        let id = self.next_app;
+        self.next_app += 1;
+        self.app_ids.insert(name.clone(), id);
+        self.apps.insert(id, App { name, refs: 1 });
+        id
+    }
+
+    fn app_unref(&mut self, id: AppId) {
+        let Some(app) = self.apps.get_mut(&id) else {
+            return;
+        };
+        app.refs = app.refs.saturating_sub(1);
+        if app.refs == 0 {
+            if let Some(app) = self.apps.remove(&id) {
+                self.app_ids.remove(&app.name);
+            }
+        }
+    }
+}
+
+/// The stream `id` publishes on `stream_id`, if that publish is live (a
+/// free function so the caller can still borrow the broker's other fields).
+fn publishing<'a>(
+    sessions: &HashMap<SessionId, SessionState>,
+    streams: &'a mut HashMap<StreamKey, Stream>,
+    id: SessionId,
+    stream_id: u32,
+) -> Option<&'a mut Stream> {
+    let key = *sessions.get(&id)?.publishes.get(&stream_id)?;
+    streams
+        .get_mut(&key)
+        .filter(|s| s.is_publisher(id, stream_id))
+}
+
+fn redacted(name: Option<&str>) -> String {
+    name.map_or_else(|| "(hashed)".to_owned(), |n| redact(n).to_string())
 }

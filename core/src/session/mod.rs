@@ -18,15 +18,39 @@
 //!
 //! After [`SessionEvent::Closed`] has been polled and every transmit written,
 //! [`Session::is_closed`] is true and the runtime drops the connection.
+//!
+//! # Contract details
+//!
+//! * Every command is answered at once and in order, or not at all: the
+//!   only decision the session waits for is `publish`, from the broker.
+//!   Replies use their request's framing (a type 17 command gets a type 17
+//!   reply); statuses use the framing of the client's last command.
+//! * Events queue up only within one `handle_*` call (bounded by the input
+//!   it was given); drain them after every call.
+//! * Output is bounded too: player media by [`RealTimeConfig`], and what
+//!   may never be dropped (replies, configuration, data) by fixed caps past
+//!   which the peer is closed with [`SessionError::SlowPeer`].
+//! * Closing is sticky: the session keeps the error, ignores input, drops
+//!   queued media, still hands out what it owes (an error or close status)
+//!   for a few seconds, and emits [`SessionEvent::Closed`] exactly once,
+//!   whatever the cause and even if it never connected.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::chunk::DecoderLimits;
+use crate::chunk::{ChunkDecoder, ChunkEncoder, DecoderLimits, RawMessage};
 use crate::entropy::Entropy;
-use crate::event::{BrokerEvent, SessionEvent};
-use crate::handshake::HandshakeConfig;
+use crate::event::{BrokerEvent, Frame, FrameKind, SessionEvent};
+use crate::handshake::{HandshakeConfig, ServerHandshake};
+use crate::message::{type_id, Command, Encoding, Message, UserControl, Value};
+use crate::time::MediaTime;
+
+use backlog::{Backlog, Item};
+
+mod backlog;
+mod dialogue;
 
 /// Knobs of one connection. The defaults interoperate with FFmpeg,
 /// librtmp (rtmpdump, OBS), GStreamer and Flash-era clients.
@@ -118,7 +142,16 @@ impl RealTimeConfig {
     /// The most a player may ask for in its `play` options: each duration is
     /// capped at 10 s or twice its default, whichever is greater (TC rule).
     pub fn cap(&self) -> RealTimeConfig {
-        todo!()
+        let cap = |default: Duration| default.saturating_mul(2).max(Duration::from_secs(10));
+        RealTimeConfig {
+            audio_lifetime: cap(self.audio_lifetime),
+            video_lifetime: cap(self.video_lifetime),
+            finish_by_margin: cap(self.finish_by_margin),
+            // Expiring the previous GOP only ever sends less: always allowed.
+            expire_previous_gop: true,
+            // Not a player option: the server's budget stands.
+            max_backlog_bytes: self.max_backlog_bytes,
+        }
     }
 }
 
@@ -177,94 +210,636 @@ pub enum SessionError {
     /// The server closed the session ([`Session::close`]).
     #[error("closed by the server: {0}")]
     ClosedByServer(String),
+    /// The peer stopped reading: what the session must still deliver
+    /// (replies, decoder configuration, data frames, none of which may be
+    /// dropped) outgrew its bound. Closing is the only way to keep memory
+    /// bounded then.
+    #[error("peer is not reading: {0}")]
+    SlowPeer(&'static str),
 }
 
 /// One server-side RTMP connection; see the module docs for the run loop.
 #[derive(Debug)]
 pub struct Session {
-    _private: (),
+    config: SessionConfig,
+    connection_id: String,
+    /// When the session started: the zero of ping timestamps.
+    started: Instant,
+    phase: Phase,
+    /// Present until the handshake completes (its buffers are then freed).
+    handshake: Option<ServerHandshake>,
+    /// Bytes the handshake consumed, counted towards acknowledgements.
+    handshake_bytes: u64,
+    decoder: ChunkDecoder,
+    encoder: ChunkEncoder,
+    app: Option<String>,
+    /// How statuses are framed: the way the client framed its last
+    /// command (replies always use their request's framing).
+    encoding: Encoding,
+    error: Option<SessionError>,
+    /// Message streams created with `createStream`, by id.
+    streams: BTreeMap<u32, NetStream>,
+    next_stream_id: u32,
+    /// Protocol control and command messages, sent before any media.
+    control: VecDeque<Outgoing>,
+    control_bytes: usize,
+    /// Media for players, under the real-time policy.
+    backlog: Backlog,
+    events: VecDeque<SessionEvent>,
+    closed_polled: bool,
+    timers: Timers,
+    last_input: Instant,
+    last_ping: Option<Instant>,
 }
+
+/// Where the connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Handshake,
+    AwaitConnect,
+    Connected,
+    /// An error or a close happened: only owed output is flushed.
+    Closing,
+}
+
+/// One message stream (`createStream`) and what it does.
+#[derive(Debug, Default)]
+struct NetStream {
+    state: StreamState,
+    /// `Publish` events whose decision has not come back yet. A decision
+    /// only applies to the state when it answers the latest request: the
+    /// broker answers in order, so earlier ones are for superseded publishes.
+    decisions_owed: u32,
+}
+
+#[derive(Debug, Default)]
+enum StreamState {
+    #[default]
+    Idle,
+    /// Asked the broker, no answer yet; media is dropped meanwhile.
+    PublishPending {
+        name: String,
+    },
+    /// Accepted: media is forwarded.
+    Publishing {
+        name: String,
+        last_media: Instant,
+    },
+    Playing(Box<PlayState>),
+}
+
+/// A player's switches (pause, receiveAudio/Video) and what it must get
+/// when it turns them back on.
+#[derive(Debug)]
+struct PlayState {
+    name: String,
+    paused: bool,
+    audio: bool,
+    video: bool,
+    /// Configuration and data frames that arrived while their kind was off,
+    /// delivered on resume so the player can decode again. Bounded.
+    stash: VecDeque<Frame>,
+}
+
+impl PlayState {
+    fn wants(&self, kind: FrameKind) -> bool {
+        !self.paused
+            && match kind {
+                FrameKind::Audio => self.audio,
+                FrameKind::Video => self.video,
+                FrameKind::Data => true,
+            }
+    }
+}
+
+/// One queued outbound item, encoded only when polled so the encoder's
+/// header state follows the order the peer sees.
+#[derive(Debug)]
+enum Outgoing {
+    /// Handshake bytes, sent as is.
+    Raw(Bytes),
+    Message(RawMessage),
+    /// Announce a chunk size and switch the encoder to it.
+    SetChunkSize(u32),
+}
+
+impl Outgoing {
+    fn len(&self) -> usize {
+        match self {
+            Outgoing::Raw(b) => b.len(),
+            Outgoing::Message(m) => m.payload.len() + CHUNK_HEADER_ESTIMATE,
+            Outgoing::SetChunkSize(_) => 4 + CHUNK_HEADER_ESTIMATE,
+        }
+    }
+}
+
+/// The deadlines a session keeps; one slot each in [`Timers`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    Handshake,
+    Connect,
+    PublisherIdle,
+    Ping,
+    DeadPeer,
+    /// How long a closing session keeps trying to flush what it owes.
+    Linger,
+}
+
+const TIMER_COUNT: usize = 6;
+
+/// A fixed table of deadlines indexed by [`Timer`]; the next one is a min.
+#[derive(Debug, Default)]
+struct Timers([Option<Instant>; TIMER_COUNT]);
+
+impl Timers {
+    fn get(&self, t: Timer) -> Option<Instant> {
+        self.0[t as usize]
+    }
+
+    fn set(&mut self, t: Timer, at: Option<Instant>) {
+        self.0[t as usize] = at;
+    }
+
+    fn is_due(&self, t: Timer, now: Instant) -> bool {
+        self.get(t).is_some_and(|at| at <= now)
+    }
+
+    fn next(&self) -> Option<Instant> {
+        self.0.iter().flatten().min().copied()
+    }
+
+    fn clear(&mut self) {
+        self.0 = [None; TIMER_COUNT];
+    }
+}
+
+/// Chunk stream for protocol control and user control messages.
+const CSID_CONTROL: u32 = 2;
+/// Chunk stream for commands on message stream 0.
+const CSID_COMMAND: u32 = 3;
+
+/// Chunk streams of message stream `stream`: status/data, audio, video.
+/// Each stream gets its own three (cycling), all below 64 so every basic
+/// header is one byte, and audio and video never share header state.
+fn stream_csids(stream: u32) -> (u32, u32, u32) {
+    let base = 4 + 3 * (stream.wrapping_sub(1) % 20);
+    (base, base + 1, base + 2)
+}
+
+/// Rough header cost of one queued message, for the control bound.
+const CHUNK_HEADER_ESTIMATE: usize = 16;
+/// Most bytes of replies and statuses held for a peer that does not read.
+/// Replies answer the peer's own commands, so only a peer that sends
+/// without reading can reach it.
+const MAX_CONTROL_BYTES: usize = 1024 * 1024;
+/// Input is handed to the chunk decoder in pieces this large and drained
+/// between them, so one large read cannot trip its buffer limit.
+const INPUT_PIECE: usize = 64 * 1024;
+/// Most messages in one [`Transmit`]; SRS batches 128 per `writev`, and
+/// 64 keeps an iovec list well under IOV_MAX with two buffers per message.
+const MAX_TRANSMIT_MESSAGES: usize = 64;
+/// A [`Transmit`] stops growing past this many bytes.
+const MAX_TRANSMIT_BYTES: usize = 256 * 1024;
+/// How long a closing session keeps owed output (an error status) for a
+/// runtime that cannot write it; then it gives up and reports closed.
+const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most configuration/data frames stashed per paused player.
+const MAX_STASH: usize = 32;
 
 impl Session {
     /// Starts a session whose handshake deadline runs from `now`. `entropy`
     /// provides the handshake bytes and the connection ID.
     pub fn new(now: Instant, config: SessionConfig, entropy: &mut dyn Entropy) -> Self {
-        let _ = (now, config, entropy);
-        todo!()
+        let handshake = ServerHandshake::new(now, config.handshake.clone(), entropy);
+        let mut id = [0u8; 16];
+        entropy.fill(&mut id);
+        let connection_id = id.iter().map(|b| format!("{b:02x}")).collect();
+        let mut timers = Timers::default();
+        timers.set(Timer::Handshake, handshake.poll_timeout());
+        Session {
+            decoder: ChunkDecoder::new(config.decoder_limits),
+            encoder: ChunkEncoder::new(),
+            backlog: Backlog::new(config.real_time.max_backlog_bytes),
+            config,
+            connection_id,
+            started: now,
+            phase: Phase::Handshake,
+            handshake: Some(handshake),
+            handshake_bytes: 0,
+            app: None,
+            encoding: Encoding::Amf0,
+            error: None,
+            streams: BTreeMap::new(),
+            next_stream_id: 1,
+            control: VecDeque::new(),
+            control_bytes: 0,
+            events: VecDeque::new(),
+            closed_polled: false,
+            timers,
+            last_input: now,
+            last_ping: None,
+        }
     }
 
     /// The server-assigned connection ID (random hex), sent to the client in
     /// the `connect` result as `connectionID`.
     pub fn connection_id(&self) -> &str {
-        todo!()
+        &self.connection_id
     }
 
     /// The App this connection joined, once `connect` succeeded.
     pub fn app(&self) -> Option<&str> {
-        todo!()
+        self.app.as_deref()
     }
 
     /// Why the session closed (or is closing), if it is.
     pub fn error(&self) -> Option<&SessionError> {
-        todo!()
+        self.error.as_ref()
     }
 
     /// True once [`SessionEvent::Closed`] has been polled and nothing is left
     /// to transmit: the runtime may drop the socket.
     pub fn is_closed(&self) -> bool {
-        todo!()
+        self.closed_polled && self.control.is_empty()
+    }
+
+    /// Media frames the real-time policy abandoned for this connection's
+    /// players (too old, over the byte budget, rest of a broken GOP), for
+    /// stats. Frames a player turned off (pause, receiveVideo) are not
+    /// counted.
+    pub fn dropped_frames(&self) -> u64 {
+        self.backlog.dropped_frames()
+    }
+
+    /// Payload bytes of [`Session::dropped_frames`].
+    pub fn dropped_bytes(&self) -> u64 {
+        self.backlog.dropped_bytes()
+    }
+
+    /// Payload bytes of media waiting for the socket right now.
+    pub fn backlog_bytes(&self) -> usize {
+        self.backlog.queued_bytes()
     }
 
     /// Bytes received from the peer. A protocol error moves the session to
     /// closing (it still flushes the error status it owes); the returned
-    /// error is the same as [`Session::error`].
+    /// error is the same as [`Session::error`]. Errors are sticky: once the
+    /// session is closing, input is ignored and the error returned again.
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), SessionError> {
-        let _ = (now, data);
-        todo!()
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        if !data.is_empty() {
+            self.last_input = now;
+        }
+        let mut data = data;
+        if self.phase == Phase::Handshake {
+            data = self.feed_handshake(now, data);
+        }
+        if matches!(self.phase, Phase::AwaitConnect | Phase::Connected) && !data.is_empty() {
+            self.feed_chunks(now, data);
+        }
+        self.settle(now);
+        match &self.error {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
     }
 
     /// The peer closed its side (read returned 0): the session closes.
     pub fn handle_eof(&mut self, now: Instant) {
-        let _ = now;
-        todo!()
+        if self.error.is_some() {
+            return;
+        }
+        // Nobody is left to read what we still owe.
+        self.control.clear();
+        self.control_bytes = 0;
+        self.fail(now, SessionError::PeerClosed);
     }
 
     /// A decision, status or frame from the broker for this session.
     pub fn handle_broker_event(&mut self, now: Instant, event: BrokerEvent) {
-        let _ = (now, event);
-        todo!()
+        if self.phase != Phase::Connected {
+            tracing::trace!(?event, "broker event for a session not connected, ignored");
+            return;
+        }
+        self.on_broker_event(now, event);
+        self.settle(now);
     }
 
     /// Deadlines have passed (calling early is harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
-        let _ = now;
-        todo!()
+        match self.phase {
+            Phase::Closing => {
+                if self.timers.is_due(Timer::Linger, now) {
+                    tracing::debug!("gave up flushing a closing session");
+                    self.control.clear();
+                    self.control_bytes = 0;
+                    self.timers.set(Timer::Linger, None);
+                }
+                return;
+            }
+            Phase::Handshake => {
+                let result = self.handshake.as_mut().map(|hs| hs.handle_timeout(now));
+                if let Some(Err(e)) = result {
+                    self.fail(now, SessionError::Handshake(e));
+                }
+            }
+            Phase::AwaitConnect => {
+                if self.timers.is_due(Timer::Connect, now) {
+                    self.fail(
+                        now,
+                        SessionError::ConnectTimeout(self.config.connect_timeout),
+                    );
+                }
+            }
+            Phase::Connected => {
+                if self.timers.is_due(Timer::DeadPeer, now) {
+                    self.fail(now, SessionError::PeerDead(self.config.dead_peer_timeout));
+                } else if self.timers.is_due(Timer::PublisherIdle, now) {
+                    self.fail(
+                        now,
+                        SessionError::PublisherIdle(self.config.publish_idle_timeout),
+                    );
+                } else if self.timers.is_due(Timer::Ping, now) {
+                    let stamp = now.saturating_duration_since(self.started).as_millis() as u32;
+                    tracing::trace!(stamp, "pinging a silent peer");
+                    self.send_control(Message::UserControl(UserControl::PingRequest(stamp)));
+                    self.last_ping = Some(now);
+                }
+            }
+        }
+        self.settle(now);
     }
 
     /// The server closes this session (shutdown, eviction): it sends a
     /// status where the protocol has one, then closes.
     pub fn close(&mut self, now: Instant, reason: &str) {
-        let _ = (now, reason);
-        todo!()
+        if self.error.is_some() {
+            return;
+        }
+        if self.phase == Phase::Connected {
+            self.send_status(0, "status", "NetConnection.Connect.Closed", reason, vec![]);
+        }
+        self.fail(now, SessionError::ClosedByServer(reason.to_owned()));
     }
 
     /// The next vectored write, if any; call only when the socket can take
     /// it (see module docs).
+    ///
+    /// Control and command messages go first, then players' media in
+    /// arrival order; before each media frame the real-time policy decides
+    /// whether it is still worth sending. Several messages are batched into
+    /// one write. Messages are handed out whole, so the finish-by margin
+    /// never applies: a message is either not started or fully handed out.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
-        let _ = now;
-        todo!()
+        let mut bufs = Vec::new();
+        let mut messages = 0;
+        let mut bytes = 0;
+        while messages < MAX_TRANSMIT_MESSAGES && bytes < MAX_TRANSMIT_BYTES {
+            let start = bufs.len();
+            if let Some(out) = self.control.pop_front() {
+                self.control_bytes = self.control_bytes.saturating_sub(out.len());
+                match out {
+                    Outgoing::Raw(b) => bufs.push(b),
+                    Outgoing::Message(m) => self.encoder.write(&m, &mut bufs),
+                    Outgoing::SetChunkSize(size) => self.encoder.set_chunk_size(size, &mut bufs),
+                }
+            } else if let Some((stream, item)) = self.backlog.pop(now) {
+                let raw = match item {
+                    Item::Message(m) => m,
+                    Item::Frame(f) => frame_to_raw(stream, f),
+                };
+                self.encoder.write(&raw, &mut bufs);
+            } else {
+                break;
+            }
+            messages += 1;
+            bytes += bufs[start..].iter().map(Bytes::len).sum::<usize>();
+        }
+        if self.control.is_empty() {
+            self.timers.set(Timer::Linger, None);
+        }
+        (!bufs.is_empty()).then_some(Transmit { bufs })
     }
 
     /// The next event for the broker.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
-        todo!()
+        let event = self.events.pop_front()?;
+        if event == SessionEvent::Closed {
+            self.closed_polled = true;
+        }
+        Some(event)
     }
 
     /// The next deadline, if any.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
+        self.timers.next()
+    }
+
+    /// Hands bytes to the handshake; returns what is left for the chunk
+    /// layer once it completes.
+    fn feed_handshake<'a>(&mut self, now: Instant, data: &'a [u8]) -> &'a [u8] {
+        let Some(hs) = &mut self.handshake else {
+            return data;
+        };
+        let result = hs.handle_input(data);
+        let replies: Vec<Bytes> = std::iter::from_fn(|| hs.poll_transmit()).collect();
+        let complete = hs.is_complete();
+        let kind = hs.kind();
+        for b in replies {
+            self.push(Outgoing::Raw(b));
+        }
+        let used = match result {
+            Ok(used) => used.min(data.len()),
+            Err(e) => {
+                self.fail(now, SessionError::Handshake(e));
+                return &[];
+            }
+        };
+        self.handshake_bytes += used as u64;
+        if complete {
+            tracing::debug!(?kind, "handshake complete");
+            self.handshake = None;
+            self.phase = Phase::AwaitConnect;
+            // Count the handshake like librtmp and SRS: acknowledgements
+            // report every byte of the connection.
+            self.decoder.add_handshake_bytes(self.handshake_bytes);
+            self.timers.set(Timer::Handshake, None);
+            self.timers
+                .set(Timer::Connect, now.checked_add(self.config.connect_timeout));
+        }
+        &data[used..]
+    }
+
+    /// Hands bytes to the chunk decoder in bounded pieces, acting on every
+    /// message as it completes.
+    fn feed_chunks(&mut self, now: Instant, data: &[u8]) {
+        let piece = INPUT_PIECE.min(self.config.decoder_limits.max_buffered_bytes.max(1));
+        for part in data.chunks(piece) {
+            if let Err(e) = self.decoder.handle_input(part) {
+                self.fail(now, SessionError::Chunk(e));
+                return;
+            }
+            loop {
+                match self.decoder.poll_message() {
+                    Ok(Some(raw)) => {
+                        self.handle_message(now, raw);
+                        if self.error.is_some() {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.fail(now, SessionError::Chunk(e));
+                        return;
+                    }
+                }
+            }
+            while let Some(sequence) = self.decoder.poll_acknowledgement() {
+                self.send_control(Message::Acknowledgement { sequence });
+            }
+        }
+    }
+
+    /// After every input: enforce the bound on owed output and re-arm the
+    /// timers that follow the session's state.
+    fn settle(&mut self, now: Instant) {
+        if self.control_bytes > MAX_CONTROL_BYTES && self.error.is_none() {
+            self.control.clear();
+            self.control_bytes = 0;
+            self.fail(
+                now,
+                SessionError::SlowPeer("replies to its commands piled up"),
+            );
+        }
+        if self.phase != Phase::Connected {
+            return;
+        }
+        let c = &self.config;
+        let heard = self
+            .last_input
+            .max(self.last_ping.unwrap_or(self.last_input));
+        self.timers
+            .set(Timer::Ping, heard.checked_add(c.ping_interval));
+        self.timers.set(
+            Timer::DeadPeer,
+            self.last_input.checked_add(c.dead_peer_timeout),
+        );
+        let idle = self
+            .streams
+            .values()
+            .filter_map(|s| match &s.state {
+                StreamState::Publishing { last_media, .. } => Some(*last_media),
+                _ => None,
+            })
+            .min()
+            .and_then(|last| last.checked_add(c.publish_idle_timeout));
+        self.timers.set(Timer::PublisherIdle, idle);
+    }
+
+    /// Moves to closing: remembers why, drops what is no longer worth
+    /// sending (media), keeps what is owed (statuses), and tells the broker.
+    fn fail(&mut self, now: Instant, error: SessionError) {
+        if self.error.is_some() {
+            return;
+        }
+        match &error {
+            SessionError::PeerClosed | SessionError::ClosedByServer(_) => {
+                tracing::info!(%error, "session closed");
+            }
+            _ => tracing::info!(%error, "session closed on error"),
+        }
+        self.error = Some(error);
+        self.phase = Phase::Closing;
+        self.handshake = None;
+        self.backlog.clear();
+        self.timers.clear();
+        if !self.control.is_empty() {
+            self.timers
+                .set(Timer::Linger, now.checked_add(CLOSE_FLUSH_TIMEOUT));
+        }
+        self.events.push_back(SessionEvent::Closed);
+    }
+
+    fn push(&mut self, out: Outgoing) {
+        self.control_bytes += out.len();
+        self.control.push_back(out);
+    }
+
+    /// Queues a protocol or user control message (chunk stream 2, stream 0).
+    fn send_control(&mut self, msg: Message) {
+        self.send_message(CSID_CONTROL, 0, msg);
+    }
+
+    fn send_message(&mut self, csid: u32, stream: u32, msg: Message) {
+        match msg.to_raw(csid, MediaTime::ZERO, stream) {
+            Ok(raw) => self.push(Outgoing::Message(raw)),
+            // Our own messages are plain values; this cannot happen, and if
+            // it did, dropping one reply beats tearing down the session.
+            Err(e) => tracing::warn!(%e, "could not encode an outgoing message"),
+        }
+    }
+
+    /// Queues a command on `stream` (chunk stream 3 for stream 0, else the
+    /// stream's status chunk stream).
+    fn send_command(&mut self, stream: u32, encoding: Encoding, command: Command) {
+        let csid = if stream == 0 {
+            CSID_COMMAND
+        } else {
+            stream_csids(stream).0
+        };
+        self.send_message(csid, stream, Message::Command { encoding, command });
+    }
+
+    /// Queues `onStatus` on `stream` with the standard info object plus
+    /// `extra` members.
+    fn send_status(
+        &mut self,
+        stream: u32,
+        level: &str,
+        code: &str,
+        description: &str,
+        extra: Vec<(&str, Value)>,
+    ) {
+        let info = status_info(level, code, description, extra);
+        self.send_command(stream, self.encoding, Command::OnStatus { info });
     }
 }
+
+/// The info object of a status or error: level, code, description, then
+/// `extra`.
+fn status_info(level: &str, code: &str, description: &str, extra: Vec<(&str, Value)>) -> Value {
+    let mut members = vec![
+        ("level", Value::from(level)),
+        ("code", Value::from(code)),
+        ("description", Value::from(description)),
+    ];
+    members.extend(extra);
+    Value::object(members)
+}
+
+/// A player's media frame as the message it travels as.
+fn frame_to_raw(stream: u32, frame: Frame) -> RawMessage {
+    let (status, audio, video) = stream_csids(stream);
+    let (csid, type_id) = match frame.kind {
+        FrameKind::Audio => (audio, type_id::AUDIO),
+        FrameKind::Video => (video, type_id::VIDEO),
+        FrameKind::Data => (status, type_id::DATA_AMF0),
+    };
+    RawMessage {
+        csid,
+        timestamp: frame.timestamp,
+        type_id,
+        stream_id: stream,
+        payload: frame.payload,
+    }
+}
+
+#[cfg(test)]
+mod test_client;
+#[cfg(test)]
+mod tests;

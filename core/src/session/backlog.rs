@@ -1,0 +1,492 @@
+//! The per-connection media backlog: what players on this connection are
+//! owed, kept real-time rather than complete.
+//!
+//! Frames wait here, in arrival order and stamped with their arrival time,
+//! until the runtime can write. A frame that waited longer than its
+//! lifetime is abandoned when its turn comes (video together with the rest
+//! of its GOP, since later frames cannot be decoded without it), and the
+//! droppable bytes held never exceed the budget: past it the oldest
+//! droppable frame goes. Configuration and data frames are never dropped;
+//! they have their own hard bound, past which the peer is declared too
+//! slow. So memory stays bounded however slowly the runtime polls.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
+
+use crate::chunk::RawMessage;
+use crate::event::{Frame, FrameKind};
+
+use super::RealTimeConfig;
+
+/// Most entries held at once, whatever their size: bounds the bookkeeping
+/// of a flood of tiny frames. Far above what any lifetime lets accumulate
+/// at real frame rates.
+const MAX_ENTRIES: usize = 16 * 1024;
+
+/// The never-dropped bytes (configs, data, in-band statuses) may use at
+/// least this much, even when the droppable budget is set lower.
+const MIN_FIXED_BUDGET: usize = 1024 * 1024;
+
+/// What waits in the backlog.
+#[derive(Debug)]
+pub(super) enum Item {
+    /// A media or data frame for a player.
+    Frame(Frame),
+    /// A status that must stay in order with the media around it
+    /// (`PublishNotify`, `UnpublishNotify`); never dropped.
+    Message(RawMessage),
+}
+
+impl Item {
+    fn len(&self) -> usize {
+        match self {
+            Item::Frame(f) => f.payload.len(),
+            Item::Message(m) => m.payload.len(),
+        }
+    }
+
+    fn is_droppable(&self) -> bool {
+        matches!(self, Item::Frame(f) if f.is_droppable())
+    }
+
+    /// A droppable video frame of `stream`, and whether it is a keyframe.
+    fn droppable_video(&self) -> Option<bool> {
+        match self {
+            Item::Frame(f) if f.kind == FrameKind::Video && f.is_droppable() => Some(f.keyframe),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    stream: u32,
+    arrival: Instant,
+    item: Item,
+}
+
+/// The policy state of one playing message stream.
+#[derive(Debug)]
+struct Lane {
+    rt: RealTimeConfig,
+    /// Video must resume at a keyframe: set when video was abandoned and no
+    /// keyframe of this stream is queued, or when video was turned back on.
+    skip_video: bool,
+}
+
+/// The backlog was asked to hold more never-dropped data than its bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Overflow;
+
+/// See the module docs.
+#[derive(Debug)]
+pub(super) struct Backlog {
+    queue: VecDeque<Entry>,
+    lanes: BTreeMap<u32, Lane>,
+    budget: usize,
+    droppable_bytes: usize,
+    fixed_bytes: usize,
+    dropped_frames: u64,
+    dropped_bytes: u64,
+}
+
+impl Backlog {
+    /// An empty backlog holding at most `budget` bytes of droppable media.
+    pub(super) fn new(budget: usize) -> Self {
+        Backlog {
+            queue: VecDeque::new(),
+            lanes: BTreeMap::new(),
+            budget,
+            droppable_bytes: 0,
+            fixed_bytes: 0,
+            dropped_frames: 0,
+            dropped_bytes: 0,
+        }
+    }
+
+    pub(super) fn dropped_frames(&self) -> u64 {
+        self.dropped_frames
+    }
+
+    pub(super) fn dropped_bytes(&self) -> u64 {
+        self.dropped_bytes
+    }
+
+    pub(super) fn queued_bytes(&self) -> usize {
+        self.droppable_bytes + self.fixed_bytes
+    }
+
+    /// Starts accepting frames for `stream` under `rt`.
+    pub(super) fn open_lane(&mut self, stream: u32, rt: RealTimeConfig) {
+        self.lanes.insert(
+            stream,
+            Lane {
+                rt,
+                skip_video: false,
+            },
+        );
+    }
+
+    /// Stops playback on `stream`: forgets its lane and everything queued
+    /// for it (not counted as dropped: nobody wants it any more).
+    pub(super) fn close_lane(&mut self, stream: u32) {
+        self.lanes.remove(&stream);
+        self.remove_where(|e| e.stream == stream, false);
+    }
+
+    /// Forgets everything: the session is closing.
+    pub(super) fn clear(&mut self) {
+        self.queue.clear();
+        self.lanes.clear();
+        self.droppable_bytes = 0;
+        self.fixed_bytes = 0;
+    }
+
+    /// The player turned `kind` (or, with `None`, all media) off: removes
+    /// its queued droppable frames, not counted as dropped.
+    pub(super) fn discard_droppable(&mut self, stream: u32, kind: Option<FrameKind>) {
+        self.remove_where(
+            |e| {
+                e.stream == stream
+                    && matches!(&e.item, Item::Frame(f)
+                        if f.is_droppable() && kind.map_or(true, |k| k == f.kind))
+            },
+            false,
+        );
+    }
+
+    /// Video of `stream` resumes at its next keyframe.
+    pub(super) fn resume_video_at_keyframe(&mut self, stream: u32) {
+        if let Some(lane) = self.lanes.get_mut(&stream) {
+            lane.skip_video = true;
+        }
+    }
+
+    /// Queues a status that must stay in order with `stream`'s media.
+    pub(super) fn push_message(
+        &mut self,
+        now: Instant,
+        stream: u32,
+        msg: RawMessage,
+    ) -> Result<(), Overflow> {
+        self.push(now, stream, Item::Message(msg))
+    }
+
+    /// Queues a frame for the player on `stream`; frames for a stream
+    /// without a lane (not playing) are ignored.
+    pub(super) fn push_frame(
+        &mut self,
+        now: Instant,
+        stream: u32,
+        frame: Frame,
+    ) -> Result<(), Overflow> {
+        let Some(lane) = self.lanes.get_mut(&stream) else {
+            return Ok(());
+        };
+        if frame.kind == FrameKind::Video && frame.is_droppable() {
+            if frame.keyframe {
+                lane.skip_video = false;
+                if lane.rt.expire_previous_gop {
+                    self.remove_where(
+                        |e| e.stream == stream && e.item.droppable_video().is_some(),
+                        true,
+                    );
+                }
+            } else if lane.skip_video {
+                // No keyframe is queued since video broke: undecodable.
+                self.count_drop(frame.payload.len());
+                return Ok(());
+            }
+        }
+        self.push(now, stream, Item::Frame(frame))
+    }
+
+    fn push(&mut self, now: Instant, stream: u32, item: Item) -> Result<(), Overflow> {
+        let len = item.len();
+        let droppable = item.is_droppable();
+        if !droppable && self.fixed_bytes + len > self.budget.max(MIN_FIXED_BUDGET) {
+            return Err(Overflow);
+        }
+        if self.queue.len() >= MAX_ENTRIES && !self.drop_oldest() {
+            if droppable {
+                self.count_drop(len);
+                return Ok(());
+            }
+            return Err(Overflow);
+        }
+        if droppable {
+            self.droppable_bytes += len;
+        } else {
+            self.fixed_bytes += len;
+        }
+        self.queue.push_back(Entry {
+            stream,
+            arrival: now,
+            item,
+        });
+        while self.droppable_bytes > self.budget && self.drop_oldest() {}
+        Ok(())
+    }
+
+    /// The next item to send, after abandoning what the real-time policy
+    /// says is too late.
+    pub(super) fn pop(&mut self, now: Instant) -> Option<(u32, Item)> {
+        while let Some(entry) = self.queue.pop_front() {
+            self.unaccount(&entry.item);
+            let Entry {
+                stream,
+                arrival,
+                item,
+            } = entry;
+            let Item::Frame(frame) = item else {
+                return Some((stream, item));
+            };
+            let Some(lane) = self.lanes.get_mut(&stream) else {
+                continue;
+            };
+            if frame.is_droppable() {
+                let age = now.saturating_duration_since(arrival);
+                match frame.kind {
+                    FrameKind::Audio if age > lane.rt.audio_lifetime => {
+                        self.count_drop(frame.payload.len());
+                        continue;
+                    }
+                    FrameKind::Video => {
+                        if !frame.keyframe && lane.skip_video {
+                            self.count_drop(frame.payload.len());
+                            continue;
+                        }
+                        if age > lane.rt.video_lifetime {
+                            self.count_drop(frame.payload.len());
+                            self.drop_rest_of_gop(stream);
+                            continue;
+                        }
+                        if frame.keyframe {
+                            lane.skip_video = false;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            return Some((stream, Item::Frame(frame)));
+        }
+        None
+    }
+
+    /// Abandons the oldest droppable frame (and, for video, the rest of
+    /// its GOP). False if nothing is droppable.
+    fn drop_oldest(&mut self) -> bool {
+        let Some(i) = self.queue.iter().position(|e| e.item.is_droppable()) else {
+            return false;
+        };
+        let Some(entry) = self.queue.remove(i) else {
+            return false;
+        };
+        self.unaccount(&entry.item);
+        self.count_drop(entry.item.len());
+        if entry.item.droppable_video().is_some() {
+            self.drop_rest_of_gop(entry.stream);
+        }
+        true
+    }
+
+    /// Video of `stream` broke: abandons its queued droppable video up to
+    /// its next keyframe, or, if none is queued, marks the lane so that
+    /// video resumes at the next keyframe to arrive.
+    fn drop_rest_of_gop(&mut self, stream: u32) {
+        let mut found_key = false;
+        self.remove_where(
+            |e| {
+                if found_key || e.stream != stream {
+                    return false;
+                }
+                match e.item.droppable_video() {
+                    Some(true) => {
+                        found_key = true;
+                        false
+                    }
+                    Some(false) => true,
+                    None => false,
+                }
+            },
+            true,
+        );
+        if let Some(lane) = self.lanes.get_mut(&stream) {
+            lane.skip_video = !found_key;
+        }
+    }
+
+    /// Removes the entries `doomed` picks, in queue order; `count` says
+    /// whether they are policy drops (stats) or unwanted.
+    fn remove_where(&mut self, mut doomed: impl FnMut(&Entry) -> bool, count: bool) {
+        let (mut droppable, mut fixed, mut frames) = (0, 0, 0);
+        self.queue.retain(|e| {
+            if !doomed(e) {
+                return true;
+            }
+            if e.item.is_droppable() {
+                droppable += e.item.len();
+            } else {
+                fixed += e.item.len();
+            }
+            frames += 1;
+            false
+        });
+        self.droppable_bytes -= droppable;
+        self.fixed_bytes -= fixed;
+        if count {
+            self.dropped_frames += frames;
+            self.dropped_bytes += (droppable + fixed) as u64;
+        }
+    }
+
+    fn unaccount(&mut self, item: &Item) {
+        if item.is_droppable() {
+            self.droppable_bytes -= item.len();
+        } else {
+            self.fixed_bytes -= item.len();
+        }
+    }
+
+    fn count_drop(&mut self, len: usize) {
+        self.dropped_frames += 1;
+        self.dropped_bytes += len as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::time::MediaTime;
+
+    fn frame(kind: FrameKind, len: usize, keyframe: bool, config: bool) -> Frame {
+        Frame {
+            kind,
+            timestamp: MediaTime::ZERO,
+            payload: Bytes::from(vec![0u8; len]),
+            keyframe,
+            config,
+        }
+    }
+
+    fn key(len: usize) -> Frame {
+        frame(FrameKind::Video, len, true, false)
+    }
+
+    fn inter(len: usize) -> Frame {
+        frame(FrameKind::Video, len, false, false)
+    }
+
+    fn audio(len: usize) -> Frame {
+        frame(FrameKind::Audio, len, false, false)
+    }
+
+    fn backlog(budget: usize) -> Backlog {
+        let mut b = Backlog::new(budget);
+        b.open_lane(1, RealTimeConfig::default());
+        b
+    }
+
+    fn drain(b: &mut Backlog, now: Instant) -> Vec<Frame> {
+        std::iter::from_fn(|| b.pop(now))
+            .filter_map(|(_, item)| match item {
+                Item::Frame(f) => Some(f),
+                Item::Message(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn over_budget_drops_the_oldest_gop_up_to_the_next_keyframe() {
+        let now = Instant::now();
+        let mut b = backlog(1000);
+        for f in [key(300), inter(300), inter(300), key(300), inter(300)] {
+            b.push_frame(now, 1, f).unwrap();
+        }
+        assert!(b.queued_bytes() <= 1000);
+        let sent = drain(&mut b, now);
+        assert!(sent[0].keyframe);
+        assert_eq!(sent.len(), 2);
+        assert_eq!(b.dropped_frames(), 3);
+    }
+
+    #[test]
+    fn stale_audio_is_abandoned() {
+        let now = Instant::now();
+        let mut b = backlog(1 << 20);
+        b.push_frame(now, 1, audio(10)).unwrap();
+        assert!(drain(&mut b, now + Duration::from_secs(3)).is_empty());
+        assert_eq!(b.dropped_frames(), 1);
+    }
+
+    #[test]
+    fn stale_video_drops_until_the_next_keyframe_even_one_not_yet_arrived() {
+        let now = Instant::now();
+        let mut b = backlog(1 << 20);
+        b.push_frame(now, 1, key(10)).unwrap();
+        b.push_frame(now, 1, inter(10)).unwrap();
+        let later = now + Duration::from_secs(4);
+        assert!(drain(&mut b, later).is_empty());
+        b.push_frame(later, 1, inter(10)).unwrap();
+        b.push_frame(later, 1, key(10)).unwrap();
+        let sent = drain(&mut b, later);
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].keyframe);
+    }
+
+    #[test]
+    fn config_and_data_are_never_dropped() {
+        let now = Instant::now();
+        let mut b = backlog(100);
+        b.push_frame(now, 1, frame(FrameKind::Video, 500, false, true))
+            .unwrap();
+        b.push_frame(now, 1, frame(FrameKind::Data, 500, false, false))
+            .unwrap();
+        b.push_frame(now, 1, key(500)).unwrap();
+        let sent = drain(&mut b, now + Duration::from_secs(60));
+        assert_eq!(sent.len(), 2);
+        assert!(sent.iter().all(|f| !f.is_droppable()));
+    }
+
+    #[test]
+    fn never_dropped_data_past_its_bound_overflows() {
+        let now = Instant::now();
+        let mut b = backlog(100);
+        let big = frame(FrameKind::Data, MIN_FIXED_BUDGET + 1, false, false);
+        assert_eq!(b.push_frame(now, 1, big), Err(Overflow));
+    }
+
+    #[test]
+    fn expire_previous_gop_drops_unsent_video_when_a_keyframe_arrives() {
+        let now = Instant::now();
+        let mut b = Backlog::new(1 << 20);
+        b.open_lane(
+            1,
+            RealTimeConfig {
+                expire_previous_gop: true,
+                ..RealTimeConfig::default()
+            },
+        );
+        for f in [key(10), inter(10), audio(10), key(10)] {
+            b.push_frame(now, 1, f).unwrap();
+        }
+        let sent = drain(&mut b, now);
+        let kinds: Vec<_> = sent.iter().map(|f| (f.kind, f.keyframe)).collect();
+        assert_eq!(kinds, [(FrameKind::Audio, false), (FrameKind::Video, true)]);
+    }
+
+    #[test]
+    fn entry_count_is_bounded() {
+        let now = Instant::now();
+        let mut b = backlog(usize::MAX);
+        for _ in 0..MAX_ENTRIES + 10 {
+            b.push_frame(now, 1, audio(1)).unwrap();
+        }
+        assert_eq!(b.queue.len(), MAX_ENTRIES);
+        assert_eq!(b.dropped_frames(), 10);
+    }
+}

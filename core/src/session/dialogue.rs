@@ -1,0 +1,882 @@
+//! The NetConnection / NetStream dialogue: what each message from the peer
+//! and each event from the broker does to a [`Session`].
+//!
+//! Every command is answered at once, in order, or not at all (never a
+//! reply the client does not wait for, never a wait for a reply the client
+//! will not send), so clients that pipeline `releaseStream`, `FCPublish`
+//! and `createStream` never stall. The only decision taken elsewhere is
+//! `publish`, which the broker answers.
+
+use crate::redact::redact;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use super::{
+    status_info, stream_csids, NetStream, Outgoing, Phase, PlayState, Session, SessionError,
+    StreamState, Timer, MAX_STASH,
+};
+use crate::amf::{amf0, amf3};
+use crate::chunk::RawMessage;
+use crate::event::{BrokerEvent, Frame, FrameKind, PlayRequest, SessionEvent};
+use crate::media::{parse_audio, parse_video};
+use crate::message::{
+    split_aggregate, type_id, BandwidthLimit, Command, Connect, Data, Encoding, GenericCommand,
+    Message, Play, PublishKind, UserControl, Value,
+};
+use crate::session::RealTimeConfig;
+use crate::time::MediaTime;
+
+/// Longest command name echoed back in an `_error` or logged.
+const MAX_ECHOED_NAME: usize = 64;
+
+impl Session {
+    /// One complete message from the chunk layer.
+    pub(super) fn handle_message(&mut self, now: Instant, raw: RawMessage) {
+        let msg = match Message::decode_with_amf_limit(&raw, self.config.max_amf_message_len) {
+            Ok(msg) => msg,
+            // A publisher's odd metadata is not worth its connection.
+            Err(e) if matches!(raw.type_id, type_id::DATA_AMF0 | type_id::DATA_AMF3) => {
+                tracing::debug!(%e, stream = raw.stream_id, "undecodable data message dropped");
+                return;
+            }
+            Err(e) => {
+                self.fail(now, SessionError::Message(e));
+                return;
+            }
+        };
+        match msg {
+            Message::UserControl(UserControl::PingRequest(stamp)) => {
+                self.send_control(Message::UserControl(UserControl::PingResponse(stamp)));
+            }
+            Message::Command { encoding, command } => {
+                self.handle_command(now, raw.stream_id, encoding, command);
+            }
+            Message::Data { data, .. } => {
+                self.handle_data(now, raw.stream_id, raw.timestamp, data);
+            }
+            Message::Audio(payload) => {
+                self.handle_media(now, raw.stream_id, raw.timestamp, FrameKind::Audio, payload);
+            }
+            Message::Video(payload) => {
+                self.handle_media(now, raw.stream_id, raw.timestamp, FrameKind::Video, payload);
+            }
+            Message::Aggregate(_) => self.handle_aggregate(now, &raw),
+            // Chunk size, abort and window are applied by the decoder;
+            // acknowledgements, bandwidth, buffer lengths and unknown types
+            // need nothing from a server.
+            _ => tracing::trace!(type_id = raw.type_id, "control message"),
+        }
+    }
+
+    /// The last media time of `stream` if it is an accepted publish.
+    fn publishing_mut(&mut self, stream: u32) -> Option<&mut Instant> {
+        match self.streams.get_mut(&stream) {
+            Some(NetStream {
+                state: StreamState::Publishing { last_media, .. },
+                ..
+            }) => Some(last_media),
+            _ => None,
+        }
+    }
+
+    fn handle_media(
+        &mut self,
+        now: Instant,
+        stream: u32,
+        timestamp: MediaTime,
+        kind: FrameKind,
+        payload: Bytes,
+    ) {
+        let Some(last_media) = self.publishing_mut(stream) else {
+            // A player (or a publisher not yet accepted) cannot inject media.
+            tracing::trace!(
+                stream,
+                "media on a stream that is not an accepted publish dropped"
+            );
+            return;
+        };
+        *last_media = now;
+        let (keyframe, config) = match kind {
+            FrameKind::Video => {
+                parse_video(&payload).map_or((false, false), |t| (t.is_keyframe(), t.is_config()))
+            }
+            FrameKind::Audio => {
+                parse_audio(&payload).map_or((false, false), |t| (false, t.is_config()))
+            }
+            FrameKind::Data => (false, false),
+        };
+        self.events.push_back(SessionEvent::Frame {
+            stream,
+            frame: Frame {
+                kind,
+                timestamp,
+                payload,
+                keyframe,
+                config,
+            },
+        });
+    }
+
+    /// Data from a publisher. Bodies are AMF0 whatever the message type:
+    /// a type 15 body is AMF0 values (which may switch to AMF3 with the
+    /// AVM+ marker) after a format byte the decoder already stripped, so
+    /// subscribers get valid type 18 payloads without a re-encode.
+    fn handle_data(&mut self, now: Instant, stream: u32, timestamp: MediaTime, data: Data) {
+        let Some(last_media) = self.publishing_mut(stream) else {
+            tracing::trace!(
+                stream,
+                "data on a stream that is not an accepted publish dropped"
+            );
+            return;
+        };
+        *last_media = now;
+        let frame = |payload| Frame {
+            kind: FrameKind::Data,
+            timestamp,
+            payload,
+            keyframe: false,
+            config: false,
+        };
+        let event = match data {
+            Data::SetDataFrame { handler, body, .. } => SessionEvent::SetDataFrame {
+                stream,
+                handler,
+                frame: frame(body),
+            },
+            Data::ClearDataFrame { handler } => SessionEvent::ClearDataFrame { stream, handler },
+            Data::Other { body, .. } => SessionEvent::Frame {
+                stream,
+                frame: frame(body),
+            },
+        };
+        self.events.push_back(event);
+    }
+
+    /// Splits an aggregate and treats each message in it like a direct one.
+    fn handle_aggregate(&mut self, now: Instant, raw: &RawMessage) {
+        if self.publishing_mut(raw.stream_id).is_none() {
+            tracing::trace!(
+                stream = raw.stream_id,
+                "aggregate on a stream that is not an accepted publish dropped"
+            );
+            return;
+        }
+        for sub in split_aggregate(raw) {
+            match sub {
+                Ok(msg) => self.handle_message(now, msg),
+                Err(e) => {
+                    tracing::debug!(%e, "malformed aggregate: forwarded the messages before the fault");
+                    return;
+                }
+            }
+            if self.error.is_some() {
+                return;
+            }
+        }
+    }
+
+    fn handle_command(&mut self, now: Instant, stream: u32, encoding: Encoding, command: Command) {
+        if self.phase == Phase::AwaitConnect {
+            match command {
+                Command::Connect(connect) => self.handle_connect(now, encoding, connect),
+                Command::Result { .. } | Command::Error { .. } | Command::OnStatus { .. } => {}
+                other => {
+                    let name = echoed_name(other.name());
+                    self.fail(
+                        now,
+                        SessionError::Protocol(format!("{name} before connect")),
+                    );
+                }
+            }
+            return;
+        }
+        tracing::trace!(stream, name = echoed_name(command.name()), "command");
+        // Statuses follow the framing the client last used: Flash/AIR
+        // connect with type 20, then switch to type 17 with objectEncoding 3.
+        self.encoding = encoding;
+        match command {
+            Command::Connect(_) => {
+                self.fail(now, SessionError::Protocol("a second connect".to_owned()));
+            }
+            Command::CreateStream { transaction_id } => {
+                self.create_stream(stream, encoding, transaction_id);
+            }
+            Command::DeleteStream { stream_id, .. } => {
+                if let Some(id) = stream_id_from(stream_id) {
+                    self.stop_stream(id);
+                    if self.streams.remove(&id).is_some() {
+                        tracing::debug!(stream = id, "stream deleted");
+                    }
+                }
+            }
+            Command::CloseStream { .. } => self.stop_stream(stream),
+            Command::ReleaseStream {
+                transaction_id,
+                name,
+            } => {
+                self.reply(stream, encoding, transaction_id, vec![Value::Undefined]);
+                tracing::debug!(name = %redact(&name), "releaseStream");
+                self.events.push_back(SessionEvent::ReleaseStream { name });
+            }
+            Command::FcPublish {
+                transaction_id,
+                name,
+            } => {
+                self.reply(stream, encoding, transaction_id, vec![Value::Undefined]);
+                self.send_notice(
+                    stream,
+                    encoding,
+                    "onFCPublish",
+                    "NetStream.Publish.Start",
+                    name,
+                );
+            }
+            Command::FcUnpublish {
+                transaction_id,
+                name,
+            } => {
+                self.reply(stream, encoding, transaction_id, vec![Value::Undefined]);
+                let published = self.streams.iter().find_map(|(id, s)| match &s.state {
+                    StreamState::PublishPending { name: n }
+                    | StreamState::Publishing { name: n, .. }
+                        if *n == name =>
+                    {
+                        Some(*id)
+                    }
+                    _ => None,
+                });
+                if let Some(id) = published {
+                    self.stop_stream(id);
+                }
+                self.send_notice(
+                    stream,
+                    encoding,
+                    "onFCUnpublish",
+                    "NetStream.Unpublish.Success",
+                    name,
+                );
+            }
+            Command::Publish { name, kind, .. } => self.publish(stream, name, kind),
+            Command::Play(play) => self.play(stream, play),
+            Command::Pause { pause, .. } => self.pause(now, stream, pause),
+            Command::Seek { .. } => self.send_status(
+                stream,
+                "error",
+                "NetStream.Seek.Failed",
+                "Seeking is not possible on a live stream.",
+                vec![],
+            ),
+            Command::ReceiveAudio(on) => self.receive(now, stream, FrameKind::Audio, on),
+            Command::ReceiveVideo(on) => self.receive(now, stream, FrameKind::Video, on),
+            Command::CheckBw { transaction_id } => {
+                self.reply(stream, encoding, transaction_id, vec![Value::Undefined]);
+            }
+            Command::GetStreamLength { transaction_id, .. } => {
+                self.reply(stream, encoding, transaction_id, vec![Value::Number(0.0)]);
+            }
+            // Replies and statuses from a client need nothing from us.
+            Command::Result { .. } | Command::Error { .. } | Command::OnStatus { .. } => {}
+            // relay, broadcast, watch and setPeerInfo are not served yet.
+            other => {
+                let tid = other.transaction_id();
+                let name = echoed_name(other.name());
+                if tid != 0.0 {
+                    self.call_failed(stream, encoding, tid, &format!("unknown command {name}"));
+                } else {
+                    tracing::debug!(name, "ignored unknown command without transaction id");
+                }
+            }
+        }
+    }
+
+    fn handle_connect(&mut self, now: Instant, encoding: Encoding, connect: Connect) {
+        let tid = connect.transaction_id;
+        let Some(app) = connect.resolved_app() else {
+            let info = status_info(
+                "error",
+                "NetConnection.Connect.Rejected",
+                "connect must name an app (app or tcUrl).",
+                vec![],
+            );
+            self.send_command(
+                0,
+                encoding,
+                Command::Error {
+                    transaction_id: tid,
+                    command_object: Value::Null,
+                    args: vec![info],
+                },
+            );
+            self.fail(
+                now,
+                SessionError::ConnectRejected("neither app nor tcUrl given".to_owned()),
+            );
+            return;
+        };
+        let window = self.config.window_ack_size;
+        self.send_control(Message::WindowAckSize(window));
+        self.send_control(Message::SetPeerBandwidth {
+            size: window,
+            limit: BandwidthLimit::Dynamic,
+        });
+        self.push(Outgoing::SetChunkSize(self.config.out_chunk_size));
+        let properties = Value::object([
+            ("fmsVer", Value::from(self.config.fms_version.as_str())),
+            ("capabilities", Value::Number(31.0)),
+            ("mode", Value::Number(1.0)),
+        ]);
+        let info = status_info(
+            "status",
+            "NetConnection.Connect.Success",
+            "Connection succeeded.",
+            vec![
+                ("objectEncoding", Value::Number(connect.object_encoding())),
+                ("connectionID", Value::from(self.connection_id.as_str())),
+            ],
+        );
+        self.send_command(
+            0,
+            encoding,
+            Command::Result {
+                transaction_id: tid,
+                command_object: properties,
+                args: vec![info],
+            },
+        );
+        self.phase = Phase::Connected;
+        self.encoding = encoding;
+        self.timers.set(Timer::Connect, None);
+        tracing::info!(app = %app, connection_id = %self.connection_id, "connected");
+        self.app = Some(app.clone());
+        self.events.push_back(SessionEvent::Connected {
+            app,
+            connection_id: self.connection_id.clone(),
+        });
+    }
+
+    /// `_result` with a null command object, unless the client asked for
+    /// no reply (transaction id 0).
+    fn reply(&mut self, stream: u32, encoding: Encoding, transaction_id: f64, args: Vec<Value>) {
+        if transaction_id == 0.0 {
+            return;
+        }
+        self.send_command(
+            stream,
+            encoding,
+            Command::Result {
+                transaction_id,
+                command_object: Value::Null,
+                args,
+            },
+        );
+    }
+
+    /// `_error` with a `NetConnection.Call.Failed` info object.
+    fn call_failed(&mut self, stream: u32, encoding: Encoding, transaction_id: f64, why: &str) {
+        let info = status_info("error", "NetConnection.Call.Failed", why, vec![]);
+        self.send_command(
+            stream,
+            encoding,
+            Command::Error {
+                transaction_id,
+                command_object: Value::Null,
+                args: vec![info],
+            },
+        );
+    }
+
+    /// `onFCPublish` / `onFCUnpublish`: a transaction-less command whose
+    /// info object names the stream.
+    fn send_notice(
+        &mut self,
+        stream: u32,
+        encoding: Encoding,
+        name: &str,
+        code: &str,
+        about: String,
+    ) {
+        let info = Value::object([
+            ("code", Value::from(code)),
+            ("description", Value::from(about)),
+        ]);
+        self.send_command(
+            stream,
+            encoding,
+            Command::Other(GenericCommand {
+                name: name.to_owned(),
+                transaction_id: 0.0,
+                command_object: Value::Null,
+                args: vec![info],
+            }),
+        );
+    }
+
+    fn create_stream(&mut self, stream: u32, encoding: Encoding, transaction_id: f64) {
+        let limit = self.config.max_streams;
+        if self.streams.len() >= limit as usize {
+            let why = format!("too many streams (at most {limit} at once)");
+            self.call_failed(stream, encoding, transaction_id, &why);
+            return;
+        }
+        let id = self.next_stream_id;
+        let Some(next) = id.checked_add(1) else {
+            self.call_failed(stream, encoding, transaction_id, "stream ids exhausted");
+            return;
+        };
+        self.next_stream_id = next;
+        self.streams.insert(id, NetStream::default());
+        tracing::debug!(stream = id, "stream created");
+        self.send_command(
+            stream,
+            encoding,
+            Command::Result {
+                transaction_id,
+                command_object: Value::Null,
+                args: vec![Value::Number(f64::from(id))],
+            },
+        );
+    }
+
+    /// Ends whatever `stream` does (publish or play) and tells the broker;
+    /// the stream stays allocated.
+    fn stop_stream(&mut self, stream: u32) {
+        let Some(st) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        match std::mem::take(&mut st.state) {
+            StreamState::Idle => {}
+            StreamState::PublishPending { name } | StreamState::Publishing { name, .. } => {
+                tracing::info!(stream, name = %redact(&name), "unpublished");
+                self.events.push_back(SessionEvent::Unpublish { stream });
+            }
+            StreamState::Playing(play) => {
+                tracing::info!(stream, name = %redact(&play.name), "stopped playing");
+                self.backlog.close_lane(stream);
+                self.events.push_back(SessionEvent::StopPlay { stream });
+            }
+        }
+    }
+
+    fn publish(&mut self, stream: u32, name: Option<String>, kind: PublishKind) {
+        let bad_name = "NetStream.Publish.BadName";
+        let Some(st) = self.streams.get_mut(&stream) else {
+            self.send_status(
+                stream,
+                "error",
+                bad_name,
+                "No such stream: call createStream first.",
+                vec![],
+            );
+            return;
+        };
+        let Some(name) = name else {
+            // Flash stops a publish with publish(false) or publish(null).
+            if let StreamState::PublishPending { name } | StreamState::Publishing { name, .. } =
+                &st.state
+            {
+                let description = format!("{name} is now unpublished.");
+                self.stop_stream(stream);
+                self.send_status(
+                    stream,
+                    "status",
+                    "NetStream.Unpublish.Success",
+                    &description,
+                    vec![],
+                );
+            }
+            return;
+        };
+        if !matches!(st.state, StreamState::Idle) {
+            self.send_status(
+                stream,
+                "error",
+                bad_name,
+                "The stream is already publishing or playing.",
+                vec![],
+            );
+            return;
+        }
+        st.decisions_owed += 1;
+        st.state = StreamState::PublishPending { name: name.clone() };
+        tracing::info!(stream, name = %redact(&name), ?kind, "publish requested");
+        self.events
+            .push_back(SessionEvent::Publish { stream, name, kind });
+    }
+
+    fn play(&mut self, stream: u32, play: Play) {
+        let failed = "NetStream.Play.Failed";
+        match self.streams.get(&stream).map(|s| &s.state) {
+            None => {
+                self.send_status(
+                    stream,
+                    "error",
+                    failed,
+                    "No such stream: call createStream first.",
+                    vec![],
+                );
+                return;
+            }
+            Some(StreamState::PublishPending { .. } | StreamState::Publishing { .. }) => {
+                self.send_status(stream, "error", failed, "The stream is publishing.", vec![]);
+                return;
+            }
+            Some(StreamState::Playing(_)) => self.stop_stream(stream),
+            Some(StreamState::Idle) => {}
+        }
+        let rt = play_options(play.options.as_ref(), &self.config.real_time);
+        let name = play.name;
+        if let Some(st) = self.streams.get_mut(&stream) {
+            st.state = StreamState::Playing(Box::new(PlayState {
+                name: name.clone(),
+                paused: false,
+                audio: true,
+                video: true,
+                stash: VecDeque::new(),
+            }));
+        }
+        self.backlog.open_lane(stream, rt);
+        self.send_control(Message::UserControl(UserControl::StreamBegin(stream)));
+        let details = || vec![("details", Value::from(name.as_str()))];
+        if play.reset {
+            let description = format!("Playing and resetting {name}.");
+            self.send_status(
+                stream,
+                "status",
+                "NetStream.Play.Reset",
+                &description,
+                details(),
+            );
+        }
+        let description = format!("Started playing {name}.");
+        self.send_status(
+            stream,
+            "status",
+            "NetStream.Play.Start",
+            &description,
+            details(),
+        );
+        self.send_sample_access(stream);
+        tracing::info!(stream, name = %redact(&name), "playing");
+        self.events.push_back(SessionEvent::Play {
+            stream,
+            request: PlayRequest { name },
+        });
+    }
+
+    /// `|RtmpSampleAccess(true, true)`: lets Flash players read the
+    /// decoded audio and video (BitmapData.draw, SoundMixer), as FMS does.
+    fn send_sample_access(&mut self, stream: u32) {
+        let mut body = BytesMut::new();
+        let values = [
+            Value::from("|RtmpSampleAccess"),
+            Value::from(true),
+            Value::from(true),
+        ];
+        if amf0::encode_all(&values, &mut body).is_ok() {
+            self.push(Outgoing::Message(RawMessage {
+                csid: stream_csids(stream).0,
+                timestamp: MediaTime::ZERO,
+                type_id: type_id::DATA_AMF0,
+                stream_id: stream,
+                payload: body.freeze(),
+            }));
+        }
+    }
+
+    fn playing_mut(&mut self, stream: u32) -> Option<&mut PlayState> {
+        match self.streams.get_mut(&stream) {
+            Some(NetStream {
+                state: StreamState::Playing(play),
+                ..
+            }) => Some(play),
+            _ => None,
+        }
+    }
+
+    fn pause(&mut self, now: Instant, stream: u32, pause: bool) {
+        let Some(play) = self.playing_mut(stream) else {
+            tracing::debug!(stream, "pause on a stream that is not playing ignored");
+            return;
+        };
+        let was_paused = std::mem::replace(&mut play.paused, pause);
+        let name = play.name.clone();
+        let details = vec![("details", Value::from(name.as_str()))];
+        if pause {
+            self.backlog.discard_droppable(stream, None);
+            let description = format!("Paused {name}.");
+            self.send_status(
+                stream,
+                "status",
+                "NetStream.Pause.Notify",
+                &description,
+                details,
+            );
+        } else {
+            let description = format!("Unpaused {name}.");
+            self.send_status(
+                stream,
+                "status",
+                "NetStream.Unpause.Notify",
+                &description,
+                details,
+            );
+            if was_paused {
+                self.backlog.resume_video_at_keyframe(stream);
+                self.flush_stash(now, stream);
+            }
+        }
+    }
+
+    fn receive(&mut self, now: Instant, stream: u32, kind: FrameKind, on: bool) {
+        let Some(play) = self.playing_mut(stream) else {
+            tracing::debug!(
+                stream,
+                "receiveAudio/receiveVideo on a stream that is not playing ignored"
+            );
+            return;
+        };
+        let flag = match kind {
+            FrameKind::Audio => &mut play.audio,
+            _ => &mut play.video,
+        };
+        if std::mem::replace(flag, on) == on {
+            return;
+        }
+        if !on {
+            self.backlog.discard_droppable(stream, Some(kind));
+            return;
+        }
+        if kind == FrameKind::Video {
+            self.backlog.resume_video_at_keyframe(stream);
+        }
+        self.flush_stash(now, stream);
+    }
+
+    /// Hands the player the stashed frames of the kinds it wants again.
+    fn flush_stash(&mut self, now: Instant, stream: u32) {
+        let Some(play) = self.playing_mut(stream) else {
+            return;
+        };
+        let (ready, kept): (VecDeque<Frame>, VecDeque<Frame>) = std::mem::take(&mut play.stash)
+            .into_iter()
+            .partition(|f| play.wants(f.kind));
+        play.stash = kept;
+        for frame in ready {
+            if self.backlog.push_frame(now, stream, frame).is_err() {
+                self.fail(
+                    now,
+                    SessionError::SlowPeer("its player backlog of configuration and data is full"),
+                );
+                return;
+            }
+        }
+    }
+
+    /// A frame for the player on `stream`.
+    fn deliver(&mut self, now: Instant, stream: u32, frame: Frame) {
+        let Some(NetStream {
+            state: StreamState::Playing(play),
+            ..
+        }) = self.streams.get_mut(&stream)
+        else {
+            tracing::trace!(stream, "frame for a stream that is not playing ignored");
+            return;
+        };
+        if play.wants(frame.kind) {
+            if self.backlog.push_frame(now, stream, frame).is_err() {
+                self.fail(
+                    now,
+                    SessionError::SlowPeer("its player backlog of configuration and data is full"),
+                );
+            }
+        } else if !frame.is_droppable() {
+            // Keep the latest configuration and data so resuming works.
+            if play.stash.len() >= MAX_STASH {
+                play.stash.pop_front();
+            }
+            play.stash.push_back(frame);
+        }
+    }
+
+    /// An `onStatus` for a player that must stay in order with its media.
+    fn in_band_status(&mut self, now: Instant, stream: u32, code: &str, what: &str) {
+        let Some(play) = self.playing_mut(stream) else {
+            return;
+        };
+        let name = play.name.clone();
+        let info = status_info(
+            "status",
+            code,
+            &format!("{name} is now {what}."),
+            vec![("details", Value::from(name))],
+        );
+        let msg = Message::Command {
+            encoding: self.encoding,
+            command: Command::OnStatus { info },
+        };
+        match msg.to_raw(stream_csids(stream).0, MediaTime::ZERO, stream) {
+            Ok(raw) => {
+                if self.backlog.push_message(now, stream, raw).is_err() {
+                    self.fail(
+                        now,
+                        SessionError::SlowPeer("its player backlog of statuses is full"),
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(%e, "could not encode a status"),
+        }
+    }
+
+    /// Counts one decision off `stream`; true if it answers the latest
+    /// publish request (earlier ones were superseded by an unpublish).
+    fn take_decision(&mut self, stream: u32) -> bool {
+        match self.streams.get_mut(&stream) {
+            Some(st) if st.decisions_owed > 0 => {
+                st.decisions_owed -= 1;
+                st.decisions_owed == 0
+            }
+            _ => false,
+        }
+    }
+
+    pub(super) fn on_broker_event(&mut self, now: Instant, event: BrokerEvent) {
+        let bad_name = "NetStream.Publish.BadName";
+        match event {
+            BrokerEvent::PublishAccepted { stream, hashname } => {
+                if !self.take_decision(stream) {
+                    return;
+                }
+                let Some(st) = self.streams.get_mut(&stream) else {
+                    return;
+                };
+                let StreamState::PublishPending { name } = &st.state else {
+                    return;
+                };
+                let name = name.clone();
+                st.state = StreamState::Publishing {
+                    name: name.clone(),
+                    last_media: now,
+                };
+                tracing::info!(stream, name = %redact(&name), "publishing");
+                self.send_control(Message::UserControl(UserControl::StreamBegin(stream)));
+                let description = format!("{name} is now published.");
+                self.send_status(
+                    stream,
+                    "status",
+                    "NetStream.Publish.Start",
+                    &description,
+                    vec![
+                        ("details", Value::from(name)),
+                        ("hashname", Value::from(hashname)),
+                    ],
+                );
+            }
+            BrokerEvent::PublishRejected { stream, reason } => {
+                if !self.take_decision(stream) {
+                    return;
+                }
+                let Some(st) = self.streams.get_mut(&stream) else {
+                    return;
+                };
+                if let StreamState::PublishPending { name } = &st.state {
+                    tracing::info!(stream, name = %redact(name), %reason, "publish rejected");
+                    st.state = StreamState::Idle;
+                    self.send_status(stream, "error", bad_name, &reason.to_string(), vec![]);
+                }
+            }
+            BrokerEvent::PublishEvicted { stream } => {
+                let Some(st) = self.streams.get_mut(&stream) else {
+                    return;
+                };
+                if let StreamState::Publishing { name, .. } = &st.state {
+                    tracing::info!(stream, name = %redact(name), "publish evicted by releaseStream");
+                    st.state = StreamState::Idle;
+                    self.send_status(
+                        stream,
+                        "error",
+                        bad_name,
+                        "another client released this stream",
+                        vec![],
+                    );
+                }
+            }
+            BrokerEvent::PublishNotify { stream } => {
+                self.in_band_status(now, stream, "NetStream.Play.PublishNotify", "published");
+            }
+            BrokerEvent::UnpublishNotify { stream } => {
+                self.in_band_status(now, stream, "NetStream.Play.UnpublishNotify", "unpublished");
+            }
+            BrokerEvent::Frame { stream, frame } => self.deliver(now, stream, frame),
+        }
+    }
+}
+
+/// A message stream id as clients send it (a Number); None unless it is a
+/// whole number in 1..=u32::MAX.
+fn stream_id_from(n: f64) -> Option<u32> {
+    (n.fract() == 0.0 && n >= 1.0 && n <= f64::from(u32::MAX)).then_some(n as u32)
+}
+
+/// A peer-chosen command name, shortened for logs and replies.
+fn echoed_name(name: &str) -> &str {
+    name.char_indices()
+        .nth(MAX_ECHOED_NAME)
+        .map_or(name, |(i, _)| &name[..i])
+}
+
+/// The real-time treatment a player asked for in its `play` options, each
+/// value clamped to [`RealTimeConfig::cap`]. Missing, negative or
+/// non-numeric values keep the server's default.
+pub(super) fn play_options(options: Option<&Value>, default: &RealTimeConfig) -> RealTimeConfig {
+    let mut rt = *default;
+    let Some(options) = options else {
+        return rt;
+    };
+    let cap = default.cap();
+    let seconds = |key: &str, cap: Duration| {
+        option_number(options, key)
+            .filter(|s| *s >= 0.0)
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .map(|d| d.min(cap))
+    };
+    if let Some(d) = seconds("audioLifetime", cap.audio_lifetime) {
+        rt.audio_lifetime = d;
+    }
+    if let Some(d) = seconds("videoLifetime", cap.video_lifetime) {
+        rt.video_lifetime = d;
+    }
+    if let Some(d) = seconds("finishByMargin", cap.finish_by_margin) {
+        rt.finish_by_margin = d;
+    }
+    if let Some(on) = option_truthy(options, "expirePreviousGop") {
+        rt.expire_previous_gop = on;
+    }
+    rt
+}
+
+fn option_number(options: &Value, key: &str) -> Option<f64> {
+    match options {
+        Value::AvmPlus(o) => o.get(key).and_then(amf3::Value::as_f64),
+        _ => options.get(key).and_then(Value::as_f64),
+    }
+}
+
+/// ActionScript truthiness of a member: false, 0, NaN, "", null and
+/// undefined are false, anything else true.
+fn option_truthy(options: &Value, key: &str) -> Option<bool> {
+    let truthy = |b: Option<bool>, n: Option<f64>, s: Option<&str>, null: bool| {
+        b.or(n.map(|n| n != 0.0 && !n.is_nan()))
+            .or(s.map(|s| !s.is_empty()))
+            .unwrap_or(!null)
+    };
+    match options {
+        Value::AvmPlus(o) => o
+            .get(key)
+            .map(|v| truthy(v.as_bool(), v.as_f64(), v.as_str(), v.is_null())),
+        _ => options
+            .get(key)
+            .map(|v| truthy(v.as_bool(), v.as_f64(), v.as_str(), v.is_null())),
+    }
+}
