@@ -175,6 +175,36 @@ fn gstreamer_rtmp2sink_publishes_and_rtmp2src_plays() {
 }
 
 #[test]
+fn gstreamer_publisher_finishes_its_stream_cleanly() {
+    let gst = require_tool("gst-launch-1.0");
+    let server = TestServer::start();
+    let url = server.url("gstend");
+    // One second of video, then EOS: rtmp2sink sends FCUnpublish and a
+    // deleteStream naming the stream (a string, not the stream id) and
+    // fails the pipeline if the server drops the connection over it.
+    let publish = format!(
+        "videotestsrc is-live=true num-buffers={FPS} \
+         ! video/x-raw,width=160,height=120,framerate={FPS}/1 \
+         ! x264enc tune=zerolatency speed-preset=ultrafast \
+         ! h264parse ! flvmux streamable=true ! rtmp2sink location={url}"
+    );
+    let mut publisher = Client::spawn(
+        "gst publisher",
+        Command::new(&gst)
+            .arg("-q")
+            .args(publish.split_whitespace()),
+        Output::Ignore,
+    );
+    let status = publisher.wait_exit(TIMEOUT);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}: {}\nserver:\n{}",
+        publisher.describe(),
+        server.logs()
+    );
+}
+
+#[test]
 fn enhanced_rtmp_hevc_opus_roundtrip() {
     let ffmpeg = modern_ffmpeg();
     let server = TestServer::start();
