@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{debug, info};
 
-use crate::hub::{deliver, lock, now, Deliveries, Shared, Slot};
+use crate::hub::{lock, now, wake, Deliveries, Shared, Slot};
 
 /// Bytes read from the socket per `read`; one read is handed to the session
 /// at once.
@@ -104,7 +104,8 @@ impl Conn {
     }
 
     /// Drains the session's events into the broker and delivers the
-    /// broker's answers, never holding the session and broker locks at once.
+    /// broker's answers; it never holds its own session while it takes the
+    /// broker lock (the lock order is broker, then session).
     fn dispatch(&mut self, now: Instant) {
         {
             let mut session = lock(&self.slot.session);
@@ -120,7 +121,7 @@ impl Conn {
         }
         self.shared
             .handle_events(now, self.id, self.events.drain(..), &mut self.deliveries);
-        deliver(now, &mut self.deliveries);
+        wake(&mut self.deliveries);
     }
 
     /// The socket failed or the task is ending: make sure the broker learns
@@ -134,7 +135,7 @@ impl Conn {
             self.closed_sent = true;
             self.shared
                 .handle_events(now, self.id, [SessionEvent::Closed], &mut self.deliveries);
-            deliver(now, &mut self.deliveries);
+            wake(&mut self.deliveries);
         }
         self.shared.remove_session(self.id);
     }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use tincan_core::broker::Broker;
-use tincan_core::event::{BrokerEvent, SessionEvent, SessionId};
+use tincan_core::event::{SessionEvent, SessionId};
 use tincan_core::session::{Session, SessionConfig};
 use tokio::sync::{watch, Notify};
 
@@ -37,9 +37,9 @@ pub(crate) struct Shared {
     session_config: SessionConfig,
 }
 
-/// Events on their way from the broker to sessions, collected under the
-/// broker lock and delivered after it is released.
-pub(crate) type Deliveries = Vec<(Arc<Slot>, BrokerEvent)>;
+/// Sessions that were handed broker events and whose tasks must be woken
+/// once the broker lock is released.
+pub(crate) type Deliveries = Vec<Arc<Slot>>;
 
 /// Locks `m` even if a panicking holder poisoned it: a bug that killed one
 /// connection's task must not take every other connection down with it.
@@ -104,14 +104,26 @@ impl Shared {
         for event in events {
             hub.broker.handle_event(now, id, event);
         }
-        self.collect(&mut hub, out);
+        self.collect(&mut hub, now, out);
     }
 
-    fn collect(&self, hub: &mut Hub, out: &mut Deliveries) {
+    /// Hands every broker output to its session while the broker lock is
+    /// still held, so each session sees events in exactly the broker's order
+    /// even when two tasks (say the grace timer and a new publisher) produce
+    /// them at once: a late `UnpublishNotify` overtaking a `PublishNotify`
+    /// would end FFmpeg's playback. The lock order is always hub, then
+    /// session; a connection task never holds its session while it takes
+    /// the hub.
+    fn collect(&self, hub: &mut Hub, now: Instant, out: &mut Deliveries) {
         while let Some((target, event)) = hub.broker.poll_output() {
             // A target without a slot has just closed; its events are moot.
             if let Some(slot) = hub.slots.get(&target) {
-                out.push((slot.clone(), event));
+                lock(&slot.session).handle_broker_event(now, event);
+                // Fan-out often sends a run of events to one session: wake
+                // it once.
+                if !out.last().is_some_and(|last| Arc::ptr_eq(last, slot)) {
+                    out.push(slot.clone());
+                }
             }
         }
         let deadline = hub.broker.poll_timeout();
@@ -122,19 +134,11 @@ impl Shared {
     }
 }
 
-/// Hands each collected event to its session and wakes that session's task.
-/// Must be called without the broker lock held.
-pub(crate) fn deliver(now: Instant, deliveries: &mut Deliveries) {
-    let mut iter = deliveries.drain(..).peekable();
-    while let Some((slot, event)) = iter.next() {
-        lock(&slot.session).handle_broker_event(now, event);
-        // Fan-out often sends a run of events to one session: wake it once.
-        if !iter
-            .peek()
-            .is_some_and(|(next, _)| Arc::ptr_eq(next, &slot))
-        {
-            slot.wake.notify_one();
-        }
+/// Wakes the task of every session that was handed broker events. Called
+/// after the broker lock is released, so the woken tasks can take it.
+pub(crate) fn wake(deliveries: &mut Deliveries) {
+    for slot in deliveries.drain(..) {
+        slot.wake.notify_one();
     }
 }
 
@@ -160,9 +164,9 @@ pub(crate) async fn run_broker_timer(shared: Arc<Shared>, mut stop: watch::Recei
                 {
                     let mut hub = lock(&shared.hub);
                     hub.broker.handle_timeout(now);
-                    shared.collect(&mut hub, &mut out);
+                    shared.collect(&mut hub, now, &mut out);
                 }
-                deliver(now, &mut out);
+                wake(&mut out);
             }
             () = shared.timer_wake.notified() => {}
             _ = stop.changed() => return,
