@@ -276,6 +276,26 @@ impl Session {
             Command::GetStreamLength { transaction_id, .. } => {
                 self.reply(stream, encoding, transaction_id, vec![Value::Number(0.0)]);
             }
+            // librtmp (rtmpdump) subscribes this way before playing a live
+            // stream and reports an error if refused; FMS answers with a
+            // notice, and playback itself goes through `play`.
+            Command::Other(ref cmd) if cmd.name == "FCSubscribe" => {
+                let name = cmd
+                    .args
+                    .first()
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let tid = cmd.transaction_id;
+                self.reply(stream, encoding, tid, vec![Value::Undefined]);
+                self.send_notice(
+                    stream,
+                    encoding,
+                    "onFCSubscribe",
+                    "NetStream.Play.Start",
+                    name,
+                );
+            }
             // Replies and statuses from a client need nothing from us.
             Command::Result { .. } | Command::Error { .. } | Command::OnStatus { .. } => {}
             // relay, broadcast, watch and setPeerInfo are not served yet.

@@ -1540,3 +1540,31 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn fcsubscribe_is_answered_with_a_result_and_on_fcsubscribe() {
+    let mut p = Pair::connected();
+    let msg = Message::Command {
+        encoding: Encoding::Amf0,
+        command: Command::Other(GenericCommand {
+            name: "FCSubscribe".to_owned(),
+            transaction_id: 4.0,
+            command_object: Value::Null,
+            args: vec![Value::from("cam")],
+        }),
+    };
+    let raw = msg.to_raw(3, MediaTime::ZERO, 0).unwrap();
+    let bytes = p.encode(&raw);
+    p.input(&bytes).unwrap();
+    let got = p.receive();
+    let seen: Vec<&str> = got
+        .iter()
+        .filter_map(|r| match &r.msg {
+            Message::Command { command, .. } => Some(command.name()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seen, ["_result", "onFCSubscribe"]);
+    assert_eq!(got[1].code(), Some("NetStream.Play.Start"));
+    assert_eq!(got[1].info_str("description"), Some("cam"));
+}
