@@ -56,5 +56,6 @@ pub mod event;
 pub mod handshake;
 pub mod media;
 pub mod message;
+mod redact;
 pub mod session;
 pub mod time;

@@ -898,12 +898,16 @@ impl CommandParts {
             "createStream" => Command::CreateStream {
                 transaction_id: tid,
             },
-            "deleteStream" => Command::DeleteStream {
-                transaction_id: tid,
-                stream_id: self.number_arg(0).ok_or(MessageError::BadCommand {
-                    name: "deleteStream",
-                    reason: "expected a numeric stream id",
-                })?,
+            "deleteStream" => match self.number_arg(0) {
+                Some(stream_id) => Command::DeleteStream {
+                    transaction_id: tid,
+                    stream_id,
+                },
+                // GStreamer's rtmp2sink names the stream (a string) instead
+                // of giving its id, right after its FCUnpublish. Kept as a
+                // generic command so it cannot fail the connection at the
+                // end of every GStreamer publish.
+                None => self.generic(),
             },
             "closeStream" => Command::CloseStream {
                 transaction_id: tid,
@@ -1019,12 +1023,16 @@ impl CommandParts {
                     })
                 }
             },
-            _ => Command::Other(GenericCommand {
-                name: self.name,
-                transaction_id: tid,
-                command_object: self.command_object,
-                args: self.args,
-            }),
+            _ => self.generic(),
+        })
+    }
+
+    fn generic(self) -> Command {
+        Command::Other(GenericCommand {
+            name: self.name,
+            transaction_id: self.transaction_id,
+            command_object: self.command_object,
+            args: self.args,
         })
     }
 }

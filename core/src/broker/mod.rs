@@ -42,7 +42,8 @@ use tracing::{debug, info, trace, warn};
 use crate::event::{BrokerEvent, PublishRejection, SessionEvent, SessionId};
 use crate::message::PublishKind;
 
-use names::{check_publish_name, hash_name, hashname, parse_play_name, redact, NameHash};
+use crate::redact::redact;
+use names::{check_publish_name, hash_name, hashname, parse_play_name, NameHash};
 use stream::{Outbox, Stream};
 
 /// Knobs of the broker.
@@ -588,5 +589,5 @@ fn publishing<'a>(
 }
 
 fn redacted(name: Option<&str>) -> String {
-    name.map_or_else(|| "(hashed)".to_owned(), redact)
+    name.map_or_else(|| "(hashed)".to_owned(), |n| redact(n).to_string())
 }

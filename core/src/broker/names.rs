@@ -1,5 +1,5 @@
 //! Stream names as publishers and players spell them: validation, the
-//! `sha256:` hashed form, the `asis:` prefix, and redaction for logs.
+//! `sha256:` hashed form and the `asis:` prefix.
 //!
 //! Streams are keyed by the SHA-256 of their plain name, so a player that
 //! only knows the hash and one that knows the name land on the same stream
@@ -108,18 +108,6 @@ fn hex_digit(c: u8) -> Option<u8> {
     }
 }
 
-/// A stream name fit for logs: stream names are often secret keys, so only
-/// the first 4 characters of a name longer than 8 are shown.
-pub(super) fn redact(name: &str) -> String {
-    if name.chars().count() > 8 {
-        let mut out: String = name.chars().take(4).collect();
-        out.push('…');
-        out
-    } else {
-        name.to_owned()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,12 +140,5 @@ mod tests {
         assert_eq!(parse_play_name(upper), None);
         assert_eq!(parse_play_name("asis:"), None);
         assert_eq!(parse_play_name("asis:asis:foo"), None);
-    }
-
-    #[test]
-    fn redaction_keeps_short_names_and_cuts_long_ones() {
-        assert_eq!(redact("foo"), "foo");
-        assert_eq!(redact("live_1234567890"), "live…");
-        assert_eq!(redact("ééééééééé"), "éééé…");
     }
 }

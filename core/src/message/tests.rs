@@ -881,3 +881,23 @@ fn command_reference_to_an_earlier_argument_is_encoded() {
     };
     assert_eq!(round_trip(&relay), relay);
 }
+
+#[test]
+fn delete_stream_naming_the_stream_decodes_as_a_generic_command() {
+    // GStreamer rtmp2sink: deleteStream(0, null, "name").
+    let cmd = command(
+        Amf::default()
+            .s("deleteStream")
+            .n(0.0)
+            .null()
+            .s("cam")
+            .bytes(),
+    );
+    match cmd {
+        Command::Other(g) => {
+            assert_eq!(g.name, "deleteStream");
+            assert_eq!(g.args, vec![Value::from("cam")]);
+        }
+        other => panic!("expected a generic command, got {other:?}"),
+    }
+}

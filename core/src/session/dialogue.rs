@@ -7,14 +7,15 @@
 //! and `createStream` never stall. The only decision taken elsewhere is
 //! `publish`, which the broker answers.
 
+use crate::redact::redact;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
 use super::{
-    redact, status_info, stream_csids, NetStream, Outgoing, Phase, PlayState, Session,
-    SessionError, StreamState, Timer, MAX_STASH,
+    status_info, stream_csids, NetStream, Outgoing, Phase, PlayState, Session, SessionError,
+    StreamState, Timer, MAX_STASH,
 };
 use crate::amf::{amf0, amf3};
 use crate::chunk::RawMessage;
@@ -274,6 +275,26 @@ impl Session {
             }
             Command::GetStreamLength { transaction_id, .. } => {
                 self.reply(stream, encoding, transaction_id, vec![Value::Number(0.0)]);
+            }
+            // librtmp (rtmpdump) subscribes this way before playing a live
+            // stream and reports an error if refused; FMS answers with a
+            // notice, and playback itself goes through `play`.
+            Command::Other(ref cmd) if cmd.name == "FCSubscribe" => {
+                let name = cmd
+                    .args
+                    .first()
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let tid = cmd.transaction_id;
+                self.reply(stream, encoding, tid, vec![Value::Undefined]);
+                self.send_notice(
+                    stream,
+                    encoding,
+                    "onFCSubscribe",
+                    "NetStream.Play.Start",
+                    name,
+                );
             }
             // Replies and statuses from a client need nothing from us.
             Command::Result { .. } | Command::Error { .. } | Command::OnStatus { .. } => {}

@@ -406,30 +406,6 @@ const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most configuration/data frames stashed per paused player.
 const MAX_STASH: usize = 32;
 
-/// A stream name for logs: names are secrets (stream keys), so only the
-/// first four characters of a name longer than eight are shown.
-pub(crate) fn redact(name: &str) -> Redacted<'_> {
-    Redacted(name)
-}
-
-/// See [`redact`]; formats without allocating unless logged.
-pub(crate) struct Redacted<'a>(&'a str);
-
-impl std::fmt::Display for Redacted<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0.chars().count() > 8 {
-            let end = self
-                .0
-                .char_indices()
-                .nth(4)
-                .map_or(self.0.len(), |(i, _)| i);
-            write!(f, "{}…", &self.0[..end])
-        } else {
-            f.write_str(self.0)
-        }
-    }
-}
-
 impl Session {
     /// Starts a session whose handshake deadline runs from `now`. `entropy`
     /// provides the handshake bytes and the connection ID.
