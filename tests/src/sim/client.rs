@@ -37,6 +37,10 @@ mod csid {
 /// non-default size.
 pub const CLIENT_CHUNK_SIZE: u32 = 4096;
 
+/// The data message Flash-era servers send when play starts, granting the
+/// player access to raw samples; not part of any published stream.
+pub const SAMPLE_ACCESS: &str = "|RtmpSampleAccess";
+
 /// One message the client received, in arrival order.
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -606,8 +610,20 @@ impl SimClient {
         })
     }
 
-    /// Audio, video and data messages received on `stream`, in order.
+    /// Audio, video and data messages received on `stream`, in order,
+    /// leaving out the `|RtmpSampleAccess` data message servers send on
+    /// their own when play starts (it is not part of the stream; see
+    /// [`Self::all_media`]).
     pub fn media(&self, stream: u32) -> Vec<Media> {
+        self.all_media(stream)
+            .into_iter()
+            .filter(|m| m.handler.as_deref() != Some(SAMPLE_ACCESS))
+            .collect()
+    }
+
+    /// Audio, video and data messages received on `stream`, in order,
+    /// including those the server originates.
+    pub fn all_media(&self, stream: u32) -> Vec<Media> {
         self.on_stream(stream)
             .filter_map(|r| {
                 let (kind, payload, handler) = match &r.message {

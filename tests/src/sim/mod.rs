@@ -35,7 +35,7 @@ use tincan_core::session::{Session, SessionConfig, SessionError, Transmit};
 
 pub use client::{
     aggregate_payload, amf_body, member_f64, member_str, AggregateTag, Media, Received, Reply,
-    SimClient, CLIENT_CHUNK_SIZE,
+    SimClient, CLIENT_CHUNK_SIZE, SAMPLE_ACCESS,
 };
 
 /// A simulated connection, by the order it was added.
@@ -124,6 +124,7 @@ struct Link {
     credit: u128,
     last: Duration,
     max_len: usize,
+    max_transmit: usize,
 }
 
 const CREDIT_PER_BYTE: u128 = 1_000_000;
@@ -137,6 +138,7 @@ impl Link {
             credit: 0,
             last: now,
             max_len: 0,
+            max_transmit: 0,
         }
     }
 
@@ -145,6 +147,7 @@ impl Link {
     }
 
     fn push(&mut self, t: Transmit) {
+        self.max_transmit = self.max_transmit.max(t.len());
         for b in t.bufs {
             if !b.is_empty() {
                 self.len += b.len();
@@ -373,6 +376,13 @@ impl Sim {
     /// The most bytes ever in flight on the link toward `id`.
     pub fn link_peak(&self, id: ClientId) -> usize {
         self.conns[id.0].link.max_len
+    }
+
+    /// The largest single transmit the session of `id` handed out: what a
+    /// runtime holds outside the session's real-time policy once the socket
+    /// buffer is full.
+    pub fn largest_transmit(&self, id: ClientId) -> usize {
+        self.conns[id.0].link.max_transmit
     }
 
     /// Broker outputs addressed to a session the harness does not know (a
