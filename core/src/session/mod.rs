@@ -48,9 +48,11 @@ use crate::message::{type_id, Command, Encoding, Message, UserControl, Value};
 use crate::time::MediaTime;
 
 use backlog::{Backlog, Item};
+use pacing::Pacing;
 
 mod backlog;
 mod dialogue;
+mod pacing;
 
 /// Knobs of one connection. The defaults interoperate with FFmpeg,
 /// librtmp (rtmpdump, OBS), GStreamer and Flash-era clients.
@@ -245,6 +247,8 @@ pub struct Session {
     control_bytes: usize,
     /// Media for players, under the real-time policy.
     backlog: Backlog,
+    /// Sizes transmits to the peer's drain rate.
+    pacing: Pacing,
     events: VecDeque<SessionEvent>,
     closed_polled: bool,
     timers: Timers,
@@ -398,8 +402,6 @@ const INPUT_PIECE: usize = 64 * 1024;
 /// Most messages in one [`Transmit`]; SRS batches 128 per `writev`, and
 /// 64 keeps an iovec list well under IOV_MAX with two buffers per message.
 const MAX_TRANSMIT_MESSAGES: usize = 64;
-/// A [`Transmit`] stops growing past this many bytes.
-const MAX_TRANSMIT_BYTES: usize = 256 * 1024;
 /// How long a closing session keeps owed output (an error status) for a
 /// runtime that cannot write it; then it gives up and reports closed.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -420,6 +422,7 @@ impl Session {
             decoder: ChunkDecoder::new(config.decoder_limits),
             encoder: ChunkEncoder::new(),
             backlog: Backlog::new(config.real_time.max_backlog_bytes),
+            pacing: Pacing::default(),
             config,
             connection_id,
             started: now,
@@ -590,14 +593,18 @@ impl Session {
     /// Control and command messages go first, then players' media in
     /// arrival order; before each media frame the real-time policy decides
     /// whether it is still worth sending. Several messages are batched into
-    /// one write. Messages are handed out whole, so the finish-by margin
-    /// never applies: a message is either not started or fully handed out.
+    /// one write, up to about a quarter second of the peer's measured drain
+    /// rate (16 KiB to 256 KiB), so that on a slow link little media is past
+    /// the policy's judgement at any time. Messages are handed out whole,
+    /// so the finish-by margin never applies: a message is either not
+    /// started or fully handed out.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
         let mut bufs = Vec::new();
         let mut messages = 0;
         let mut bytes = 0;
-        while messages < MAX_TRANSMIT_MESSAGES && bytes < MAX_TRANSMIT_BYTES {
+        let budget = self.pacing.budget(now);
+        while messages < MAX_TRANSMIT_MESSAGES && bytes < budget {
             let start = bufs.len();
             if let Some(out) = self.control.pop_front() {
                 self.control_bytes = self.control_bytes.saturating_sub(out.len());
@@ -621,7 +628,12 @@ impl Session {
         if self.control.is_empty() {
             self.timers.set(Timer::Linger, None);
         }
-        (!bufs.is_empty()).then_some(Transmit { bufs })
+        if bufs.is_empty() {
+            return None;
+        }
+        let more = !self.control.is_empty() || self.backlog.queued_bytes() > 0;
+        self.pacing.sent(now, bytes, more);
+        Some(Transmit { bufs })
     }
 
     /// The next event for the broker.
