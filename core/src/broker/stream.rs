@@ -28,9 +28,10 @@
 //! The cache holds what a late joiner needs to start at once: the data
 //! keyframes (`@setDataFrame`), the latest decoder configuration per media
 //! kind, packet type and track set, and the current GOP: from the latest
-//! video keyframe, every audio, video and plain data message in arrival
-//! order. A GOP that grows past the byte or duration bound is dropped until
-//! the next keyframe. Audio-only streams keep no GOP: any audio frame is a
+//! video keyframe, every audio, video and plain data message, handed to a
+//! late joiner in timestamp order whatever order the muxer sent them in. A
+//! GOP that grows past the byte or duration bound is dropped until the next
+//! keyframe. Audio-only streams keep no GOP: any audio frame is a
 //! starting point, so a late joiner gets the data keyframes and audio
 //! configuration and then the live audio, with no added latency. Cached
 //! configuration and data keyframes are copied out of the publisher's
@@ -528,7 +529,15 @@ impl Stream {
             };
             sub.send_at(out, &cached.frame, timestamp);
         }
-        for cached in &self.cache.gop {
+        // In timestamp order, whatever order the publisher's muxer sent
+        // them in: a player handed a second of audio before the first video
+        // frame (GStreamer) stalls. Stable, so each media kind keeps its own
+        // (decode) order.
+        let mut gop: Vec<&Cached> = self.cache.gop.iter().collect();
+        if let Some(first) = gop.first().map(|c| c.time) {
+            gop.sort_by_key(|c| c.time.since(first));
+        }
+        for cached in gop {
             sub.send_frame(out, &cached.frame, cached.time);
         }
     }

@@ -1058,3 +1058,34 @@ fn publish_again_on_the_same_stream_replaces_the_publish() {
         BrokerEvent::PublishAccepted { .. }
     ));
 }
+
+#[test]
+fn fast_start_interleaves_a_bursty_muxers_gop_by_timestamp() {
+    let mut h = Harness::new();
+    let publisher = h.connect("live");
+    h.publish(publisher, 1, "foo");
+    h.frame(publisher, 1, key(1000));
+    // The muxer sent a burst of audio ahead of the video it goes with.
+    h.frame(publisher, 1, aac(1010));
+    h.frame(publisher, 1, aac(1050));
+    h.frame(publisher, 1, aac(1090));
+    h.frame(publisher, 1, inter(1033));
+    h.frame(publisher, 1, inter(1066));
+    let player = h.connect("live");
+    h.play(player, 1, "foo");
+    let got: Vec<(FrameKind, u32)> = frames(&h.events_for(player))
+        .into_iter()
+        .map(|(kind, _, _, ts)| (kind, ts))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (FrameKind::Video, 0),
+            (FrameKind::Audio, 10),
+            (FrameKind::Video, 33),
+            (FrameKind::Audio, 50),
+            (FrameKind::Video, 66),
+            (FrameKind::Audio, 90),
+        ]
+    );
+}
