@@ -52,10 +52,6 @@ struct Serve {
     #[arg(long, value_name = "SECS", value_parser = seconds)]
     video_lifetime: Option<Duration>,
 
-    /// Extra seconds a message whose transmission started gets to finish.
-    #[arg(long, value_name = "SECS", value_parser = seconds)]
-    finish_by_margin: Option<Duration>,
-
     /// Drop the unsent rest of a GOP as soon as the next keyframe arrives.
     #[arg(long)]
     expire_previous_gop: bool,
@@ -78,9 +74,6 @@ impl Serve {
         }
         if let Some(d) = self.video_lifetime {
             rt.video_lifetime = d;
-        }
-        if let Some(d) = self.finish_by_margin {
-            rt.finish_by_margin = d;
         }
         rt.expire_previous_gop |= self.expire_previous_gop;
         config

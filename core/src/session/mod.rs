@@ -117,7 +117,10 @@ pub struct RealTimeConfig {
     /// with the rest of its GOP (the player resumes at the next keyframe).
     pub video_lifetime: Duration,
     /// Extra time a message whose transmission already started gets to
-    /// finish.
+    /// finish (TC's `finishByMargin`). Accepted from `play` options for
+    /// compatibility, but it never changes anything here: a session hands
+    /// out whole messages, so none is ever half sent when the policy judges
+    /// it.
     pub finish_by_margin: Duration,
     /// When a new keyframe arrives, drop the unsent rest of the previous GOP
     /// at once.
