@@ -606,7 +606,7 @@ impl Session {
         let mut bufs = Vec::new();
         let mut messages = 0;
         let mut bytes = 0;
-        let budget = self.pacing.budget(now);
+        let budget = self.pacing.budget();
         while messages < MAX_TRANSMIT_MESSAGES && bytes < budget {
             let start = bufs.len();
             if let Some(out) = self.control.pop_front() {
