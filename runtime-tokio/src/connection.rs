@@ -23,6 +23,13 @@ const MAX_IOVECS: usize = 64;
 const WRITE_BUDGET: usize = 64;
 /// How long a closed connection waits for the peer to close its side.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
+/// Most bytes left unsent in the kernel before the socket stops reporting
+/// writable. 16 KiB (the value web servers use for HTTP/2 prioritisation)
+/// is refilled every few milliseconds even at 20 Mbit/s, and on a
+/// 160 kbit/s player it is under a second of media past the real-time
+/// policy, where Linux's default lets seconds pile up.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const NOTSENT_LOWAT: u32 = 16 * 1024;
 
 /// The transmit being written: the session hands out the next one only when
 /// this one is gone, so its real-time backlog stays the only queue.
@@ -156,6 +163,16 @@ pub(crate) async fn run(
     if let Err(e) = stream.set_nodelay(true) {
         debug!(error = %e, "cannot disable Nagle");
     }
+    // The session applies the real-time policy to what it has not handed
+    // out yet; bytes parked unsent in the kernel are past it. Linux's
+    // autotuning lets that queue grow to megabytes (seconds of media for a
+    // slow player), so only report the socket writable while little is
+    // unsent. In-flight (sent, unacknowledged) data is not limited, so
+    // throughput on long fat links is unaffected.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Err(e) = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(NOTSENT_LOWAT) {
+        debug!(error = %e, "cannot set TCP_NOTSENT_LOWAT");
+    }
     let mut conn = Conn {
         shared,
         id,
@@ -251,11 +268,16 @@ pub(crate) async fn run(
         }
     };
     conn.finish(now());
-    let reason = conn.session().error().map(SessionError::to_string);
+    let (reason, dropped_frames, dropped_bytes) = {
+        let s = conn.session();
+        let reason = s.error().map(SessionError::to_string);
+        (reason, s.dropped_frames(), s.dropped_bytes())
+    };
+    let reason = reason.as_deref().unwrap_or("none");
     match &outcome {
-        Ok(()) => info!(reason = reason.as_deref().unwrap_or("none"), "closed"),
+        Ok(()) => info!(reason, dropped_frames, dropped_bytes, "closed"),
         Err(e) => {
-            info!(error = %e, reason = reason.as_deref().unwrap_or("none"), "closed on socket error")
+            info!(error = %e, reason, dropped_frames, dropped_bytes, "closed on socket error")
         }
     }
     if outcome.is_ok() && read_open {
