@@ -9,10 +9,11 @@
 //! server-wide [`Broker`](tincan_core::broker::Broker) sits behind a short
 //! lock shared by every task; a small task drives its republish-grace timer.
 //!
-//! Lock discipline: a task never holds the broker lock while it locks a
-//! session. Events for other sessions are collected under the broker lock,
-//! the lock is released, and only then is each target session locked in
-//! turn and woken.
+//! Lock discipline: the broker lock is always taken before a session lock,
+//! never the reverse. Broker output is handed to its sessions while the
+//! broker lock is held, so every session sees events in the broker's order;
+//! a connection task releases its own session before it takes the broker
+//! lock, and the woken tasks run once it is released.
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
