@@ -386,24 +386,17 @@ impl SimClient {
         handler: &str,
         values: &[Value],
     ) -> Bytes {
-        let mut all = vec![Value::from(handler)];
-        all.extend_from_slice(values);
-        let body = amf_body(&all);
-        let message = Message::Data {
-            encoding: Encoding::Amf0,
-            data: Data::Other {
-                handler: handler.to_owned(),
-                values: values.to_vec(),
-                body: body.clone(),
-            },
-        };
-        self.send(
-            &message,
-            csid::DATA,
-            MediaTime::from_millis(timestamp),
+        self.send_data_body(
             stream,
-        );
-        body
+            timestamp,
+            handler,
+            values,
+            |handler, values, body| Data::Other {
+                handler,
+                values,
+                body,
+            },
+        )
     }
 
     /// Sends `@setDataFrame handler values...`: a data keyframe. Returns the
@@ -415,16 +408,35 @@ impl SimClient {
         handler: &str,
         values: &[Value],
     ) -> Bytes {
+        self.send_data_body(
+            stream,
+            timestamp,
+            handler,
+            values,
+            |handler, values, body| Data::SetDataFrame {
+                handler,
+                values,
+                body,
+            },
+        )
+    }
+
+    /// Sends a data message whose body is `handler values...`, shaped by
+    /// `data`; returns that body.
+    fn send_data_body(
+        &mut self,
+        stream: u32,
+        timestamp: u32,
+        handler: &str,
+        values: &[Value],
+        data: impl FnOnce(String, Vec<Value>, Bytes) -> Data,
+    ) -> Bytes {
         let mut all = vec![Value::from(handler)];
         all.extend_from_slice(values);
         let body = amf_body(&all);
         let message = Message::Data {
             encoding: Encoding::Amf0,
-            data: Data::SetDataFrame {
-                handler: handler.to_owned(),
-                values: values.to_vec(),
-                body: body.clone(),
-            },
+            data: data(handler.to_owned(), values.to_vec(), body.clone()),
         };
         self.send(
             &message,
