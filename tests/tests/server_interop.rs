@@ -58,6 +58,17 @@ fn play_three_seconds(ffmpeg: &std::path::Path, url: &str, server: &TestServer) 
     player
 }
 
+/// Asserts that three seconds of play decoded at least 60 video and 60
+/// audio frames, and that the player identified the expected codecs.
+fn assert_decoded(player: &Client, video_codec: &str, audio_codec: &str) {
+    let p = player.progress();
+    let err = player.stderr();
+    assert!(p.video >= 60, "{}", player.describe());
+    assert!(p.audio >= 60, "{}", player.describe());
+    assert!(err.contains(&format!("Video: {video_codec}")), "{err}");
+    assert!(err.contains(&format!("Audio: {audio_codec}")), "{err}");
+}
+
 #[test]
 fn ffmpeg_h264_aac_publish_then_ffmpeg_play_decodes() {
     let ffmpeg = require_tool("ffmpeg");
@@ -73,13 +84,8 @@ fn ffmpeg_h264_aac_publish_then_ffmpeg_play_decodes() {
 
     let player = play_three_seconds(&ffmpeg, &url, &server);
 
-    let p = player.progress();
-    let err = player.stderr();
     // Three seconds of output: 75 video frames, ~140 AAC frames at 48 kHz.
-    assert!(p.video >= 60, "{}", player.describe());
-    assert!(p.audio >= 60, "{}", player.describe());
-    assert!(err.contains("Video: h264"), "{err}");
-    assert!(err.contains("Audio: aac"), "{err}");
+    assert_decoded(&player, "h264", "aac");
 }
 
 #[test]
@@ -230,13 +236,8 @@ fn enhanced_rtmp_hevc_opus_roundtrip() {
 
     let player = play_three_seconds(&ffmpeg, &url, &server);
 
-    let p = player.progress();
-    let err = player.stderr();
     // Opus frames are 20 ms: ~150 in three seconds.
-    assert!(p.video >= 60, "{}", player.describe());
-    assert!(p.audio >= 60, "{}", player.describe());
-    assert!(err.contains("Video: hevc"), "{err}");
-    assert!(err.contains("Audio: opus"), "{err}");
+    assert_decoded(&player, "hevc", "opus");
 }
 
 #[test]
@@ -262,12 +263,7 @@ fn enhanced_rtmp_av1_roundtrip() {
 
     let player = play_three_seconds(&ffmpeg, &url, &server);
 
-    let p = player.progress();
-    let err = player.stderr();
-    assert!(p.video >= 60, "{}", player.describe());
-    assert!(p.audio >= 60, "{}", player.describe());
-    assert!(err.contains("Video: av1"), "{err}");
-    assert!(err.contains("Audio: aac"), "{err}");
+    assert_decoded(&player, "av1", "aac");
 }
 
 #[test]
