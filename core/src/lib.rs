@@ -57,5 +57,6 @@ pub mod handshake;
 pub mod media;
 pub mod message;
 mod redact;
+pub mod server;
 pub mod session;
 pub mod time;

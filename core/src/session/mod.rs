@@ -590,6 +590,31 @@ impl Session {
         self.fail(now, SessionError::ClosedByServer(reason.to_owned()));
     }
 
+    /// The server is going away (graceful shutdown): a connected client is
+    /// told `NetConnection.Shutdown.Notify` so it can leave on its own terms
+    /// (TC semantics) and keeps being served until then; a session that
+    /// has not connected yet has nothing to lose and is closed at once.
+    pub fn notify_shutdown(&mut self, now: Instant) {
+        if self.error.is_some() {
+            return;
+        }
+        if self.phase == Phase::Connected {
+            self.send_status(
+                0,
+                "status",
+                "NetConnection.Shutdown.Notify",
+                "server shutting down",
+                vec![],
+            );
+            self.settle(now);
+        } else {
+            self.fail(
+                now,
+                SessionError::ClosedByServer("server shutting down".to_owned()),
+            );
+        }
+    }
+
     /// The next vectored write, if any; call only when the socket can take
     /// it (see module docs).
     ///

@@ -1,0 +1,506 @@
+//! The whole server as one sans-IO machine: every [`Session`], the
+//! [`Broker`], the wiring between them, their timers, connection limits and
+//! graceful shutdown.
+//!
+//! A runtime needs exactly this and a socket per connection, so the three
+//! adapters (tokio, mio, smol) are only the glue their executor needs. Each
+//! connection is addressed by its [`SessionId`].
+//!
+//! # Run loop
+//!
+//! 1. A connection arrives: [`Server::accept`] gives it an id, or refuses
+//!    it (limits, shutdown) and the runtime closes the socket.
+//! 2. Bytes arrive: [`Server::handle_input`]; the peer closed its side:
+//!    [`Server::handle_eof`]; a deadline passed: [`Server::handle_timeout`].
+//!    Session events reach the broker and broker output reaches the
+//!    sessions inside these calls, in the broker's order.
+//! 3. Drain [`Server::poll_ready`]: every id it names may have new output
+//!    (or may have closed) and its socket should be written to.
+//! 4. For a connection whose socket can take bytes, drain
+//!    [`Server::poll_transmit`] while the socket keeps taking them (one
+//!    transmit at a time: the session's real-time backlog must stay the only
+//!    queue), then check [`Server::is_closed`]; once true and the last
+//!    transmit is written, call [`Server::remove`] and drop the socket.
+//! 5. Sleep until input, writability, a ready id, or [`Server::poll_timeout`].
+//!
+//! A socket error is [`Server::remove`] at once: the broker is told the
+//! session closed even if the session never saw its peer leave.
+//!
+//! A multi-threaded runtime keeps the `Server` behind one lock and writes
+//! transmits with the lock released: every `Transmit` owns its buffers.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use crate::broker::{Broker, BrokerConfig};
+use crate::entropy::Entropy;
+use crate::event::{SessionEvent, SessionId};
+use crate::session::{Session, SessionConfig, SessionError, Transmit};
+
+/// Everything a server needs besides its listeners; shared by every runtime.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// Knobs given to every new connection's session.
+    pub session: SessionConfig,
+    /// Knobs of the server-wide broker.
+    pub broker: BrokerConfig,
+    /// Most connections served at once. Each costs a socket (a file
+    /// descriptor) and a few KiB; past it new connections are refused
+    /// rather than starving the ones already served.
+    pub max_connections: usize,
+    /// Most connections from one IP address at once, so one host cannot
+    /// take every slot.
+    pub max_connections_per_ip: usize,
+    /// How long clients told `NetConnection.Shutdown.Notify` get to leave
+    /// on their own before the rest are closed (TC's `-t`, 5 minutes).
+    pub shutdown_deadline: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            session: SessionConfig::default(),
+            broker: BrokerConfig::default(),
+            max_connections: 10_000,
+            max_connections_per_ip: 1_000,
+            shutdown_deadline: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Why [`Server::accept`] turned a connection away; the runtime closes its
+/// socket (there is no RTMP status before the handshake) and logs this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The server is shutting down.
+    #[error("server shutting down")]
+    ShuttingDown,
+    /// [`ServerConfig::max_connections`] are already served.
+    #[error("connection limit ({0}) reached")]
+    TooManyConnections(usize),
+    /// [`ServerConfig::max_connections_per_ip`] are already served for the
+    /// peer's address.
+    #[error("per-address connection limit ({0}) reached")]
+    TooManyFromAddress(usize),
+}
+
+/// What a runtime learns about a connection it removed, for its close log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Closed {
+    /// Why the session closed; `None` if the runtime removed it while it was
+    /// still open (a socket error).
+    pub error: Option<SessionError>,
+    /// Media frames the real-time policy abandoned for its players.
+    pub dropped_frames: u64,
+    /// Payload bytes of those frames.
+    pub dropped_bytes: u64,
+}
+
+/// One connection as the server keeps it.
+#[derive(Debug)]
+struct Slot {
+    session: Session,
+    ip: Option<IpAddr>,
+    /// The deadline last pushed onto the timer heap for this session.
+    deadline: Option<Instant>,
+    /// Whether the id is in the ready queue.
+    queued: bool,
+    /// Whether the broker has seen this session's `Closed`.
+    closed_sent: bool,
+    span: tracing::Span,
+}
+
+/// Every connection of one server, and the broker between them.
+///
+/// Bounded: connections by [`ServerConfig::max_connections`], the ready
+/// queue by the connections (each at most once), the timer heap by a
+/// constant factor of them (stale entries are compacted away).
+#[derive(Debug)]
+pub struct Server {
+    config: ServerConfig,
+    broker: Broker,
+    slots: HashMap<SessionId, Slot>,
+    per_ip: HashMap<IpAddr, usize>,
+    /// Session deadlines; an entry is live only while it equals its slot's
+    /// `deadline`, so moving a deadline is a push, not a search.
+    timers: BinaryHeap<Reverse<(Instant, SessionId)>>,
+    ready: VecDeque<SessionId>,
+    /// Sessions whose events still have to reach the broker (scratch).
+    work: Vec<SessionId>,
+    /// When graceful shutdown closes whoever is left.
+    shutdown_at: Option<Instant>,
+    shutdown_done: bool,
+}
+
+impl Server {
+    /// A server with no connections.
+    pub fn new(config: ServerConfig) -> Self {
+        Server {
+            broker: Broker::new(config.broker.clone()),
+            config,
+            slots: HashMap::new(),
+            per_ip: HashMap::new(),
+            timers: BinaryHeap::new(),
+            ready: VecDeque::new(),
+            work: Vec::new(),
+            shutdown_at: None,
+            shutdown_done: false,
+        }
+    }
+
+    /// The configuration the server was built with.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Connections served right now.
+    pub fn connection_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The broker, for stats (streams, publishers).
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    /// A connection's session, for stats and logs.
+    pub fn session(&self, id: SessionId) -> Option<&Session> {
+        self.slots.get(&id).map(|s| &s.session)
+    }
+
+    /// The `tracing` span of a connection (its id and peer address), so the
+    /// runtime's own logs about it carry the same fields as the core's.
+    pub fn span(&self, id: SessionId) -> Option<tracing::Span> {
+        self.slots.get(&id).map(|s| s.span.clone())
+    }
+
+    /// Whether [`Server::shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown_at.is_some()
+    }
+
+    /// True once shutdown was asked for and every connection is gone: the
+    /// runtime may exit.
+    pub fn is_drained(&self) -> bool {
+        self.shutdown_at.is_some() && self.slots.is_empty()
+    }
+
+    /// A new connection from `peer` (if the runtime knows it), or why it is
+    /// refused. `entropy` provides its handshake bytes and connection ID.
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        peer: Option<SocketAddr>,
+        entropy: &mut dyn Entropy,
+    ) -> Result<SessionId, Refusal> {
+        if self.shutdown_at.is_some() {
+            return Err(Refusal::ShuttingDown);
+        }
+        if self.slots.len() >= self.config.max_connections {
+            return Err(Refusal::TooManyConnections(self.config.max_connections));
+        }
+        let ip = peer.map(|p| p.ip());
+        if let Some(ip) = ip {
+            let n = self.per_ip.get(&ip).copied().unwrap_or(0);
+            if n >= self.config.max_connections_per_ip {
+                return Err(Refusal::TooManyFromAddress(
+                    self.config.max_connections_per_ip,
+                ));
+            }
+            self.per_ip.insert(ip, n + 1);
+        }
+        let id = self.broker.open_session();
+        let span = match peer {
+            Some(peer) => tracing::info_span!("conn", id = %id, peer = %peer),
+            None => tracing::info_span!("conn", id = %id),
+        };
+        let session = span.in_scope(|| Session::new(now, self.config.session.clone(), entropy));
+        self.slots.insert(
+            id,
+            Slot {
+                session,
+                ip,
+                deadline: None,
+                queued: false,
+                closed_sent: false,
+                span,
+            },
+        );
+        self.refresh_deadline(id);
+        Ok(id)
+    }
+
+    /// Bytes read from connection `id`'s socket. A protocol error closes
+    /// the session (which still flushes the status it owes) and is returned
+    /// for the runtime's log; the connection stays until it is closed and
+    /// drained like any other.
+    pub fn handle_input(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        data: &[u8],
+    ) -> Result<(), SessionError> {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return Ok(());
+        };
+        let result = slot.span.in_scope(|| slot.session.handle_input(now, data));
+        self.mark_ready(id);
+        self.settle(now, id);
+        result
+    }
+
+    /// Connection `id`'s peer closed its side.
+    pub fn handle_eof(&mut self, now: Instant, id: SessionId) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        slot.span.in_scope(|| slot.session.handle_eof(now));
+        self.mark_ready(id);
+        self.settle(now, id);
+    }
+
+    /// Deadlines have passed: sessions' timers, the broker's republish
+    /// grace, the shutdown deadline. Calling early is harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&Reverse((at, id))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(slot) = self.slots.get_mut(&id) else {
+                continue;
+            };
+            if slot.deadline != Some(at) {
+                continue; // moved since this entry was pushed
+            }
+            slot.deadline = None;
+            slot.span.in_scope(|| slot.session.handle_timeout(now));
+            self.mark_ready(id);
+            self.settle(now, id);
+        }
+        if self.broker.poll_timeout().is_some_and(|d| d <= now) {
+            self.broker.handle_timeout(now);
+            self.route(now);
+        }
+        if let Some(at) = self.shutdown_at {
+            if at <= now && !self.shutdown_done {
+                self.shutdown_done = true;
+                let ids: Vec<SessionId> = self.slots.keys().copied().collect();
+                tracing::info!(
+                    connections = ids.len(),
+                    "shutdown deadline: closing the remaining connections"
+                );
+                for id in ids {
+                    self.close(now, id, "server shutting down");
+                }
+            }
+        }
+    }
+
+    /// Closes connection `id` from the server's side with `reason` (sent as
+    /// `NetConnection.Connect.Closed` if it is connected).
+    pub fn close(&mut self, now: Instant, id: SessionId, reason: &str) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        slot.span.in_scope(|| slot.session.close(now, reason));
+        self.mark_ready(id);
+        self.settle(now, id);
+    }
+
+    /// Starts a graceful shutdown: new connections are refused, connected
+    /// clients are told `NetConnection.Shutdown.Notify`, and whoever is left
+    /// at `now +` [`ServerConfig::shutdown_deadline`] is closed. Calling it
+    /// again changes nothing.
+    pub fn shutdown(&mut self, now: Instant) {
+        if self.shutdown_at.is_some() {
+            return;
+        }
+        let at = now
+            .checked_add(self.config.shutdown_deadline)
+            .unwrap_or(now);
+        self.shutdown_at = Some(at);
+        tracing::info!(
+            connections = self.slots.len(),
+            deadline_secs = self.config.shutdown_deadline.as_secs_f64(),
+            "shutting down"
+        );
+        let ids: Vec<SessionId> = self.slots.keys().copied().collect();
+        for id in ids {
+            if let Some(slot) = self.slots.get_mut(&id) {
+                slot.span.in_scope(|| slot.session.notify_shutdown(now));
+                self.mark_ready(id);
+                self.settle(now, id);
+            }
+        }
+        if at <= now {
+            self.handle_timeout(now);
+        }
+    }
+
+    /// The next transmit for connection `id`; call only when its socket can
+    /// take it (see the module docs).
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant, id: SessionId) -> Option<Transmit> {
+        let slot = self.slots.get_mut(&id)?;
+        let t = slot.session.poll_transmit(now);
+        self.settle(now, id);
+        t
+    }
+
+    /// The next connection that may have output or may have closed since it
+    /// was last named. Each connection is named at most once until it is
+    /// polled again.
+    #[must_use]
+    pub fn poll_ready(&mut self) -> Option<SessionId> {
+        while let Some(id) = self.ready.pop_front() {
+            if let Some(slot) = self.slots.get_mut(&id) {
+                slot.queued = false;
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// The earliest deadline of any session, the broker or the shutdown. It
+    /// may be earlier than needed (a session's deadline moved later); the
+    /// wake-up is then harmless.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let sessions = self.timers.peek().map(|Reverse((at, _))| *at);
+        let shutdown = self.shutdown_at.filter(|_| !self.shutdown_done);
+        [sessions, self.broker.poll_timeout(), shutdown]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Whether connection `id` is finished: its session closed and handed
+    /// out everything it owed (or it is unknown). The runtime finishes
+    /// writing its last transmit, then calls [`Server::remove`].
+    pub fn is_closed(&self, id: SessionId) -> bool {
+        self.slots.get(&id).map_or(true, |s| s.session.is_closed())
+    }
+
+    /// Forgets connection `id` (its socket is gone or done). If the broker
+    /// has not yet seen the session close, it is told now, so no publish or
+    /// subscription outlives its connection.
+    pub fn remove(&mut self, now: Instant, id: SessionId) -> Option<Closed> {
+        let slot = self.slots.get_mut(&id)?;
+        if !slot.closed_sent {
+            slot.span.in_scope(|| slot.session.handle_eof(now));
+            self.settle(now, id);
+        }
+        let slot = self.slots.remove(&id)?;
+        if !slot.closed_sent {
+            self.broker.handle_event(now, id, SessionEvent::Closed);
+            self.route(now);
+        }
+        if let Some(ip) = slot.ip {
+            if let Some(n) = self.per_ip.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_ip.remove(&ip);
+                }
+            }
+        }
+        Some(Closed {
+            error: slot.session.error().cloned(),
+            dropped_frames: slot.session.dropped_frames(),
+            dropped_bytes: slot.session.dropped_bytes(),
+        })
+    }
+
+    fn mark_ready(&mut self, id: SessionId) {
+        if let Some(slot) = self.slots.get_mut(&id) {
+            if !slot.queued {
+                slot.queued = true;
+                self.ready.push_back(id);
+            }
+        }
+    }
+
+    /// Hands session `first`'s events to the broker and the broker's output
+    /// to its sessions, until nothing moves; every session touched has its
+    /// deadline refreshed and is marked ready. Broker output is delivered in
+    /// the broker's order, so a player never sees an `UnpublishNotify`
+    /// overtake a newer `PublishNotify`.
+    fn settle(&mut self, now: Instant, first: SessionId) {
+        let mut work = std::mem::take(&mut self.work);
+        work.push(first);
+        self.run_work(now, &mut work);
+        self.work = work;
+    }
+
+    /// Broker output with no session of its own to settle first (the
+    /// broker's timer, a removed session).
+    fn route(&mut self, now: Instant) {
+        let mut work = std::mem::take(&mut self.work);
+        self.deliver(now, &mut work);
+        self.run_work(now, &mut work);
+        self.work = work;
+    }
+
+    fn run_work(&mut self, now: Instant, work: &mut Vec<SessionId>) {
+        while let Some(id) = work.pop() {
+            if let Some(slot) = self.slots.get_mut(&id) {
+                while let Some(event) = slot.session.poll_event() {
+                    if event == SessionEvent::Closed {
+                        slot.closed_sent = true;
+                    }
+                    self.broker.handle_event(now, id, event);
+                }
+            }
+            self.refresh_deadline(id);
+            self.deliver(now, work);
+        }
+        self.compact_timers();
+    }
+
+    fn deliver(&mut self, now: Instant, work: &mut Vec<SessionId>) {
+        while let Some((target, event)) = self.broker.poll_output() {
+            // A target without a slot has just closed; its events are moot.
+            let Some(slot) = self.slots.get_mut(&target) else {
+                continue;
+            };
+            slot.session.handle_broker_event(now, event);
+            if !slot.queued {
+                slot.queued = true;
+                self.ready.push_back(target);
+            }
+            // Fan-out sends runs of events to one session: settle it once.
+            if work.last() != Some(&target) {
+                work.push(target);
+            }
+        }
+    }
+
+    fn refresh_deadline(&mut self, id: SessionId) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        let d = slot.session.poll_timeout();
+        if d != slot.deadline {
+            slot.deadline = d;
+            if let Some(d) = d {
+                self.timers.push(Reverse((d, id)));
+            }
+        }
+    }
+
+    /// Rebuilds the timer heap once stale entries outnumber live ones, so
+    /// it stays proportional to the connections.
+    fn compact_timers(&mut self) {
+        if self.timers.len() <= 2 * self.slots.len() + 1024 {
+            return;
+        }
+        self.timers = self
+            .slots
+            .iter()
+            .filter_map(|(id, s)| s.deadline.map(|d| Reverse((d, *id))))
+            .collect();
+    }
+}
