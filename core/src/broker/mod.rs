@@ -28,6 +28,7 @@
 //! Timestamp rebasing and stitching are described in the `stream` module
 //! source.
 
+mod invariants;
 mod names;
 mod stream;
 #[cfg(test)]
