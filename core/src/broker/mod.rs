@@ -27,6 +27,15 @@
 //! `UnpublishNotify`, and `PublishNotify` when someone publishes again.
 //! Timestamp rebasing and stitching are described in the `stream` module
 //! source.
+//!
+//! # TC messaging
+//!
+//! Connections address each other by the connection ID they were given at
+//! `connect`. `relay` reaches one connection in any App, `broadcast` every
+//! member of the sender's App (the sender too), both as the `onRelay` body
+//! the sender's session already encoded, shared by reference count. `watch`
+//! registers for an `onDisconnected` when a connection closes (at once if it
+//! is not connected); a session watches at most 1024 connections.
 
 mod names;
 mod stream;
