@@ -14,7 +14,8 @@ impl Broker {
     /// orphaned subscriber of a closed session), each stream has at most one
     /// publisher and its session says so, no idle stream is kept, grace
     /// deadlines match their streams, App reference counts equal members
-    /// plus streams, and the published count is right. Returns the first
+    /// plus streams, App members and `watch` registrations name connected
+    /// sessions only, and the published count is right. Returns the first
     /// disagreement found.
     ///
     /// Linear in the broker's size: meant for fuzzing and tests, not for a
@@ -128,6 +129,50 @@ impl Broker {
         if self.app_ids.len() != self.apps.len() {
             return Err("App name index out of step".to_owned());
         }
+        for (id, app) in &self.apps {
+            for member in &app.members {
+                if self.sessions.get(member).map(|s| s.app) != Some(*id) {
+                    return Err(format!("{member} listed as a member of App {id}"));
+                }
+            }
+        }
+        for (id, session) in &self.sessions {
+            let listed = self
+                .apps
+                .get(&session.app)
+                .is_some_and(|a| a.members.contains(id));
+            if !listed {
+                return Err(format!("{id} missing from its App's members"));
+            }
+        }
+        self.check_watches()
+    }
+
+    /// The two watch maps mirror each other, hold no empty sets, and name
+    /// only connected sessions (a closed one was forgotten, its watchers
+    /// told).
+    fn check_watches(&self) -> Result<(), String> {
+        let w = &self.watches;
+        for (map, other, what) in [
+            (&w.watching, &w.watchers, "watching"),
+            (&w.watchers, &w.watching, "watchers"),
+        ] {
+            for (a, set) in map {
+                if set.is_empty() {
+                    return Err(format!("empty {what} set kept for {a}"));
+                }
+                for b in std::iter::once(a).chain(set) {
+                    if !self.sessions.contains_key(b) {
+                        return Err(format!("{what} names {b}, not connected"));
+                    }
+                }
+                for b in set {
+                    if !other.get(b).is_some_and(|s| s.contains(a)) {
+                        return Err(format!("{what} {a} -> {b} not mirrored"));
+                    }
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -181,6 +226,37 @@ mod tests {
         b.handle_event(now, player, SessionEvent::Closed);
         assert_eq!(b.check_invariants(), Ok(()));
         assert_eq!(b.stream_count(), 0);
+    }
+
+    #[test]
+    fn bookkeeping_agrees_through_watch_and_close() {
+        let now = Instant::now();
+        let mut b = Broker::new(BrokerConfig::default());
+        let watcher = connect(&mut b, now);
+        let watched = connect(&mut b, now);
+        let target = format!("c{watched}");
+        b.handle_event(now, watcher, SessionEvent::Watch { target });
+        assert_eq!(b.check_invariants(), Ok(()));
+        b.handle_event(now, watched, SessionEvent::Closed);
+        assert_eq!(b.check_invariants(), Ok(()));
+    }
+
+    #[test]
+    fn watch_naming_a_forgotten_session_is_reported() {
+        let now = Instant::now();
+        let mut b = Broker::new(BrokerConfig::default());
+        let watcher = connect(&mut b, now);
+        let watched = connect(&mut b, now);
+        let target = format!("c{watched}");
+        b.handle_event(now, watcher, SessionEvent::Watch { target });
+        b.sessions.remove(&watched);
+        b.connections.retain(|_, id| *id != watched);
+        if let Some(app) = b.apps.values_mut().next() {
+            app.members.remove(&watched);
+            app.refs -= 1;
+        }
+        let err = b.check_invariants().unwrap_err();
+        assert!(err.starts_with("watch"), "{err}");
     }
 
     #[test]
