@@ -29,7 +29,7 @@ const PLAY_NAMES: [&str; 6] = [
 const APPS: [&str; 2] = ["live", "other"];
 const HANDLERS: [&str; 3] = ["onMetaData", "onTextData", "onCuePoint"];
 
-/// Operation codes of the [`broker`] script (the byte is taken modulo 12).
+/// Operation codes of the [`broker`] script (the byte is taken modulo 15).
 /// `s` is a session index byte, `m` a message stream byte, `n` a name
 /// index byte.
 pub mod op {
@@ -57,6 +57,12 @@ pub mod op {
     pub const ADVANCE: u8 = 10;
     /// A session opens but never connects, and publishes.
     pub const STRAY: u8 = 11;
+    /// s + connection-id byte + run: TC `relay`.
+    pub const RELAY: u8 = 12;
+    /// s + run: TC `broadcast` to the sender's App.
+    pub const BROADCAST: u8 = 13;
+    /// s + connection-id byte: TC `watch`.
+    pub const WATCH: u8 = 14;
 }
 
 fn pick<T: Copy>(list: &[T], b: u8) -> T {
@@ -66,7 +72,8 @@ fn pick<T: Copy>(list: &[T], b: u8) -> T {
 /// Broker: arbitrary operations never panic; after every step the
 /// bookkeeping agrees with itself ([`Broker::check_invariants`]: at most
 /// one publisher per name, no subscriber of a closed session, counts
-/// consistent), no event is addressed to a session that closed or never
+/// consistent, watches and App members only of connected sessions), no
+/// event is addressed to a session that closed or never
 /// opened, and no two live publishes of one name are accepted.
 pub fn broker(data: &[u8]) {
     let mut s = Script::new(data);
@@ -95,7 +102,7 @@ pub fn broker(data: &[u8]) {
         };
         let stream = |s: &mut Script<'_>| u32::from(s.u8() % 4);
         let mut sent: Option<(SessionId, SessionEvent)> = None;
-        match code % 12 {
+        match code % 15 {
             op::CONNECT => {
                 let id = broker.open_session();
                 opened.insert(id);
@@ -216,6 +223,25 @@ pub fn broker(data: &[u8]) {
             op::ADVANCE => {
                 now += Duration::from_millis(u64::from(s.u16()));
                 broker.handle_timeout(now);
+            }
+            op::RELAY => {
+                if let Some(id) = session(&mut s) {
+                    let target = format!("c{}", s.u8() % 32);
+                    let body = Bytes::copy_from_slice(s.run());
+                    sent = Some((id, SessionEvent::Relay { target, body }));
+                }
+            }
+            op::BROADCAST => {
+                if let Some(id) = session(&mut s) {
+                    let body = Bytes::copy_from_slice(s.run());
+                    sent = Some((id, SessionEvent::Broadcast { body }));
+                }
+            }
+            op::WATCH => {
+                if let Some(id) = session(&mut s) {
+                    let target = format!("c{}", s.u8() % 32);
+                    sent = Some((id, SessionEvent::Watch { target }));
+                }
             }
             _ => {
                 let id = broker.open_session();

@@ -179,7 +179,8 @@ pub fn server_seed(publisher: &[Vec<u8>], player: &[Vec<u8>], limit: usize) -> V
 
 /// Hand-written broker scenarios: publish and play, late join after a GOP,
 /// republish within the grace, eviction by `releaseStream`, hashed and
-/// `asis:` players, close of a publisher with players waiting.
+/// `asis:` players, close of a publisher with players waiting, TC relay,
+/// broadcast and watch.
 pub fn broker_seeds() -> Vec<(&'static str, Vec<u8>)> {
     use broker_op as op;
     let frame = |w: &mut ScriptWriter, s: u8, flags: u8, ts: u32, payload: &[u8]| {
@@ -254,6 +255,21 @@ pub fn broker_seeds() -> Vec<(&'static str, Vec<u8>)> {
     w.u8(op::CLOSE).u8(1);
     w.u8(op::CLOSE).u8(0);
     seeds.push(("release-evicts-and-bad-names", w.bytes));
+
+    let mut w = ScriptWriter::default();
+    w.u8(op::CONNECT).u8(0).u8(0); // session 0 is c0
+    w.u8(op::CONNECT).u8(0).u8(1); // session 1 is c1
+    w.u8(op::CONNECT).u8(1).u8(2); // session 2 is c2, another App
+    w.u8(op::WATCH).u8(0).u8(1);
+    w.u8(op::WATCH).u8(2).u8(1);
+    w.u8(op::WATCH).u8(1).u8(9); // nobody: answered at once
+    w.u8(op::RELAY).u8(2).u8(0).u16(2).raw(b"hi");
+    w.u8(op::BROADCAST).u8(0).u16(2).raw(b"yo");
+    w.u8(op::CLOSE).u8(1); // c1 goes: 0 and 2 are told
+    w.u8(op::BROADCAST).u8(0).u16(2).raw(b"yo");
+    w.u8(op::CLOSE).u8(0);
+    w.u8(op::CLOSE).u8(0);
+    seeds.push(("relay-broadcast-watch", w.bytes));
     seeds
 }
 
