@@ -52,12 +52,12 @@ fn main() {
         seed(
             "chunk_decoder",
             "c2s",
-            &seed::chunk_decoder_seed(&c2s, 0, 32 * 1024),
+            &seed::chunk_decoder_seed(&c2s, 0, 12 * 1024),
         );
         seed(
             "chunk_decoder",
             "s2c",
-            &seed::chunk_decoder_seed(&s2c, 2500, 16 * 1024),
+            &seed::chunk_decoder_seed(&s2c, 2500, 8 * 1024),
         );
         seed(
             "session",
