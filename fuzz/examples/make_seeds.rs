@@ -97,6 +97,13 @@ fn main() {
             &bytes,
         );
     }
+    write(
+        root,
+        "corpus",
+        "server",
+        "seed-tc-relay-broadcast-watch",
+        &seed::server_tc_seed(),
+    );
     for (name, bytes) in seed::broker_seeds() {
         write(root, "corpus", "broker", &format!("seed-{name}"), &bytes);
     }

@@ -5,10 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use tincan_core::chunk::{ChunkDecoder, DecoderLimits};
+use tincan_core::amf::amf0::Value;
+use tincan_core::chunk::{ChunkDecoder, ChunkEncoder, DecoderLimits};
+use tincan_core::message::{Command, Connect, Encoding, Message};
+use tincan_core::time::MediaTime;
 
 use crate::script::ScriptWriter;
-use crate::{broker_op, server_op, session_op};
+use crate::{broker_op, connection_ids, server_op, session_op};
 
 /// Size of C0+C1 (and of S0+S1): the first handshake flight.
 pub const HELLO_LEN: usize = 1 + 1536;
@@ -389,4 +392,92 @@ pub fn regressions() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         vec![0x0a, 0xff, 0xff, 0xff, 0xff],
     ));
     out
+}
+
+/// A client's bytes: a simple handshake (C0+C1+C2), then `commands` as
+/// AMF0 command messages on message stream 0.
+fn client_bytes(commands: Vec<Command>) -> Vec<u8> {
+    let mut bytes = vec![3u8];
+    bytes.resize(HANDSHAKE_LEN, 0);
+    let mut enc = ChunkEncoder::new();
+    let mut out = Vec::new();
+    for command in commands {
+        let msg = Message::Command {
+            encoding: Encoding::Amf0,
+            command,
+        };
+        if let Ok(raw) = msg.to_raw(3, MediaTime::ZERO, 0) {
+            enc.write(&raw, &mut out);
+        }
+    }
+    for b in out {
+        bytes.extend_from_slice(&b);
+    }
+    bytes
+}
+
+fn connect(app: &str) -> Command {
+    Command::Connect(Connect {
+        transaction_id: 1.0,
+        properties: Value::object([
+            ("app", Value::from(app)),
+            ("tcUrl", Value::from(format!("rtmp://localhost/{app}"))),
+            ("objectEncoding", Value::Number(0.0)),
+        ]),
+        args: vec![],
+    })
+}
+
+/// A server seed for TC messaging: three clients connect (two to one
+/// App); the first watches the second and relays to it, the third
+/// broadcasts, the second hangs up (the first is told), then the first
+/// relays to the gone connection.
+pub fn server_tc_seed() -> Vec<u8> {
+    let ids = connection_ids(3);
+    let (Some(first), Some(second)) = (ids.first(), ids.get(1)) else {
+        return Vec::new();
+    };
+    let args = vec![Value::from("hello"), Value::Number(1.0)];
+    let clients = [
+        client_bytes(vec![
+            connect("live"),
+            Command::Watch {
+                target: second.clone(),
+            },
+            Command::Relay {
+                target: second.clone(),
+                args: args.clone(),
+            },
+        ]),
+        client_bytes(vec![
+            connect("live"),
+            Command::Broadcast { args: args.clone() },
+        ]),
+        client_bytes(vec![
+            connect("other"),
+            Command::Relay {
+                target: first.clone(),
+                args: args.clone(),
+            },
+            Command::Watch {
+                target: "nobody".to_owned(),
+            },
+        ]),
+    ];
+    let mut w = ScriptWriter::default();
+    for (i, bytes) in clients.iter().enumerate() {
+        w.u8(server_op::ACCEPT).u8(i as u8);
+        w.runs(&[server_op::INPUT, i as u8], bytes);
+        w.u8(server_op::TURN);
+    }
+    w.u8(server_op::EOF).u8(1).u8(server_op::TURN);
+    let relay_to_gone = client_bytes(vec![Command::Relay {
+        target: second.clone(),
+        args,
+    }]);
+    // Only the command, not a second handshake.
+    w.runs(&[server_op::INPUT, 0], &relay_to_gone[HANDSHAKE_LEN..]);
+    w.u8(server_op::TURN);
+    w.u8(server_op::REMOVE).u8(2).u8(server_op::TURN);
+    w.bytes
 }

@@ -48,15 +48,9 @@ pub mod op {
     pub const TURN: u8 = 9;
 }
 
-/// Server: arbitrary operations never panic; after every step the broker's
-/// bookkeeping agrees with itself (no subscriber of a removed connection,
-/// one publisher per name), every session's memory is within its bounds,
-/// the connection limits hold, `poll_ready` names each connection at most
-/// once per turn, and a drained shutdown leaves nothing behind.
-pub fn server(data: &[u8]) {
-    let mut s = Script::new(data);
-    let mut now = Instant::now();
-    let config = ServerConfig {
+/// The fuzzed server's configuration.
+fn server_config() -> ServerConfig {
+    ServerConfig {
         session: session_config(),
         broker: BrokerConfig {
             republish_grace: Duration::from_secs(1),
@@ -67,9 +61,39 @@ pub fn server(data: &[u8]) {
         max_connections: MAX_CONNECTIONS,
         max_connections_per_ip: MAX_CONNECTIONS_PER_IP,
         shutdown_deadline: Duration::from_secs(2),
-    };
-    let mut server = Server::new(config);
-    let mut entropy = SeededEntropy::new(11);
+    }
+}
+
+/// The entropy seed of the fuzzed server: connection IDs depend only on
+/// it and the order of accepts, so seeds can address connections by ID
+/// (TC `relay`, `watch`).
+const ENTROPY_SEED: u64 = 11;
+
+/// The connection IDs the first `n` accepted connections of a [`server`]
+/// run get, for writing seeds that relay to or watch them.
+pub fn connection_ids(n: usize) -> Vec<String> {
+    let now = Instant::now();
+    let mut server = Server::new(server_config());
+    let mut entropy = SeededEntropy::new(ENTROPY_SEED);
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        if let Ok(id) = server.accept(now, None, &mut entropy) {
+            ids.extend(server.session(id).map(|s| s.connection_id().to_owned()));
+        }
+    }
+    ids
+}
+
+/// Server: arbitrary operations never panic; after every step the broker's
+/// bookkeeping agrees with itself (no subscriber of a removed connection,
+/// one publisher per name), every session's memory is within its bounds,
+/// the connection limits hold, `poll_ready` names each connection at most
+/// once per turn, and a drained shutdown leaves nothing behind.
+pub fn server(data: &[u8]) {
+    let mut s = Script::new(data);
+    let mut now = Instant::now();
+    let mut server = Server::new(server_config());
+    let mut entropy = SeededEntropy::new(ENTROPY_SEED);
     let mut ids: Vec<SessionId> = Vec::new();
     let mut removed: BTreeSet<SessionId> = BTreeSet::new();
     while let Some(code) = s.op() {
