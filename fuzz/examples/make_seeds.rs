@@ -104,6 +104,13 @@ fn main() {
         "seed-tc-relay-broadcast-watch",
         &seed::server_tc_seed(),
     );
+    write(
+        root,
+        "corpus",
+        "session",
+        "seed-tc-messaging",
+        &seed::session_tc_seed(),
+    );
     for (name, bytes) in seed::broker_seeds() {
         write(root, "corpus", "broker", &format!("seed-{name}"), &bytes);
     }

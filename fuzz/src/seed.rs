@@ -481,3 +481,28 @@ pub fn server_tc_seed() -> Vec<u8> {
     w.u8(server_op::REMOVE).u8(2).u8(server_op::TURN);
     w.bytes
 }
+
+/// A session seed for TC messaging: connect, then relay, broadcast, watch
+/// and setPeerInfo, answered by the target's loopback broker.
+pub fn session_tc_seed() -> Vec<u8> {
+    let args = vec![Value::from("hello"), Value::Number(1.0)];
+    let bytes = client_bytes(vec![
+        connect("live"),
+        Command::Relay {
+            target: "c1".to_owned(),
+            args: args.clone(),
+        },
+        Command::Broadcast { args },
+        Command::Watch {
+            target: "c2".to_owned(),
+        },
+        Command::SetPeerInfo {
+            addresses: vec!["10.0.0.1:1935".to_owned()],
+        },
+    ]);
+    let mut w = ScriptWriter::default();
+    w.u8(0);
+    w.runs(&[session_op::INPUT], &bytes);
+    w.u8(session_op::DRAIN).u8(0);
+    w.bytes
+}

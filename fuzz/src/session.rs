@@ -1,7 +1,7 @@
 //! One server [`Session`] fed arbitrary bytes, timer events and broker
 //! events, with a loopback broker stand-in: what the session publishes is
-//! played back to its own players, so media flows through the real-time
-//! backlog without a second machine.
+//! played back to its own players, and its relays, broadcasts and watches
+//! answered, so media and TC messages flow without a second machine.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -78,7 +78,7 @@ pub mod op {
 }
 
 /// A broker event made from the script: kind byte, stream byte, then for a
-/// frame: flags byte, u32 timestamp, run payload.
+/// relay a run body, for a frame: flags byte, u32 timestamp, run payload.
 fn broker_event(s: &mut Script<'_>, streams: &[u32]) -> BrokerEvent {
     let kind = s.u8();
     let pick = s.u8();
@@ -88,7 +88,7 @@ fn broker_event(s: &mut Script<'_>, streams: &[u32]) -> BrokerEvent {
     } else {
         u32::from(pick)
     };
-    match kind % 6 {
+    match kind % 8 {
         0 => BrokerEvent::PublishAccepted {
             stream,
             hashname: "sha256:00".to_owned(),
@@ -100,6 +100,12 @@ fn broker_event(s: &mut Script<'_>, streams: &[u32]) -> BrokerEvent {
         2 => BrokerEvent::PublishEvicted { stream },
         3 => BrokerEvent::PublishNotify { stream },
         4 => BrokerEvent::UnpublishNotify { stream },
+        5 => BrokerEvent::Relay {
+            body: Bytes::copy_from_slice(s.run()),
+        },
+        6 => BrokerEvent::Disconnected {
+            connection_id: format!("c{stream}"),
+        },
         _ => {
             let flags = s.u8();
             let timestamp = MediaTime::from_millis(s.u32());
@@ -219,6 +225,16 @@ pub fn session(data: &[u8]) {
                             frame: frame.clone(),
                         })
                         .collect()
+                }
+                // TC messaging to itself: a relay or broadcast comes back,
+                // a watch is answered as if the target were gone.
+                SessionEvent::Relay { body, .. } | SessionEvent::Broadcast { body } if !manual => {
+                    vec![BrokerEvent::Relay { body }]
+                }
+                SessionEvent::Watch { target } if !manual => {
+                    vec![BrokerEvent::Disconnected {
+                        connection_id: target,
+                    }]
                 }
                 _ => vec![],
             };
