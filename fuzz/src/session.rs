@@ -129,7 +129,8 @@ fn broker_event(s: &mut Script<'_>, streams: &[u32]) -> BrokerEvent {
 }
 
 /// One session: arbitrary bytes, timer events and broker events never
-/// panic, `Closed` is emitted once and last, and the session's memory
+/// panic, `Closed` is emitted once and last, a closed session hands out
+/// nothing more, and the session's memory
 /// (backlog, decoder buffers) stays within its configured bounds.
 ///
 /// Script: u8 flags (bit 0 set: no loopback broker, publishes and plays
@@ -243,5 +244,12 @@ pub fn session(data: &[u8]) {
             }
         }
         check_session_memory(&session);
+        if session.is_closed() {
+            assert!(closed, "closed without emitting Closed");
+            assert!(
+                session.poll_transmit(now).is_none(),
+                "a closed session still has output"
+            );
+        }
     }
 }
