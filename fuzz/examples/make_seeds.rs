@@ -62,12 +62,7 @@ fn main() {
         seed(
             "session",
             "loopback",
-            &seed::session_seed(false, &c2s, 24 * 1024),
-        );
-        seed(
-            "session",
-            "manual",
-            &seed::session_seed(true, &c2s, 8 * 1024),
+            &seed::session_seed(false, &c2s, 16 * 1024),
         );
         for (dir, reads) in [("c2s", &c2s), ("s2c", &s2c)] {
             let msgs = seed::messages(reads);
