@@ -46,6 +46,8 @@ pub const SAMPLE_ACCESS: &str = "|RtmpSampleAccess";
 pub struct Received {
     /// Virtual time since the simulation started when it arrived.
     pub at: Duration,
+    /// The chunk stream it came on (what an Abort names).
+    pub csid: u32,
     /// The message stream id it came on.
     pub stream_id: u32,
     /// Its timestamp as the chunk layer decoded it.
@@ -778,6 +780,7 @@ impl SimClient {
         }
         self.received.push(Received {
             at,
+            csid: raw.csid,
             stream_id: raw.stream_id,
             timestamp: raw.timestamp,
             message,
