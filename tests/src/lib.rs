@@ -10,6 +10,7 @@
 
 pub mod server;
 pub mod sim;
+pub mod tc_client;
 pub mod wire;
 
 use std::path::PathBuf;
