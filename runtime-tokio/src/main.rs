@@ -46,14 +46,29 @@ struct Serve {
     #[arg(long, value_name = "SECS", value_parser = seconds)]
     republish_grace: Option<Duration>,
 
-    /// Seconds audio may wait for a slow player before it is abandoned.
-    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    /// Seconds audio may wait for a slow player before it is abandoned
+    /// (TC's -A; default 2). A player may ask for another value in its
+    /// play options, up to 10 s or twice this.
+    #[arg(short = 'A', long, value_name = "SECS", value_parser = seconds)]
     audio_lifetime: Option<Duration>,
 
     /// Seconds video may wait for a slow player before the rest of its GOP
-    /// is abandoned.
-    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    /// is abandoned (TC's -V; default 3).
+    #[arg(short = 'V', long, value_name = "SECS", value_parser = seconds)]
     video_lifetime: Option<Duration>,
+
+    /// Extra seconds, past its lifetime, that a message already partly
+    /// sent gets to finish before the rest is abandoned with an RTMP Abort
+    /// (TC's -F; default 0.5).
+    #[arg(short = 'F', long, value_name = "SECS", value_parser = seconds)]
+    finish_by_margin: Option<Duration>,
+
+    /// Speak TC's simplified RTMP dialect to every client, for clients
+    /// that mishandle header compression or chunk-size changes: each
+    /// message starts with a full header, chunks stay 128 bytes, no Set
+    /// Peer Bandwidth (see docs/tc-parity.md).
+    #[arg(long)]
+    simplified_rtmp: bool,
 
     /// Drop the unsent rest of a GOP as soon as the next keyframe arrives.
     #[arg(long)]
@@ -83,7 +98,11 @@ impl Serve {
         if let Some(d) = self.video_lifetime {
             rt.video_lifetime = d;
         }
+        if let Some(d) = self.finish_by_margin {
+            rt.finish_by_margin = d;
+        }
         rt.expire_previous_gop |= self.expire_previous_gop;
+        config.session.simplified_rtmp = self.simplified_rtmp;
         config.shutdown_deadline = self.shutdown_deadline;
         config
     }

@@ -64,9 +64,9 @@ pub(super) struct Next {
     /// The player's message stream.
     pub(super) stream: u32,
     pub(super) item: Item,
-    /// For droppable media: when its transmission must be complete (arrival
-    /// + lifetime + finish-by margin); a message still partly unsent then
-    /// is abandoned. `None` for what is never dropped.
+    /// For droppable media: when its transmission must be complete (its
+    /// arrival plus lifetime plus finish-by margin); a message still partly
+    /// unsent then is abandoned. `None` for what is never dropped.
     pub(super) finish_by: Option<Instant>,
 }
 

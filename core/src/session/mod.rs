@@ -711,10 +711,10 @@ impl Session {
     /// quarter second of the peer's measured drain rate (16 KiB to
     /// 256 KiB), so that on a slow link little media is past the policy's
     /// judgement at any time. A message larger than one chunk is handed out
-    /// chunk by chunk across transmits; if its finish-by deadline (arrival
-    /// + lifetime + finish-by margin) passes before its last chunk is
-    /// handed out, the rest is abandoned and an RTMP Abort for its chunk
-    /// stream tells the peer to drop what it has of it.
+    /// chunk by chunk across transmits; if its finish-by deadline (its
+    /// arrival plus lifetime plus finish-by margin) passes before its last
+    /// chunk is handed out, the rest is abandoned and an RTMP Abort for its
+    /// chunk stream tells the peer to drop what it has of it.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
         let mut bufs = Vec::new();
