@@ -1822,3 +1822,18 @@ mod transmit {
         assert_eq!(&*slices[1], b"c");
     }
 }
+
+#[test]
+fn connect_result_carries_server_info_when_configured() {
+    let mut p = Pair::handshaken_with(SessionConfig {
+        server_info: Some("edge-7".to_owned()),
+        ..SessionConfig::default()
+    });
+    p.command(0, connect_command("live", 0.0));
+    let got = p.receive();
+    let result = got
+        .iter()
+        .find(|r| r.command() == Some("_result"))
+        .expect("a connect result");
+    assert_eq!(result.info_str("serverInfo"), Some("edge-7"));
+}
