@@ -29,7 +29,7 @@
 mod client;
 pub mod media;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -220,6 +220,40 @@ impl Link {
     }
 }
 
+/// A set of connection indices, cheap to insert into and visited in
+/// index order, so every run is the same.
+#[derive(Debug, Default)]
+struct Active {
+    queued: Vec<bool>,
+    list: Vec<usize>,
+}
+
+impl Active {
+    fn insert(&mut self, i: usize) {
+        if i >= self.queued.len() {
+            self.queued.resize(i + 1, false);
+        }
+        if !self.queued[i] {
+            self.queued[i] = true;
+            self.list.push(i);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Everything queued, in index order; the set is empty after.
+    fn take(&mut self) -> Vec<usize> {
+        let mut list = std::mem::take(&mut self.list);
+        list.sort_unstable();
+        for &i in &list {
+            self.queued[i] = false;
+        }
+        list
+    }
+}
+
 /// One simulated connection: the server's id for it, the client, and the
 /// link between them.
 #[derive(Debug)]
@@ -252,8 +286,8 @@ pub struct Sim {
     server: Server,
     conns: Vec<Conn>,
     by_session: HashMap<SessionId, usize>,
-    /// Connections to visit in the next round, in order.
-    active: BTreeSet<usize>,
+    /// Connections to visit in the next round (visited in index order).
+    active: Active,
     /// Connections whose link is rate-limited (they earn credit with time).
     limited: Vec<usize>,
     recording: bool,
@@ -282,7 +316,7 @@ impl Sim {
             config,
             conns: Vec::new(),
             by_session: HashMap::new(),
-            active: BTreeSet::new(),
+            active: Active::default(),
             limited: Vec::new(),
             recording: false,
             wakeups: 0,
@@ -534,7 +568,7 @@ impl Sim {
             if self.active.is_empty() {
                 return;
             }
-            let batch = std::mem::take(&mut self.active);
+            let batch = self.active.take();
             for i in batch {
                 self.pump(i);
                 self.drain_ready();
@@ -642,9 +676,13 @@ impl Sim {
         let sid = conn.sid;
         let mut progress = false;
         if conn.removed.is_none() {
+            // Only a connection the server named, or that was just fed, can
+            // have finished.
+            let mut touched = conn.wants_write;
             if !conn.client.frozen {
                 for b in conn.client.take_outbound() {
                     progress = true;
+                    touched = true;
                     // A protocol error is sticky in the session, which still
                     // flushes what it owes; the harness just keeps pumping.
                     let _ = self.server.handle_input(now, sid, &b);
@@ -652,6 +690,7 @@ impl Sim {
                 if conn.client.closed && !conn.eof_given {
                     conn.eof_given = true;
                     progress = true;
+                    touched = true;
                     self.server.handle_eof(now, sid);
                 }
             }
@@ -670,7 +709,7 @@ impl Sim {
                 }
                 conn.link.push(t);
             }
-            if self.server.is_closed(sid) {
+            if touched && self.server.is_closed(sid) {
                 let closed = self.server.remove(now, sid);
                 conn.removed = Some(closed.unwrap_or(Closed {
                     error: None,
