@@ -504,3 +504,7 @@ impl Server {
             .collect();
     }
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;
