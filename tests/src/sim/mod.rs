@@ -483,6 +483,13 @@ impl Sim {
         self.conns[id.0].link.max_transmit
     }
 
+    /// Broker events the server dropped because their connection was
+    /// already removed ([`Server::undelivered`]; a broker bug if ever
+    /// non-zero).
+    pub fn unroutable(&self) -> u64 {
+        self.server.undelivered()
+    }
+
     // ---- server-side actions --------------------------------------------
 
     /// Starts the server's graceful shutdown ([`Server::shutdown`]) and
@@ -561,11 +568,20 @@ impl Sim {
 
     // ---- stepping -------------------------------------------------------
 
-    /// Moves bytes until nothing moves, without advancing time.
+    /// Moves bytes until nothing moves, without advancing time. Panics if
+    /// the broker addressed an event to a removed connection
+    /// ([`Server::undelivered`]): the broker must forget a session once it
+    /// closed.
     pub fn run(&mut self) {
         for _ in 0..MAX_ROUNDS {
             self.drain_ready();
             if self.active.is_empty() {
+                // An invariant every simulation checks for free.
+                assert_eq!(
+                    self.server.undelivered(),
+                    0,
+                    "the broker addressed a connection after it was removed"
+                );
                 return;
             }
             let batch = self.active.take();
