@@ -198,3 +198,50 @@ fn removing_a_publisher_without_eof_unpublishes_after_the_grace() {
     // The name is free for a new publisher.
     sim.start_publisher("live", "cam");
 }
+
+#[test]
+fn shutdown_deadline_drains_a_server_whose_client_stopped_reading() {
+    // Shorter than the dead-peer timeout, so only shutdown ends the client.
+    let deadline = Duration::from_secs(20);
+    // How long a closing session may try to flush its goodbye (the core's
+    // close-flush bound).
+    let flush = Duration::from_secs(5);
+    let mut sim = Sim::with_config(SimConfig {
+        shutdown_deadline: deadline,
+        ..SimConfig::default()
+    });
+    let (publisher, pstream) = sim.start_publisher("live", "cam");
+    let (stuck, _) = sim.start_player("live", "cam");
+    // The player's socket buffer fills and it never reads again.
+    sim.set_link(
+        stuck,
+        LinkConfig {
+            bytes_per_ms: Some(1),
+            buffer_bytes: 1024,
+        },
+    );
+    sim.client_mut(stuck).freeze();
+    sim.client_mut(publisher)
+        .send_video(pstream, 0, avc_keyframe(&tagged(b'K', 0, 4_000)));
+    sim.run();
+    assert!(sim.link_backlog(stuck) >= 1024, "the link is not full");
+
+    sim.shutdown();
+    sim.client_mut(publisher).close();
+    sim.advance(deadline - Duration::from_millis(1));
+    assert!(!sim.is_closed(stuck), "closed before the shutdown deadline");
+    sim.advance(flush + Duration::from_millis(2));
+    assert!(
+        sim.is_closed(stuck),
+        "a client that never reads held the server"
+    );
+    assert!(
+        matches!(
+            sim.close_reason(stuck),
+            Some(SessionError::ClosedByServer(_))
+        ),
+        "{:?}",
+        sim.close_reason(stuck)
+    );
+    assert!(sim.server().is_drained());
+}
