@@ -418,6 +418,10 @@ impl Server {
             self.broker.handle_event(now, id, SessionEvent::Closed);
             self.route(now);
         }
+        if self.slots.is_empty() {
+            // Only stale entries are left: a drained server has no deadline.
+            self.timers.clear();
+        }
         if let Some(ip) = slot.ip {
             if let Some(n) = self.per_ip.get_mut(&ip) {
                 *n -= 1;
