@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod conformance;
 pub mod server;
 pub mod sim;
 pub mod wire;
