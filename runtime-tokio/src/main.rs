@@ -21,7 +21,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve RTMP until SIGINT or SIGTERM.
+    /// Serve RTMP. The first SIGTERM starts a graceful shutdown (clients
+    /// are told NetConnection.Shutdown.Notify; the server exits when they
+    /// have gone or at the shutdown deadline); a second SIGTERM or a SIGINT
+    /// exits at once.
     Serve(Serve),
 }
 
@@ -55,6 +58,11 @@ struct Serve {
     /// Drop the unsent rest of a GOP as soon as the next keyframe arrives.
     #[arg(long)]
     expire_previous_gop: bool,
+
+    /// Seconds clients get to leave after a graceful shutdown starts before
+    /// the rest are closed.
+    #[arg(short = 't', long, value_name = "SECS", value_parser = seconds, default_value = "300")]
+    shutdown_deadline: Duration,
 }
 
 fn seconds(s: &str) -> Result<Duration, String> {
@@ -76,6 +84,7 @@ impl Serve {
             rt.video_lifetime = d;
         }
         rt.expire_previous_gop |= self.expire_previous_gop;
+        config.shutdown_deadline = self.shutdown_deadline;
         config
     }
 }
@@ -112,9 +121,9 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let listeners = tincan_tokio::bind(&serve.listen).await?;
-        let stop = shutdown_signal()?;
-        tincan_tokio::serve(listeners, serve.config(), stop).await
+        let server = tincan_tokio::Server::bind(&serve.listen, serve.config()).await?;
+        watch_signals(server.handle())?;
+        server.run().await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -125,16 +134,33 @@ fn main() -> ExitCode {
     }
 }
 
-/// Resolves on the first SIGINT or SIGTERM. The handlers are installed
-/// before the server starts, so an early signal is not lost.
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+/// The first SIGTERM shuts down gracefully; a second SIGTERM or any SIGINT
+/// stops at once (TC Server semantics). The handlers are installed before
+/// the server starts, so an early signal is not lost.
+fn watch_signals(handle: tincan_tokio::Handle) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = int.recv() => tracing::info!("SIGINT"),
-            _ = term.recv() => tracing::info!("SIGTERM"),
+    tokio::spawn(async move {
+        let mut terms = 0;
+        loop {
+            tokio::select! {
+                _ = int.recv() => {
+                    tracing::info!("SIGINT: stopping now");
+                    handle.stop();
+                }
+                _ = term.recv() => {
+                    terms += 1;
+                    if terms == 1 {
+                        tracing::info!("SIGTERM: shutting down gracefully");
+                        handle.shutdown();
+                    } else {
+                        tracing::info!("second SIGTERM: stopping now");
+                        handle.stop();
+                    }
+                }
+            }
         }
-    })
+    });
+    Ok(())
 }
