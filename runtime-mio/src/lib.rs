@@ -27,10 +27,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
-mod write;
-
 use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -39,12 +37,11 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use tincan_core::event::SessionId;
+use tincan_core::session::Transmit;
 use tracing::{debug, info, warn};
 
 pub use tincan_core as core;
 pub use tincan_core::server::ServerConfig;
-
-use crate::write::Pending;
 
 /// Bytes read per `read`; each read is handed to the core at once.
 const READ_BUF: usize = 64 * 1024;
@@ -54,8 +51,13 @@ const WRITE_BUDGET: usize = 64;
 /// How long a finished connection may take to write its last transmit and
 /// then see the peer close, before its socket is dropped anyway.
 const LINGER: Duration = Duration::from_millis(500);
-/// How long [`Handle::stop`] lets closing sessions flush their goodbye.
-const STOP_FLUSH: Duration = Duration::from_secs(2);
+/// Buffers passed to one `writev`; well under every platform's IOV_MAX.
+const MAX_IOVECS: usize = 64;
+/// How long sessions get to flush their goodbye after [`Handle::stop`]
+/// before the remaining connections are dropped: long enough for a status
+/// message to reach a healthy peer, short enough that a stuck peer cannot
+/// hold the process.
+pub const STOP_FLUSH: Duration = Duration::from_secs(2);
 /// Tokens at the top of the range; sessions use their id, which counts up
 /// from zero and never gets there.
 const WAKER: Token = Token(usize::MAX);
@@ -175,7 +177,9 @@ impl Server {
 #[derive(Debug)]
 struct Conn {
     stream: TcpStream,
-    pending: Pending,
+    /// The transmit being written; the core hands out the next one only
+    /// when this one is gone, so its real-time backlog stays the only queue.
+    pending: Transmit,
     read_open: bool,
     /// Whether WRITABLE interest is registered.
     writable: bool,
@@ -256,10 +260,7 @@ impl Loop {
             info!(connections = self.conns.len(), "stopping");
             self.listeners.clear();
             self.stop_at = Some(now + STOP_FLUSH);
-            let ids: Vec<SessionId> = self.conns.keys().copied().collect();
-            for id in ids {
-                self.core.close(now, id, "server shutting down");
-            }
+            self.core.close_all(now, "server shutting down");
         }
     }
 
@@ -325,7 +326,7 @@ impl Loop {
                 id,
                 Conn {
                     stream,
-                    pending: Pending::default(),
+                    pending: Transmit::default(),
                     read_open: true,
                     writable: false,
                     finish_by: None,
@@ -407,18 +408,18 @@ impl Loop {
         }
         let mut budget = WRITE_BUDGET;
         let result = loop {
-            if conn.pending.is_done() {
+            if conn.pending.is_empty() {
                 if budget == 0 {
                     self.again.push(id);
                     break Ok(());
                 }
                 match self.core.poll_transmit(now, id) {
-                    Some(t) => conn.pending.set(t),
+                    Some(t) => conn.pending = t,
                     None => break Ok(()),
                 }
                 budget -= 1;
             }
-            match conn.pending.write_to(&mut conn.stream) {
+            match write(&mut conn.stream, &mut conn.pending) {
                 Ok(true) => {}
                 Ok(false) => break Ok(()),
                 Err(e) => break Err(e),
@@ -428,7 +429,7 @@ impl Loop {
             self.drop_conn(now, id, &e);
             return;
         }
-        let want_write = !conn.pending.is_done();
+        let want_write = !conn.pending.is_empty();
         if want_write != conn.writable {
             conn.writable = want_write;
             let interest = if want_write {
@@ -448,7 +449,7 @@ impl Loop {
         }
         if self.core.is_closed(id) {
             conn.finish_by.get_or_insert(now + LINGER);
-            if conn.pending.is_done() {
+            if conn.pending.is_empty() {
                 self.finish(now, id);
             }
         }
@@ -507,6 +508,24 @@ impl Loop {
             ),
         }
     }
+}
+
+/// Writes as much of `t` as the non-blocking `out` takes. `Ok(true)` once
+/// all of it is written, `Ok(false)` when the socket would block.
+fn write(mut out: impl Write, t: &mut Transmit) -> io::Result<bool> {
+    while !t.is_empty() {
+        // On the stack: this runs for every transmit of every player.
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let n = t.io_slices(&mut slices);
+        match out.write_vectored(&slices[..n]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => t.advance(written),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 /// Media is latency-sensitive and every transmit is already a batch, so
