@@ -1,20 +1,18 @@
 //! The conformance suite, run against the tokio runtime.
 
-use std::sync::Arc;
-
 use tincan_tests::conformance::{Control, Ready, Running, Runtime, ServerConfig, EPHEMERAL};
 
-/// tokio on a current-thread runtime of its own.
+/// tokio on a current-thread runtime built in the server's own thread.
 struct Tokio;
 
-struct TokioControl(Arc<tokio::sync::Notify>);
+struct TokioControl(tincan_tokio::Handle);
 
 impl Control for TokioControl {
     fn shutdown(&self) {
-        self.0.notify_one();
+        self.0.shutdown();
     }
     fn stop(&self) {
-        self.0.notify_one();
+        self.0.stop();
     }
 }
 
@@ -27,16 +25,9 @@ impl Runtime for Tokio {
                 .enable_all()
                 .build()?;
             rt.block_on(async move {
-                let listeners = tincan_tokio::bind(&[EPHEMERAL]).await?;
-                let addr = listeners[0].local_addr()?;
-                let stop = Arc::new(tokio::sync::Notify::new());
-                ready.ready(addr, TokioControl(stop.clone()));
-                let config = tincan_tokio::ServerConfig {
-                    session: config.session,
-                    broker: config.broker,
-                    shutdown_flush: None,
-                };
-                tincan_tokio::serve(listeners, config, async move { stop.notified().await }).await
+                let server = tincan_tokio::Server::bind(&[EPHEMERAL], config).await?;
+                ready.ready(server.local_addrs()[0], TokioControl(server.handle()));
+                server.run().await
             })
         })
     }
