@@ -226,6 +226,8 @@ macro_rules! conformance_suite {
             disconnect_during_publish,
             graceful_shutdown_notifies_then_exits,
             graceful_shutdown_closes_stragglers_at_deadline,
+            graceful_shutdown_refuses_new_connections,
+            stop_closes_every_connection_and_returns,
         );
     };
     (@cases $runtime:ty; $($case:ident),* $(,)?) => {

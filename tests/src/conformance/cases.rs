@@ -2,6 +2,8 @@
 //! each checking one behaviour a user would see: frames a real client
 //! decoded, statuses a client received, a server that keeps serving.
 
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -555,5 +557,84 @@ pub fn graceful_shutdown_closes_stragglers_at_deadline<R: Runtime>() {
         joined.is_ok(),
         "[{}] the server did not return: {joined:?}",
         server.name()
+    );
+}
+
+/// Once a graceful shutdown has started, a new connection is refused: it
+/// never gets a handshake reply.
+pub fn graceful_shutdown_refuses_new_connections<R: Runtime>() {
+    let server = R::start(ServerConfig::default());
+    // A client that stays keeps the server in its shutdown phase.
+    let mut client = RtmpClient::connect(server.addr());
+    client.connect_app();
+    server.shutdown();
+    assert!(
+        client.pump_until(TIMEOUT, |s| s
+            .statuses(0)
+            .iter()
+            .any(|c| c == "NetConnection.Shutdown.Notify")),
+        "[{}] no Shutdown.Notify: {}",
+        server.name(),
+        client.describe()
+    );
+
+    let Ok(mut late) = TcpStream::connect(server.addr()) else {
+        return; // the listener is closed: refused outright
+    };
+    late.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("read timeout");
+    let mut hello = RtmpClient::connect(server.addr());
+    let c0c1 = hello.take_queued();
+    drop(hello);
+    // Writing may fail if the server already closed the socket.
+    let _ = late.write_all(&c0c1[..1 + 1536]);
+    let mut reply = [0u8; 1];
+    let got = late.read(&mut reply);
+    assert!(
+        !matches!(got, Ok(n) if n > 0),
+        "[{}] a connection made during shutdown was served: {got:?}",
+        server.name()
+    );
+    assert!(
+        !matches!(&got, Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)),
+        "[{}] a connection made during shutdown was left open: {got:?}",
+        server.name()
+    );
+}
+
+/// `stop` closes every connection at once, telling connected clients
+/// `NetConnection.Connect.Closed`, and the server returns.
+pub fn stop_closes_every_connection_and_returns<R: Runtime>() {
+    let mut server = start::<R>();
+    let (_publisher, mut player) = bystander(&server, "stop");
+    let asked = Instant::now();
+    server.stop();
+    player.pump_until(Duration::from_secs(10), |_| false);
+    assert!(
+        player.saw_eof(),
+        "[{}] the player was not closed: {}",
+        server.name(),
+        player.describe()
+    );
+    assert!(
+        player
+            .statuses()
+            .iter()
+            .any(|c| c == "NetConnection.Connect.Closed"),
+        "[{}] no goodbye status: {}",
+        server.name(),
+        player.describe()
+    );
+    let joined = server.join(Duration::from_secs(10));
+    assert!(
+        joined.is_ok(),
+        "[{}] the server did not return: {joined:?}",
+        server.name()
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "[{}] stop took {:?}",
+        server.name(),
+        asked.elapsed()
     );
 }
