@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod abuse;
 pub mod server;
 pub mod sim;
 pub mod wire;
