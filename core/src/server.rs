@@ -288,14 +288,11 @@ impl Server {
         if let Some(at) = self.shutdown_at {
             if at <= now && !self.shutdown_done {
                 self.shutdown_done = true;
-                let ids: Vec<SessionId> = self.slots.keys().copied().collect();
                 tracing::info!(
-                    connections = ids.len(),
+                    connections = self.slots.len(),
                     "shutdown deadline: closing the remaining connections"
                 );
-                for id in ids {
-                    self.close(now, id, "server shutting down");
-                }
+                self.close_all(now, "server shutting down");
             }
         }
     }
@@ -309,6 +306,16 @@ impl Server {
         slot.span.in_scope(|| slot.session.close(now, reason));
         self.mark_ready(id);
         self.settle(now, id);
+    }
+
+    /// Closes every connection at once with `reason` (an immediate stop):
+    /// connected clients still get `NetConnection.Connect.Closed` if the
+    /// runtime flushes before it exits.
+    pub fn close_all(&mut self, now: Instant, reason: &str) {
+        let ids: Vec<SessionId> = self.slots.keys().copied().collect();
+        for id in ids {
+            self.close(now, id, reason);
+        }
     }
 
     /// Starts a graceful shutdown: new connections are refused, connected

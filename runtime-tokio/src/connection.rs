@@ -2,16 +2,13 @@
 
 use std::io::{self, IoSlice};
 use std::sync::Arc;
-use std::time::Instant;
 
-use bytes::{Buf, Bytes};
-use tincan_core::event::{SessionEvent, SessionId};
-use tincan_core::session::{Session, SessionError, Transmit};
+use tincan_core::event::SessionId;
+use tincan_core::session::{SessionError, Transmit};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tracing::{debug, info};
 
-use crate::hub::{lock, now, wake, Deliveries, Shared, Slot};
+use crate::shared::Shared;
 
 /// Bytes read from the socket per `read`; one read is handed to the session
 /// at once.
@@ -31,133 +28,102 @@ const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 #[cfg(any(target_os = "linux", target_os = "android"))]
 const NOTSENT_LOWAT: u32 = 16 * 1024;
 
-/// The transmit being written: the session hands out the next one only when
-/// this one is gone, so its real-time backlog stays the only queue.
-#[derive(Debug, Default)]
-struct Pending {
-    bufs: Vec<Bytes>,
-    /// Index of the first buffer not fully written.
-    first: usize,
-}
-
-impl Pending {
-    fn is_done(&self) -> bool {
-        self.first >= self.bufs.len()
-    }
-
-    fn set(&mut self, t: Transmit) {
-        self.bufs = t.bufs;
-        self.first = 0;
-        self.skip_empty();
-    }
-
-    fn skip_empty(&mut self) {
-        while self.first < self.bufs.len() && self.bufs[self.first].is_empty() {
-            self.first += 1;
-        }
-    }
-
-    fn advance(&mut self, mut n: usize) {
-        while n > 0 && !self.is_done() {
-            let buf = &mut self.bufs[self.first];
-            let step = n.min(buf.len());
-            buf.advance(step);
-            n -= step;
-            self.skip_empty();
-        }
-    }
-
-    /// Writes as much as the socket takes without blocking. `Ok(true)` once
-    /// everything is written.
-    fn write_to(&mut self, stream: &TcpStream) -> io::Result<bool> {
-        while !self.is_done() {
-            // On the stack: this runs for every transmit of every player.
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut count = 0;
-            for (slot, buf) in slices.iter_mut().zip(&self.bufs[self.first..]) {
-                *slot = IoSlice::new(buf);
-                count += 1;
-            }
-            match stream.try_write_vectored(&slices[..count]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.advance(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        self.bufs.clear();
-        self.first = 0;
-        Ok(true)
-    }
-}
-
-/// What one connection task carries between steps.
-struct Conn {
-    shared: Arc<Shared>,
-    id: SessionId,
-    slot: Arc<Slot>,
-    events: Vec<SessionEvent>,
-    deliveries: Deliveries,
-    /// Whether the broker has seen this session's `Closed`; if the task ends
-    /// without it (socket error), the task sends it so the broker forgets
-    /// the session's publishes and subscriptions.
-    closed_sent: bool,
-}
-
-impl Conn {
-    fn session(&self) -> std::sync::MutexGuard<'_, Session> {
-        lock(&self.slot.session)
-    }
-
-    /// Drains the session's events into the broker and delivers the
-    /// broker's answers; it never holds its own session while it takes the
-    /// broker lock (the lock order is broker, then session).
-    fn dispatch(&mut self, now: Instant) {
-        {
-            let mut session = lock(&self.slot.session);
-            while let Some(event) = session.poll_event() {
-                self.events.push(event);
-            }
-        }
-        if self.events.is_empty() {
-            return;
-        }
-        if self.events.contains(&SessionEvent::Closed) {
-            self.closed_sent = true;
-        }
-        self.shared
-            .handle_events(now, self.id, self.events.drain(..), &mut self.deliveries);
-        wake(&mut self.deliveries);
-    }
-
-    /// The socket failed or the task is ending: make sure the broker learns
-    /// the session is gone.
-    fn finish(&mut self, now: Instant) {
-        if !self.closed_sent {
-            self.session().handle_eof(now);
-            self.dispatch(now);
-        }
-        if !self.closed_sent {
-            self.closed_sent = true;
-            self.shared
-                .handle_events(now, self.id, [SessionEvent::Closed], &mut self.deliveries);
-            wake(&mut self.deliveries);
-        }
-        self.shared.remove_session(self.id);
-    }
-}
-
-/// Runs one accepted connection until its session closes, the socket fails,
-/// or the server stops and the session has said goodbye.
-pub(crate) async fn run(
-    shared: Arc<Shared>,
-    id: SessionId,
-    slot: Arc<Slot>,
-    stream: TcpStream,
-    mut stop: watch::Receiver<bool>,
-) {
+/// Runs one accepted connection until its session closes or the socket
+/// fails; the core decides everything else (shutdown, limits, timers).
+pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: TcpStream) {
     info!("accepted");
+    configure(&stream);
+    let bell = shared.register(id);
+    let mut buf = vec![0u8; READ_BUF];
+    let mut pending = Transmit::default();
+    let mut read_open = true;
+    let outcome: io::Result<()> = loop {
+        // 1. Write while the socket takes it, taking the next transmit from
+        //    the core only once the previous one is fully written.
+        let mut budget = WRITE_BUDGET;
+        let more_output = loop {
+            if pending.is_empty() {
+                match shared.with(|s, now| s.poll_transmit(now, id)) {
+                    Some(t) => pending = t,
+                    None => break Ok(false),
+                }
+            }
+            match write(&stream, &mut pending) {
+                Ok(true) => {
+                    budget -= 1;
+                    if budget == 0 {
+                        break Ok(true);
+                    }
+                }
+                Ok(false) => break Ok(false),
+                Err(e) => break Err(e),
+            }
+        };
+        let more_output = match more_output {
+            Ok(more) => more,
+            Err(e) => break Err(e),
+        };
+        // The core counts a transmit as sent once handed out; what is still
+        // pending here is ours to finish before the socket goes.
+        if pending.is_empty() && shared.with(|s, _| s.is_closed(id)) {
+            break Ok(());
+        }
+        // 2. Wait for whatever can move this connection next.
+        tokio::select! {
+            r = stream.readable(), if read_open => {
+                if let Err(e) = r {
+                    break Err(e);
+                }
+                match stream.try_read(&mut buf) {
+                    Ok(0) => {
+                        read_open = false;
+                        shared.with(|s, now| s.handle_eof(now, id));
+                    }
+                    Ok(n) => {
+                        // An error closes the session, which flushes the
+                        // status it owes; the loop carries on until closed.
+                        if let Err(e) = shared.with(|s, now| s.handle_input(now, id, &buf[..n])) {
+                            debug!(error = %e, "session error");
+                        }
+                    }
+                    Err(e) if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                    Err(e) => break Err(e),
+                }
+            }
+            r = stream.writable(), if !pending.is_empty() => {
+                if let Err(e) = r {
+                    break Err(e);
+                }
+            }
+            () = bell.notified() => {}
+            () = tokio::task::yield_now(), if more_output => {}
+        }
+    };
+    shared.unregister(id);
+    let closed = shared.with(|s, now| s.remove(now, id));
+    let reason = closed
+        .as_ref()
+        .and_then(|c| c.error.as_ref().map(SessionError::to_string));
+    let reason = reason.as_deref().unwrap_or("none");
+    let (dropped_frames, dropped_bytes) = closed
+        .map(|c| (c.dropped_frames, c.dropped_bytes))
+        .unwrap_or_default();
+    match &outcome {
+        Ok(()) => info!(reason, dropped_frames, dropped_bytes, "closed"),
+        Err(e) => {
+            info!(error = %e, reason, dropped_frames, dropped_bytes, "closed on socket error")
+        }
+    }
+    if outcome.is_ok() && read_open {
+        linger(stream).await;
+    }
+}
+
+/// Socket options every connection gets.
+fn configure(stream: &TcpStream) {
     // Media is latency-sensitive and every transmit is already a whole
     // batch: Nagle would only delay it.
     if let Err(e) = stream.set_nodelay(true) {
@@ -170,119 +136,27 @@ pub(crate) async fn run(
     // unsent. In-flight (sent, unacknowledged) data is not limited, so
     // throughput on long fat links is unaffected.
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    if let Err(e) = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(NOTSENT_LOWAT) {
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_notsent_lowat(NOTSENT_LOWAT) {
         debug!(error = %e, "cannot set TCP_NOTSENT_LOWAT");
     }
-    let mut conn = Conn {
-        shared,
-        id,
-        slot,
-        events: Vec::new(),
-        deliveries: Vec::new(),
-        closed_sent: false,
-    };
-    let mut buf = vec![0u8; READ_BUF];
-    let mut pending = Pending::default();
-    let mut read_open = true;
-    let mut stopping = false;
-    let outcome: io::Result<()> = loop {
-        let step_now = now();
+}
 
-        // 1. Write while the socket takes it, polling the next transmit
-        //    only once the previous one is fully written.
-        let mut budget = WRITE_BUDGET;
-        let write = loop {
-            if pending.is_done() {
-                match conn.session().poll_transmit(step_now) {
-                    Some(t) => pending.set(t),
-                    None => break Ok(false),
-                }
-            }
-            match pending.write_to(&stream) {
-                Ok(true) => {
-                    budget -= 1;
-                    if budget == 0 {
-                        break Ok(true);
-                    }
-                }
-                Ok(false) => break Ok(false),
-                Err(e) => break Err(e),
-            }
-        };
-        // 2. Events for the broker.
-        conn.dispatch(step_now);
-        let more_output = match write {
-            Ok(more) => more,
-            Err(e) => break Err(e),
-        };
-        // The session counts a transmit as sent once handed out; the bytes
-        // still pending here are ours to finish before the socket goes.
-        if pending.is_done() && conn.session().is_closed() {
-            break Ok(());
-        }
-        // 3. Wait for whatever can move the session next.
-        let deadline = conn.session().poll_timeout();
-        let sleep = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d.into()).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            r = stream.readable(), if read_open => {
-                if let Err(e) = r {
-                    break Err(e);
-                }
-                match stream.try_read(&mut buf) {
-                    Ok(0) => {
-                        read_open = false;
-                        conn.session().handle_eof(now());
-                    }
-                    Ok(n) => {
-                        // An error closes the session, which flushes the
-                        // status it owes; the loop carries on until
-                        // `is_closed`.
-                        if let Err(e) = conn.session().handle_input(now(), &buf[..n]) {
-                            debug!(error = %e, "session error");
-                        }
-                    }
-                    Err(e) if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) => {}
-                    Err(e) => break Err(e),
-                }
-            }
-            r = stream.writable(), if !pending.is_done() => {
-                if let Err(e) = r {
-                    break Err(e);
-                }
-            }
-            () = conn.slot.wake.notified() => {}
-            () = sleep => conn.session().handle_timeout(now()),
-            _ = stop.changed(), if !stopping => {
-                stopping = true;
-                conn.session().close(now(), "server shutting down");
-            }
-            () = tokio::task::yield_now(), if more_output => {}
-        }
-    };
-    conn.finish(now());
-    let (reason, dropped_frames, dropped_bytes) = {
-        let s = conn.session();
-        let reason = s.error().map(SessionError::to_string);
-        (reason, s.dropped_frames(), s.dropped_bytes())
-    };
-    let reason = reason.as_deref().unwrap_or("none");
-    match &outcome {
-        Ok(()) => info!(reason, dropped_frames, dropped_bytes, "closed"),
-        Err(e) => {
-            info!(error = %e, reason, dropped_frames, dropped_bytes, "closed on socket error")
+/// Writes as much of `t` as the socket takes without blocking. `Ok(true)`
+/// once all of it is written.
+fn write(stream: &TcpStream, t: &mut Transmit) -> io::Result<bool> {
+    while !t.is_empty() {
+        // On the stack: this runs for every transmit of every player.
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let n = t.io_slices(&mut slices);
+        match stream.try_write_vectored(&slices[..n]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => t.advance(written),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
-    if outcome.is_ok() && read_open {
-        linger(stream).await;
-    }
+    Ok(true)
 }
 
 /// Closes our side and reads what the peer still sends until it closes too,
@@ -299,40 +173,4 @@ async fn linger(mut stream: TcpStream) {
         while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
     })
     .await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pending(parts: &[&'static [u8]]) -> Pending {
-        let mut p = Pending::default();
-        p.set(Transmit {
-            bufs: parts.iter().map(|b| Bytes::from_static(b)).collect(),
-        });
-        p
-    }
-
-    fn rest(p: &Pending) -> Vec<u8> {
-        p.bufs[p.first..].iter().flat_map(|b| b.to_vec()).collect()
-    }
-
-    #[test]
-    fn partial_write_resumes_inside_a_buffer() {
-        let mut p = pending(&[b"abc", b"defg"]);
-        p.advance(4);
-        assert_eq!(rest(&p), b"efg");
-    }
-
-    #[test]
-    fn empty_buffers_never_hold_up_completion() {
-        let mut p = pending(&[b"", b"ab", b"", b""]);
-        p.advance(2);
-        assert!(p.is_done());
-    }
-
-    #[test]
-    fn an_all_empty_transmit_is_done_at_once() {
-        assert!(pending(&[b"", b""]).is_done());
-    }
 }

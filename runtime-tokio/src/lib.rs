@@ -1,27 +1,26 @@
 //! Drives the tincan sans-IO core over tokio sockets; the reference server
 //! binary `tincan` lives here.
 //!
-//! The runtime is deliberately thin. Each accepted connection gets one task
-//! that owns its socket and a [`Session`](tincan_core::session::Session): it
-//! reads bytes into the session, writes the session's transmits with
-//! vectored I/O (one pending transmit at a time, so the session's real-time
-//! backlog stays the only queue), and arms the session's one timer. The
-//! server-wide [`Broker`](tincan_core::broker::Broker) sits behind a short
-//! lock shared by every task; a small task drives its republish-grace timer.
-//!
-//! Lock discipline: the broker lock is always taken before a session lock,
-//! never the reverse. Broker output is handed to its sessions while the
-//! broker lock is held, so every session sees events in the broker's order;
-//! a connection task releases its own session before it takes the broker
-//! lock, and the woken tasks run once it is released.
+//! The adapter is deliberately thin: the whole server (sessions, broker,
+//! timers, limits, graceful shutdown) is the core's
+//! [`Server`](tincan_core::server::Server), kept behind one short lock. Each
+//! accepted connection gets a task that owns its socket: it hands bytes read
+//! to the core, writes the core's transmits with vectored I/O (one pending
+//! transmit at a time, so the session's real-time backlog stays the only
+//! queue) with the lock released, and sleeps until its socket or its bell
+//! (rung when the core names it ready) wakes it. One more task sleeps until
+//! the core's next deadline.
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
-//! let listeners = tincan_tokio::bind(&["127.0.0.1:1935".parse().unwrap()]).await?;
-//! tincan_tokio::serve(listeners, tincan_tokio::ServerConfig::default(), async {
+//! let addr = "127.0.0.1:1935".parse().unwrap();
+//! let server = tincan_tokio::Server::bind(&[addr], Default::default()).await?;
+//! let handle = server.handle();
+//! tokio::spawn(async move {
 //!     let _ = tokio::signal::ctrl_c().await;
-//! })
-//! .await
+//!     handle.shutdown(); // graceful: NetConnection.Shutdown.Notify to all
+//! });
+//! server.run().await
 //! # }
 //! ```
 
@@ -29,9 +28,8 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod connection;
-mod hub;
+mod shared;
 
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,34 +42,180 @@ use tokio::task::JoinSet;
 use tracing::{info, warn, Instrument};
 
 pub use tincan_core as core;
-use tincan_core::broker::BrokerConfig;
-use tincan_core::session::SessionConfig;
+pub use tincan_core::server::ServerConfig;
 
-use crate::hub::Shared;
+use crate::shared::Shared;
 
-/// Everything the server needs to know besides its listeners.
-#[derive(Debug, Clone, Default)]
-pub struct ServerConfig {
-    /// Knobs given to every new connection's session.
-    pub session: SessionConfig,
-    /// Knobs of the server-wide broker.
-    pub broker: BrokerConfig,
-    /// How long sessions get to flush their goodbye after shutdown starts
-    /// before the remaining connections are dropped. `None` uses
-    /// [`DEFAULT_SHUTDOWN_FLUSH`].
-    pub shutdown_flush: Option<Duration>,
+/// How long sessions get to flush their goodbye after [`Handle::stop`]
+/// before the remaining connections are dropped: long enough for a status
+/// message to reach a healthy peer, short enough that a stuck peer cannot
+/// hold the process.
+pub const STOP_FLUSH: Duration = Duration::from_secs(2);
+
+/// What the owner of a [`Handle`] asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Control {
+    Run,
+    Shutdown,
+    Stop,
 }
 
-/// How long closing sessions may flush on shutdown by default: long enough
-/// for a status message to reach a healthy peer, short enough that a stuck
-/// peer cannot hold the process.
-pub const DEFAULT_SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
+/// Bound listeners and the configuration to serve them with.
+#[derive(Debug)]
+pub struct Server {
+    listeners: Vec<TcpListener>,
+    config: ServerConfig,
+    control: Arc<watch::Sender<Control>>,
+}
 
-/// Binds one listener per address, exactly as given. An IPv6 address is
-/// bound IPv6-only, so `0.0.0.0:1935` and `[::]:1935` can both be listened
-/// on without colliding.
-pub async fn bind(addrs: &[SocketAddr]) -> io::Result<Vec<TcpListener>> {
-    addrs.iter().map(|addr| bind_one(*addr)).collect()
+/// Asks a running [`Server`] to stop, from any thread or task.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    control: Arc<watch::Sender<Control>>,
+}
+
+impl Handle {
+    /// Graceful shutdown (TC semantics): new connections are refused,
+    /// connected clients are told `NetConnection.Shutdown.Notify`, and
+    /// [`Server::run`] returns once they have all gone, or closes the rest
+    /// at [`ServerConfig::shutdown_deadline`].
+    pub fn shutdown(&self) {
+        self.control.send_if_modified(|c| {
+            let changed = *c == Control::Run;
+            if changed {
+                *c = Control::Shutdown;
+            }
+            changed
+        });
+    }
+
+    /// Stops at once: every session is closed, gets [`STOP_FLUSH`] to
+    /// flush its goodbye, then [`Server::run`] returns.
+    pub fn stop(&self) {
+        self.control.send_replace(Control::Stop);
+    }
+}
+
+impl Server {
+    /// Binds one listener per address, exactly as given. An IPv6 address is
+    /// bound IPv6-only, so `0.0.0.0:1935` and `[::]:1935` can both be
+    /// listened on without colliding. Must be called inside a tokio runtime.
+    pub async fn bind(addrs: &[SocketAddr], config: ServerConfig) -> io::Result<Server> {
+        let listeners = addrs
+            .iter()
+            .map(|addr| bind_one(*addr))
+            .collect::<io::Result<_>>()?;
+        Ok(Server {
+            listeners,
+            config,
+            control: Arc::new(watch::channel(Control::Run).0),
+        })
+    }
+
+    /// The addresses actually bound (port 0 resolved).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// A handle to shut the server down once it runs.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            control: self.control.clone(),
+        }
+    }
+
+    /// Serves RTMP until a [`Handle`] shuts it down or stops it.
+    ///
+    /// Connections are spawned onto the current runtime and run in parallel
+    /// on a multi-threaded one.
+    pub async fn run(self) -> io::Result<()> {
+        for addr in self.local_addrs() {
+            info!(%addr, "listening");
+        }
+        let shared = Arc::new(Shared::new(self.config));
+        let timer = tokio::spawn(shared.clone().run_timer());
+        let mut control = self.control.subscribe();
+        let mut listeners = self.listeners;
+        let mut conns = JoinSet::new();
+        let mut stopping = false;
+        loop {
+            if *control.borrow_and_update() == Control::Stop {
+                stopping = true;
+                break;
+            }
+            tokio::select! {
+                accepted = accept_any(&listeners) => match accepted {
+                    Ok((stream, peer)) => accept(&shared, &mut conns, stream, peer),
+                    Err(e) => {
+                        // Usually out of file descriptors: back off instead
+                        // of spinning; it clears as connections close.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                changed = control.changed() => {
+                    if changed.is_err() || *control.borrow() == Control::Stop {
+                        continue;
+                    }
+                    // Graceful: closing the listeners makes the kernel
+                    // refuse new connections outright.
+                    listeners.clear();
+                    shared.with(|s, now| s.shutdown(now));
+                    if conns.is_empty() {
+                        break;
+                    }
+                }
+                // Reap finished connections so the set does not grow with
+                // the number ever served.
+                Some(_) = conns.join_next(), if !conns.is_empty() => {
+                    if listeners.is_empty() && conns.is_empty() {
+                        break;
+                    }
+                }
+            }
+        }
+        if stopping {
+            drop(listeners);
+            info!(connections = conns.len(), "stopping");
+            shared.with(|s, now| s.close_all(now, "server shutting down"));
+            let flushed = tokio::time::timeout(STOP_FLUSH, async {
+                while conns.join_next().await.is_some() {}
+            })
+            .await;
+            if flushed.is_err() {
+                warn!(
+                    connections = conns.len(),
+                    "connections still flushing at the deadline; dropping them"
+                );
+                conns.shutdown().await;
+            }
+        }
+        timer.abort();
+        info!("stopped");
+        Ok(())
+    }
+}
+
+fn accept(shared: &Arc<Shared>, conns: &mut JoinSet<()>, stream: TcpStream, peer: SocketAddr) {
+    let accepted = shared.with(|s, now| {
+        let mut entropy = |buf: &mut [u8]| {
+            // The OS generator only fails on a broken system; no peer can
+            // cause it, and predictable handshakes would be worse.
+            getrandom::fill(buf).expect("the OS random generator is unavailable");
+        };
+        s.accept(now, Some(peer), &mut entropy)
+            .map(|id| (id, s.span(id)))
+    });
+    match accepted {
+        Ok((id, span)) => {
+            let span = span.unwrap_or_else(tracing::Span::none);
+            conns.spawn(connection::run(shared.clone(), id, stream).instrument(span));
+        }
+        Err(refusal) => warn!(%peer, %refusal, "connection refused"),
+    }
 }
 
 fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -88,75 +232,6 @@ fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
         .map_err(|e| io::Error::new(e.kind(), format!("cannot bind {addr}: {e}")))?;
     socket.listen(1024)?;
     TcpListener::from_std(socket.into())
-}
-
-/// Serves RTMP on `listeners` until `shutdown` completes, then stops
-/// accepting, asks every session to close ("server shutting down"), gives
-/// them up to [`ServerConfig::shutdown_flush`] to flush and returns.
-///
-/// Must run inside a tokio runtime with I/O and time enabled; connections
-/// are spawned onto it and run in parallel on a multi-threaded runtime.
-pub async fn serve(
-    listeners: Vec<TcpListener>,
-    config: ServerConfig,
-    shutdown: impl Future<Output = ()>,
-) -> io::Result<()> {
-    for l in &listeners {
-        info!(addr = %l.local_addr()?, "listening");
-    }
-    let flush = config.shutdown_flush.unwrap_or(DEFAULT_SHUTDOWN_FLUSH);
-    let shared = Arc::new(Shared::new(config));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let timer = tokio::spawn(hub::run_broker_timer(shared.clone(), stop_rx.clone()));
-    let mut conns = JoinSet::new();
-
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            accepted = accept_any(&listeners) => match accepted {
-                Ok((stream, peer)) => {
-                    spawn_connection(&mut conns, &shared, stream, peer, stop_rx.clone());
-                }
-                Err(e) => {
-                    // Usually out of file descriptors: back off instead of
-                    // spinning, the condition clears as connections close.
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            // Reap finished connections so the set does not grow with the
-            // number of connections ever served.
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
-    }
-
-    info!(connections = conns.len(), "shutting down");
-    drop(listeners);
-    let _ = stop_tx.send(true);
-    let drained =
-        tokio::time::timeout(flush, async { while conns.join_next().await.is_some() {} }).await;
-    if drained.is_err() {
-        warn!(
-            connections = conns.len(),
-            "connections still flushing at the deadline; dropping them"
-        );
-        conns.shutdown().await;
-    }
-    timer.abort();
-    Ok(())
-}
-
-fn spawn_connection(
-    conns: &mut JoinSet<()>,
-    shared: &Arc<Shared>,
-    stream: TcpStream,
-    peer: SocketAddr,
-    stop: watch::Receiver<bool>,
-) {
-    let (id, slot) = shared.open_session();
-    let span = tracing::info_span!("conn", id = %id, peer = %peer);
-    conns.spawn(connection::run(shared.clone(), id, slot, stream, stop).instrument(span));
 }
 
 /// The next connection from whichever listener has one.

@@ -341,7 +341,7 @@ fn player_survives_publisher_restart() {
 }
 
 #[test]
-fn server_exits_cleanly_on_sigterm_with_a_player_connected() {
+fn server_exits_cleanly_on_sigint_with_a_player_connected() {
     let ffmpeg = require_tool("ffmpeg");
     let mut server = TestServer::start();
     let url = server.url("bye");
@@ -351,7 +351,7 @@ fn server_exits_cleanly_on_sigterm_with_a_player_connected() {
     assert!(p.video >= 10, "{}", player.describe());
 
     let pid = server.child().id().to_string();
-    let kill = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let kill = Command::new("kill").args(["-INT", &pid]).status().unwrap();
     assert!(kill.success());
     let deadline = Instant::now() + Duration::from_secs(5);
     let status = loop {
@@ -360,7 +360,7 @@ fn server_exits_cleanly_on_sigterm_with_a_player_connected() {
         }
         assert!(
             Instant::now() < deadline,
-            "server still running 5 s after SIGTERM:\n{}",
+            "server still running 5 s after SIGINT:\n{}",
             server.logs()
         );
         sleep(Duration::from_millis(20));

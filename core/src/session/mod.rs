@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::auth::AuthKeys;
 use crate::chunk::{ChunkDecoder, ChunkEncoder, DecoderLimits, RawMessage};
 use crate::entropy::Entropy;
 use crate::event::{BrokerEvent, Frame, FrameKind, SessionEvent};
@@ -53,6 +54,7 @@ use pacing::Pacing;
 mod backlog;
 mod dialogue;
 mod pacing;
+mod tc;
 
 /// Knobs of one connection. The defaults interoperate with FFmpeg,
 /// librtmp (rtmpdump, OBS), GStreamer and Flash-era clients.
@@ -85,6 +87,12 @@ pub struct SessionConfig {
     pub real_time: RealTimeConfig,
     /// The `fmsVer` property sent in the `connect` result.
     pub fms_version: String,
+    /// TC authentication master keys; when any is set, `connect` must carry
+    /// a token made with one of them (see [`crate::auth`]).
+    pub auth_keys: AuthKeys,
+    /// Sent as `serverInfo` in the `connect` result's info object (TC), so
+    /// an operator can tell clients which server or build they reached.
+    pub server_info: Option<String>,
 }
 
 impl Default for SessionConfig {
@@ -102,6 +110,8 @@ impl Default for SessionConfig {
             dead_peer_timeout: Duration::from_secs(60),
             real_time: RealTimeConfig::default(),
             fms_version: "FMS/3,5,7,7009".to_owned(),
+            auth_keys: AuthKeys::default(),
+            server_info: None,
         }
     }
 }
@@ -174,9 +184,41 @@ impl Transmit {
         self.bufs.iter().map(Bytes::len).sum()
     }
 
-    /// Whether there is nothing to write.
+    /// Whether there is nothing (left) to write.
     pub fn is_empty(&self) -> bool {
         self.bufs.iter().all(Bytes::is_empty)
+    }
+
+    /// Forgets the first `n` bytes after a partial write, so the rest can be
+    /// written next time the socket takes bytes. Every runtime needs this
+    /// for vectored writes; it never copies a payload.
+    pub fn advance(&mut self, mut n: usize) {
+        let mut done = 0;
+        for b in &mut self.bufs {
+            if b.len() > n {
+                bytes::Buf::advance(b, n);
+                break;
+            }
+            n -= b.len();
+            done += 1;
+        }
+        self.bufs.drain(..done);
+    }
+
+    /// Fills `out` with the non-empty buffers still to write, in order, and
+    /// returns how many it filled: the argument of one `write_vectored`. A
+    /// transmit holds at most a few hundred buffers; pass a fixed array
+    /// (64 slots is plenty per call) so no allocation happens per write.
+    pub fn io_slices<'a>(&'a self, out: &mut [std::io::IoSlice<'a>]) -> usize {
+        let mut filled = 0;
+        for (slot, b) in out
+            .iter_mut()
+            .zip(self.bufs.iter().filter(|b| !b.is_empty()))
+        {
+            *slot = std::io::IoSlice::new(b);
+            filled += 1;
+        }
+        filled
     }
 }
 
@@ -257,6 +299,10 @@ pub struct Session {
     timers: Timers,
     last_input: Instant,
     last_ping: Option<Instant>,
+    /// Addresses from `setPeerInfo` (TC), bounded.
+    peer_info: Vec<String>,
+    /// The user name of a user-token `connect` (TC auth).
+    user: Option<String>,
 }
 
 /// Where the connection is in its life.
@@ -444,6 +490,8 @@ impl Session {
             timers,
             last_input: now,
             last_ping: None,
+            peer_info: Vec::new(),
+            user: None,
         }
     }
 
@@ -879,6 +927,8 @@ fn frame_to_raw(stream: u32, frame: Frame) -> RawMessage {
     }
 }
 
+#[cfg(test)]
+mod tc_tests;
 #[cfg(test)]
 mod test_client;
 #[cfg(test)]

@@ -1568,3 +1568,42 @@ fn fcsubscribe_is_answered_with_a_result_and_on_fcsubscribe() {
     assert_eq!(got[1].code(), Some("NetStream.Play.Start"));
     assert_eq!(got[1].info_str("description"), Some("cam"));
 }
+
+mod transmit {
+    use super::*;
+
+    fn transmit(parts: &[&'static [u8]]) -> Transmit {
+        Transmit {
+            bufs: parts.iter().map(|b| Bytes::from_static(b)).collect(),
+        }
+    }
+
+    fn rest(t: &Transmit) -> Vec<u8> {
+        t.bufs.iter().flat_map(|b| b.to_vec()).collect()
+    }
+
+    #[test]
+    fn partial_write_resumes_inside_a_buffer() {
+        let mut t = transmit(&[b"abc", b"defg"]);
+        t.advance(4);
+        assert_eq!(rest(&t), b"efg");
+        assert_eq!(t.bufs.len(), 1);
+    }
+
+    #[test]
+    fn empty_buffers_never_hold_up_completion() {
+        let mut t = transmit(&[b"", b"ab", b"", b""]);
+        t.advance(2);
+        assert!(t.is_empty());
+        assert!(t.bufs.is_empty());
+    }
+
+    #[test]
+    fn io_slices_skip_empty_buffers_and_respect_the_array() {
+        let t = transmit(&[b"", b"ab", b"", b"c", b"d"]);
+        let mut slices = [std::io::IoSlice::new(&[]); 2];
+        assert_eq!(t.io_slices(&mut slices), 2);
+        assert_eq!(&*slices[0], b"ab");
+        assert_eq!(&*slices[1], b"c");
+    }
+}
