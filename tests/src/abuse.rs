@@ -356,6 +356,7 @@ pub fn set_chunk_size_bytes(size: u32) -> Vec<u8> {
 pub struct Load {
     stop: Arc<AtomicBool>,
     video: Arc<AtomicU64>,
+    published: Arc<AtomicU64>,
     player_eof: Arc<AtomicBool>,
     publisher_eof: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
@@ -368,6 +369,7 @@ impl Load {
     pub fn start(port: u16, name: &str, frame_bytes: usize) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let video = Arc::new(AtomicU64::new(0));
+        let published = Arc::new(AtomicU64::new(0));
         let player_eof = Arc::new(AtomicBool::new(false));
         let publisher_eof = Arc::new(AtomicBool::new(false));
         let mut publisher = NetClient::connect(port, 1);
@@ -380,9 +382,9 @@ impl Load {
 
         let mut threads = Vec::new();
         {
-            let (stop, eof) = (stop.clone(), publisher_eof.clone());
+            let (stop, eof, published) = (stop.clone(), publisher_eof.clone(), published.clone());
             threads.push(thread::spawn(move || {
-                publish_loop(publisher, pub_stream, frame_bytes, &stop);
+                publish_loop(publisher, pub_stream, frame_bytes, &published, &stop);
                 eof.store(true, Ordering::SeqCst);
             }));
         }
@@ -396,6 +398,7 @@ impl Load {
         let load = Load {
             stop,
             video,
+            published,
             player_eof,
             publisher_eof,
             threads,
@@ -414,6 +417,11 @@ impl Load {
     /// Whether both healthy clients are still connected.
     pub fn is_connected(&self) -> bool {
         !self.player_eof.load(Ordering::SeqCst) && !self.publisher_eof.load(Ordering::SeqCst)
+    }
+
+    /// Video frames the publisher sent so far (the next frame's number).
+    pub fn published(&self) -> u64 {
+        self.published.load(Ordering::SeqCst)
     }
 
     /// Video frames the healthy player received so far.
@@ -453,13 +461,27 @@ impl Drop for Load {
     }
 }
 
-fn publish_loop(mut c: NetClient, stream: u32, frame_bytes: usize, stop: &AtomicBool) {
+/// The number the [`Load`] publisher writes into the first 8 bytes of
+/// video frame `n`'s body (after the 5-byte AVC tag header), so a player
+/// can tell which frame it got and how stale it is.
+pub fn frame_number(payload: &[u8]) -> Option<u64> {
+    let b = payload.get(5..13)?;
+    Some(u64::from_be_bytes(b.try_into().ok()?))
+}
+
+fn publish_loop(
+    mut c: NetClient,
+    stream: u32,
+    frame_bytes: usize,
+    published: &AtomicU64,
+    stop: &AtomicBool,
+) {
     let start = Instant::now();
     c.sim()
         .send_video(stream, 0, media::avc_sequence_header(b"avc-config"));
     c.sim()
         .send_audio(stream, 0, media::aac_config(&[0x12, 0x10]));
-    let body: Vec<u8> = (0..frame_bytes).map(|i| (i * 7 + 3) as u8).collect();
+    let mut body: Vec<u8> = (0..frame_bytes.max(8)).map(|i| (i * 7 + 3) as u8).collect();
     let mut n: u64 = 0;
     while !stop.load(Ordering::SeqCst) && !c.is_eof() {
         let due = start + Duration::from_millis(n * 1000 / LOAD_FPS);
@@ -470,6 +492,7 @@ fn publish_loop(mut c: NetClient, stream: u32, frame_bytes: usize, stop: &Atomic
             continue;
         }
         let ts = (n * 1000 / LOAD_FPS) as u32;
+        body[..8].copy_from_slice(&n.to_be_bytes());
         let frame = if n % LOAD_FPS == 0 {
             media::avc_keyframe(&body)
         } else {
@@ -479,6 +502,7 @@ fn publish_loop(mut c: NetClient, stream: u32, frame_bytes: usize, stop: &Atomic
         c.sim().send_audio(stream, ts, media::aac_raw(&[0x21; 64]));
         c.pump();
         n += 1;
+        published.store(n, Ordering::SeqCst);
     }
 }
 
