@@ -346,7 +346,9 @@ fn create_stream_flood_is_refused_past_the_stream_limit() {
 
 #[test]
 fn handshake_trickled_one_byte_at_a_time_is_closed_at_its_deadline() {
-    let mut scene = Scene::start(&[]);
+    // The deadline is the flag's (the default, 10 s, works the same way and
+    // would only make the test longer).
+    let mut scene = Scene::start(&["--handshake-timeout", "3"]);
     let mut a = tcp_from(Ipv4Addr::LOCALHOST, scene.server.port()).expect("connect");
     let started = Instant::now();
     let mut closed_at = None;
@@ -356,7 +358,7 @@ fn handshake_trickled_one_byte_at_a_time_is_closed_at_its_deadline() {
         .collect();
     for (i, byte) in c0c1.iter().enumerate() {
         use std::io::{Read, Write};
-        if started.elapsed() > Duration::from_secs(20) {
+        if started.elapsed() > Duration::from_secs(10) {
             break;
         }
         let mut buf = [0u8; 4096];
@@ -375,19 +377,19 @@ fn handshake_trickled_one_byte_at_a_time_is_closed_at_its_deadline() {
             closed_at = Some(started.elapsed());
             break;
         }
-        if i % 10 == 0 {
-            // One second of the healthy player's media per 10 bytes.
+        if i % 5 == 0 {
+            // Half a second of the healthy player's media per 5 bytes.
             scene
                 .load
-                .assert_flowing(Duration::from_secs(1), "while the handshake trickles");
+                .assert_flowing(Duration::from_millis(500), "while the handshake trickles");
         } else {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
     let closed_at = closed_at.expect("the trickling connection was never closed");
     assert!(
-        closed_at >= Duration::from_secs(9) && closed_at <= Duration::from_secs(13),
-        "closed after {closed_at:?}, want the 10 s handshake deadline"
+        closed_at >= Duration::from_millis(2500) && closed_at <= Duration::from_secs(6),
+        "closed after {closed_at:?}, want the 3 s handshake deadline"
     );
     assert!(
         log_shows(
@@ -637,4 +639,130 @@ fn zero_window_player_is_abandoned_while_server_memory_stays_flat() {
         after <= late + RSS_MARGIN_KIB,
         "server RSS grew to {after} KiB after the stall (peak {late} KiB)"
     );
+}
+
+// ---- limits set by flags ------------------------------------------------------
+
+/// Whether a connection that sent C0 and C1 is refused: closed without an
+/// S0 (there is no RTMP status before the handshake).
+fn is_refused(from: Ipv4Addr, port: u16) -> bool {
+    use std::io::{Read, Write};
+    let mut s = tcp_from(from, port).expect("TCP connect");
+    s.set_nonblocking(false).expect("blocking");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let c0c1: Vec<u8> = std::iter::once(3u8)
+        .chain(std::iter::repeat(0).take(1536))
+        .collect();
+    // A refused socket may already be closed: a failed write is a refusal.
+    if s.write_all(&c0c1).is_err() {
+        return true;
+    }
+    let mut b = [0u8; 1];
+    !matches!(s.read(&mut b), Ok(1))
+}
+
+#[test]
+fn connections_past_the_per_address_limit_are_refused() {
+    // The healthy publisher and player take two of 127.0.0.1's three.
+    let mut scene = Scene::start(&["--max-connections-per-ip", "3"]);
+    let port = scene.server.port();
+    let mut third = scene.attacker();
+    third.connect_app("live");
+    assert!(
+        is_refused(Ipv4Addr::LOCALHOST, port),
+        "a fourth connection from 127.0.0.1 was served"
+    );
+    assert!(
+        log_shows(
+            &scene.server,
+            "per-address connection limit (3) reached",
+            Duration::from_secs(2)
+        ),
+        "{}",
+        scene.server.logs()
+    );
+    assert!(
+        !is_refused(Ipv4Addr::new(127, 0, 0, 2), port),
+        "another address was refused too"
+    );
+    assert!(!third.wait_closed(Duration::from_millis(200)));
+    scene.assert_recovered();
+}
+
+#[test]
+fn connections_past_the_server_limit_are_refused() {
+    let mut scene = Scene::start(&["--max-connections", "3"]);
+    let port = scene.server.port();
+    let mut third = NetClient::connect_from(Ipv4Addr::new(127, 0, 0, 2), port, 5);
+    third.connect_app("live");
+    assert!(
+        is_refused(Ipv4Addr::new(127, 0, 0, 3), port),
+        "a fourth connection was served"
+    );
+    assert!(
+        log_shows(
+            &scene.server,
+            "connection limit (3) reached",
+            Duration::from_secs(2)
+        ),
+        "{}",
+        scene.server.logs()
+    );
+    // A slot freed is a slot served again.
+    drop(third);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while is_refused(Ipv4Addr::new(127, 0, 0, 3), port) {
+        assert!(
+            Instant::now() < deadline,
+            "the freed slot was never served again"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    scene.assert_recovered();
+}
+
+#[test]
+fn amf_nested_past_the_configured_depth_closes_only_the_attacker() {
+    let mut scene = Scene::start(&["--max-amf-depth", "8"]);
+    let mut a = scene.connected_attacker();
+    let mut nested = Vec::new();
+    for _ in 0..9 {
+        nested.push(0x0A);
+        nested.extend_from_slice(&1u32.to_be_bytes());
+    }
+    nested.push(0x05);
+    send_command_payload(&mut a, type_id::COMMAND_AMF0, command_body("deep", &nested));
+    scene.assert_closed_for(&mut a, "AMF nesting deeper than 8");
+    scene.assert_recovered();
+}
+
+#[test]
+fn create_stream_past_the_configured_stream_limit_is_refused() {
+    let mut scene = Scene::start(&["--max-streams", "2"]);
+    let mut a = scene.connected_attacker();
+    let tids: Vec<f64> = (0..3).map(|_| a.sim().create_stream()).collect();
+    assert!(a.run_until(Duration::from_secs(5), |s| s.reply(tids[2]).is_some()));
+    let ok: Vec<bool> = tids
+        .iter()
+        .map(|t| a.sim_ref().reply(*t).is_some_and(|r| r.ok))
+        .collect();
+    assert_eq!(
+        ok,
+        [true, true, false],
+        "createStream answers with --max-streams 2"
+    );
+    scene.assert_recovered();
+}
+
+#[test]
+fn message_past_the_configured_size_closes_only_the_attacker() {
+    let mut scene = Scene::start(&["--max-message-size", "65536"]);
+    let mut a = scene.connected_attacker();
+    a.send_bytes(&chunk_type0(6, 65_537, type_id::VIDEO, 1, &[]));
+    scene.assert_closed_for(
+        &mut a,
+        "declared a 65537-byte message, above the limit of 65536",
+    );
+    scene.assert_recovered();
 }
