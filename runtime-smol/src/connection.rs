@@ -1,0 +1,193 @@
+//! One connection's task: socket in, session, socket out.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use smol::future::{self, FutureExt};
+use smol::{Async, Timer};
+use tincan_core::event::SessionId;
+use tincan_core::session::{SessionError, Transmit};
+use tracing::{debug, info};
+
+use crate::shared::Shared;
+
+/// Bytes read from the socket per `read`; one read is handed to the core
+/// at once.
+const READ_BUF: usize = 64 * 1024;
+/// Buffers passed to one `writev`; well under every platform's IOV_MAX.
+const MAX_IOVECS: usize = 64;
+/// Transmits written in one go before the task lets reads and other tasks
+/// in, so a player with a deep backlog cannot starve its own input.
+const WRITE_BUDGET: usize = 64;
+/// How long a closed connection waits for the peer to close its side.
+const LINGER: Duration = Duration::from_millis(500);
+/// Most bytes left unsent in the kernel before the socket stops reporting
+/// writable (see the tokio runtime for the measurements behind 16 KiB).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const NOTSENT_LOWAT: u32 = 16 * 1024;
+
+/// What woke a waiting connection.
+enum Wake {
+    Readable(io::Result<()>),
+    Writable(io::Result<()>),
+    /// The core named it ready, or it yielded with output left.
+    Again,
+}
+
+/// Runs one accepted connection until its session closes or the socket
+/// fails; the core decides everything else (shutdown, limits, timers).
+pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: Async<TcpStream>) {
+    info!("accepted");
+    configure(stream.get_ref());
+    let bell = shared.register(id);
+    let mut buf = vec![0u8; READ_BUF];
+    let mut pending = Transmit::default();
+    let mut read_open = true;
+    let outcome: io::Result<()> = loop {
+        // 1. Write while the socket takes it, taking the next transmit from
+        //    the core only once the previous one is fully written.
+        let mut budget = WRITE_BUDGET;
+        let more_output = loop {
+            if pending.is_empty() {
+                match shared.with(|s, now| s.poll_transmit(now, id)) {
+                    Some(t) => pending = t,
+                    None => break Ok(false),
+                }
+            }
+            match write(stream.get_ref(), &mut pending) {
+                Ok(true) => {
+                    budget -= 1;
+                    if budget == 0 {
+                        break Ok(true);
+                    }
+                }
+                Ok(false) => break Ok(false),
+                Err(e) => break Err(e),
+            }
+        };
+        let more_output = match more_output {
+            Ok(more) => more,
+            Err(e) => break Err(e),
+        };
+        // The core counts a transmit as sent once handed out; what is still
+        // pending here is ours to finish before the socket goes.
+        if pending.is_empty() && shared.with(|s, _| s.is_closed(id)) {
+            break Ok(());
+        }
+        // 2. Wait for whatever can move this connection next.
+        let readable = when(read_open, async { Wake::Readable(stream.readable().await) });
+        let writable = when(!pending.is_empty(), async {
+            Wake::Writable(stream.writable().await)
+        });
+        let rung = async {
+            bell.wait().await;
+            Wake::Again
+        };
+        let yielded = when(more_output, async {
+            future::yield_now().await;
+            Wake::Again
+        });
+        match readable.or(writable).or(rung).or(yielded).await {
+            Wake::Readable(Err(e)) | Wake::Writable(Err(e)) => break Err(e),
+            Wake::Readable(Ok(())) => match stream.get_ref().read(&mut buf) {
+                Ok(0) => {
+                    read_open = false;
+                    shared.with(|s, now| s.handle_eof(now, id));
+                }
+                Ok(n) => {
+                    // An error closes the session, which flushes the status
+                    // it owes; the loop carries on until closed.
+                    if let Err(e) = shared.with(|s, now| s.handle_input(now, id, &buf[..n])) {
+                        debug!(error = %e, "session error");
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => break Err(e),
+            },
+            Wake::Writable(Ok(())) | Wake::Again => {}
+        }
+    };
+    shared.unregister(id);
+    let closed = shared.with(|s, now| s.remove(now, id));
+    let reason = closed
+        .as_ref()
+        .and_then(|c| c.error.as_ref().map(SessionError::to_string));
+    let reason = reason.as_deref().unwrap_or("none");
+    let (dropped_frames, dropped_bytes) = closed
+        .map(|c| (c.dropped_frames, c.dropped_bytes))
+        .unwrap_or_default();
+    match &outcome {
+        Ok(()) => info!(reason, dropped_frames, dropped_bytes, "closed"),
+        Err(e) => {
+            info!(error = %e, reason, dropped_frames, dropped_bytes, "closed on socket error")
+        }
+    }
+    if outcome.is_ok() && read_open {
+        linger(&stream).await;
+    }
+}
+
+/// `fut` if `cond`, else a future that never completes (a disabled branch).
+async fn when<T>(cond: bool, fut: impl std::future::Future<Output = T>) -> T {
+    if cond {
+        fut.await
+    } else {
+        future::pending().await
+    }
+}
+
+/// Socket options every connection gets, the same as the tokio runtime's:
+/// no Nagle delay (every transmit is already a batch), and little unsent
+/// data parked in the kernel, past the session's real-time policy.
+fn configure(stream: &TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        debug!(error = %e, "cannot disable Nagle");
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_notsent_lowat(NOTSENT_LOWAT) {
+        debug!(error = %e, "cannot set TCP_NOTSENT_LOWAT");
+    }
+}
+
+/// Writes as much of `t` as the non-blocking socket takes. `Ok(true)` once
+/// all of it is written.
+fn write(mut stream: &TcpStream, t: &mut Transmit) -> io::Result<bool> {
+    while !t.is_empty() {
+        // On the stack: this runs for every transmit of every player.
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let n = t.io_slices(&mut slices);
+        match stream.write_vectored(&slices[..n]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => t.advance(written),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// Closes our side and reads what the peer still sends until it closes too,
+/// briefly. Closing a socket with unread input makes the kernel send a
+/// reset, and a reset can destroy the goodbye status we just wrote before
+/// the peer reads it.
+async fn linger(stream: &Async<TcpStream>) {
+    if stream.get_ref().shutdown(Shutdown::Write).is_err() {
+        return;
+    }
+    let mut buf = [0u8; 4096];
+    let drain = async {
+        while matches!(stream.read_with(|mut s| s.read(&mut buf)).await, Ok(n) if n > 0) {}
+    };
+    drain
+        .or(async {
+            Timer::after(LINGER).await;
+        })
+        .await;
+}
