@@ -27,7 +27,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -167,6 +167,7 @@ impl Server {
             conns: HashMap::new(),
             buf: vec![0; READ_BUF],
             again: Vec::new(),
+            finishing: VecDeque::new(),
             stop_at: None,
         };
         lp.run()
@@ -183,9 +184,10 @@ struct Conn {
     read_open: bool,
     /// Whether WRITABLE interest is registered.
     writable: bool,
-    /// Set once the core said the session is finished: by then the last
-    /// transmit is written and the peer has closed, or the socket goes.
-    finish_by: Option<Instant>,
+    /// Set once the core said the session is finished: within `LINGER`
+    /// the last transmit is written and the peer has closed, or the socket
+    /// goes anyway.
+    finishing: bool,
     /// Whether the core has forgotten it (we only wait for the peer now).
     removed: bool,
 }
@@ -201,6 +203,9 @@ struct Loop {
     buf: Vec<u8>,
     /// Connections that used up their write budget: written again next turn.
     again: Vec<SessionId>,
+    /// Connections the core said are finished, by deadline; always in
+    /// order, since every deadline is the time it was pushed plus `LINGER`.
+    finishing: VecDeque<(Instant, SessionId)>,
     /// Set by a stop: when the loop gives up on flushing.
     stop_at: Option<Instant>,
 }
@@ -272,7 +277,7 @@ impl Loop {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let finishing = self.conns.values().filter_map(|c| c.finish_by).min();
+        let finishing = self.finishing.front().map(|(at, _)| *at);
         [self.core.poll_timeout(), finishing, self.stop_at]
             .into_iter()
             .flatten()
@@ -329,7 +334,7 @@ impl Loop {
                     pending: Transmit::default(),
                     read_open: true,
                     writable: false,
-                    finish_by: None,
+                    finishing: false,
                     removed: false,
                 },
             );
@@ -384,13 +389,11 @@ impl Loop {
             self.flush(now, id);
         }
         // Finished connections that ran out of time are dropped.
-        let expired: Vec<SessionId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.finish_by.is_some_and(|at| at <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
+        while let Some(&(at, id)) = self.finishing.front() {
+            if at > now {
+                break;
+            }
+            self.finishing.pop_front();
             if let Some(conn) = self.conns.remove(&id) {
                 if !conn.removed {
                     self.forget(now, id, Some("its last transmit timed out"));
@@ -448,7 +451,10 @@ impl Loop {
             }
         }
         if self.core.is_closed(id) {
-            conn.finish_by.get_or_insert(now + LINGER);
+            if !conn.finishing {
+                conn.finishing = true;
+                self.finishing.push_back((now + LINGER, id));
+            }
             if conn.pending.is_empty() {
                 self.finish(now, id);
             }

@@ -6,7 +6,7 @@ mod common;
 use std::net::SocketAddr;
 use std::sync::mpsc;
 
-use common::{on_thread, Client, PATIENCE};
+use common::{flood, on_thread, Client, PATIENCE};
 use tincan_smol::{Handle, Server, ServerConfig};
 
 fn start() -> (SocketAddr, Handle, mpsc::Receiver<std::io::Result<()>>) {
@@ -69,4 +69,59 @@ fn an_idle_server_stops_at_once() {
     done.recv_timeout(PATIENCE)
         .expect("run returns with nobody connected")
         .expect("run succeeds");
+}
+
+/// A publisher, a player whose socket is full because it stopped reading,
+/// and a player that reads; the publisher floods from another thread.
+struct Stalled {
+    stalled: Client,
+    live: Client,
+    flood: std::thread::JoinHandle<(Client, u32)>,
+    _handle: Handle,
+}
+
+fn stalled_player() -> Stalled {
+    let (addr, handle, _done) = start();
+    let (mut publisher, stream) = Client::publisher(addr, "s");
+    let mut stalled = Client::handshake_small_window(addr).expect("connect");
+    stalled.send_connect("live");
+    stalled.expect_code("NetConnection.Connect.Success");
+    stalled.play("s");
+    let mut live = Client::connected(addr);
+    live.play("s");
+    let flood = std::thread::spawn(move || {
+        let last = flood(&mut publisher, stream);
+        (publisher, last)
+    });
+    Stalled {
+        stalled,
+        live,
+        flood,
+        _handle: handle,
+    }
+}
+
+#[test]
+fn a_stalled_player_does_not_hold_up_another_player() {
+    let Stalled {
+        mut live, flood, ..
+    } = stalled_player();
+    let (_publisher, last) = flood.join().expect("the publisher is never held up");
+    assert!(
+        live.wait_video(last),
+        "the reading player missed the last frame"
+    );
+}
+
+#[test]
+fn a_stalled_player_gets_the_newest_keyframe_once_it_reads_again() {
+    let Stalled {
+        mut stalled, flood, ..
+    } = stalled_player();
+    let (_publisher, last) = flood.join().expect("the publisher is never held up");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        stalled.wait_video(last),
+        "the stalled player never got the last keyframe"
+    );
 }
