@@ -184,6 +184,29 @@ pub enum SessionEvent {
         /// The plain stream name.
         name: String,
     },
+    /// TC `relay`: deliver `body` to the connection whose ID is `target`,
+    /// in any App. Nothing happens if no such connection is connected.
+    Relay {
+        /// The recipient's connection ID.
+        target: String,
+        /// The `onRelay` command the recipient receives, already encoded
+        /// (see [`BrokerEvent::Relay`]).
+        body: Bytes,
+    },
+    /// TC `broadcast`: deliver `body` to every connection of this session's
+    /// App, the sender included.
+    Broadcast {
+        /// The `onRelay` command every recipient receives, encoded once and
+        /// shared by all of them.
+        body: Bytes,
+    },
+    /// TC `watch`: tell this session with [`BrokerEvent::Disconnected`]
+    /// when the connection whose ID is `target` disconnects, or at once if
+    /// it is not connected now.
+    Watch {
+        /// The connection ID to watch.
+        target: String,
+    },
     /// The session is closed; the broker forgets every publish and
     /// subscription it had. Always the last event, sent exactly once.
     Closed,
@@ -236,5 +259,20 @@ pub enum BrokerEvent {
         stream: u32,
         /// The message.
         frame: Frame,
+    },
+    /// Another connection relayed or broadcast a message to this one: send
+    /// `body` as an AMF0 command message (type 20) on message stream 0.
+    /// The sender's session encoded it (`"onRelay"`, 0, null, the sender's
+    /// connection ID, then the arguments as given), so a broadcast to a
+    /// whole App is encoded once and shared by reference count.
+    Relay {
+        /// The encoded `onRelay` command.
+        body: Bytes,
+    },
+    /// A connection this session watches disconnected (or was not
+    /// connected when the watch arrived): send `onDisconnected`.
+    Disconnected {
+        /// The watched connection ID.
+        connection_id: String,
     },
 }

@@ -49,6 +49,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod amf;
+pub mod auth;
 pub mod broker;
 pub mod chunk;
 pub mod entropy;

@@ -133,6 +133,9 @@ pub struct Server {
     /// When graceful shutdown closes whoever is left.
     shutdown_at: Option<Instant>,
     shutdown_done: bool,
+    /// Broker events for connections already removed (see
+    /// [`Server::undelivered`]).
+    undelivered: u64,
 }
 
 impl Server {
@@ -148,6 +151,7 @@ impl Server {
             work: Vec::new(),
             shutdown_at: None,
             shutdown_done: false,
+            undelivered: 0,
         }
     }
 
@@ -175,6 +179,14 @@ impl Server {
     /// runtime's own logs about it carry the same fields as the core's.
     pub fn span(&self, id: SessionId) -> Option<tracing::Span> {
         self.slots.get(&id).map(|s| s.span.clone())
+    }
+
+    /// Broker events addressed to a connection that was already removed,
+    /// and so dropped. The broker forgets a session when it learns it
+    /// closed, so this stays 0; a count here is a broker bug that a
+    /// runtime can report and the simulation tests assert on.
+    pub fn undelivered(&self) -> u64 {
+        self.undelivered
     }
 
     /// Whether [`Server::shutdown`] was called.
@@ -406,6 +418,10 @@ impl Server {
             self.broker.handle_event(now, id, SessionEvent::Closed);
             self.route(now);
         }
+        if self.slots.is_empty() {
+            // Only stale entries are left: a drained server has no deadline.
+            self.timers.clear();
+        }
         if let Some(ip) = slot.ip {
             if let Some(n) = self.per_ip.get_mut(&ip) {
                 *n -= 1;
@@ -471,6 +487,7 @@ impl Server {
         while let Some((target, event)) = self.broker.poll_output() {
             // A target without a slot has just closed; its events are moot.
             let Some(slot) = self.slots.get_mut(&target) else {
+                self.undelivered += 1;
                 continue;
             };
             slot.session.handle_broker_event(now, event);
@@ -511,3 +528,7 @@ impl Server {
             .collect();
     }
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;

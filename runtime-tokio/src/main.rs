@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use tincan_core::auth::{calculator_line, parse_hex, AuthKeys};
 use tincan_tokio::ServerConfig;
 use tracing::error;
 use tracing_subscriber::EnvFilter;
@@ -26,6 +27,61 @@ enum Command {
     /// have gone or at the shutdown deadline); a second SIGTERM or a SIGINT
     /// exits at once.
     Serve(Serve),
+    /// Print TC authentication tokens: one `,auth,<token>,<message>` line
+    /// per key and message, where a message is an App name (for an App-wide
+    /// token) or `user@App` (for a user token). With -K and a token as the
+    /// message it computes an RTMFP nonce-hashed token.
+    Token(Token),
+}
+
+/// A master key from the command line; never shown by `Debug`, so it
+/// cannot reach a log by accident.
+#[derive(Clone)]
+struct Key(Vec<u8>);
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Key(<redacted>)")
+    }
+}
+
+fn text_key(s: &str) -> Result<Key, String> {
+    Ok(Key(s.as_bytes().to_vec()))
+}
+
+fn hex_key(s: &str) -> Result<Key, String> {
+    parse_hex(s).map(Key).map_err(|e| e.to_string())
+}
+
+/// Master keys, as `serve` and `token` both take them.
+#[derive(Debug, clap::Args)]
+struct Keys {
+    /// Authentication master key (text); repeat for several. With at least
+    /// one key (here or -K), `connect` must carry a token made with one of
+    /// them: an App-wide token, HMAC-SHA-256(key, App) in lower-case hex,
+    /// or a user name and HMAC-SHA-256(key, user@App).
+    #[arg(short = 'k', long = "auth-key", value_name = "KEY", value_parser = text_key)]
+    text: Vec<Key>,
+
+    /// Authentication master key given in hex (binary); repeat for several.
+    #[arg(short = 'K', long = "auth-key-hex", value_name = "HEX", value_parser = hex_key)]
+    hex: Vec<Key>,
+}
+
+impl Keys {
+    fn all(&self) -> impl Iterator<Item = &[u8]> {
+        self.text.iter().chain(&self.hex).map(|k| k.0.as_slice())
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct Token {
+    #[command(flatten)]
+    keys: Keys,
+
+    /// App names or `user@App` strings to make tokens for.
+    #[arg(value_name = "MESSAGE", required = true)]
+    messages: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -63,6 +119,14 @@ struct Serve {
     /// the rest are closed.
     #[arg(short = 't', long, value_name = "SECS", value_parser = seconds, default_value = "300")]
     shutdown_deadline: Duration,
+
+    #[command(flatten)]
+    keys: Keys,
+
+    /// Text sent to every client as `serverInfo` in the connect result's
+    /// info object (e.g. which server or build it reached).
+    #[arg(long, value_name = "STRING")]
+    server_info: Option<String>,
 }
 
 fn seconds(s: &str) -> Result<Duration, String> {
@@ -85,12 +149,32 @@ impl Serve {
         }
         rt.expire_previous_gop |= self.expire_previous_gop;
         config.shutdown_deadline = self.shutdown_deadline;
+        config.session.auth_keys = AuthKeys::new(self.keys.all().map(<[u8]>::to_vec));
+        config.session.server_info.clone_from(&self.server_info);
         config
     }
 }
 
+/// `tincan token`: the TC Server's calculator output, one line per key and
+/// message.
+fn print_tokens(token: &Token) -> ExitCode {
+    if token.keys.all().next().is_none() {
+        eprintln!("tincan token: give at least one key with -k or -K");
+        return ExitCode::from(2);
+    }
+    for key in token.keys.all() {
+        for message in &token.messages {
+            println!("{}", calculator_line(key, message));
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
-    let Command::Serve(serve) = Cli::parse().command;
+    let serve = match Cli::parse().command {
+        Command::Serve(serve) => serve,
+        Command::Token(token) => return print_tokens(&token),
+    };
     let filter = match &serve.log {
         Some(f) => EnvFilter::try_new(f),
         None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
@@ -120,6 +204,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let keys = serve.keys.all().count();
+    if keys > 0 {
+        tracing::info!(keys, "connect requires an authentication token");
+    }
     let result = runtime.block_on(async {
         let server = tincan_tokio::Server::bind(&serve.listen, serve.config()).await?;
         watch_signals(server.handle())?;

@@ -27,9 +27,21 @@
 //! `UnpublishNotify`, and `PublishNotify` when someone publishes again.
 //! Timestamp rebasing and stitching are described in the `stream` module
 //! source.
+//!
+//! # TC messaging
+//!
+//! Connections address each other by the connection ID they were given at
+//! `connect`. `relay` reaches one connection in any App, `broadcast` every
+//! member of the sender's App (the sender too), both as the `onRelay` body
+//! the sender's session already encoded, shared by reference count. `watch`
+//! registers for an `onDisconnected` when a connection closes (at once if it
+//! is not connected); a session watches at most 1024 connections.
 
 mod names;
 mod stream;
+mod tc;
+#[cfg(test)]
+mod tc_tests;
 #[cfg(test)]
 mod tests;
 
@@ -45,6 +57,7 @@ use crate::message::PublishKind;
 use crate::redact::redact;
 use names::{check_publish_name, hash_name, hashname, parse_play_name, NameHash};
 use stream::{Outbox, Stream};
+use tc::Watches;
 
 /// Knobs of the broker.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,6 +134,9 @@ struct App {
     name: String,
     /// Members plus streams.
     refs: usize,
+    /// Connected sessions: the reach of `broadcast` (ordered, so delivery
+    /// order is deterministic).
+    members: BTreeSet<SessionId>,
 }
 
 /// The server-wide registry of Apps, streams, publishers and players.
@@ -144,6 +160,8 @@ pub struct Broker {
     graces: BTreeSet<(Instant, StreamKey)>,
     published: usize,
     output: Outbox,
+    /// TC `watch` registrations.
+    watches: Watches,
 }
 
 impl Broker {
@@ -161,6 +179,7 @@ impl Broker {
             graces: BTreeSet::new(),
             published: 0,
             output: VecDeque::new(),
+            watches: Watches::default(),
         }
     }
 
@@ -212,6 +231,9 @@ impl Broker {
                 }
             }
             SessionEvent::ReleaseStream { name } => self.release(now, id, &name),
+            SessionEvent::Relay { target, body } => self.relay(id, &target, body),
+            SessionEvent::Broadcast { body } => self.broadcast(id, body),
+            SessionEvent::Watch { target } => self.watch(id, target),
             SessionEvent::Closed => self.close(now, id),
         }
     }
@@ -281,6 +303,9 @@ impl Broker {
             return;
         }
         let app = self.app_ref(app);
+        if let Some(a) = self.apps.get_mut(&app) {
+            a.members.insert(id);
+        }
         match self.connections.entry(connection_id.clone()) {
             Entry::Vacant(slot) => {
                 slot.insert(id);
@@ -516,6 +541,10 @@ impl Broker {
         if self.connections.get(&session.connection_id) == Some(&id) {
             self.connections.remove(&session.connection_id);
         }
+        self.forget_watches(id, &session.connection_id);
+        if let Some(a) = self.apps.get_mut(&session.app) {
+            a.members.remove(&id);
+        }
         self.app_unref(session.app);
     }
 
@@ -557,7 +586,14 @@ impl Broker {
         let id = self.next_app;
         self.next_app += 1;
         self.app_ids.insert(name.clone(), id);
-        self.apps.insert(id, App { name, refs: 1 });
+        self.apps.insert(
+            id,
+            App {
+                name,
+                refs: 1,
+                members: BTreeSet::new(),
+            },
+        );
         id
     }
 

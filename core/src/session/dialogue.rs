@@ -298,7 +298,10 @@ impl Session {
             }
             // Replies and statuses from a client need nothing from us.
             Command::Result { .. } | Command::Error { .. } | Command::OnStatus { .. } => {}
-            // relay, broadcast, watch and setPeerInfo are not served yet.
+            Command::SetPeerInfo { addresses } => self.set_peer_info(addresses),
+            Command::Relay { target, args } => self.relay(Some(target), args),
+            Command::Broadcast { args } => self.relay(None, args),
+            Command::Watch { target } => self.watch(target),
             other => {
                 let tid = other.transaction_id();
                 let name = echoed_name(other.name());
@@ -314,27 +317,18 @@ impl Session {
     fn handle_connect(&mut self, now: Instant, encoding: Encoding, connect: Connect) {
         let tid = connect.transaction_id;
         let Some(app) = connect.resolved_app() else {
-            let info = status_info(
-                "error",
-                "NetConnection.Connect.Rejected",
-                "connect must name an app (app or tcUrl).",
-                vec![],
-            );
-            self.send_command(
-                0,
-                encoding,
-                Command::Error {
-                    transaction_id: tid,
-                    command_object: Value::Null,
-                    args: vec![info],
-                },
-            );
-            self.fail(
+            self.reject_connect(
                 now,
-                SessionError::ConnectRejected("neither app nor tcUrl given".to_owned()),
+                encoding,
+                tid,
+                "connect must name an app (app or tcUrl).",
+                "neither app nor tcUrl given".to_owned(),
             );
             return;
         };
+        if !self.authenticate(now, encoding, tid, &app, &connect.args) {
+            return;
+        }
         let window = self.config.window_ack_size;
         self.send_control(Message::WindowAckSize(window));
         self.send_control(Message::SetPeerBandwidth {
@@ -351,10 +345,18 @@ impl Session {
             "status",
             "NetConnection.Connect.Success",
             "Connection succeeded.",
-            vec![
+            [
                 ("objectEncoding", Value::Number(connect.object_encoding())),
                 ("connectionID", Value::from(self.connection_id.as_str())),
-            ],
+            ]
+            .into_iter()
+            .chain(
+                self.config
+                    .server_info
+                    .as_deref()
+                    .map(|i| ("serverInfo", Value::from(i))),
+            )
+            .collect(),
         );
         self.send_command(
             0,
@@ -368,7 +370,12 @@ impl Session {
         self.phase = Phase::Connected;
         self.encoding = encoding;
         self.timers.set(Timer::Connect, None);
-        tracing::info!(app = %app, connection_id = %self.connection_id, "connected");
+        tracing::info!(
+            app = %app,
+            connection_id = %self.connection_id,
+            user = self.user.as_deref(),
+            "connected"
+        );
         self.app = Some(app.clone());
         self.events.push_back(SessionEvent::Connected {
             app,
@@ -829,6 +836,10 @@ impl Session {
                 self.in_band_status(now, stream, "NetStream.Play.UnpublishNotify", "unpublished");
             }
             BrokerEvent::Frame { stream, frame } => self.deliver(now, stream, frame),
+            BrokerEvent::Relay { body } => self.deliver_relay(body),
+            BrokerEvent::Disconnected { connection_id } => {
+                self.notify_disconnected(connection_id);
+            }
         }
     }
 }

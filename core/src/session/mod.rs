@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::auth::AuthKeys;
 use crate::chunk::{ChunkDecoder, ChunkEncoder, DecoderLimits, RawMessage};
 use crate::entropy::Entropy;
 use crate::event::{BrokerEvent, Frame, FrameKind, SessionEvent};
@@ -53,6 +54,7 @@ use pacing::Pacing;
 mod backlog;
 mod dialogue;
 mod pacing;
+mod tc;
 
 /// Knobs of one connection. The defaults interoperate with FFmpeg,
 /// librtmp (rtmpdump, OBS), GStreamer and Flash-era clients.
@@ -85,6 +87,12 @@ pub struct SessionConfig {
     pub real_time: RealTimeConfig,
     /// The `fmsVer` property sent in the `connect` result.
     pub fms_version: String,
+    /// TC authentication master keys; when any is set, `connect` must carry
+    /// a token made with one of them (see [`crate::auth`]).
+    pub auth_keys: AuthKeys,
+    /// Sent as `serverInfo` in the `connect` result's info object (TC), so
+    /// an operator can tell clients which server or build they reached.
+    pub server_info: Option<String>,
 }
 
 impl Default for SessionConfig {
@@ -102,6 +110,8 @@ impl Default for SessionConfig {
             dead_peer_timeout: Duration::from_secs(60),
             real_time: RealTimeConfig::default(),
             fms_version: "FMS/3,5,7,7009".to_owned(),
+            auth_keys: AuthKeys::default(),
+            server_info: None,
         }
     }
 }
@@ -289,6 +299,10 @@ pub struct Session {
     timers: Timers,
     last_input: Instant,
     last_ping: Option<Instant>,
+    /// Addresses from `setPeerInfo` (TC), bounded.
+    peer_info: Vec<String>,
+    /// The user name of a user-token `connect` (TC auth).
+    user: Option<String>,
 }
 
 /// Where the connection is in its life.
@@ -476,6 +490,8 @@ impl Session {
             timers,
             last_input: now,
             last_ping: None,
+            peer_info: Vec::new(),
+            user: None,
         }
     }
 
@@ -911,6 +927,8 @@ fn frame_to_raw(stream: u32, frame: Frame) -> RawMessage {
     }
 }
 
+#[cfg(test)]
+mod tc_tests;
 #[cfg(test)]
 mod test_client;
 #[cfg(test)]

@@ -695,13 +695,15 @@ impl SimClient {
         }
     }
 
-    /// Bytes for the server, handed over once.
-    pub(super) fn take_outbound(&mut self) -> Vec<Bytes> {
+    /// Bytes for the server, handed over once (the [`super::Sim`] moves
+    /// them in memory; the conformance suite writes them to a socket).
+    pub fn take_outbound(&mut self) -> Vec<Bytes> {
         std::mem::take(&mut self.outbound)
     }
 
-    /// Bytes from the server, read at virtual time `at`.
-    pub(super) fn handle_input(&mut self, at: Duration, mut data: &[u8]) {
+    /// Bytes from the server, read at (virtual or real) time `at` since the
+    /// client started.
+    pub fn handle_input(&mut self, at: Duration, mut data: &[u8]) {
         self.bytes_received += data.len() as u64;
         if !self.errors.is_empty() {
             return;
