@@ -3,7 +3,7 @@
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use smol::future::{self, FutureExt};
 use smol::{Async, Timer};
@@ -21,7 +21,8 @@ const MAX_IOVECS: usize = 64;
 /// Transmits written in one go before the task lets reads and other tasks
 /// in, so a player with a deep backlog cannot starve its own input.
 const WRITE_BUDGET: usize = 64;
-/// How long a closed connection waits for the peer to close its side.
+/// How long a closed connection waits for the peer to take its last
+/// transmit, and then for the peer to close its side.
 const LINGER: Duration = Duration::from_millis(500);
 /// Most bytes left unsent in the kernel before the socket stops reporting
 /// writable (see the tokio runtime for the measurements behind 16 KiB).
@@ -34,6 +35,8 @@ enum Wake {
     Writable(io::Result<()>),
     /// The core named it ready, or it yielded with output left.
     Again,
+    /// The session is over but the peer never took its last transmit.
+    GiveUp,
 }
 
 /// Runs one accepted connection until its session closes or the socket
@@ -45,6 +48,8 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: Async<TcpStr
     let mut buf = vec![0u8; READ_BUF];
     let mut pending = Transmit::default();
     let mut read_open = true;
+    // Once the session is closed, how long its last transmit may take.
+    let mut give_up = None;
     let outcome: io::Result<()> = loop {
         // 1. Write while the socket takes it, taking the next transmit from
         //    the core only once the previous one is fully written.
@@ -73,8 +78,13 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: Async<TcpStr
         };
         // The core counts a transmit as sent once handed out; what is still
         // pending here is ours to finish before the socket goes.
-        if pending.is_empty() && shared.with(|s, _| s.is_closed(id)) {
-            break Ok(());
+        if shared.with(|s, _| s.is_closed(id)) {
+            if pending.is_empty() {
+                break Ok(());
+            }
+            // A peer that stopped reading must not keep the task (and a
+            // graceful shutdown) alive forever.
+            give_up.get_or_insert_with(|| Instant::now() + LINGER);
         }
         // 2. Wait for whatever can move this connection next.
         let readable = when(read_open, async { Wake::Readable(stream.readable().await) });
@@ -89,7 +99,20 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: Async<TcpStr
             future::yield_now().await;
             Wake::Again
         });
-        match readable.or(writable).or(rung).or(yielded).await {
+        let late = async {
+            match give_up {
+                Some(at) => Timer::at(at).await,
+                None => Timer::never().await,
+            };
+            Wake::GiveUp
+        };
+        match readable.or(writable).or(rung).or(yielded).or(late).await {
+            Wake::GiveUp => {
+                break Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the peer did not take the last transmit",
+                ))
+            }
             Wake::Readable(Err(e)) | Wake::Writable(Err(e)) => break Err(e),
             Wake::Readable(Ok(())) => match stream.get_ref().read(&mut buf) {
                 Ok(0) => {

@@ -5,13 +5,18 @@ mod common;
 
 use std::net::SocketAddr;
 use std::sync::mpsc;
+use std::time::Duration;
 
 use common::{flood, on_thread, Client, PATIENCE};
 use tincan_smol::{Handle, Server, ServerConfig};
 
 fn start() -> (SocketAddr, Handle, mpsc::Receiver<std::io::Result<()>>) {
-    let server = Server::bind(&["127.0.0.1:0".parse().unwrap()], ServerConfig::default())
-        .expect("bind a loopback port");
+    start_with(ServerConfig::default())
+}
+
+fn start_with(config: ServerConfig) -> (SocketAddr, Handle, mpsc::Receiver<std::io::Result<()>>) {
+    let server =
+        Server::bind(&["127.0.0.1:0".parse().unwrap()], config).expect("bind a loopback port");
     let addr = server.local_addrs()[0];
     let handle = server.handle();
     (
@@ -77,11 +82,16 @@ struct Stalled {
     stalled: Client,
     live: Client,
     flood: std::thread::JoinHandle<(Client, u32)>,
-    _handle: Handle,
+    handle: Handle,
+    done: mpsc::Receiver<std::io::Result<()>>,
 }
 
 fn stalled_player() -> Stalled {
-    let (addr, handle, _done) = start();
+    stalled_player_with(ServerConfig::default())
+}
+
+fn stalled_player_with(config: ServerConfig) -> Stalled {
+    let (addr, handle, done) = start_with(config);
     let (mut publisher, stream) = Client::publisher(addr, "s");
     let mut stalled = Client::handshake_small_window(addr).expect("connect");
     stalled.send_connect("live");
@@ -97,7 +107,8 @@ fn stalled_player() -> Stalled {
         stalled,
         live,
         flood,
-        _handle: handle,
+        handle,
+        done,
     }
 }
 
@@ -124,4 +135,27 @@ fn a_stalled_player_gets_the_newest_keyframe_once_it_reads_again() {
         stalled.wait_video(last),
         "the stalled player never got the last keyframe"
     );
+}
+
+#[test]
+fn a_stalled_player_cannot_hold_shutdown_past_its_deadline() {
+    let deadline = Duration::from_secs(1);
+    let Stalled {
+        stalled,
+        live,
+        flood,
+        handle,
+        done,
+    } = stalled_player_with(ServerConfig {
+        shutdown_deadline: deadline,
+        ..ServerConfig::default()
+    });
+    let (publisher, _) = flood.join().expect("the publisher is never held up");
+    handle.shutdown();
+    // The deadline, the core's 5 s limit on flushing a goodbye, and the
+    // final linger: about 6.5 s, well inside PATIENCE.
+    done.recv_timeout(PATIENCE)
+        .expect("run returns although no client reads again")
+        .expect("run succeeds");
+    drop((stalled, live, publisher));
 }
