@@ -86,10 +86,14 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: Async<TcpStr
             // graceful shutdown) alive forever.
             give_up.get_or_insert_with(|| Instant::now() + LINGER);
         }
-        // 2. Wait for whatever can move this connection next.
-        let readable = when(read_open, async { Wake::Readable(stream.readable().await) });
+        // 2. Wait for whatever can move this connection next. The `poll_*`
+        //    forms keep this task's interest registered between waits; the
+        //    `readable()` future drops it, costing an `epoll_ctl` per wake.
+        let readable = when(read_open, async {
+            Wake::Readable(future::poll_fn(|cx| stream.poll_readable(cx)).await)
+        });
         let writable = when(!pending.is_empty(), async {
-            Wake::Writable(stream.writable().await)
+            Wake::Writable(future::poll_fn(|cx| stream.poll_writable(cx)).await)
         });
         let rung = async {
             bell.wait().await;
