@@ -45,6 +45,9 @@ pub use tincan_core::server::ServerConfig;
 
 /// Bytes read per `read`; each read is handed to the core at once.
 const READ_BUF: usize = 64 * 1024;
+/// Reads from one connection per turn (1 MiB), so a publisher on a fast
+/// link cannot starve everyone else on this thread either.
+const READ_BUDGET: usize = 16;
 /// Transmits written to one connection per turn, so a player with a deep
 /// backlog on a fast link cannot starve everyone else on this thread.
 const WRITE_BUDGET: usize = 64;
@@ -167,6 +170,7 @@ impl Server {
             conns: HashMap::new(),
             buf: vec![0; READ_BUF],
             again: Vec::new(),
+            unread: Vec::new(),
             finishing: VecDeque::new(),
             stop_at: None,
         };
@@ -203,6 +207,9 @@ struct Loop {
     buf: Vec<u8>,
     /// Connections that used up their write budget: written again next turn.
     again: Vec<SessionId>,
+    /// Connections that used up their read budget: read again next turn
+    /// (mio is edge-triggered, so no new event would say so).
+    unread: Vec<SessionId>,
     /// Connections the core said are finished, by deadline; always in
     /// order, since every deadline is the time it was pushed plus `LINGER`.
     finishing: VecDeque<(Instant, SessionId)>,
@@ -221,7 +228,7 @@ impl Loop {
             if self.is_done(now) {
                 return Ok(());
             }
-            let timeout = if self.again.is_empty() {
+            let timeout = if self.again.is_empty() && self.unread.is_empty() {
                 self.next_deadline()
                     .map(|d| d.saturating_duration_since(now))
             } else {
@@ -233,6 +240,9 @@ impl Loop {
                 Err(e) => return Err(e),
             }
             let now = Instant::now();
+            for id in std::mem::take(&mut self.unread) {
+                self.read(now, id);
+            }
             for event in events.iter() {
                 match event.token() {
                     WAKER => {}
@@ -341,12 +351,19 @@ impl Loop {
         }
     }
 
-    /// Reads until the socket has nothing more (mio is edge-triggered).
+    /// Reads until the socket has nothing more (mio is edge-triggered) or
+    /// the budget is spent.
     fn read(&mut self, now: Instant, id: SessionId) {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
+        let mut budget = READ_BUDGET;
         while conn.read_open {
+            if budget == 0 {
+                self.unread.push(id);
+                return;
+            }
+            budget -= 1;
             match conn.stream.read(&mut self.buf) {
                 Ok(0) => {
                     conn.read_open = false;
