@@ -26,6 +26,7 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
+
 mod event_loop;
 
 use std::io;
@@ -53,6 +54,7 @@ pub const STOP_FLUSH: Duration = Duration::from_secs(2);
 pub(crate) const WAKER: Token = Token(usize::MAX);
 pub(crate) const LISTENER_BASE: usize = usize::MAX - 1;
 
+/// What the owner of a [`Handle`] asked for; only ever raised.
 pub(crate) const RUNNING: u8 = 0;
 pub(crate) const SHUTDOWN: u8 = 1;
 pub(crate) const STOP: u8 = 2;
