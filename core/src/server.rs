@@ -51,7 +51,10 @@ pub struct ServerConfig {
     /// rather than starving the ones already served.
     pub max_connections: usize,
     /// Most connections from one IP address at once, so one host cannot
-    /// take every slot.
+    /// take every slot. The default is half of [`Self::max_connections`]:
+    /// one host never gets more than half the server, while thousands of
+    /// viewers behind one carrier-grade NAT, or a loopback benchmark with a
+    /// few thousand players, still fit.
     pub max_connections_per_ip: usize,
     /// How long clients told `NetConnection.Shutdown.Notify` get to leave
     /// on their own before the rest are closed (TC's `-t`, 5 minutes).
@@ -64,7 +67,7 @@ impl Default for ServerConfig {
             session: SessionConfig::default(),
             broker: BrokerConfig::default(),
             max_connections: 10_000,
-            max_connections_per_ip: 1_000,
+            max_connections_per_ip: 5_000,
             shutdown_deadline: Duration::from_secs(300),
         }
     }

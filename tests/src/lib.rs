@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod abuse;
 pub mod conformance;
 pub mod server;
 pub mod sim;

@@ -34,7 +34,8 @@ const MAX_ECHOED_NAME: usize = 64;
 impl Session {
     /// One complete message from the chunk layer.
     pub(super) fn handle_message(&mut self, now: Instant, raw: RawMessage) {
-        let msg = match Message::decode_with_amf_limit(&raw, self.config.max_amf_message_len) {
+        let limits = (self.config.max_amf_message_len, self.config.max_amf_depth);
+        let msg = match Message::decode_with_amf_limits(&raw, limits.0, limits.1) {
             Ok(msg) => msg,
             // A publisher's odd metadata is not worth its connection.
             Err(e) if matches!(raw.type_id, type_id::DATA_AMF0 | type_id::DATA_AMF3) => {

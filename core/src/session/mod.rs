@@ -66,6 +66,9 @@ pub struct SessionConfig {
     pub decoder_limits: DecoderLimits,
     /// Largest command or data message accepted (AMF decoding cost).
     pub max_amf_message_len: usize,
+    /// Deepest nesting of objects and arrays accepted in a command or data
+    /// message; at most [`crate::amf::MAX_DEPTH`], the stack-safety ceiling.
+    pub max_amf_depth: usize,
     /// Chunk size announced and used for everything we send. Large, so a
     /// video frame costs few chunk headers; every known client accepts it.
     pub out_chunk_size: u32,
@@ -101,6 +104,7 @@ impl Default for SessionConfig {
             handshake: HandshakeConfig::default(),
             decoder_limits: DecoderLimits::default(),
             max_amf_message_len: crate::message::MAX_AMF_MESSAGE_LEN,
+            max_amf_depth: crate::amf::MAX_DEPTH,
             out_chunk_size: 60_000,
             window_ack_size: 2_500_000,
             max_streams: 16,

@@ -696,7 +696,8 @@ impl SimClient {
     }
 
     /// Bytes for the server, handed over once (the [`super::Sim`] moves
-    /// them in memory; the conformance suite writes them to a socket).
+    /// them in memory; the conformance and abuse suites write them to a
+    /// socket).
     pub fn take_outbound(&mut self) -> Vec<Bytes> {
         std::mem::take(&mut self.outbound)
     }
