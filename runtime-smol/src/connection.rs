@@ -45,7 +45,6 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: Async<TcpStr
     info!("accepted");
     configure(stream.get_ref());
     let bell = shared.register(id);
-    let mut buf = vec![0u8; READ_BUF];
     let mut pending = Transmit::default();
     let mut read_open = true;
     // Once the session is closed, how long its last transmit may take.
@@ -118,23 +117,9 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: Async<TcpStr
                 ))
             }
             Wake::Readable(Err(e)) | Wake::Writable(Err(e)) => break Err(e),
-            Wake::Readable(Ok(())) => match stream.get_ref().read(&mut buf) {
-                Ok(0) => {
-                    read_open = false;
-                    shared.with(|s, now| s.handle_eof(now, id));
-                }
-                Ok(n) => {
-                    // An error closes the session, which flushes the status
-                    // it owes; the loop carries on until closed.
-                    if let Err(e) = shared.with(|s, now| s.handle_input(now, id, &buf[..n])) {
-                        debug!(error = %e, "session error");
-                    }
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) => {}
+            Wake::Readable(Ok(())) => match read(&shared, id, stream.get_ref()) {
+                Ok(true) => {}
+                Ok(false) => read_open = false,
                 Err(e) => break Err(e),
             },
             Wake::Writable(Ok(())) | Wake::Again => {}
@@ -158,6 +143,44 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: Async<TcpStr
     if outcome.is_ok() && read_open {
         linger(&stream).await;
     }
+}
+
+thread_local! {
+    /// The read buffer of every connection this thread runs: a read is
+    /// handed to the core before the task awaits again, so one buffer per
+    /// thread serves them all, and an idle connection costs no 64 KiB.
+    static READ: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_BUF]);
+}
+
+/// Reads what the socket has into the core. `Ok(false)` once the peer has
+/// closed its side.
+fn read(shared: &Shared, id: SessionId, mut stream: &TcpStream) -> io::Result<bool> {
+    READ.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        match stream.read(&mut buf) {
+            Ok(0) => {
+                shared.with(|s, now| s.handle_eof(now, id));
+                Ok(false)
+            }
+            Ok(n) => {
+                // An error closes the session, which flushes the status it
+                // owes; the task carries on until the core says closed.
+                if let Err(e) = shared.with(|s, now| s.handle_input(now, id, &buf[..n])) {
+                    debug!(error = %e, "session error");
+                }
+                Ok(true)
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(true)
+            }
+            Err(e) => Err(e),
+        }
+    })
 }
 
 /// `fut` if `cond`, else a future that never completes (a disabled branch).
