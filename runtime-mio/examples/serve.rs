@@ -1,5 +1,5 @@
 //! Serves RTMP with the mio runtime, with the same defaults as `tincan
-//! serve`: `cargo run -p tincan-mio --example serve -- --listen 127.0.0.1:1935`.
+//! serve`: `cargo run -p tincan-mio --example serve-mio -- --listen 127.0.0.1:1935`.
 //!
 //! SIGTERM shuts down gracefully (clients are told
 //! `NetConnection.Shutdown.Notify` and get `-t` seconds to leave); SIGINT or

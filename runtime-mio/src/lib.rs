@@ -27,32 +27,23 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
-use std::collections::HashMap;
-use std::io::{self, IoSlice, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+mod event_loop;
+
+use std::io;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token, Waker};
-use tincan_core::event::SessionId;
-use tincan_core::session::Transmit;
-use tracing::{debug, info, warn};
+use mio::net::TcpListener;
+use mio::{Interest, Poll, Token, Waker};
+use tracing::{info, warn};
 
 pub use tincan_core as core;
 pub use tincan_core::server::ServerConfig;
 
-/// Bytes read per `read`; each read is handed to the core at once.
-const READ_BUF: usize = 64 * 1024;
-/// Transmits written to one connection per turn, so a player with a deep
-/// backlog on a fast link cannot starve everyone else on this thread.
-const WRITE_BUDGET: usize = 64;
-/// How long a finished connection may take to write its last transmit and
-/// then see the peer close, before its socket is dropped anyway.
-const LINGER: Duration = Duration::from_millis(500);
-/// Buffers passed to one `writev`; well under every platform's IOV_MAX.
-const MAX_IOVECS: usize = 64;
+use crate::event_loop::EventLoop;
+
 /// How long sessions get to flush their goodbye after [`Handle::stop`]
 /// before the remaining connections are dropped: long enough for a status
 /// message to reach a healthy peer, short enough that a stuck peer cannot
@@ -60,12 +51,13 @@ const MAX_IOVECS: usize = 64;
 pub const STOP_FLUSH: Duration = Duration::from_secs(2);
 /// Tokens at the top of the range; sessions use their id, which counts up
 /// from zero and never gets there.
-const WAKER: Token = Token(usize::MAX);
-const LISTENER_BASE: usize = usize::MAX - 1;
+pub(crate) const WAKER: Token = Token(usize::MAX);
+pub(crate) const LISTENER_BASE: usize = usize::MAX - 1;
 
-const RUNNING: u8 = 0;
-const SHUTDOWN: u8 = 1;
-const STOP: u8 = 2;
+/// What the owner of a [`Handle`] asked for; only ever raised.
+pub(crate) const RUNNING: u8 = 0;
+pub(crate) const SHUTDOWN: u8 = 1;
+pub(crate) const STOP: u8 = 2;
 
 /// Bound listeners and the configuration to serve them with.
 #[derive(Debug)]
@@ -83,8 +75,8 @@ pub struct Handle {
 }
 
 #[derive(Debug)]
-struct Control {
-    state: AtomicU8,
+pub(crate) struct Control {
+    pub(crate) state: AtomicU8,
     waker: Waker,
 }
 
@@ -154,391 +146,14 @@ impl Server {
 
     /// Serves on this thread until drained after [`Handle::shutdown`], or
     /// after [`Handle::stop`]. Errors only if the poller itself fails.
+    /// Serves on this thread until drained after [`Handle::shutdown`], or
+    /// after [`Handle::stop`]. Errors only if the poller itself fails.
     pub fn run(self) -> io::Result<()> {
         for addr in self.local_addrs() {
             info!(%addr, "listening");
         }
-        let mut lp = Loop {
-            core: tincan_core::server::Server::new(self.config),
-            poll: self.poll,
-            listener_tokens: self.listeners.len(),
-            listeners: self.listeners,
-            control: self.control,
-            conns: HashMap::new(),
-            buf: vec![0; READ_BUF],
-            again: Vec::new(),
-            stop_at: None,
-        };
-        lp.run()
-    }
-}
-
-/// One accepted socket.
-#[derive(Debug)]
-struct Conn {
-    stream: TcpStream,
-    /// The transmit being written; the core hands out the next one only
-    /// when this one is gone, so its real-time backlog stays the only queue.
-    pending: Transmit,
-    read_open: bool,
-    /// Whether WRITABLE interest is registered.
-    writable: bool,
-    /// Set once the core said the session is finished: by then the last
-    /// transmit is written and the peer has closed, or the socket goes.
-    finish_by: Option<Instant>,
-    /// Whether the core has forgotten it (we only wait for the peer now).
-    removed: bool,
-}
-
-struct Loop {
-    core: tincan_core::server::Server,
-    poll: Poll,
-    listeners: Vec<TcpListener>,
-    /// How many tokens below `LISTENER_BASE` are listeners' (fixed at bind).
-    listener_tokens: usize,
-    control: Arc<Control>,
-    conns: HashMap<SessionId, Conn>,
-    buf: Vec<u8>,
-    /// Connections that used up their write budget: written again next turn.
-    again: Vec<SessionId>,
-    /// Set by a stop: when the loop gives up on flushing.
-    stop_at: Option<Instant>,
-}
-
-impl Loop {
-    fn run(&mut self) -> io::Result<()> {
-        let mut events = Events::with_capacity(1024);
-        let mut writable = Vec::new();
-        loop {
-            let now = Instant::now();
-            self.control(now);
-            self.flush_all(now, &mut writable);
-            if self.is_done(now) {
-                return Ok(());
-            }
-            let timeout = if self.again.is_empty() {
-                self.next_deadline()
-                    .map(|d| d.saturating_duration_since(now))
-            } else {
-                Some(Duration::ZERO)
-            };
-            match self.poll.poll(&mut events, timeout) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-            let now = Instant::now();
-            for event in events.iter() {
-                match event.token() {
-                    WAKER => {}
-                    Token(t) if t > LISTENER_BASE - self.listener_tokens => {
-                        self.accept(now, LISTENER_BASE - t);
-                    }
-                    Token(t) => {
-                        let id = SessionId(t as u64);
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.read(now, id);
-                        }
-                        if event.is_writable() {
-                            writable.push(id);
-                        }
-                    }
-                }
-            }
-            self.core.handle_timeout(now);
-        }
-    }
-
-    /// Applies what the [`Handle`] asked for.
-    fn control(&mut self, now: Instant) {
-        let state = self.control.state.load(Ordering::SeqCst);
-        if state == SHUTDOWN && !self.core.is_shutting_down() {
-            self.listeners.clear(); // refuse at the kernel, not after a handshake
-            self.core.shutdown(now);
-        }
-        if state == STOP && self.stop_at.is_none() {
-            info!(connections = self.conns.len(), "stopping");
-            self.listeners.clear();
-            self.stop_at = Some(now + STOP_FLUSH);
-            self.core.close_all(now, "server shutting down");
-        }
-    }
-
-    fn is_done(&self, now: Instant) -> bool {
-        match self.stop_at {
-            Some(at) => self.conns.is_empty() || now >= at,
-            None => self.core.is_drained() && self.conns.is_empty(),
-        }
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        let finishing = self.conns.values().filter_map(|c| c.finish_by).min();
-        [self.core.poll_timeout(), finishing, self.stop_at]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-
-    fn accept(&mut self, now: Instant, index: usize) {
-        let Some(listener) = self.listeners.get(index) else {
-            return;
-        };
-        loop {
-            let (mut stream, peer) = match listener.accept() {
-                Ok(accepted) => accepted,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // Usually out of file descriptors; the listener stays
-                    // readable and is retried when the next event comes.
-                    warn!(error = %e, "accept failed");
-                    return;
-                }
-            };
-            let mut entropy = |buf: &mut [u8]| {
-                // Only a broken system (no getrandom(2), no /dev/urandom)
-                // fails here; no peer can cause it, and predictable
-                // handshakes would be worse than stopping.
-                getrandom::fill(buf).expect("the OS random generator is unavailable");
-            };
-            let id = match self.core.accept(now, Some(peer), &mut entropy) {
-                Ok(id) => id,
-                Err(refusal) => {
-                    warn!(%peer, %refusal, "connection refused");
-                    continue; // dropping the socket closes it
-                }
-            };
-            set_socket_options(&stream);
-            let token = Token(id.0 as usize); // ids count up from 0; lossless on 64-bit
-            if let Err(e) = self
-                .poll
-                .registry()
-                .register(&mut stream, token, Interest::READABLE)
-            {
-                warn!(error = %e, "cannot register a connection");
-                let _ = self.core.remove(now, id);
-                continue;
-            }
-            if let Some(span) = self.core.span(id) {
-                span.in_scope(|| info!("accepted"));
-            }
-            self.conns.insert(
-                id,
-                Conn {
-                    stream,
-                    pending: Transmit::default(),
-                    read_open: true,
-                    writable: false,
-                    finish_by: None,
-                    removed: false,
-                },
-            );
-        }
-    }
-
-    /// Reads until the socket has nothing more (mio is edge-triggered).
-    fn read(&mut self, now: Instant, id: SessionId) {
-        let Some(conn) = self.conns.get_mut(&id) else {
-            return;
-        };
-        while conn.read_open {
-            match conn.stream.read(&mut self.buf) {
-                Ok(0) => {
-                    conn.read_open = false;
-                    if conn.removed {
-                        // The peer answered our close: nothing left to wait for.
-                        self.conns.remove(&id);
-                        return;
-                    }
-                    self.core.handle_eof(now, id);
-                }
-                Ok(n) if conn.removed => debug!(bytes = n, "discarded input after close"),
-                Ok(n) => {
-                    // An error closes the session, which still flushes the
-                    // status it owes; it is finished like any other.
-                    if let Err(e) = self.core.handle_input(now, id, &self.buf[..n]) {
-                        debug!(id = %id, error = %e, "session error");
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.drop_conn(now, id, &e);
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Writes every connection that may have output: the core's ready
-    /// ones, those whose socket became writable, and those over budget.
-    fn flush_all(&mut self, now: Instant, writable: &mut Vec<SessionId>) {
-        let mut ids = std::mem::take(&mut self.again);
-        ids.append(writable);
-        while let Some(id) = self.core.poll_ready() {
-            ids.push(id);
-        }
-        ids.sort_unstable();
-        ids.dedup();
-        for id in ids {
-            self.flush(now, id);
-        }
-        // Finished connections that ran out of time are dropped.
-        let expired: Vec<SessionId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.finish_by.is_some_and(|at| at <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
-            if let Some(conn) = self.conns.remove(&id) {
-                if !conn.removed {
-                    self.forget(now, id, Some("its last transmit timed out"));
-                }
-            }
-        }
-    }
-
-    fn flush(&mut self, now: Instant, id: SessionId) {
-        let Some(conn) = self.conns.get_mut(&id) else {
-            return;
-        };
-        if conn.removed {
-            return;
-        }
-        let mut budget = WRITE_BUDGET;
-        let result = loop {
-            if conn.pending.is_empty() {
-                if budget == 0 {
-                    self.again.push(id);
-                    break Ok(());
-                }
-                match self.core.poll_transmit(now, id) {
-                    Some(t) => conn.pending = t,
-                    None => break Ok(()),
-                }
-                budget -= 1;
-            }
-            match write(&mut conn.stream, &mut conn.pending) {
-                Ok(true) => {}
-                Ok(false) => break Ok(()),
-                Err(e) => break Err(e),
-            }
-        };
-        if let Err(e) = result {
-            self.drop_conn(now, id, &e);
-            return;
-        }
-        let want_write = !conn.pending.is_empty();
-        if want_write != conn.writable {
-            conn.writable = want_write;
-            let interest = if want_write {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
-            let token = Token(id.0 as usize);
-            if let Err(e) = self
-                .poll
-                .registry()
-                .reregister(&mut conn.stream, token, interest)
-            {
-                self.drop_conn(now, id, &e);
-                return;
-            }
-        }
-        if self.core.is_closed(id) {
-            conn.finish_by.get_or_insert(now + LINGER);
-            if conn.pending.is_empty() {
-                self.finish(now, id);
-            }
-        }
-    }
-
-    /// The session is over and its last byte written: tell the core, close
-    /// our side, and keep reading until the peer closes too (or `LINGER`).
-    /// Dropping a socket with unread input sends a reset, and a reset can
-    /// destroy the goodbye status before the peer reads it.
-    fn finish(&mut self, now: Instant, id: SessionId) {
-        self.forget(now, id, None);
-        let Some(conn) = self.conns.get_mut(&id) else {
-            return;
-        };
-        conn.removed = true;
-        if !conn.read_open || conn.stream.shutdown(Shutdown::Write).is_err() {
-            self.conns.remove(&id);
-            return;
-        }
-        // The peer may have closed already; only a read can tell.
-        self.read(now, id);
-    }
-
-    /// A socket error: the connection is gone at once.
-    fn drop_conn(&mut self, now: Instant, id: SessionId, error: &io::Error) {
-        if let Some(conn) = self.conns.remove(&id) {
-            if !conn.removed {
-                self.forget(now, id, Some(&error.to_string()));
-            }
-        }
-    }
-
-    /// Removes `id` from the core and logs how it ended.
-    fn forget(&mut self, now: Instant, id: SessionId, socket_error: Option<&str>) {
-        let span = self.core.span(id);
-        let Some(closed) = self.core.remove(now, id) else {
-            return;
-        };
-        let reason = closed.error.map(|e| e.to_string());
-        let reason = reason.as_deref().unwrap_or("none");
-        let (frames, bytes) = (closed.dropped_frames, closed.dropped_bytes);
-        let _entered = span.as_ref().map(|s| s.enter());
-        match socket_error {
-            None => info!(
-                reason,
-                dropped_frames = frames,
-                dropped_bytes = bytes,
-                "closed"
-            ),
-            Some(error) => info!(
-                error,
-                reason,
-                dropped_frames = frames,
-                dropped_bytes = bytes,
-                "closed on socket error"
-            ),
-        }
-    }
-}
-
-/// Writes as much of `t` as the non-blocking `out` takes. `Ok(true)` once
-/// all of it is written, `Ok(false)` when the socket would block.
-fn write(mut out: impl Write, t: &mut Transmit) -> io::Result<bool> {
-    while !t.is_empty() {
-        // On the stack: this runs for every transmit of every player.
-        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-        let n = t.io_slices(&mut slices);
-        match out.write_vectored(&slices[..n]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(written) => t.advance(written),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(true)
-}
-
-/// Media is latency-sensitive and every transmit is already a batch, so
-/// Nagle would only delay it; and bytes parked unsent in the kernel are
-/// past the session's real-time policy, so only little may wait there
-/// (the same options as the tokio runtime).
-fn set_socket_options(stream: &TcpStream) {
-    if let Err(e) = stream.set_nodelay(true) {
-        debug!(error = %e, "cannot disable Nagle");
-    }
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    if let Err(e) = socket2::SockRef::from(stream).set_tcp_notsent_lowat(16 * 1024) {
-        debug!(error = %e, "cannot set TCP_NOTSENT_LOWAT");
+        let core = tincan_core::server::Server::new(self.config);
+        EventLoop::new(core, self.poll, self.listeners, self.control).run()
     }
 }
 

@@ -3,7 +3,7 @@
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use smol::future::{self, FutureExt};
 use smol::{Async, Timer};
@@ -21,7 +21,8 @@ const MAX_IOVECS: usize = 64;
 /// Transmits written in one go before the task lets reads and other tasks
 /// in, so a player with a deep backlog cannot starve its own input.
 const WRITE_BUDGET: usize = 64;
-/// How long a closed connection waits for the peer to close its side.
+/// How long a closed connection waits for the peer to take its last
+/// transmit, and then for the peer to close its side.
 const LINGER: Duration = Duration::from_millis(500);
 /// Most bytes left unsent in the kernel before the socket stops reporting
 /// writable (see the tokio runtime for the measurements behind 16 KiB).
@@ -34,6 +35,8 @@ enum Wake {
     Writable(io::Result<()>),
     /// The core named it ready, or it yielded with output left.
     Again,
+    /// The session is over but the peer never took its last transmit.
+    GiveUp,
 }
 
 /// Runs one accepted connection until its session closes or the socket
@@ -42,9 +45,10 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: Async<TcpStr
     info!("accepted");
     configure(stream.get_ref());
     let bell = shared.register(id);
-    let mut buf = vec![0u8; READ_BUF];
     let mut pending = Transmit::default();
     let mut read_open = true;
+    // Once the session is closed, how long its last transmit may take.
+    let mut give_up = None;
     let outcome: io::Result<()> = loop {
         // 1. Write while the socket takes it, taking the next transmit from
         //    the core only once the previous one is fully written.
@@ -73,13 +77,22 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: Async<TcpStr
         };
         // The core counts a transmit as sent once handed out; what is still
         // pending here is ours to finish before the socket goes.
-        if pending.is_empty() && shared.with(|s, _| s.is_closed(id)) {
-            break Ok(());
+        if shared.with(|s, _| s.is_closed(id)) {
+            if pending.is_empty() {
+                break Ok(());
+            }
+            // A peer that stopped reading must not keep the task (and a
+            // graceful shutdown) alive forever.
+            give_up.get_or_insert_with(|| Instant::now() + LINGER);
         }
-        // 2. Wait for whatever can move this connection next.
-        let readable = when(read_open, async { Wake::Readable(stream.readable().await) });
+        // 2. Wait for whatever can move this connection next. The `poll_*`
+        //    forms keep this task's interest registered between waits; the
+        //    `readable()` future drops it, costing an `epoll_ctl` per wake.
+        let readable = when(read_open, async {
+            Wake::Readable(future::poll_fn(|cx| stream.poll_readable(cx)).await)
+        });
         let writable = when(!pending.is_empty(), async {
-            Wake::Writable(stream.writable().await)
+            Wake::Writable(future::poll_fn(|cx| stream.poll_writable(cx)).await)
         });
         let rung = async {
             bell.wait().await;
@@ -89,25 +102,24 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: Async<TcpStr
             future::yield_now().await;
             Wake::Again
         });
-        match readable.or(writable).or(rung).or(yielded).await {
+        let late = async {
+            match give_up {
+                Some(at) => Timer::at(at).await,
+                None => Timer::never().await,
+            };
+            Wake::GiveUp
+        };
+        match readable.or(writable).or(rung).or(yielded).or(late).await {
+            Wake::GiveUp => {
+                break Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the peer did not take the last transmit",
+                ))
+            }
             Wake::Readable(Err(e)) | Wake::Writable(Err(e)) => break Err(e),
-            Wake::Readable(Ok(())) => match stream.get_ref().read(&mut buf) {
-                Ok(0) => {
-                    read_open = false;
-                    shared.with(|s, now| s.handle_eof(now, id));
-                }
-                Ok(n) => {
-                    // An error closes the session, which flushes the status
-                    // it owes; the loop carries on until closed.
-                    if let Err(e) = shared.with(|s, now| s.handle_input(now, id, &buf[..n])) {
-                        debug!(error = %e, "session error");
-                    }
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) => {}
+            Wake::Readable(Ok(())) => match read(&shared, id, stream.get_ref()) {
+                Ok(true) => {}
+                Ok(false) => read_open = false,
                 Err(e) => break Err(e),
             },
             Wake::Writable(Ok(())) | Wake::Again => {}
@@ -131,6 +143,44 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: Async<TcpStr
     if outcome.is_ok() && read_open {
         linger(&stream).await;
     }
+}
+
+thread_local! {
+    /// The read buffer of every connection this thread runs: a read is
+    /// handed to the core before the task awaits again, so one buffer per
+    /// thread serves them all, and an idle connection costs no 64 KiB.
+    static READ: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_BUF]);
+}
+
+/// Reads what the socket has into the core. `Ok(false)` once the peer has
+/// closed its side.
+fn read(shared: &Shared, id: SessionId, mut stream: &TcpStream) -> io::Result<bool> {
+    READ.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        match stream.read(&mut buf) {
+            Ok(0) => {
+                shared.with(|s, now| s.handle_eof(now, id));
+                Ok(false)
+            }
+            Ok(n) => {
+                // An error closes the session, which flushes the status it
+                // owes; the task carries on until the core says closed.
+                if let Err(e) = shared.with(|s, now| s.handle_input(now, id, &buf[..n])) {
+                    debug!(error = %e, "session error");
+                }
+                Ok(true)
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(true)
+            }
+            Err(e) => Err(e),
+        }
+    })
 }
 
 /// `fut` if `cond`, else a future that never completes (a disabled branch).

@@ -289,17 +289,22 @@ fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// The next connection from whichever listener has one.
+///
+/// Readiness first, `accept` second: this future is polled whenever any
+/// task on the executor wakes, and a syscall per poll would cost more than
+/// serving the connections.
 async fn accept_any(listeners: &[Async<TcpListener>]) -> io::Result<(TcpStream, SocketAddr)> {
     future::poll_fn(|cx| {
         for l in listeners {
             loop {
+                match l.poll_readable(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => break,
+                }
                 match l.get_ref().accept() {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => match l.poll_readable(cx) {
-                        Poll::Ready(Ok(())) => continue, // readiness came in meanwhile
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                        Poll::Pending => break,
-                    },
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {} // re-arm
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     accepted => return Poll::Ready(accepted),
                 }
             }
