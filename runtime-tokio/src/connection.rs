@@ -36,6 +36,7 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: TcpStream) {
     let bell = shared.register(id);
     let mut pending = Transmit::default();
     let mut read_open = true;
+    let mut closed_at = None;
     let outcome: io::Result<()> = loop {
         // 1. Write while the socket takes it, taking the next transmit from
         //    the core only once the previous one is fully written.
@@ -63,10 +64,21 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: TcpStream) {
             Err(e) => break Err(e),
         };
         // The core counts a transmit as sent once handed out; what is still
-        // pending here is ours to finish before the socket goes.
-        if pending.is_empty() && shared.with(|s, _| s.is_closed(id)) {
+        // pending here is ours to finish before the socket goes, but only
+        // briefly: a peer that stopped reading must not keep a closed
+        // connection (and a shutting-down server) alive.
+        if closed_at.is_none() && shared.with(|s, _| s.is_closed(id)) {
+            closed_at = Some(tokio::time::Instant::now());
+        }
+        if closed_at.is_some() && pending.is_empty() {
             break Ok(());
         }
+        let give_up = async {
+            match closed_at {
+                Some(at) => tokio::time::sleep_until(at + LINGER).await,
+                None => std::future::pending().await,
+            }
+        };
         // 2. Wait for whatever can move this connection next.
         tokio::select! {
             r = stream.readable(), if read_open => {
@@ -85,6 +97,7 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: TcpStream) {
                 }
             }
             () = bell.notified() => {}
+            () = give_up => break Ok(()),
             () = tokio::task::yield_now(), if more_output => {}
         }
     };
