@@ -1,7 +1,7 @@
 //! The one thread's loop: readiness in, the core in the middle, writes out.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -27,8 +27,6 @@ const WRITE_BUDGET: usize = 64;
 /// How long a finished connection may take to write its last transmit and
 /// then see the peer close, before its socket is dropped anyway.
 const LINGER: Duration = Duration::from_millis(500);
-/// Buffers passed to one `writev`; well under every platform's IOV_MAX.
-const MAX_IOVECS: usize = 64;
 
 /// One accepted socket.
 #[derive(Debug)]
@@ -185,20 +183,17 @@ impl EventLoop {
                     return;
                 }
             };
-            let mut entropy = |buf: &mut [u8]| {
-                // Only a broken system (no getrandom(2), no /dev/urandom)
-                // fails here; no peer can cause it, and predictable
-                // handshakes would be worse than stopping.
-                getrandom::fill(buf).expect("the OS random generator is unavailable");
-            };
-            let id = match self.core.accept(now, Some(peer), &mut entropy) {
+            let id = match self
+                .core
+                .accept(now, Some(peer), &mut tincan_net::os_entropy)
+            {
                 Ok(id) => id,
                 Err(refusal) => {
                     warn!(%peer, %refusal, "connection refused");
                     continue; // dropping the socket closes it
                 }
             };
-            set_socket_options(&stream);
+            tincan_net::configure(&stream);
             let token = Token(id.0 as usize); // ids count up from 0; lossless on 64-bit
             if let Err(e) = self
                 .poll
@@ -314,7 +309,7 @@ impl EventLoop {
                 }
                 budget -= 1;
             }
-            match write(&mut conn.stream, &mut conn.pending) {
+            match tincan_net::write_transmit(&mut conn.pending, |b| conn.stream.write_vectored(b)) {
                 Ok(true) => {}
                 Ok(false) => break Ok(()),
                 Err(e) => break Err(e),
@@ -405,37 +400,5 @@ impl EventLoop {
                 "closed on socket error"
             ),
         }
-    }
-}
-
-/// Writes as much of `t` as the non-blocking `out` takes. `Ok(true)` once
-/// all of it is written, `Ok(false)` when the socket would block.
-fn write(mut out: impl Write, t: &mut Transmit) -> io::Result<bool> {
-    while !t.is_empty() {
-        // On the stack: this runs for every transmit of every player.
-        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-        let n = t.io_slices(&mut slices);
-        match out.write_vectored(&slices[..n]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(written) => t.advance(written),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(true)
-}
-
-/// Media is latency-sensitive and every transmit is already a batch, so
-/// Nagle would only delay it; and bytes parked unsent in the kernel are
-/// past the session's real-time policy, so only little may wait there
-/// (the same options as the tokio runtime).
-fn set_socket_options(stream: &TcpStream) {
-    if let Err(e) = stream.set_nodelay(true) {
-        debug!(error = %e, "cannot disable Nagle");
-    }
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    if let Err(e) = socket2::SockRef::from(stream).set_tcp_notsent_lowat(16 * 1024) {
-        debug!(error = %e, "cannot set TCP_NOTSENT_LOWAT");
     }
 }

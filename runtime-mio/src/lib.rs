@@ -112,7 +112,7 @@ impl Server {
         let waker = Waker::new(poll.registry(), WAKER)?;
         let mut listeners = Vec::with_capacity(addrs.len());
         for (i, addr) in addrs.iter().enumerate() {
-            let mut l = TcpListener::from_std(bind_one(*addr)?);
+            let mut l = TcpListener::from_std(tincan_net::bind(*addr)?);
             poll.registry()
                 .register(&mut l, Token(LISTENER_BASE - i), Interest::READABLE)?;
             listeners.push(l);
@@ -155,21 +155,4 @@ impl Server {
         let core = tincan_core::server::Server::new(self.config);
         EventLoop::new(core, self.poll, self.listeners, self.control).run()
     }
-}
-
-/// One non-blocking listener, bound like the tokio runtime's.
-fn bind_one(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    // A restarted server must not wait out TIME_WAIT connections of the old one.
-    socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
-    socket
-        .bind(&addr.into())
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind {addr}: {e}")))?;
-    socket.listen(1024)?;
-    Ok(socket.into())
 }

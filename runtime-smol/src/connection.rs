@@ -1,6 +1,6 @@
 //! One connection's task: socket in, session, socket out.
 
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,18 +16,12 @@ use crate::shared::Shared;
 /// Bytes read from the socket per `read`; one read is handed to the core
 /// at once.
 const READ_BUF: usize = 64 * 1024;
-/// Buffers passed to one `writev`; well under every platform's IOV_MAX.
-const MAX_IOVECS: usize = 64;
 /// Transmits written in one go before the task lets reads and other tasks
 /// in, so a player with a deep backlog cannot starve its own input.
 const WRITE_BUDGET: usize = 64;
 /// How long a closed connection waits for the peer to take its last
 /// transmit, and then for the peer to close its side.
 const LINGER: Duration = Duration::from_millis(500);
-/// Most bytes left unsent in the kernel before the socket stops reporting
-/// writable (see the tokio runtime for the measurements behind 16 KiB).
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const NOTSENT_LOWAT: u32 = 16 * 1024;
 
 /// What woke a waiting connection.
 enum Wake {
@@ -43,7 +37,7 @@ enum Wake {
 /// fails; the core decides everything else (shutdown, limits, timers).
 pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: Async<TcpStream>) {
     info!("accepted");
-    configure(stream.get_ref());
+    tincan_net::configure(stream.get_ref());
     let bell = shared.register(id);
     let mut pending = Transmit::default();
     let mut read_open = true;
@@ -60,7 +54,7 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: Async<TcpStr
                     None => break Ok(false),
                 }
             }
-            match write(stream.get_ref(), &mut pending) {
+            match tincan_net::write_transmit(&mut pending, |b| stream.get_ref().write_vectored(b)) {
                 Ok(true) => {
                     budget -= 1;
                     if budget == 0 {
@@ -190,37 +184,6 @@ async fn when<T>(cond: bool, fut: impl std::future::Future<Output = T>) -> T {
     } else {
         future::pending().await
     }
-}
-
-/// Socket options every connection gets, the same as the tokio runtime's:
-/// no Nagle delay (every transmit is already a batch), and little unsent
-/// data parked in the kernel, past the session's real-time policy.
-fn configure(stream: &TcpStream) {
-    if let Err(e) = stream.set_nodelay(true) {
-        debug!(error = %e, "cannot disable Nagle");
-    }
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    if let Err(e) = socket2::SockRef::from(stream).set_tcp_notsent_lowat(NOTSENT_LOWAT) {
-        debug!(error = %e, "cannot set TCP_NOTSENT_LOWAT");
-    }
-}
-
-/// Writes as much of `t` as the non-blocking socket takes. `Ok(true)` once
-/// all of it is written.
-fn write(mut stream: &TcpStream, t: &mut Transmit) -> io::Result<bool> {
-    while !t.is_empty() {
-        // On the stack: this runs for every transmit of every player.
-        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-        let n = t.io_slices(&mut slices);
-        match stream.write_vectored(&slices[..n]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(written) => t.advance(written),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(true)
 }
 
 /// Closes our side and reads what the peer still sends until it closes too,

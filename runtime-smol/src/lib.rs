@@ -108,7 +108,7 @@ impl Server {
     pub fn bind(addrs: &[SocketAddr], config: ServerConfig) -> io::Result<Server> {
         let listeners = addrs
             .iter()
-            .map(|addr| Async::new(bind_one(*addr)?))
+            .map(|addr| Async::new(tincan_net::bind(*addr)?))
             .collect::<io::Result<_>>()?;
         let (bell, waiter) = bell();
         Ok(Server {
@@ -243,12 +243,7 @@ fn accept(
     peer: SocketAddr,
 ) -> Option<Task<()>> {
     let accepted = shared.with(|s, now| {
-        let mut entropy = |buf: &mut [u8]| {
-            // The OS generator only fails on a broken system; no peer can
-            // cause it, and predictable handshakes would be worse.
-            getrandom::fill(buf).expect("the OS random generator is unavailable");
-        };
-        s.accept(now, Some(peer), &mut entropy)
+        s.accept(now, Some(peer), &mut tincan_net::os_entropy)
             .map(|id| (id, s.span(id)))
     });
     let (id, span) = match accepted {
@@ -270,22 +265,6 @@ fn accept(
             None
         }
     }
-}
-
-fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    // A restarted server must not wait out TIME_WAIT connections of the old one.
-    socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
-    socket
-        .bind(&addr.into())
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind {addr}: {e}")))?;
-    socket.listen(1024)?;
-    Ok(socket.into())
 }
 
 /// The next connection from whichever listener has one.

@@ -1,6 +1,6 @@
 //! One connection's task: socket in, session, socket out.
 
-use std::io::{self, IoSlice};
+use std::io;
 use std::sync::Arc;
 
 use tincan_core::event::SessionId;
@@ -13,26 +13,16 @@ use crate::shared::Shared;
 /// Bytes read from the socket per `read`; one read is handed to the core at
 /// once.
 const READ_BUF: usize = 64 * 1024;
-/// Buffers passed to one `writev`; well under every platform's IOV_MAX.
-const MAX_IOVECS: usize = 64;
 /// Transmits written in one go before the task lets reads and other tasks
 /// in, so a player with a deep backlog cannot starve its own input.
 const WRITE_BUDGET: usize = 64;
 /// How long a closed connection waits for the peer to close its side.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
-/// Most bytes left unsent in the kernel before the socket stops reporting
-/// writable. 16 KiB (the value web servers use for HTTP/2 prioritisation)
-/// is refilled every few milliseconds even at 20 Mbit/s, and on a
-/// 160 kbit/s player it is under a second of media past the real-time
-/// policy, where Linux's default lets seconds pile up.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const NOTSENT_LOWAT: u32 = 16 * 1024;
-
 /// Runs one accepted connection until its session closes or the socket
 /// fails; the core decides everything else (shutdown, limits, timers).
 pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: TcpStream) {
     info!("accepted");
-    configure(&stream);
+    tincan_net::configure(&stream);
     let bell = shared.register(id);
     let mut pending = Transmit::default();
     let mut read_open = true;
@@ -48,7 +38,7 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: TcpStream) {
                     None => break Ok(false),
                 }
             }
-            match write(&stream, &mut pending) {
+            match tincan_net::write_transmit(&mut pending, |s| stream.try_write_vectored(s)) {
                 Ok(true) => {
                     budget -= 1;
                     if budget == 0 {
@@ -157,43 +147,6 @@ fn read(shared: &Shared, id: SessionId, stream: &TcpStream) -> io::Result<bool> 
             Err(e) => Err(e),
         }
     })
-}
-
-/// Socket options every connection gets.
-fn configure(stream: &TcpStream) {
-    // Media is latency-sensitive and every transmit is already a whole
-    // batch: Nagle would only delay it.
-    if let Err(e) = stream.set_nodelay(true) {
-        debug!(error = %e, "cannot disable Nagle");
-    }
-    // The session applies the real-time policy to what it has not handed
-    // out yet; bytes parked unsent in the kernel are past it. Linux's
-    // autotuning lets that queue grow to megabytes (seconds of media for a
-    // slow player), so only report the socket writable while little is
-    // unsent. In-flight (sent, unacknowledged) data is not limited, so
-    // throughput on long fat links is unaffected.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    if let Err(e) = socket2::SockRef::from(stream).set_tcp_notsent_lowat(NOTSENT_LOWAT) {
-        debug!(error = %e, "cannot set TCP_NOTSENT_LOWAT");
-    }
-}
-
-/// Writes as much of `t` as the socket takes without blocking. `Ok(true)`
-/// once all of it is written.
-fn write(stream: &TcpStream, t: &mut Transmit) -> io::Result<bool> {
-    while !t.is_empty() {
-        // On the stack: this runs for every transmit of every player.
-        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-        let n = t.io_slices(&mut slices);
-        match stream.try_write_vectored(&slices[..n]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(written) => t.advance(written),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(true)
 }
 
 /// Closes our side and reads what the peer still sends until it closes too,

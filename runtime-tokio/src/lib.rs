@@ -201,12 +201,7 @@ impl Server {
 
 fn accept(shared: &Arc<Shared>, conns: &mut JoinSet<()>, stream: TcpStream, peer: SocketAddr) {
     let accepted = shared.with(|s, now| {
-        let mut entropy = |buf: &mut [u8]| {
-            // The OS generator only fails on a broken system; no peer can
-            // cause it, and predictable handshakes would be worse.
-            getrandom::fill(buf).expect("the OS random generator is unavailable");
-        };
-        s.accept(now, Some(peer), &mut entropy)
+        s.accept(now, Some(peer), &mut tincan_net::os_entropy)
             .map(|id| (id, s.span(id)))
     });
     match accepted {
@@ -219,19 +214,7 @@ fn accept(shared: &Arc<Shared>, conns: &mut JoinSet<()>, stream: TcpStream, peer
 }
 
 fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    // A restarted server must not wait out TIME_WAIT connections of the old one.
-    socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
-    socket
-        .bind(&addr.into())
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind {addr}: {e}")))?;
-    socket.listen(1024)?;
-    TcpListener::from_std(socket.into())
+    TcpListener::from_std(tincan_net::bind(addr)?)
 }
 
 /// The next connection from whichever listener has one.
