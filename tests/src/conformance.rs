@@ -221,12 +221,16 @@ macro_rules! conformance_suite {
             republish_keeps_player_playing,
             fast_start_late_joiner_gets_keyframe_first,
             slow_reader_that_stops_reading_is_dropped_or_resumes_per_policy,
+            stalled_player_holds_up_neither_publisher_nor_other_player,
+            stalled_player_gets_newest_keyframe_when_it_reads_again,
+            stalled_player_cannot_hold_shutdown_past_deadline,
             disconnect_mid_handshake,
             disconnect_mid_message,
             disconnect_during_publish,
             graceful_shutdown_notifies_then_exits,
             graceful_shutdown_closes_stragglers_at_deadline,
             graceful_shutdown_refuses_new_connections,
+            graceful_shutdown_of_idle_server_returns_at_once,
             stop_closes_every_connection_and_returns,
         );
     };

@@ -2,12 +2,15 @@
 //! each checking one behaviour a user would see: frames a real client
 //! decoded, statuses a client received, a server that keeps serving.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::thread::sleep;
+use std::sync::mpsc;
+use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tincan_core::event::FrameKind;
+use tincan_core::message::Message;
 
 use super::media::{
     ffmpeg_play, gstreamer_play, publish, reports_h264_of_size, rtmpdump, FPS, SMALL,
@@ -15,6 +18,7 @@ use super::media::{
 use super::rtmp::{is_keyframe, is_video_config, RtmpClient};
 use super::{Running, Runtime, ServerConfig};
 use crate::server::Client;
+use crate::sim::SimClient;
 
 /// Longest any single step may take; the happy path takes a few seconds.
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -583,9 +587,7 @@ pub fn graceful_shutdown_refuses_new_connections<R: Runtime>() {
     };
     late.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("read timeout");
-    let mut hello = RtmpClient::connect(server.addr());
-    let c0c1 = hello.take_queued();
-    drop(hello);
+    let c0c1 = SimClient::new(Instant::now(), 1).take_outbound().concat();
     // Writing may fail if the server already closed the socket.
     let _ = late.write_all(&c0c1[..1 + 1536]);
     let mut reply = [0u8; 1];
@@ -634,6 +636,207 @@ pub fn stop_closes_every_connection_and_returns<R: Runtime>() {
     assert!(
         asked.elapsed() < Duration::from_secs(5),
         "[{}] stop took {:?}",
+        server.name(),
+        asked.elapsed()
+    );
+}
+
+/// Video frames a flood sends: at [`FLOOD_FRAME_BYTES`] each, megabytes
+/// more than any socket buffer holds.
+const FLOOD_FRAMES: u32 = 200;
+const FLOOD_FRAME_BYTES: usize = 32 * 1024;
+/// The timestamp of the flood's last frame, a keyframe (so no real-time
+/// policy may skip it).
+const FLOOD_LAST: u32 = (FLOOD_FRAMES - 1) * 33;
+
+/// A legacy AVC video tag: keyframe (`0x17`) or inter frame (`0x27`), NALU
+/// packet, composition time 0, then filler up to [`FLOOD_FRAME_BYTES`].
+fn avc_frame(key: bool) -> Bytes {
+    let mut v = vec![if key { 0x17 } else { 0x27 }, 0x01, 0, 0, 0];
+    v.resize(FLOOD_FRAME_BYTES, 0xab);
+    v.into()
+}
+
+/// Whether the client has received the flood's last frame.
+fn got_last_flood_frame(client: &SimClient) -> bool {
+    client
+        .received()
+        .iter()
+        .any(|r| matches!(r.message, Message::Video(_)) && r.timestamp.as_millis() == FLOOD_LAST)
+}
+
+/// Sends a sequence header and [`FLOOD_FRAMES`] video frames on `stream`
+/// as fast as the server takes them, a keyframe every tenth and the last.
+fn flood(publisher: &mut RtmpClient, stream: u32) -> io::Result<()> {
+    let header = Bytes::from_static(&[0x17, 0x00, 0, 0, 0, 1, 0x64, 0, 0x1f]);
+    publisher.sim_mut().send_video(stream, 0, header);
+    for i in 0..FLOOD_FRAMES {
+        let key = i % 10 == 0 || i + 1 == FLOOD_FRAMES;
+        publisher
+            .sim_mut()
+            .send_video(stream, i * 33, avc_frame(key));
+        let bytes = publisher.take_queued();
+        publisher.write_raw(&bytes)?;
+    }
+    Ok(())
+}
+
+/// Connects and plays `name`, returning once `NetStream.Play.Start`
+/// arrived.
+fn playing(server: &Running, mut client: RtmpClient, name: &str) -> RtmpClient {
+    let stream = client.play_on_this(name);
+    let started = client.pump_until(TIMEOUT, |s| {
+        s.statuses(stream)
+            .iter()
+            .any(|c| c == "NetStream.Play.Start")
+    });
+    assert!(
+        started,
+        "[{}] play did not start: {}",
+        server.name(),
+        client.describe()
+    );
+    client
+}
+
+/// A raw publisher that flooded a stream as fast as the server took it,
+/// a player that read throughout, and a player with a 4 KiB receive buffer
+/// that stopped reading once play started.
+struct Stalled {
+    stalled: RtmpClient,
+    live: RtmpClient,
+    /// The publisher once it wrote every frame, or why it could not within
+    /// [`TIMEOUT`].
+    flood: Result<RtmpClient, String>,
+}
+
+impl Stalled {
+    /// Sets the three up and floods; returns once the flood is over (or
+    /// failed) and the live player got its last frame (or [`TIMEOUT`]).
+    fn flood(server: &Running) -> Stalled {
+        let mut publisher = RtmpClient::connect(server.addr());
+        publisher.connect_app();
+        let stream = publisher.create_stream();
+        publisher.sim_mut().publish(stream, "flood");
+        let published = publisher.pump_until(TIMEOUT, |s| {
+            s.statuses(stream)
+                .iter()
+                .any(|c| c == "NetStream.Publish.Start")
+        });
+        assert!(published, "[{}] {}", server.name(), publisher.describe());
+        let stalled = playing(
+            server,
+            RtmpClient::connect_with_receive_buffer(server.addr(), 4096),
+            "flood",
+        );
+        let mut live = playing(server, RtmpClient::connect(server.addr()), "flood");
+
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let _ = tx.send(flood(&mut publisher, stream).map(|()| publisher));
+        });
+        live.pump_until(TIMEOUT, got_last_flood_frame);
+        let flood = match rx.recv_timeout(TIMEOUT) {
+            Ok(Ok(publisher)) => Ok(publisher),
+            Ok(Err(e)) => Err(format!("a write failed: {e}")),
+            Err(_) => Err(format!("still writing after {TIMEOUT:?}")),
+        };
+        Stalled {
+            stalled,
+            live,
+            flood,
+        }
+    }
+}
+
+/// While a player with a full receive buffer stops reading, a publisher
+/// flooding its stream is never held up, and a player that reads gets
+/// every keyframe up to the last.
+pub fn stalled_player_holds_up_neither_publisher_nor_other_player<R: Runtime>() {
+    let server = start::<R>();
+    let Stalled { live, flood, .. } = Stalled::flood(&server);
+    if let Err(why) = &flood {
+        panic!("[{}] the publisher was held up: {why}", server.name());
+    }
+    assert!(
+        got_last_flood_frame(live.sim()),
+        "[{}] the reading player missed the last frame: {}",
+        server.name(),
+        live.describe()
+    );
+}
+
+/// A player that stopped reading during a flood gets the newest keyframe
+/// once it reads again: the server neither drops it nor loses its way in
+/// what it skipped.
+pub fn stalled_player_gets_newest_keyframe_when_it_reads_again<R: Runtime>() {
+    let server = start::<R>();
+    let Stalled {
+        mut stalled, flood, ..
+    } = Stalled::flood(&server);
+    let _publisher =
+        flood.unwrap_or_else(|why| panic!("[{}] the publisher was held up: {why}", server.name()));
+    sleep(Duration::from_millis(300));
+    assert!(
+        stalled.pump_until(TIMEOUT, got_last_flood_frame),
+        "[{}] the stalled player never got the last keyframe: {}",
+        server.name(),
+        stalled.describe()
+    );
+}
+
+/// A player that never reads again cannot keep a shutting-down server
+/// running past its deadline plus the bounded time to flush a goodbye:
+/// `run` returns although neither player nor publisher ever reads again.
+pub fn stalled_player_cannot_hold_shutdown_past_deadline<R: Runtime>() {
+    let deadline = Duration::from_secs(1);
+    let mut server = R::start(ServerConfig {
+        shutdown_deadline: deadline,
+        ..ServerConfig::default()
+    });
+    let Stalled {
+        stalled,
+        live,
+        flood,
+    } = Stalled::flood(&server);
+    let publisher =
+        flood.unwrap_or_else(|why| panic!("[{}] the publisher was held up: {why}", server.name()));
+    let asked = Instant::now();
+    server.shutdown();
+    // The deadline, the core's 5 s limit on flushing a goodbye and a final
+    // linger: about 6.5 s.
+    let joined = server.join(Duration::from_secs(10));
+    eprintln!(
+        "[{}] stalled shutdown returned after {:?}",
+        server.name(),
+        asked.elapsed()
+    );
+    assert!(
+        joined.is_ok(),
+        "[{}] the server did not return although its deadline passed: {joined:?}",
+        server.name()
+    );
+    drop((stalled, live, publisher));
+}
+
+/// A graceful shutdown with nobody connected returns at once, not at its
+/// deadline.
+pub fn graceful_shutdown_of_idle_server_returns_at_once<R: Runtime>() {
+    let mut server = R::start(ServerConfig {
+        shutdown_deadline: Duration::from_secs(60),
+        ..ServerConfig::default()
+    });
+    let asked = Instant::now();
+    server.shutdown();
+    let joined = server.join(Duration::from_secs(10));
+    assert!(
+        joined.is_ok(),
+        "[{}] an idle server did not return: {joined:?}",
+        server.name()
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "[{}] an idle server took {:?} to shut down",
         server.name(),
         asked.elapsed()
     );
