@@ -141,9 +141,25 @@ impl Server {
         let mut listeners = self.listeners;
         let mut conns = JoinSet::new();
         let mut stopping = false;
+        let mut draining = false;
         loop {
-            if *control.borrow_and_update() == Control::Stop {
-                stopping = true;
+            // Read the state itself, not only its changes: a shutdown asked
+            // for before `run` started is already "seen" by a new receiver.
+            match *control.borrow_and_update() {
+                Control::Stop => {
+                    stopping = true;
+                    break;
+                }
+                Control::Shutdown if !draining => {
+                    draining = true;
+                    // Closing the listeners makes the kernel refuse new
+                    // connections outright.
+                    listeners.clear();
+                    shared.with(|s, now| s.shutdown(now));
+                }
+                _ => {}
+            }
+            if draining && conns.is_empty() {
                 break;
             }
             tokio::select! {
@@ -156,25 +172,11 @@ impl Server {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 },
-                changed = control.changed() => {
-                    if changed.is_err() || *control.borrow() == Control::Stop {
-                        continue;
-                    }
-                    // Graceful: closing the listeners makes the kernel
-                    // refuse new connections outright.
-                    listeners.clear();
-                    shared.with(|s, now| s.shutdown(now));
-                    if conns.is_empty() {
-                        break;
-                    }
-                }
+                // The sender lives in `self` as long as this loop runs.
+                _ = control.changed() => {}
                 // Reap finished connections so the set does not grow with
                 // the number ever served.
-                Some(_) = conns.join_next(), if !conns.is_empty() => {
-                    if listeners.is_empty() && conns.is_empty() {
-                        break;
-                    }
-                }
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
             }
         }
         if stopping {
