@@ -1,7 +1,8 @@
-//! The socket plumbing every tincan runtime adapter shares: how listeners
-//! are bound, which options an accepted socket gets, how a
-//! [`Transmit`] is written to a non-blocking socket, and where randomness
-//! comes from.
+//! What every tincan runtime adapter shares: how listeners are bound,
+//! which options an accepted socket gets, how a [`Transmit`] is written to
+//! a non-blocking socket, where randomness comes from, and (for the
+//! task-per-connection adapters) the core behind one lock,
+//! [`LockedServer`].
 //!
 //! It is plain `std` + `socket2`, executor-agnostic: tokio, mio and smol
 //! sockets all expose the file descriptor and a non-blocking vectored
@@ -11,6 +12,10 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
+
+mod locked;
+
+pub use locked::{Bell, LockedServer};
 
 use std::io::{self, IoSlice};
 use std::net::{SocketAddr, TcpListener};

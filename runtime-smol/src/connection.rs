@@ -38,7 +38,7 @@ enum Wake {
 pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: Async<TcpStream>) {
     info!("accepted");
     tincan_net::configure(stream.get_ref());
-    let bell = shared.register(id);
+    let bell = crate::shared::register(&shared, id);
     let mut pending = Transmit::default();
     let mut read_open = true;
     // Once the session is closed, how long its last transmit may take.

@@ -45,6 +45,7 @@ pub use tincan_core as core;
 pub use tincan_core::server::ServerConfig;
 
 use crate::shared::{bell, Bell, Shared, Waiter};
+use tincan_net::Bell as _;
 
 /// How long sessions get to flush their goodbye after [`Handle::stop`]
 /// before the remaining connections are dropped: long enough for a status
@@ -150,8 +151,8 @@ impl Server {
         for addr in self.local_addrs() {
             info!(%addr, "listening");
         }
-        let shared = Arc::new(Shared::new(self.config));
-        let timer = ex.spawn(shared.clone().run_timer());
+        let (shared, timer_waiter) = shared::new(self.config);
+        let timer = ex.spawn(shared::run_timer(shared.clone(), timer_waiter));
         let mut listeners = self.listeners;
         let mut conns: Vec<Task<()>> = Vec::new();
         let stopping = loop {

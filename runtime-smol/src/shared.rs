@@ -1,15 +1,15 @@
-//! The core [`Server`] behind one short lock, and the bells that wake the
-//! tasks it names.
+//! The core behind one lock ([`LockedServer`]) with smol's bells, and the
+//! task that drives its deadlines.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Instant;
 
 use smol::channel::{self, Receiver, Sender};
 use smol::future::FutureExt;
 use smol::Timer;
 use tincan_core::event::SessionId;
-use tincan_core::server::{Server, ServerConfig};
+use tincan_core::server::ServerConfig;
+use tincan_net::LockedServer;
 
 /// A wake-up that is never lost: a ring before anyone waits stays in the
 /// one-slot channel, and rings while one is pending merge into it.
@@ -25,8 +25,8 @@ pub(crate) fn bell() -> (Bell, Waiter) {
     (Bell(tx), Waiter(rx))
 }
 
-impl Bell {
-    pub(crate) fn ring(&self) {
+impl tincan_net::Bell for Bell {
+    fn ring(&self) {
         let _ = self.0.try_send(()); // full: already rung, nothing to add
     }
 }
@@ -42,117 +42,45 @@ impl Waiter {
     }
 }
 
-#[derive(Debug)]
-struct State {
-    server: Server,
-    /// Each connection task's bell, rung when the core names it ready.
-    bells: HashMap<SessionId, Bell>,
-    /// The deadline the timer task sleeps toward.
-    timer_armed: Option<Instant>,
-}
-
 /// Shared by the accept loop, the timer task and every connection task.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    state: Mutex<State>,
-    timer: Bell,
-    timer_waiter: Waiter,
+pub(crate) type Shared = LockedServer<Bell>;
+
+/// The shared core and the waiting side of its timer task's bell.
+pub(crate) fn new(config: ServerConfig) -> (Arc<Shared>, Waiter) {
+    let (timer, waiter) = bell();
+    (
+        Arc::new(LockedServer::new(config, timer, Instant::now)),
+        waiter,
+    )
 }
 
-impl Shared {
-    pub(crate) fn new(config: ServerConfig) -> Self {
-        let (timer, timer_waiter) = bell();
-        Shared {
-            state: Mutex::new(State {
-                server: Server::new(config),
-                bells: HashMap::new(),
-                timer_armed: None,
-            }),
-            timer,
-            timer_waiter,
-        }
-    }
+/// Gives connection `id` its bell and returns the side its task waits on.
+pub(crate) fn register(shared: &Shared, id: SessionId) -> Waiter {
+    let (bell, waiter) = bell();
+    shared.register(id, bell);
+    waiter
+}
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic in one task must not take every connection down with it.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Runs `f` on the core under the lock, then, with the lock released,
-    /// rings every connection the core named ready and the timer task if
-    /// the core's deadline moved earlier. Every core call goes through
-    /// here, so no wake-up is ever missed.
-    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Server, Instant) -> R) -> R {
-        let mut rung = Vec::new();
-        let (result, retime) = {
-            let mut state = self.lock();
-            let State {
-                server,
-                bells,
-                timer_armed,
-            } = &mut *state;
-            let result = f(server, Instant::now());
-            while let Some(id) = server.poll_ready() {
-                if let Some(bell) = bells.get(&id) {
-                    rung.push(bell.clone());
-                }
-            }
-            let retime = match (server.poll_timeout(), *timer_armed) {
-                (Some(d), Some(armed)) => d < armed,
-                (Some(_), None) => true,
-                (None, _) => false,
+/// Drives the core's deadlines (session timers, republish grace, shutdown
+/// deadline) until the task is dropped.
+pub(crate) async fn run_timer(shared: Arc<Shared>, waiter: Waiter) {
+    loop {
+        let deadline = shared.arm_timer();
+        let sleep = async {
+            match deadline {
+                Some(d) => Timer::at(d).await,
+                None => Timer::never().await,
             };
-            (result, retime)
+            true
         };
-        for bell in rung {
-            bell.ring();
-        }
-        if retime {
-            self.timer.ring();
-        }
-        result
-    }
-
-    /// Gives connection `id` its bell.
-    pub(crate) fn register(&self, id: SessionId) -> Waiter {
-        let (bell, waiter) = bell();
-        self.lock().bells.insert(id, bell);
-        waiter
-    }
-
-    /// Forgets connection `id`'s bell once its task is ending.
-    pub(crate) fn unregister(&self, id: SessionId) {
-        self.lock().bells.remove(&id);
-    }
-
-    /// Drives the core's deadlines (session timers, republish grace,
-    /// shutdown deadline) until the task is dropped.
-    pub(crate) async fn run_timer(self: Arc<Self>) {
-        loop {
-            let deadline = {
-                let mut state = self.lock();
-                let d = state.server.poll_timeout();
-                state.timer_armed = d;
-                d
-            };
-            let sleep = async {
-                match deadline {
-                    Some(d) => Timer::at(d).await,
-                    None => Timer::never().await,
-                };
-                true
-            };
-            if sleep
-                .or(async {
-                    self.timer_waiter.wait().await;
-                    false
-                })
-                .await
-            {
-                self.with(|s, now| s.handle_timeout(now));
-            }
+        if sleep
+            .or(async {
+                waiter.wait().await;
+                false
+            })
+            .await
+        {
+            shared.with(|s, now| s.handle_timeout(now));
         }
     }
 }

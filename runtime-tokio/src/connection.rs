@@ -8,7 +8,7 @@ use tincan_core::session::{SessionError, Transmit};
 use tokio::net::TcpStream;
 use tracing::{debug, info};
 
-use crate::shared::Shared;
+use crate::shared::{Shared, TokioBell};
 
 /// Bytes read from the socket per `read`; one read is handed to the core at
 /// once.
@@ -23,7 +23,8 @@ const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: TcpStream) {
     info!("accepted");
     tincan_net::configure(&stream);
-    let bell = shared.register(id);
+    let bell = TokioBell::default();
+    shared.register(id, bell.clone());
     let mut pending = Transmit::default();
     let mut read_open = true;
     let mut closed_at = None;
@@ -86,7 +87,7 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: TcpStream) {
                     break Err(e);
                 }
             }
-            () = bell.notified() => {}
+            () = bell.0.notified() => {}
             () = give_up => break Ok(()),
             () = tokio::task::yield_now(), if more_output => {}
         }

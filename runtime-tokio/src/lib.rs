@@ -135,8 +135,8 @@ impl Server {
         for addr in self.local_addrs() {
             info!(%addr, "listening");
         }
-        let shared = Arc::new(Shared::new(self.config));
-        let timer = tokio::spawn(shared.clone().run_timer());
+        let (shared, timer_bell) = shared::new(self.config);
+        let timer = tokio::spawn(shared::run_timer(shared.clone(), timer_bell));
         let mut control = self.control.subscribe();
         let mut listeners = self.listeners;
         let mut conns = JoinSet::new();
