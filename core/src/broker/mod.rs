@@ -37,6 +37,7 @@
 //! registers for an `onDisconnected` when a connection closes (at once if it
 //! is not connected); a session watches at most 1024 connections.
 
+mod invariants;
 mod names;
 mod stream;
 mod tc;

@@ -553,6 +553,12 @@ impl Stream {
         }
     }
 
+    /// Every subscription, as (session, message stream id), for
+    /// [`super::Broker::check_invariants`].
+    pub(super) fn subscriptions(&self) -> impl Iterator<Item = (SessionId, u32)> + '_ {
+        self.subscribers.iter().map(|s| (s.session, s.stream_id))
+    }
+
     /// Whether `session`'s message stream `stream_id` is the accepted
     /// publisher.
     pub(super) fn is_publisher(&self, session: SessionId, stream_id: u32) -> bool {

@@ -22,9 +22,9 @@ pub(super) const MAX_WATCHES_PER_SESSION: usize = 1024;
 #[derive(Debug, Default)]
 pub(super) struct Watches {
     /// Watched session -> its watchers.
-    watchers: HashMap<SessionId, BTreeSet<SessionId>>,
+    pub(super) watchers: HashMap<SessionId, BTreeSet<SessionId>>,
     /// Watcher -> the sessions it watches.
-    watching: HashMap<SessionId, BTreeSet<SessionId>>,
+    pub(super) watching: HashMap<SessionId, BTreeSet<SessionId>>,
 }
 
 impl Watches {

@@ -594,6 +594,14 @@ impl Session {
         self.aborted
     }
 
+    /// Bytes of peer input the chunk decoder holds (partial messages), for
+    /// fuzz targets checking it stays within
+    /// [`DecoderLimits::max_buffered_bytes`](crate::chunk::DecoderLimits).
+    #[doc(hidden)]
+    pub fn input_buffered_bytes(&self) -> usize {
+        self.decoder.buffered_bytes()
+    }
+
     /// Bytes received from the peer. A protocol error moves the session to
     /// closing (it still flushes the error status it owes); the returned
     /// error is the same as [`Session::error`]. Errors are sticky: once the

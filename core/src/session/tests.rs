@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::test_client::{connect_command, Pair, Received};
 use super::*;
+use crate::chunk::ChunkError;
 use crate::event::{PlayRequest, PublishRejection};
 use crate::message::{BandwidthLimit, Connect, Data, GenericCommand, Play, PublishKind};
 
@@ -1782,6 +1783,48 @@ fn simplified_connect_sends_no_chunk_size_or_peer_bandwidth() {
     assert_eq!(kinds[0], &Message::WindowAckSize(2_500_000));
     assert_eq!(got[1].command(), Some("_result"));
     assert_eq!(got.len(), 2);
+}
+
+// ---- known attacks (docs/fuzzing.md) ------------------------------------------
+
+/// A type 0 chunk header on chunk stream 5: video on message stream 1.
+fn video_header(len: u32) -> Vec<u8> {
+    let l = len.to_be_bytes();
+    vec![0x05, 0, 0, 0, l[1], l[2], l[3], 9, 1, 0, 0, 0]
+}
+
+#[test]
+fn continuation_changing_the_message_length_closes_the_session() {
+    // FFmpeg CVE-2016-10191: a type 1 header in the middle of a message
+    // declares a new length; trusting it overflowed FFmpeg's buffer.
+    let mut p = Pair::connected();
+    let mut bytes = video_header(300);
+    bytes.extend_from_slice(&[0xaa; 128]);
+    bytes.extend_from_slice(&[0x45, 0, 0, 0, 0x10, 0, 0, 9]); // length 1 MiB
+    bytes.extend_from_slice(&[0xbb; 128]);
+    assert_eq!(
+        p.input(&bytes),
+        Err(SessionError::Chunk(ChunkError::HeaderChangedMidMessage {
+            csid: 5
+        }))
+    );
+    assert_eq!(p.closed_count(), 1);
+}
+
+#[test]
+fn message_declaring_16_mib_is_refused_before_its_payload_arrives() {
+    // A 24-bit length of 16 MiB - 1 with nothing behind it: refused at the
+    // header (past the 8 MiB default), nothing held beyond the header.
+    let mut p = Pair::connected();
+    let result = p.input(&video_header(0x00FF_FFFF));
+    assert!(
+        matches!(
+            result,
+            Err(SessionError::Chunk(ChunkError::MessageTooLong { .. }))
+        ),
+        "{result:?}"
+    );
+    assert!(p.session.input_buffered_bytes() <= 12, "only the header");
 }
 
 mod transmit {

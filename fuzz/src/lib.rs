@@ -1,0 +1,39 @@
+//! The bodies of tincan's fuzz targets, as plain functions.
+//!
+//! Each `fuzz_targets/<name>.rs` is one line calling `<name>(data)`, so the
+//! same code runs under libFuzzer (`cargo fuzz run <name>`) and in a plain
+//! `cargo test` that replays every committed corpus and regression file
+//! (`tests/tests/fuzz_replay.rs`) on the stable toolchain, without a
+//! fuzzer. Every function takes the raw fuzz input and panics on a broken
+//! invariant; any input is valid. See docs/fuzzing.md.
+
+#![forbid(unsafe_code)]
+
+mod broker;
+mod codec;
+pub mod script;
+pub mod seed;
+mod server;
+mod session;
+
+pub use broker::{broker, op as broker_op};
+pub use codec::{amf0, amf3, chunk_decoder, chunk_roundtrip, handshake, media_tag, message};
+pub use server::{connection_ids, op as server_op, server};
+pub use session::{op as session_op, session};
+
+/// A target's body: panics on a broken invariant.
+pub type Target = fn(&[u8]);
+
+/// Every target by name, for replay and seeding.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("amf0", amf0),
+    ("amf3", amf3),
+    ("broker", broker),
+    ("chunk_decoder", chunk_decoder),
+    ("chunk_roundtrip", chunk_roundtrip),
+    ("handshake", handshake),
+    ("media_tag", media_tag),
+    ("message", message),
+    ("server", server),
+    ("session", session),
+];

@@ -1,0 +1,99 @@
+//! Replays every committed fuzz corpus file and regression input through
+//! its target (the same functions `cargo fuzz` runs, from fuzz/src/), so a
+//! plain `cargo test` checks them without a fuzzer or a nightly toolchain.
+//! A target panics on a broken invariant; the failing file is named.
+
+use std::fs;
+use std::panic;
+use std::path::{Path, PathBuf};
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
+}
+
+/// The files under `fuzz/<kind>/<target>/`, sorted.
+fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
+    let Ok(dir) = fs::read_dir(fuzz_dir().join(kind).join(target)) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = dir
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+/// Runs `target`'s body on each of its corpus and regression files;
+/// returns how many ran. Fails naming every file that panicked.
+fn replay(target: &str) -> usize {
+    let (_, run) = tincan_fuzz::TARGETS
+        .iter()
+        .find(|(name, _)| *name == target)
+        .expect("a known target");
+    let files: Vec<PathBuf> = ["corpus", "regressions"]
+        .iter()
+        .flat_map(|kind| inputs(kind, target))
+        .collect();
+    let failed: Vec<String> = files
+        .iter()
+        .filter(|path| {
+            let data = fs::read(path).expect("reading a corpus file");
+            panic::catch_unwind(|| run(&data)).is_err()
+        })
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(failed.is_empty(), "{target} failed on: {failed:#?}");
+    files.len()
+}
+
+macro_rules! replays {
+    ($($test:ident => $target:literal,)*) => {$(
+        #[test]
+        fn $test() {
+            let n = replay($target);
+            assert!(n > 0, "no committed inputs for {}", $target);
+        }
+    )*};
+}
+
+replays! {
+    amf0_corpus_and_regressions_replay_cleanly => "amf0",
+    amf3_corpus_and_regressions_replay_cleanly => "amf3",
+    broker_corpus_replays_cleanly => "broker",
+    chunk_decoder_corpus_and_regressions_replay_cleanly => "chunk_decoder",
+    chunk_roundtrip_corpus_replays_cleanly => "chunk_roundtrip",
+    handshake_corpus_replays_cleanly => "handshake",
+    media_tag_corpus_replays_cleanly => "media_tag",
+    message_corpus_and_regressions_replay_cleanly => "message",
+    server_corpus_replays_cleanly => "server",
+    session_corpus_and_regressions_replay_cleanly => "session",
+}
+
+#[test]
+fn every_target_has_a_replay_test_and_every_input_directory_a_target() {
+    let replayed = [
+        "amf0",
+        "amf3",
+        "broker",
+        "chunk_decoder",
+        "chunk_roundtrip",
+        "handshake",
+        "media_tag",
+        "message",
+        "server",
+        "session",
+    ];
+    let names: Vec<&str> = tincan_fuzz::TARGETS.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, replayed, "a target without a replay test above");
+    for kind in ["corpus", "regressions"] {
+        for entry in fs::read_dir(fuzz_dir().join(kind)).expect("fuzz input directory") {
+            let name = entry.expect("directory entry").file_name();
+            let name = name.to_string_lossy();
+            assert!(
+                names.contains(&name.as_ref()),
+                "fuzz/{kind}/{name} names no target, so nothing replays it"
+            );
+        }
+    }
+}
