@@ -561,6 +561,18 @@ impl Message {
         raw: &RawMessage,
         max_amf_len: usize,
     ) -> Result<Message, MessageError> {
+        Self::decode_with_amf_limits(raw, max_amf_len, crate::amf::MAX_DEPTH)
+    }
+
+    /// [`Message::decode_with_amf_limit`] that also refuses AMF nesting
+    /// deeper than `max_amf_depth` (at most [`crate::amf::MAX_DEPTH`]), for
+    /// a server that wants a tighter bound than the stack-safety ceiling.
+    pub fn decode_with_amf_limits(
+        raw: &RawMessage,
+        max_amf_len: usize,
+        max_amf_depth: usize,
+    ) -> Result<Message, MessageError> {
+        let depth = max_amf_depth;
         let p = &raw.payload;
         let carries_amf = matches!(
             raw.type_id,
@@ -597,19 +609,19 @@ impl Message {
             type_id::USER_CONTROL => Message::UserControl(decode_user_control(p)?),
             type_id::COMMAND_AMF0 => Message::Command {
                 encoding: Encoding::Amf0,
-                command: decode_command(p)?,
+                command: decode_command(p, depth)?,
             },
             type_id::COMMAND_AMF3 => Message::Command {
                 encoding: Encoding::Amf3,
-                command: decode_command(&strip_format_byte(p)?)?,
+                command: decode_command(&strip_format_byte(p)?, depth)?,
             },
             type_id::DATA_AMF0 => Message::Data {
                 encoding: Encoding::Amf0,
-                data: decode_data(p.clone())?,
+                data: decode_data(p.clone(), depth)?,
             },
             type_id::DATA_AMF3 => Message::Data {
                 encoding: Encoding::Amf3,
-                data: decode_data(strip_format_byte(p)?)?,
+                data: decode_data(strip_format_byte(p)?, depth)?,
             },
             type_id::AUDIO => Message::Audio(p.clone()),
             type_id::VIDEO => Message::Video(p.clone()),
@@ -841,12 +853,12 @@ impl CommandParts {
     }
 }
 
-fn decode_command(p: &[u8]) -> Result<Command, MessageError> {
+fn decode_command(p: &[u8], max_depth: usize) -> Result<Command, MessageError> {
     let amf = |source| MessageError::Amf {
         context: "command",
         source,
     };
-    let mut d = amf0::Decoder::new(p);
+    let mut d = amf0::Decoder::with_max_depth(p, max_depth);
     let name = d
         .decode()
         .map_err(amf)?
@@ -1170,12 +1182,12 @@ impl Command {
     }
 }
 
-fn decode_data(body: Bytes) -> Result<Data, MessageError> {
+fn decode_data(body: Bytes, max_depth: usize) -> Result<Data, MessageError> {
     let amf = |source| MessageError::Amf {
         context: "data",
         source,
     };
-    let mut d = amf0::Decoder::new(&body);
+    let mut d = amf0::Decoder::with_max_depth(&body, max_depth);
     let first = d.decode().map_err(amf)?;
     let name = first
         .as_str()
@@ -1194,7 +1206,7 @@ fn decode_data(body: Bytes) -> Result<Data, MessageError> {
         "@setDataFrame" => {
             // The handler is re-read from `rest` with a fresh decoder so that
             // `body` is exactly what subscribers will receive.
-            let mut inner = amf0::Decoder::new(&rest);
+            let mut inner = amf0::Decoder::with_max_depth(&rest, max_depth);
             let handler = inner
                 .decode()
                 .map_err(amf)?

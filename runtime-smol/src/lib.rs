@@ -1,7 +1,295 @@
-//! Drives the tincan sans-IO core over smol tasks and async-io timers; the
-//! same core as every other runtime. The adapter arrives with the runtime
-//! work; this crate currently only fixes the workspace layout.
+//! Drives the tincan sans-IO core over smol tasks and async-io timers.
+//!
+//! The adapter is deliberately thin: the whole server (sessions, broker,
+//! timers, limits, graceful shutdown) is the core's
+//! [`Server`](tincan_core::server::Server), kept behind one short `std`
+//! lock that is never held across an await or a write. Each accepted
+//! connection gets a task that owns its socket: it hands bytes read to the
+//! core, writes the core's transmits with vectored I/O (one pending transmit
+//! at a time, so the session's real-time backlog stays the only queue) with
+//! the lock released, and sleeps until its socket or its bell (rung when the
+//! core names it ready) wakes it. One more task sleeps until the core's next
+//! deadline. The tasks run on a [`smol::Executor`] that [`Server::run`]
+//! owns and drives, so whoever awaits `run` decides the thread.
+//!
+//! ```no_run
+//! # fn main() -> std::io::Result<()> {
+//! let addr = "127.0.0.1:1935".parse().unwrap();
+//! let server = tincan_smol::Server::bind(&[addr], Default::default())?;
+//! let handle = server.handle();
+//! // Elsewhere (a signal thread): `handle.shutdown()` to drain gracefully,
+//! // `handle.stop()` to close everything now.
+//! # drop(handle);
+//! smol::block_on(server.run())
+//! # }
+//! ```
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+mod connection;
+mod shared;
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use smol::future::{self, FutureExt};
+use smol::{Async, Executor, Task, Timer};
+use tracing::{info, warn, Instrument};
 
 pub use tincan_core as core;
+pub use tincan_core::server::ServerConfig;
+
+use crate::shared::{bell, Bell, Shared, Waiter};
+use tincan_net::Bell as _;
+
+/// How long sessions get to flush their goodbye after [`Handle::stop`]
+/// before the remaining connections are dropped: long enough for a status
+/// message to reach a healthy peer, short enough that a stuck peer cannot
+/// hold the process.
+pub const STOP_FLUSH: Duration = Duration::from_secs(2);
+
+const RUN: u8 = 0;
+const SHUTDOWN: u8 = 1;
+const STOP: u8 = 2;
+
+/// Bound listeners and the configuration to serve them with.
+#[derive(Debug)]
+pub struct Server {
+    listeners: Vec<Async<TcpListener>>,
+    config: ServerConfig,
+    control: Arc<Control>,
+    waiter: Waiter,
+}
+
+/// Asks a running [`Server`] to stop, from any thread or task.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    control: Arc<Control>,
+}
+
+/// What the owner of a [`Handle`] asked for, and the bell that tells the
+/// accept loop to look.
+#[derive(Debug)]
+struct Control {
+    state: AtomicU8,
+    bell: Bell,
+}
+
+impl Handle {
+    /// Graceful shutdown (TC semantics): new connections are refused,
+    /// connected clients are told `NetConnection.Shutdown.Notify`, and
+    /// [`Server::run`] returns once they have all gone, or closes the rest
+    /// at [`ServerConfig::shutdown_deadline`].
+    pub fn shutdown(&self) {
+        self.set(SHUTDOWN);
+    }
+
+    /// Stops at once: every session is closed, gets [`STOP_FLUSH`] to
+    /// flush its goodbye, then [`Server::run`] returns.
+    pub fn stop(&self) {
+        self.set(STOP);
+    }
+
+    fn set(&self, state: u8) {
+        // `fetch_max`: a stop is never undone by a later shutdown.
+        self.control.state.fetch_max(state, Ordering::SeqCst);
+        self.control.bell.ring();
+    }
+}
+
+impl Server {
+    /// Binds one listener per address, exactly as given. An IPv6 address is
+    /// bound IPv6-only, so `0.0.0.0:1935` and `[::]:1935` can both be
+    /// listened on without colliding.
+    pub fn bind(addrs: &[SocketAddr], config: ServerConfig) -> io::Result<Server> {
+        let listeners = addrs
+            .iter()
+            .map(|addr| Async::new(tincan_net::bind(*addr)?))
+            .collect::<io::Result<_>>()?;
+        let (bell, waiter) = bell();
+        Ok(Server {
+            listeners,
+            config,
+            control: Arc::new(Control {
+                state: AtomicU8::new(RUN),
+                bell,
+            }),
+            waiter,
+        })
+    }
+
+    /// The addresses actually bound (port 0 resolved).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.get_ref().local_addr().ok())
+            .collect()
+    }
+
+    /// A handle to shut the server down once it runs.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            control: self.control.clone(),
+        }
+    }
+
+    /// Serves RTMP until a [`Handle`] shuts it down or stops it.
+    ///
+    /// Connections run on an executor this future owns and drives, so they
+    /// run on whichever thread polls it (`smol::block_on(server.run())`).
+    pub async fn run(self) -> io::Result<()> {
+        let ex = Executor::new();
+        ex.run(self.serve(&ex)).await
+    }
+
+    async fn serve(self, ex: &Executor<'_>) -> io::Result<()> {
+        for addr in self.local_addrs() {
+            info!(%addr, "listening");
+        }
+        let (shared, timer_waiter) = shared::new(self.config);
+        let timer = ex.spawn(shared::run_timer(shared.clone(), timer_waiter));
+        let mut listeners = self.listeners;
+        let mut conns: Vec<Task<()>> = Vec::new();
+        let stopping = loop {
+            let state = self.control.state.load(Ordering::SeqCst);
+            if state == STOP {
+                break true;
+            }
+            if state == SHUTDOWN && !listeners.is_empty() {
+                // Graceful: closing the listeners makes the kernel refuse
+                // new connections outright.
+                listeners.clear();
+                shared.with(|s, now| s.shutdown(now));
+            }
+            if listeners.is_empty() {
+                // Shutting down: wait for every connection, or a stop.
+                let all_gone = async {
+                    while let Some(conn) = conns.last_mut() {
+                        conn.await;
+                        conns.pop();
+                    }
+                    false
+                };
+                let stopped = async {
+                    self.waiter.wait().await;
+                    true
+                };
+                if all_gone.or(stopped).await {
+                    continue; // look at the state again
+                }
+                break false;
+            }
+            let accepted = async { Some(accept_any(&listeners).await) };
+            let rung = async {
+                self.waiter.wait().await;
+                None
+            };
+            match accepted.or(rung).await {
+                Some(Ok((stream, peer))) => {
+                    // Reap finished connections so the list does not grow
+                    // with the number ever served.
+                    conns.retain(|c| !c.is_finished());
+                    if let Some(task) = accept(ex, &shared, stream, peer) {
+                        conns.push(task);
+                    }
+                }
+                Some(Err(e)) => {
+                    // Usually out of file descriptors: back off instead of
+                    // spinning; it clears as connections close.
+                    warn!(error = %e, "accept failed");
+                    Timer::after(Duration::from_millis(100)).await;
+                }
+                None => {}
+            }
+        };
+        if stopping {
+            drop(listeners);
+            info!(connections = conns.len(), "stopping");
+            shared.with(|s, now| s.close_all(now, "server shutting down"));
+            let flushed = async {
+                for conn in &mut conns {
+                    conn.await;
+                }
+                true
+            };
+            let late = async {
+                Timer::after(STOP_FLUSH).await;
+                false
+            };
+            if !flushed.or(late).await {
+                warn!(
+                    connections = conns.iter().filter(|c| !c.is_finished()).count(),
+                    "connections still flushing at the deadline; dropping them"
+                );
+            }
+        }
+        drop(conns); // cancels whatever is left
+        drop(timer);
+        info!("stopped");
+        Ok(())
+    }
+}
+
+/// Gives an accepted socket to the core and spawns its task, or closes it
+/// if the core refuses it.
+fn accept(
+    ex: &Executor<'_>,
+    shared: &Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> Option<Task<()>> {
+    let accepted = shared.with(|s, now| {
+        s.accept(now, Some(peer), &mut tincan_net::os_entropy)
+            .map(|id| (id, s.span(id)))
+    });
+    let (id, span) = match accepted {
+        Ok(accepted) => accepted,
+        Err(refusal) => {
+            warn!(%peer, %refusal, "connection refused");
+            return None;
+        }
+    };
+    let span = span.unwrap_or_else(tracing::Span::none);
+    match Async::new(stream) {
+        Ok(stream) => {
+            let conn = connection::run(shared.clone(), id, stream).instrument(span);
+            Some(ex.spawn(conn))
+        }
+        Err(e) => {
+            span.in_scope(|| warn!(error = %e, "cannot register a connection"));
+            let _ = shared.with(|s, now| s.remove(now, id));
+            None
+        }
+    }
+}
+
+/// The next connection from whichever listener has one.
+///
+/// Readiness first, `accept` second: this future is polled whenever any
+/// task on the executor wakes, and a syscall per poll would cost more than
+/// serving the connections.
+async fn accept_any(listeners: &[Async<TcpListener>]) -> io::Result<(TcpStream, SocketAddr)> {
+    future::poll_fn(|cx| {
+        for l in listeners {
+            loop {
+                match l.poll_readable(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => break,
+                }
+                match l.get_ref().accept() {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {} // re-arm
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    accepted => return Poll::Ready(accepted),
+                }
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}

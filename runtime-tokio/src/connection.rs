@@ -1,6 +1,6 @@
 //! One connection's task: socket in, session, socket out.
 
-use std::io::{self, IoSlice};
+use std::io;
 use std::sync::Arc;
 
 use tincan_core::event::SessionId;
@@ -8,35 +8,26 @@ use tincan_core::session::{SessionError, Transmit};
 use tokio::net::TcpStream;
 use tracing::{debug, info};
 
-use crate::shared::Shared;
+use crate::shared::{Shared, TokioBell};
 
-/// Bytes read from the socket per `read`; one read is handed to the session
-/// at once.
+/// Bytes read from the socket per `read`; one read is handed to the core at
+/// once.
 const READ_BUF: usize = 64 * 1024;
-/// Buffers passed to one `writev`; well under every platform's IOV_MAX.
-const MAX_IOVECS: usize = 64;
 /// Transmits written in one go before the task lets reads and other tasks
 /// in, so a player with a deep backlog cannot starve its own input.
 const WRITE_BUDGET: usize = 64;
 /// How long a closed connection waits for the peer to close its side.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
-/// Most bytes left unsent in the kernel before the socket stops reporting
-/// writable. 16 KiB (the value web servers use for HTTP/2 prioritisation)
-/// is refilled every few milliseconds even at 20 Mbit/s, and on a
-/// 160 kbit/s player it is under a second of media past the real-time
-/// policy, where Linux's default lets seconds pile up.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const NOTSENT_LOWAT: u32 = 16 * 1024;
-
 /// Runs one accepted connection until its session closes or the socket
 /// fails; the core decides everything else (shutdown, limits, timers).
 pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: TcpStream) {
     info!("accepted");
-    configure(&stream);
-    let bell = shared.register(id);
-    let mut buf = vec![0u8; READ_BUF];
+    tincan_net::configure(&stream);
+    let bell = TokioBell::default();
+    shared.register(id, bell.clone());
     let mut pending = Transmit::default();
     let mut read_open = true;
+    let mut closed_at = None;
     let outcome: io::Result<()> = loop {
         // 1. Write while the socket takes it, taking the next transmit from
         //    the core only once the previous one is fully written.
@@ -48,7 +39,7 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: TcpStream) {
                     None => break Ok(false),
                 }
             }
-            match write(&stream, &mut pending) {
+            match tincan_net::write_transmit(&mut pending, |s| stream.try_write_vectored(s)) {
                 Ok(true) => {
                     budget -= 1;
                     if budget == 0 {
@@ -64,32 +55,30 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: TcpStream) {
             Err(e) => break Err(e),
         };
         // The core counts a transmit as sent once handed out; what is still
-        // pending here is ours to finish before the socket goes.
-        if pending.is_empty() && shared.with(|s, _| s.is_closed(id)) {
+        // pending here is ours to finish before the socket goes, but only
+        // briefly: a peer that stopped reading must not keep a closed
+        // connection (and a shutting-down server) alive.
+        if closed_at.is_none() && shared.with(|s, _| s.is_closed(id)) {
+            closed_at = Some(tokio::time::Instant::now());
+        }
+        if closed_at.is_some() && pending.is_empty() {
             break Ok(());
         }
+        let give_up = async {
+            match closed_at {
+                Some(at) => tokio::time::sleep_until(at + LINGER).await,
+                None => std::future::pending().await,
+            }
+        };
         // 2. Wait for whatever can move this connection next.
         tokio::select! {
             r = stream.readable(), if read_open => {
                 if let Err(e) = r {
                     break Err(e);
                 }
-                match stream.try_read(&mut buf) {
-                    Ok(0) => {
-                        read_open = false;
-                        shared.with(|s, now| s.handle_eof(now, id));
-                    }
-                    Ok(n) => {
-                        // An error closes the session, which flushes the
-                        // status it owes; the loop carries on until closed.
-                        if let Err(e) = shared.with(|s, now| s.handle_input(now, id, &buf[..n])) {
-                            debug!(error = %e, "session error");
-                        }
-                    }
-                    Err(e) if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) => {}
+                match read(&shared, id, &stream) {
+                    Ok(true) => {}
+                    Ok(false) => read_open = false,
                     Err(e) => break Err(e),
                 }
             }
@@ -98,7 +87,8 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: TcpStream) {
                     break Err(e);
                 }
             }
-            () = bell.notified() => {}
+            () = bell.0.notified() => {}
+            () = give_up => break Ok(()),
             () = tokio::task::yield_now(), if more_output => {}
         }
     };
@@ -122,41 +112,42 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: TcpStream) {
     }
 }
 
-/// Socket options every connection gets.
-fn configure(stream: &TcpStream) {
-    // Media is latency-sensitive and every transmit is already a whole
-    // batch: Nagle would only delay it.
-    if let Err(e) = stream.set_nodelay(true) {
-        debug!(error = %e, "cannot disable Nagle");
-    }
-    // The session applies the real-time policy to what it has not handed
-    // out yet; bytes parked unsent in the kernel are past it. Linux's
-    // autotuning lets that queue grow to megabytes (seconds of media for a
-    // slow player), so only report the socket writable while little is
-    // unsent. In-flight (sent, unacknowledged) data is not limited, so
-    // throughput on long fat links is unaffected.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    if let Err(e) = socket2::SockRef::from(stream).set_tcp_notsent_lowat(NOTSENT_LOWAT) {
-        debug!(error = %e, "cannot set TCP_NOTSENT_LOWAT");
-    }
+thread_local! {
+    /// The read buffer of every connection this worker thread runs: a read
+    /// is handed to the core before the task awaits again, so one buffer
+    /// per thread serves them all, and an idle connection costs no 64 KiB.
+    static READ: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_BUF]);
 }
 
-/// Writes as much of `t` as the socket takes without blocking. `Ok(true)`
-/// once all of it is written.
-fn write(stream: &TcpStream, t: &mut Transmit) -> io::Result<bool> {
-    while !t.is_empty() {
-        // On the stack: this runs for every transmit of every player.
-        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-        let n = t.io_slices(&mut slices);
-        match stream.try_write_vectored(&slices[..n]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(written) => t.advance(written),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+/// Reads what the socket has into the core. `Ok(false)` once the peer has
+/// closed its side.
+fn read(shared: &Shared, id: SessionId, stream: &TcpStream) -> io::Result<bool> {
+    READ.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        match stream.try_read(&mut buf) {
+            Ok(0) => {
+                shared.with(|s, now| s.handle_eof(now, id));
+                Ok(false)
+            }
+            Ok(n) => {
+                // An error closes the session, which flushes the status it
+                // owes; the task carries on until the core says closed.
+                if let Err(e) = shared.with(|s, now| s.handle_input(now, id, &buf[..n])) {
+                    debug!(error = %e, "session error");
+                }
+                Ok(true)
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(true)
+            }
+            Err(e) => Err(e),
         }
-    }
-    Ok(true)
+    })
 }
 
 /// Closes our side and reads what the peer still sends until it closes too,

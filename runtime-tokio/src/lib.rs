@@ -135,15 +135,31 @@ impl Server {
         for addr in self.local_addrs() {
             info!(%addr, "listening");
         }
-        let shared = Arc::new(Shared::new(self.config));
-        let timer = tokio::spawn(shared.clone().run_timer());
+        let (shared, timer_bell) = shared::new(self.config);
+        let timer = tokio::spawn(shared::run_timer(shared.clone(), timer_bell));
         let mut control = self.control.subscribe();
         let mut listeners = self.listeners;
         let mut conns = JoinSet::new();
         let mut stopping = false;
+        let mut draining = false;
         loop {
-            if *control.borrow_and_update() == Control::Stop {
-                stopping = true;
+            // Read the state itself, not only its changes: a shutdown asked
+            // for before `run` started is already "seen" by a new receiver.
+            match *control.borrow_and_update() {
+                Control::Stop => {
+                    stopping = true;
+                    break;
+                }
+                Control::Shutdown if !draining => {
+                    draining = true;
+                    // Closing the listeners makes the kernel refuse new
+                    // connections outright.
+                    listeners.clear();
+                    shared.with(|s, now| s.shutdown(now));
+                }
+                _ => {}
+            }
+            if draining && conns.is_empty() {
                 break;
             }
             tokio::select! {
@@ -156,25 +172,11 @@ impl Server {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 },
-                changed = control.changed() => {
-                    if changed.is_err() || *control.borrow() == Control::Stop {
-                        continue;
-                    }
-                    // Graceful: closing the listeners makes the kernel
-                    // refuse new connections outright.
-                    listeners.clear();
-                    shared.with(|s, now| s.shutdown(now));
-                    if conns.is_empty() {
-                        break;
-                    }
-                }
+                // The sender lives in `self` as long as this loop runs.
+                _ = control.changed() => {}
                 // Reap finished connections so the set does not grow with
                 // the number ever served.
-                Some(_) = conns.join_next(), if !conns.is_empty() => {
-                    if listeners.is_empty() && conns.is_empty() {
-                        break;
-                    }
-                }
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
             }
         }
         if stopping {
@@ -201,12 +203,7 @@ impl Server {
 
 fn accept(shared: &Arc<Shared>, conns: &mut JoinSet<()>, stream: TcpStream, peer: SocketAddr) {
     let accepted = shared.with(|s, now| {
-        let mut entropy = |buf: &mut [u8]| {
-            // The OS generator only fails on a broken system; no peer can
-            // cause it, and predictable handshakes would be worse.
-            getrandom::fill(buf).expect("the OS random generator is unavailable");
-        };
-        s.accept(now, Some(peer), &mut entropy)
+        s.accept(now, Some(peer), &mut tincan_net::os_entropy)
             .map(|id| (id, s.span(id)))
     });
     match accepted {
@@ -219,19 +216,7 @@ fn accept(shared: &Arc<Shared>, conns: &mut JoinSet<()>, stream: TcpStream, peer
 }
 
 fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    // A restarted server must not wait out TIME_WAIT connections of the old one.
-    socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
-    socket
-        .bind(&addr.into())
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind {addr}: {e}")))?;
-    socket.listen(1024)?;
-    TcpListener::from_std(socket.into())
+    TcpListener::from_std(tincan_net::bind(addr)?)
 }
 
 /// The next connection from whichever listener has one.

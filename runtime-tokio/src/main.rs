@@ -2,6 +2,8 @@
 
 #![forbid(unsafe_code)]
 
+mod limits;
+
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -102,14 +104,29 @@ struct Serve {
     #[arg(long, value_name = "SECS", value_parser = seconds)]
     republish_grace: Option<Duration>,
 
-    /// Seconds audio may wait for a slow player before it is abandoned.
-    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    /// Seconds audio may wait for a slow player before it is abandoned
+    /// (TC's -A; default 2). A player may ask for another value in its
+    /// play options, up to 10 s or twice this.
+    #[arg(short = 'A', long, value_name = "SECS", value_parser = seconds)]
     audio_lifetime: Option<Duration>,
 
     /// Seconds video may wait for a slow player before the rest of its GOP
-    /// is abandoned.
-    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    /// is abandoned (TC's -V; default 3).
+    #[arg(short = 'V', long, value_name = "SECS", value_parser = seconds)]
     video_lifetime: Option<Duration>,
+
+    /// Extra seconds, past its lifetime, that a message already partly
+    /// sent gets to finish before the rest is abandoned with an RTMP Abort
+    /// (TC's -F; default 0.5).
+    #[arg(short = 'F', long, value_name = "SECS", value_parser = seconds)]
+    finish_by_margin: Option<Duration>,
+
+    /// Speak TC's simplified RTMP dialect to every client, for clients
+    /// that mishandle header compression or chunk-size changes: each
+    /// message starts with a full header, chunks stay 128 bytes, no Set
+    /// Peer Bandwidth (see docs/tc-parity.md).
+    #[arg(long)]
+    simplified_rtmp: bool,
 
     /// Drop the unsent rest of a GOP as soon as the next keyframe arrives.
     #[arg(long)]
@@ -127,6 +144,10 @@ struct Serve {
     /// info object (e.g. which server or build it reached).
     #[arg(long, value_name = "STRING")]
     server_info: Option<String>,
+
+    // Boxed: the limits are most of the struct, and clap builds it once.
+    #[command(flatten)]
+    limits: Box<limits::Limits>,
 }
 
 fn seconds(s: &str) -> Result<Duration, String> {
@@ -135,8 +156,9 @@ fn seconds(s: &str) -> Result<Duration, String> {
 }
 
 impl Serve {
-    fn config(&self) -> ServerConfig {
+    fn config(&self) -> Result<ServerConfig, String> {
         let mut config = ServerConfig::default();
+        self.limits.apply(&mut config)?;
         if let Some(d) = self.republish_grace {
             config.broker.republish_grace = d;
         }
@@ -147,11 +169,15 @@ impl Serve {
         if let Some(d) = self.video_lifetime {
             rt.video_lifetime = d;
         }
+        if let Some(d) = self.finish_by_margin {
+            rt.finish_by_margin = d;
+        }
         rt.expire_previous_gop |= self.expire_previous_gop;
+        config.session.simplified_rtmp = self.simplified_rtmp;
         config.shutdown_deadline = self.shutdown_deadline;
         config.session.auth_keys = AuthKeys::new(self.keys.all().map(<[u8]>::to_vec));
         config.session.server_info.clone_from(&self.server_info);
-        config
+        Ok(config)
     }
 }
 
@@ -175,6 +201,13 @@ fn main() -> ExitCode {
         Command::Serve(serve) => serve,
         Command::Token(token) => return print_tokens(&token),
     };
+    let config = match serve.config() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("tincan: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let filter = match &serve.log {
         Some(f) => EnvFilter::try_new(f),
         None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
@@ -194,6 +227,16 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
+    match limits::raise_open_files_limit() {
+        Ok(n) if (n as usize) < config.max_connections.saturating_add(64) => tracing::warn!(
+            open_files = n,
+            max_connections = config.max_connections,
+            "the open-files limit is below --max-connections: raise the hard limit \
+             (ulimit -Hn) or clients will be refused early"
+        ),
+        Ok(n) => tracing::debug!(open_files = n, "open-files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-files limit"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -209,7 +252,7 @@ fn main() -> ExitCode {
         tracing::info!(keys, "connect requires an authentication token");
     }
     let result = runtime.block_on(async {
-        let server = tincan_tokio::Server::bind(&serve.listen, serve.config()).await?;
+        let server = tincan_tokio::Server::bind(&serve.listen, config).await?;
         watch_signals(server.handle())?;
         server.run().await
     });

@@ -1,6 +1,9 @@
 //! Shared helpers for tincan's cross-runtime conformance, simulation and
 //! interop tests.
 //!
+//! [`conformance`] is the suite every runtime must pass, written once and
+//! instantiated per runtime in `tests/conformance_<runtime>.rs`.
+//!
 //! The interop tests run real clients (FFmpeg, rtmpdump, GStreamer) as child
 //! processes against listeners on loopback. `scripts/test` installs those
 //! clients; a test that cannot find one fails with a message saying so
@@ -8,8 +11,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod abuse;
+pub mod conformance;
 pub mod server;
 pub mod sim;
+pub mod tc_client;
 pub mod wire;
 
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::{amf3, enter, AmfError, Reader};
+use super::{amf3, enter, enter_within, AmfError, Reader};
 
 /// One decoded AMF0 value.
 ///
@@ -209,6 +209,15 @@ impl<'a> Decoder<'a> {
         }
     }
 
+    /// Like [`Decoder::new`], refusing nesting deeper than `max_depth`
+    /// (capped at [`MAX_DEPTH`](super::MAX_DEPTH), AMF3 values behind
+    /// AVM+ switches included) with [`AmfError::TooDeep`].
+    pub fn with_max_depth(input: &'a [u8], max_depth: usize) -> Self {
+        let mut d = Self::new(input);
+        d.amf3.max_depth = max_depth.min(super::MAX_DEPTH);
+        d
+    }
+
     /// Whether every byte has been consumed.
     pub fn is_empty(&self) -> bool {
         self.remaining().is_empty()
@@ -267,7 +276,7 @@ impl State<'_> {
                 Value::String(r.str(len)?.to_owned())
             }
             marker::OBJECT => {
-                let depth = enter(depth)?;
+                let depth = enter_within(depth, self.amf3.max_depth)?;
                 *self.complex_count += 1;
                 Value::Object(self.members(r, depth, false)?)
             }
@@ -286,7 +295,7 @@ impl State<'_> {
                 Value::Reference(index)
             }
             marker::ECMA_ARRAY => {
-                let depth = enter(depth)?;
+                let depth = enter_within(depth, self.amf3.max_depth)?;
                 // The count is only a hint: encoders disagree on whether it
                 // counts anything at all, so members run to the end marker.
                 let _count_hint = r.u32()?;
@@ -297,7 +306,7 @@ impl State<'_> {
                 return Err(AmfError::Malformed("object end marker outside an object"))
             }
             marker::STRICT_ARRAY => {
-                let depth = enter(depth)?;
+                let depth = enter_within(depth, self.amf3.max_depth)?;
                 let count = r.u32()? as usize;
                 // Every element takes at least its marker byte.
                 r.require(count)?;
@@ -322,7 +331,7 @@ impl State<'_> {
                 Value::XmlDocument(r.str(len)?.to_owned())
             }
             marker::TYPED_OBJECT => {
-                let depth = enter(depth)?;
+                let depth = enter_within(depth, self.amf3.max_depth)?;
                 let len = usize::from(r.u16()?);
                 let class_name = r.str(len)?.to_owned();
                 *self.complex_count += 1;
@@ -1155,6 +1164,26 @@ mod tests {
     fn strict_arrays_nested_beyond_max_depth_are_too_deep() {
         assert_eq!(
             dec(&nested_strict_arrays(MAX_DEPTH + 1)),
+            Err(AmfError::TooDeep { limit: MAX_DEPTH })
+        );
+    }
+
+    #[test]
+    fn a_lower_depth_limit_refuses_what_the_default_accepts() {
+        let input = nested_objects(4);
+        assert!(dec(&input).is_ok());
+        assert_eq!(
+            Decoder::with_max_depth(&input, 3).decode(),
+            Err(AmfError::TooDeep { limit: 3 })
+        );
+        assert!(Decoder::with_max_depth(&input, 4).decode().is_ok());
+    }
+
+    #[test]
+    fn a_depth_limit_above_max_depth_is_capped() {
+        let input = nested_objects(MAX_DEPTH + 1);
+        assert_eq!(
+            Decoder::with_max_depth(&input, MAX_DEPTH * 10).decode(),
             Err(AmfError::TooDeep { limit: MAX_DEPTH })
         );
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{capacity, enter, AmfError, Reader};
+use super::{capacity, enter, enter_within, AmfError, Reader};
 
 /// One decoded AMF3 value.
 ///
@@ -208,7 +208,7 @@ struct Traits {
 
 /// The three AMF3 reference tables, which live as long as one AMF3 value
 /// stream: one [`Decoder`], or one AMF0 message with AVM+ switches.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Tables {
     /// Non-empty strings in order of first appearance (the spec never
     /// stores the empty string).
@@ -217,6 +217,19 @@ pub(crate) struct Tables {
     /// How many complex values have been opened. References stay unresolved,
     /// so validating an index needs only the count.
     objects: usize,
+    /// Nesting limit of this decode (at most [`MAX_DEPTH`](super::MAX_DEPTH)).
+    pub(crate) max_depth: usize,
+}
+
+impl Default for Tables {
+    fn default() -> Self {
+        Tables {
+            strings: Vec::new(),
+            traits: Vec::new(),
+            objects: 0,
+            max_depth: super::MAX_DEPTH,
+        }
+    }
 }
 
 /// Decodes a stream of AMF3 values that share reference tables, as
@@ -241,6 +254,15 @@ impl<'a> Decoder<'a> {
             tables: Tables::default(),
             failed: None,
         }
+    }
+
+    /// Like [`Decoder::new`], refusing nesting deeper than `max_depth`
+    /// (capped at [`MAX_DEPTH`](super::MAX_DEPTH)) with
+    /// [`AmfError::TooDeep`].
+    pub fn with_max_depth(input: &'a [u8], max_depth: usize) -> Self {
+        let mut d = Self::new(input);
+        d.tables.max_depth = max_depth.min(super::MAX_DEPTH);
+        d
     }
 
     /// Whether every byte has been consumed.
@@ -427,7 +449,7 @@ impl Tables {
         if h & 1 == 0 {
             return self.object_ref(h >> 1);
         }
-        let depth = enter(depth)?;
+        let depth = enter_within(depth, self.max_depth)?;
         let dense_count = payload(h);
         self.objects += 1;
         let mut assoc = Vec::new();
@@ -452,7 +474,7 @@ impl Tables {
         if h & 1 == 0 {
             return self.object_ref(h >> 1);
         }
-        let depth = enter(depth)?;
+        let depth = enter_within(depth, self.max_depth)?;
         let traits = self.traits(r, h)?;
         // The object joins the table after its traits and before its
         // members, so members may refer to it (a cycle, kept unresolved).
@@ -574,7 +596,7 @@ impl Tables {
         if h & 1 == 0 {
             return self.object_ref(h >> 1);
         }
-        let depth = enter(depth)?;
+        let depth = enter_within(depth, self.max_depth)?;
         let count = payload(h);
         let fixed = r.u8()? != 0;
         let type_name = self.string(r)?;
@@ -596,7 +618,7 @@ impl Tables {
         if h & 1 == 0 {
             return self.object_ref(h >> 1);
         }
-        let depth = enter(depth)?;
+        let depth = enter_within(depth, self.max_depth)?;
         let count = payload(h);
         let weak_keys = r.u8()? != 0;
         // A key and a value, at least a byte each.
@@ -1237,6 +1259,16 @@ pub(crate) mod tests {
         }
         bytes.push(0x01);
         bytes
+    }
+
+    #[test]
+    fn a_lower_depth_limit_refuses_what_the_default_accepts() {
+        let input = nested_arrays(4);
+        assert!(dec(&input).is_ok());
+        assert_eq!(
+            Decoder::with_max_depth(&input, 3).decode(),
+            Err(AmfError::TooDeep { limit: 3 })
+        );
     }
 
     fn nested_objects(levels: usize) -> Vec<u8> {

@@ -31,7 +31,10 @@ pub mod amf3;
 /// How deeply objects and arrays may nest before a decoder refuses the input.
 ///
 /// Real clients nest three or four levels at most; the cap exists because
-/// recursion on attacker-chosen depth exhausts the stack.
+/// recursion on attacker-chosen depth exhausts the stack. It is the default
+/// and the ceiling: a decoder can be given a lower limit
+/// ([`amf0::Decoder::with_max_depth`], [`amf3::Decoder::with_max_depth`]),
+/// never a higher one, since the stack a thread has is not ours to know.
 pub const MAX_DEPTH: usize = 64;
 
 pub use error::AmfError;
@@ -192,8 +195,13 @@ impl<'a> Reader<'a> {
 /// Fails with [`AmfError::TooDeep`] when a container would open at `depth`
 /// enclosing containers (so [`MAX_DEPTH`] levels are accepted).
 pub(crate) fn enter(depth: usize) -> Result<usize, AmfError> {
-    if depth >= MAX_DEPTH {
-        return Err(AmfError::TooDeep { limit: MAX_DEPTH });
+    enter_within(depth, MAX_DEPTH)
+}
+
+/// [`enter`] against a decoder's own `limit` (at most [`MAX_DEPTH`]).
+pub(crate) fn enter_within(depth: usize, limit: usize) -> Result<usize, AmfError> {
+    if depth >= limit {
+        return Err(AmfError::TooDeep { limit });
     }
     Ok(depth + 1)
 }

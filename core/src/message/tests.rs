@@ -901,3 +901,46 @@ fn delete_stream_naming_the_stream_decodes_as_a_generic_command() {
         other => panic!("expected a generic command, got {other:?}"),
     }
 }
+
+/// A command `deep` (transaction 1, null object) whose one argument is
+/// `levels` nested strict arrays of one element.
+fn nested_command(levels: usize) -> Bytes {
+    let mut b = vec![0x02, 0x00, 0x04];
+    b.extend_from_slice(b"deep");
+    b.push(0x00);
+    b.extend_from_slice(&1.0f64.to_be_bytes());
+    b.push(0x05);
+    for _ in 0..levels {
+        b.push(0x0A);
+        b.extend_from_slice(&1u32.to_be_bytes());
+    }
+    b.push(0x05);
+    Bytes::from(b)
+}
+
+#[test]
+fn command_nested_past_the_configured_depth_is_refused() {
+    let msg = raw(type_id::COMMAND_AMF0, nested_command(5));
+    assert!(Message::decode(&msg).is_ok());
+    assert!(matches!(
+        Message::decode_with_amf_limits(&msg, MAX_AMF_MESSAGE_LEN, 4),
+        Err(MessageError::Amf {
+            source: crate::amf::AmfError::TooDeep { limit: 4 },
+            ..
+        })
+    ));
+}
+
+#[test]
+fn data_nested_past_the_configured_depth_is_refused() {
+    let mut b = vec![0x02, 0x00, 0x0A];
+    b.extend_from_slice(b"onMetaData");
+    for _ in 0..3 {
+        b.push(0x0A);
+        b.extend_from_slice(&1u32.to_be_bytes());
+    }
+    b.push(0x05);
+    let msg = raw(type_id::DATA_AMF0, Bytes::from(b));
+    assert!(Message::decode_with_amf_limits(&msg, MAX_AMF_MESSAGE_LEN, 3).is_ok());
+    assert!(Message::decode_with_amf_limits(&msg, MAX_AMF_MESSAGE_LEN, 2).is_err());
+}

@@ -58,6 +58,18 @@ impl Item {
     }
 }
 
+/// What [`Backlog::pop`] hands out next.
+#[derive(Debug)]
+pub(super) struct Next {
+    /// The player's message stream.
+    pub(super) stream: u32,
+    pub(super) item: Item,
+    /// For droppable media: when its transmission must be complete (its
+    /// arrival plus lifetime plus finish-by margin); a message still partly
+    /// unsent then is abandoned. `None` for what is never dropped.
+    pub(super) finish_by: Option<Instant>,
+}
+
 #[derive(Debug)]
 struct Entry {
     stream: u32,
@@ -230,7 +242,7 @@ impl Backlog {
 
     /// The next item to send, after abandoning what the real-time policy
     /// says is too late.
-    pub(super) fn pop(&mut self, now: Instant) -> Option<(u32, Item)> {
+    pub(super) fn pop(&mut self, now: Instant) -> Option<Next> {
         while let Some(entry) = self.queue.pop_front() {
             self.unaccount(&entry.item);
             let Entry {
@@ -239,13 +251,26 @@ impl Backlog {
                 item,
             } = entry;
             let Item::Frame(frame) = item else {
-                return Some((stream, item));
+                return Some(Next {
+                    stream,
+                    item,
+                    finish_by: None,
+                });
             };
             let Some(lane) = self.lanes.get_mut(&stream) else {
                 continue;
             };
+            let mut finish_by = None;
             if frame.is_droppable() {
                 let age = now.saturating_duration_since(arrival);
+                let lifetime = match frame.kind {
+                    FrameKind::Audio => Some(lane.rt.audio_lifetime),
+                    FrameKind::Video => Some(lane.rt.video_lifetime),
+                    FrameKind::Data => None,
+                };
+                finish_by = lifetime
+                    .and_then(|l| l.checked_add(lane.rt.finish_by_margin))
+                    .and_then(|d| arrival.checked_add(d));
                 match frame.kind {
                     FrameKind::Audio if age > lane.rt.audio_lifetime => {
                         self.count_drop(frame.payload.len());
@@ -268,9 +293,23 @@ impl Backlog {
                     _ => {}
                 }
             }
-            return Some((stream, Item::Frame(frame)));
+            return Some(Next {
+                stream,
+                item: Item::Frame(frame),
+                finish_by,
+            });
         }
         None
+    }
+
+    /// A message of `stream` was cut off part way (its finish-by deadline
+    /// passed): counts it as abandoned and, for video, abandons the rest of
+    /// its GOP, which cannot be decoded without it.
+    pub(super) fn abandoned_partial(&mut self, stream: u32, kind: FrameKind, len: usize) {
+        self.count_drop(len);
+        if kind == FrameKind::Video && self.lanes.contains_key(&stream) {
+            self.drop_rest_of_gop(stream);
+        }
     }
 
     /// Abandons the oldest droppable frame (and, for video, the rest of
@@ -393,7 +432,7 @@ mod tests {
 
     fn drain(b: &mut Backlog, now: Instant) -> Vec<Frame> {
         std::iter::from_fn(|| b.pop(now))
-            .filter_map(|(_, item)| match item {
+            .filter_map(|next| match next.item {
                 Item::Frame(f) => Some(f),
                 Item::Message(_) => None,
             })

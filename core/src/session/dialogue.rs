@@ -34,7 +34,8 @@ const MAX_ECHOED_NAME: usize = 64;
 impl Session {
     /// One complete message from the chunk layer.
     pub(super) fn handle_message(&mut self, now: Instant, raw: RawMessage) {
-        let msg = match Message::decode_with_amf_limit(&raw, self.config.max_amf_message_len) {
+        let limits = (self.config.max_amf_message_len, self.config.max_amf_depth);
+        let msg = match Message::decode_with_amf_limits(&raw, limits.0, limits.1) {
             Ok(msg) => msg,
             // A publisher's odd metadata is not worth its connection.
             Err(e) if matches!(raw.type_id, type_id::DATA_AMF0 | type_id::DATA_AMF3) => {
@@ -203,7 +204,13 @@ impl Session {
             Command::CreateStream { transaction_id } => {
                 self.create_stream(stream, encoding, transaction_id);
             }
-            Command::DeleteStream { stream_id, .. } => {
+            Command::DeleteStream {
+                stream_id,
+                transaction_id,
+            } => {
+                // Every known client sends transaction id 0 and waits for
+                // nothing; one that asks gets its `_result`, as from TC.
+                self.reply(stream, encoding, transaction_id, vec![Value::Undefined]);
                 if let Some(id) = stream_id_from(stream_id) {
                     self.stop_stream(id);
                     if self.streams.remove(&id).is_some() {
@@ -331,11 +338,15 @@ impl Session {
         }
         let window = self.config.window_ack_size;
         self.send_control(Message::WindowAckSize(window));
-        self.send_control(Message::SetPeerBandwidth {
-            size: window,
-            limit: BandwidthLimit::Dynamic,
-        });
-        self.push(Outgoing::SetChunkSize(self.config.out_chunk_size));
+        // The simplified dialect leaves out what its clients mishandle: a
+        // chunk size change and the bandwidth message (see SessionConfig).
+        if !self.config.simplified_rtmp {
+            self.send_control(Message::SetPeerBandwidth {
+                size: window,
+                limit: BandwidthLimit::Dynamic,
+            });
+            self.push(Outgoing::SetChunkSize(self.config.out_chunk_size));
+        }
         let properties = Value::object([
             ("fmsVer", Value::from(self.config.fms_version.as_str())),
             ("capabilities", Value::Number(31.0)),
@@ -481,6 +492,7 @@ impl Session {
             StreamState::Playing(play) => {
                 tracing::info!(stream, name = %redact(&play.name), "stopped playing");
                 self.backlog.close_lane(stream);
+                self.stop_partial(stream);
                 self.events.push_back(SessionEvent::StopPlay { stream });
             }
         }

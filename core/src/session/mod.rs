@@ -66,8 +66,15 @@ pub struct SessionConfig {
     pub decoder_limits: DecoderLimits,
     /// Largest command or data message accepted (AMF decoding cost).
     pub max_amf_message_len: usize,
-    /// Chunk size announced and used for everything we send. Large, so a
-    /// video frame costs few chunk headers; every known client accepts it.
+    /// Deepest nesting of objects and arrays accepted in a command or data
+    /// message; at most [`crate::amf::MAX_DEPTH`], the stack-safety ceiling.
+    pub max_amf_depth: usize,
+    /// Chunk size announced and used for everything we send. A large
+    /// message goes out chunk by chunk, and a chunk is the smallest piece
+    /// of a message that can be abandoned (RTMP Abort) when its finish-by
+    /// deadline passes; 4096, as FFmpeg, OBS and nginx-rtmp use, keeps that
+    /// piece a fraction of a second even on a slow link, at one header
+    /// byte per chunk.
     pub out_chunk_size: u32,
     /// Window Acknowledgement Size announced to the peer, and the Set Peer
     /// Bandwidth size.
@@ -87,6 +94,11 @@ pub struct SessionConfig {
     pub real_time: RealTimeConfig,
     /// The `fmsVer` property sent in the `connect` result.
     pub fms_version: String,
+    /// TC's simplified RTMP dialect, for clients that mishandle parts of
+    /// the protocol: every message starts with a full (type 0) chunk
+    /// header, the chunk size stays at the protocol's 128 (no Set Chunk
+    /// Size) and no Set Peer Bandwidth is sent. See docs/tc-parity.md.
+    pub simplified_rtmp: bool,
     /// TC authentication master keys; when any is set, `connect` must carry
     /// a token made with one of them (see [`crate::auth`]).
     pub auth_keys: AuthKeys,
@@ -101,7 +113,8 @@ impl Default for SessionConfig {
             handshake: HandshakeConfig::default(),
             decoder_limits: DecoderLimits::default(),
             max_amf_message_len: crate::message::MAX_AMF_MESSAGE_LEN,
-            out_chunk_size: 60_000,
+            max_amf_depth: crate::amf::MAX_DEPTH,
+            out_chunk_size: 4096,
             window_ack_size: 2_500_000,
             max_streams: 16,
             connect_timeout: Duration::from_secs(10),
@@ -110,6 +123,7 @@ impl Default for SessionConfig {
             dead_peer_timeout: Duration::from_secs(60),
             real_time: RealTimeConfig::default(),
             fms_version: "FMS/3,5,7,7009".to_owned(),
+            simplified_rtmp: false,
             auth_keys: AuthKeys::default(),
             server_info: None,
         }
@@ -126,11 +140,12 @@ pub struct RealTimeConfig {
     /// Video not sent within this long of arriving is abandoned, together
     /// with the rest of its GOP (the player resumes at the next keyframe).
     pub video_lifetime: Duration,
-    /// Extra time a message whose transmission already started gets to
-    /// finish (TC's `finishByMargin`). Accepted from `play` options for
-    /// compatibility, but it never changes anything here: a session hands
-    /// out whole messages, so none is ever half sent when the policy judges
-    /// it.
+    /// Extra time, past its lifetime, that a message whose transmission
+    /// already started gets to finish (TC's `finishByMargin`). Large
+    /// messages are handed out chunk by chunk; one still partly unsent at
+    /// arrival + lifetime + this margin is abandoned with an RTMP Abort
+    /// message, so the player's chunk decoder drops the partial message
+    /// and stays in step (video also skips to its next keyframe).
     pub finish_by_margin: Duration,
     /// When a new keyframe arrives, drop the unsent rest of the previous GOP
     /// at once.
@@ -292,6 +307,10 @@ pub struct Session {
     control_bytes: usize,
     /// Media for players, under the real-time policy.
     backlog: Backlog,
+    /// A large message part way through being handed out.
+    partial: Option<Partial>,
+    /// Messages abandoned part way, with an Abort.
+    aborted: u64,
     /// Sizes transmits to the peer's drain rate.
     pacing: Pacing,
     events: VecDeque<SessionEvent>,
@@ -374,6 +393,8 @@ enum Outgoing {
     Message(RawMessage),
     /// Announce a chunk size and switch the encoder to it.
     SetChunkSize(u32),
+    /// Tell the peer to drop its partial message on this chunk stream.
+    Abort(u32),
 }
 
 impl Outgoing {
@@ -381,8 +402,36 @@ impl Outgoing {
         match self {
             Outgoing::Raw(b) => b.len(),
             Outgoing::Message(m) => m.payload.len() + CHUNK_HEADER_ESTIMATE,
-            Outgoing::SetChunkSize(_) => 4 + CHUNK_HEADER_ESTIMATE,
+            Outgoing::SetChunkSize(_) | Outgoing::Abort(_) => 4 + CHUNK_HEADER_ESTIMATE,
         }
+    }
+}
+
+/// A message being handed out chunk by chunk: what of its encoding is not
+/// yet in a transmit. Only one at a time; nothing else is handed out until
+/// it is finished or abandoned, so chunks of different messages never
+/// interleave on the wire (some clients cannot reassemble that).
+#[derive(Debug)]
+struct Partial {
+    stream: u32,
+    csid: u32,
+    kind: FrameKind,
+    /// When it must be complete; `None` if it is never abandoned.
+    finish_by: Option<Instant>,
+    /// The message payload, to tell its slices from chunk headers.
+    payload: Bytes,
+    /// Header buffers and payload slices still to hand out; each chunk
+    /// ends with a payload slice.
+    bufs: VecDeque<Bytes>,
+}
+
+impl Partial {
+    /// Whether `b` is a slice of the payload (the end of a chunk) rather
+    /// than a header the encoder wrote.
+    fn is_payload_slice(&self, b: &Bytes) -> bool {
+        let start = self.payload.as_ptr() as usize;
+        let p = b.as_ptr() as usize;
+        !b.is_empty() && p >= start && p < start + self.payload.len()
     }
 }
 
@@ -448,9 +497,10 @@ const MAX_CONTROL_BYTES: usize = 1024 * 1024;
 /// Input is handed to the chunk decoder in pieces this large and drained
 /// between them, so one large read cannot trip its buffer limit.
 const INPUT_PIECE: usize = 64 * 1024;
-/// Most messages in one [`Transmit`]; SRS batches 128 per `writev`, and
-/// 64 keeps an iovec list well under IOV_MAX with two buffers per message.
-const MAX_TRANSMIT_MESSAGES: usize = 64;
+/// Most buffers in one [`Transmit`]: a chunk of a large message costs two
+/// (header, payload slice), so this lets the largest batch (256 KiB of
+/// 4 KiB chunks) through while staying well under IOV_MAX (1024).
+const MAX_TRANSMIT_BUFS: usize = 256;
 /// How long a closing session keeps owed output (an error status) for a
 /// runtime that cannot write it; then it gives up and reports closed.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -471,6 +521,8 @@ impl Session {
             decoder: ChunkDecoder::new(config.decoder_limits),
             encoder: ChunkEncoder::new(),
             backlog: Backlog::new(config.real_time.max_backlog_bytes),
+            partial: None,
+            aborted: 0,
             pacing: Pacing::default(),
             config,
             connection_id,
@@ -533,6 +585,13 @@ impl Session {
     /// Payload bytes of media waiting for the socket right now.
     pub fn backlog_bytes(&self) -> usize {
         self.backlog.queued_bytes()
+    }
+
+    /// Messages whose transmission started but that were abandoned before
+    /// the end (their finish-by deadline passed) with an RTMP Abort; they
+    /// are also counted in [`Session::dropped_frames`].
+    pub fn aborted_messages(&self) -> u64 {
+        self.aborted
     }
 
     /// Bytes of peer input the chunk decoder holds (partial messages), for
@@ -676,37 +735,36 @@ impl Session {
     ///
     /// Control and command messages go first, then players' media in
     /// arrival order; before each media frame the real-time policy decides
-    /// whether it is still worth sending. Several messages are batched into
-    /// one write, up to about a quarter second of the peer's measured drain
-    /// rate (16 KiB to 256 KiB), so that on a slow link little media is past
-    /// the policy's judgement at any time. Messages are handed out whole,
-    /// so the finish-by margin never applies: a message is either not
-    /// started or fully handed out.
+    /// whether it is still worth sending. A transmit carries up to about a
+    /// quarter second of the peer's measured drain rate (16 KiB to
+    /// 256 KiB), so that on a slow link little media is past the policy's
+    /// judgement at any time. A message larger than one chunk is handed out
+    /// chunk by chunk across transmits; if its finish-by deadline (its
+    /// arrival plus lifetime plus finish-by margin) passes before its last
+    /// chunk is handed out, the rest is abandoned and an RTMP Abort for its
+    /// chunk stream tells the peer to drop what it has of it.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
         let mut bufs = Vec::new();
-        let mut messages = 0;
         let mut bytes = 0;
         let budget = self.pacing.budget();
-        while messages < MAX_TRANSMIT_MESSAGES && bytes < budget {
+        while bufs.len() < MAX_TRANSMIT_BUFS && bytes < budget {
             let start = bufs.len();
-            if let Some(out) = self.control.pop_front() {
+            if self.partial.is_some() {
+                self.continue_partial(now, &mut bufs);
+            } else if let Some(out) = self.control.pop_front() {
                 self.control_bytes = self.control_bytes.saturating_sub(out.len());
                 match out {
                     Outgoing::Raw(b) => bufs.push(b),
-                    Outgoing::Message(m) => self.encoder.write(&m, &mut bufs),
+                    Outgoing::Message(m) => self.write_message(&m, &mut bufs),
                     Outgoing::SetChunkSize(size) => self.encoder.set_chunk_size(size, &mut bufs),
+                    Outgoing::Abort(csid) => self.write_abort(csid, &mut bufs),
                 }
-            } else if let Some((stream, item)) = self.backlog.pop(now) {
-                let raw = match item {
-                    Item::Message(m) => m,
-                    Item::Frame(f) => frame_to_raw(stream, f),
-                };
-                self.encoder.write(&raw, &mut bufs);
+            } else if let Some(next) = self.backlog.pop(now) {
+                self.start_media(now, next, &mut bufs);
             } else {
                 break;
             }
-            messages += 1;
             bytes += bufs[start..].iter().map(Bytes::len).sum::<usize>();
         }
         if self.control.is_empty() {
@@ -715,9 +773,113 @@ impl Session {
         if bufs.is_empty() {
             return None;
         }
-        let more = !self.control.is_empty() || self.backlog.queued_bytes() > 0;
+        let more =
+            self.partial.is_some() || !self.control.is_empty() || self.backlog.queued_bytes() > 0;
         self.pacing.sent(now, bytes, more);
         Some(Transmit { bufs })
+    }
+
+    /// Encodes one message, with a full header in the simplified dialect.
+    fn write_message(&mut self, msg: &RawMessage, bufs: &mut Vec<Bytes>) {
+        if self.config.simplified_rtmp {
+            self.encoder.reset_stream(msg.csid);
+        }
+        self.encoder.write(msg, bufs);
+    }
+
+    /// Encodes a player's message; one that spans several chunks becomes
+    /// the [`Partial`] and only its first chunk goes into `bufs`.
+    fn start_media(&mut self, now: Instant, next: backlog::Next, bufs: &mut Vec<Bytes>) {
+        let (raw, kind) = match next.item {
+            Item::Message(m) => (m, FrameKind::Data),
+            Item::Frame(f) => {
+                let kind = f.kind;
+                (frame_to_raw(next.stream, f), kind)
+            }
+        };
+        if raw.payload.len() <= self.encoder.chunk_size() as usize {
+            self.write_message(&raw, bufs);
+            return;
+        }
+        let mut encoded = Vec::new();
+        self.write_message(&raw, &mut encoded);
+        self.partial = Some(Partial {
+            stream: next.stream,
+            csid: raw.csid,
+            kind,
+            finish_by: next.finish_by,
+            payload: raw.payload,
+            bufs: encoded.into(),
+        });
+        // The policy just judged it: its first chunk goes now.
+        self.continue_partial(now, bufs);
+    }
+
+    /// Hands out the next chunk of the [`Partial`], or abandons the rest of
+    /// it with an Abort once its finish-by deadline has passed.
+    fn continue_partial(&mut self, now: Instant, bufs: &mut Vec<Bytes>) {
+        let Some(p) = &mut self.partial else {
+            return;
+        };
+        if p.finish_by.is_some_and(|at| now > at) {
+            let unsent: usize = p.bufs.iter().map(Bytes::len).sum();
+            tracing::debug!(
+                stream = p.stream,
+                csid = p.csid,
+                len = p.payload.len(),
+                unsent,
+                "finish-by deadline passed: message abandoned part way"
+            );
+            self.abort_partial(bufs);
+            return;
+        }
+        while let Some(b) = p.bufs.pop_front() {
+            let end_of_chunk = p.is_payload_slice(&b);
+            bufs.push(b);
+            if end_of_chunk {
+                break;
+            }
+        }
+        if p.bufs.is_empty() {
+            self.partial = None;
+        }
+    }
+
+    /// Abandons the [`Partial`] (if any): an Abort for its chunk stream
+    /// goes into `bufs` right away, before any later chunk could follow on
+    /// that stream.
+    fn abort_partial(&mut self, bufs: &mut Vec<Bytes>) {
+        let Some(p) = self.partial.take() else {
+            return;
+        };
+        self.write_abort(p.csid, bufs);
+        self.aborted += 1;
+        self.backlog
+            .abandoned_partial(p.stream, p.kind, p.payload.len());
+    }
+
+    /// Encodes an Abort for `csid` and makes the encoder forget that chunk
+    /// stream's header state, so its next message starts with a full
+    /// header whatever the peer kept.
+    fn write_abort(&mut self, csid: u32, bufs: &mut Vec<Bytes>) {
+        let abort = Message::Abort { csid };
+        match abort.to_raw(CSID_CONTROL, MediaTime::ZERO, 0) {
+            Ok(raw) => self.write_message(&raw, bufs),
+            Err(e) => tracing::warn!(%e, "could not encode an Abort"),
+        }
+        self.encoder.reset_stream(csid);
+    }
+
+    /// `stream` stopped playing: a message of it still partly unsent is
+    /// aborted (not counted as dropped: nobody wants it any more). The
+    /// Abort goes ahead of every queued reply, so it reaches the peer
+    /// before anything else can be sent on that chunk stream.
+    pub(super) fn stop_partial(&mut self, stream: u32) {
+        if let Some(p) = self.partial.take_if(|p| p.stream == stream) {
+            let out = Outgoing::Abort(p.csid);
+            self.control_bytes += out.len();
+            self.control.push_front(out);
+        }
     }
 
     /// The next event for the broker.
@@ -853,6 +1015,9 @@ impl Session {
         self.phase = Phase::Closing;
         self.handshake = None;
         self.backlog.clear();
+        // Nobody will read the rest of it; what is still owed goes on
+        // other chunk streams.
+        self.partial = None;
         self.timers.clear();
         if !self.control.is_empty() {
             self.timers

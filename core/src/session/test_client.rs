@@ -190,6 +190,18 @@ impl Pair {
         self.decode(&bytes)
     }
 
+    /// Reads and decodes one transmit, if the session has one.
+    pub(super) fn receive_one(&mut self) -> Option<Vec<Received>> {
+        let t = self.session.poll_transmit(self.now)?;
+        let bytes: Vec<u8> = t.bufs.concat();
+        Some(self.decode(&bytes))
+    }
+
+    /// Decodes bytes the session transmitted earlier.
+    pub(super) fn decode_bytes(&mut self, bytes: &[u8]) -> Vec<Received> {
+        self.decode(bytes)
+    }
+
     fn decode(&mut self, bytes: &[u8]) -> Vec<Received> {
         self.dec
             .handle_input(bytes)

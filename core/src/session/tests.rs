@@ -191,7 +191,7 @@ fn connect_is_answered_with_window_bandwidth_chunk_size_then_result() {
             limit: BandwidthLimit::Dynamic
         }
     );
-    assert_eq!(kinds[2], &Message::SetChunkSize(60_000));
+    assert_eq!(kinds[2], &Message::SetChunkSize(4096));
     assert_eq!(got[3].command(), Some("_result"));
     assert_eq!(got.len(), 4);
     assert!(got[..3]
@@ -1005,8 +1005,7 @@ fn many_frames_are_batched_into_few_transmits() {
         give(&mut p, s, audio_frame(i * 20, 300));
     }
     let first = p.session.poll_transmit(p.now).unwrap();
-    // Each message: a header buffer and a shared payload slice at most.
-    assert!(first.bufs.len() <= 2 * MAX_TRANSMIT_MESSAGES);
+    assert!(first.bufs.len() <= MAX_TRANSMIT_BUFS);
     assert!(first.bufs.len() > 2);
 }
 
@@ -1570,6 +1569,222 @@ fn fcsubscribe_is_answered_with_a_result_and_on_fcsubscribe() {
     assert_eq!(got[1].info_str("description"), Some("cam"));
 }
 
+// ---- finish-by margin and Abort ---------------------------------------------
+
+/// A player whose `play` carried `options`.
+fn player_with_options(options: Value) -> (Pair, u32) {
+    let mut p = Pair::connected();
+    let s = create_stream(&mut p);
+    p.command(
+        s,
+        Command::Play(Play {
+            transaction_id: 0.0,
+            name: "cam".to_owned(),
+            start: -2.0,
+            duration: -1.0,
+            reset: true,
+            options: Some(options),
+        }),
+    );
+    p.receive();
+    p.take_events();
+    (p, s)
+}
+
+fn video_csid(stream: u32) -> u32 {
+    stream_csids(stream).2
+}
+
+fn aborts(got: &[Received]) -> Vec<u32> {
+    got.iter()
+        .filter_map(|r| match r.msg {
+            Message::Abort { csid } => Some(csid),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_large_message_is_handed_out_in_pieces_of_whole_chunks() {
+    let (mut p, s) = player();
+    give(&mut p, s, key_frame(0, 100_000));
+    let first = p.session.poll_transmit(p.now).expect("a first piece");
+    // The first transmit stays near the pacing budget instead of carrying
+    // the whole keyframe.
+    assert!(first.len() < 30_000, "first transmit {} bytes", first.len());
+    let rest = p.transmitted();
+    let all: Vec<u8> = first.bufs.concat().into_iter().chain(rest).collect();
+    let got = p.decode_bytes(&all);
+    let m = media(&got);
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].raw.payload, avc_key(100_000));
+}
+
+#[test]
+fn a_message_unfinished_at_its_finish_by_deadline_is_aborted_and_the_next_decodes() {
+    let (mut p, s) = player();
+    give(&mut p, s, key_frame(0, 100_000));
+    let first = p.receive_one().expect("a first piece");
+    assert!(media(&first).is_empty(), "the keyframe went out whole");
+    let rt = RealTimeConfig::default();
+    p.now += rt.video_lifetime + rt.finish_by_margin + Duration::from_millis(1);
+    give(&mut p, s, inter_frame(4_000, 5_000));
+    give(&mut p, s, key_frame(4_033, 10_000));
+    let got = p.receive();
+    assert_eq!(aborts(&got), [video_csid(s)]);
+    // The inter frame depends on the abandoned keyframe; the next
+    // keyframe arrives whole and decodes.
+    let m = media(&got);
+    let ts: Vec<u32> = m.iter().map(|r| r.raw.timestamp.as_millis()).collect();
+    assert_eq!(ts, [4_033]);
+    assert_eq!(m[0].raw.payload, avc_key(10_000));
+    assert_eq!(p.session.aborted_messages(), 1);
+    assert_eq!(p.session.dropped_frames(), 2);
+}
+
+#[test]
+fn a_message_started_in_time_is_finished_within_its_margin() {
+    let (mut p, s) = player();
+    give(&mut p, s, key_frame(0, 100_000));
+    assert!(media(&p.receive_one().expect("a first piece")).is_empty());
+    let rt = RealTimeConfig::default();
+    // Past its lifetime, but within the finish-by margin.
+    p.now += rt.video_lifetime + rt.finish_by_margin / 2;
+    let got = p.receive();
+    assert!(aborts(&got).is_empty());
+    let m = media(&got);
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].raw.payload, avc_key(100_000));
+}
+
+#[test]
+fn play_option_finish_by_margin_applies_to_that_player() {
+    let (mut p, s) = player_with_options(Value::object([("finishByMargin", Value::Number(0.0))]));
+    give(&mut p, s, key_frame(0, 100_000));
+    assert!(media(&p.receive_one().expect("a first piece")).is_empty());
+    // Within the default margin, but past this player's (zero) margin.
+    p.now += RealTimeConfig::default().video_lifetime + Duration::from_millis(1);
+    let got = p.receive();
+    assert_eq!(aborts(&got), [video_csid(s)]);
+    assert!(media(&got).is_empty());
+}
+
+#[test]
+fn play_option_audio_lifetime_applies_to_that_player() {
+    let (mut p, s) = player_with_options(Value::object([("audioLifetime", Value::Number(0.5))]));
+    let (mut q, t) = player();
+    give(&mut p, s, audio_frame(0, 10));
+    give(&mut q, t, audio_frame(0, 10));
+    p.now += Duration::from_millis(600);
+    q.now += Duration::from_millis(600);
+    assert!(media(&p.receive()).is_empty());
+    assert_eq!(media(&q.receive()).len(), 1);
+}
+
+#[test]
+fn play_option_video_lifetime_applies_to_that_player() {
+    let (mut p, s) = player_with_options(Value::object([("videoLifetime", Value::Number(8.0))]));
+    give(&mut p, s, key_frame(0, 100));
+    // Past the default 3 s, within this player's 8 s.
+    p.now += Duration::from_secs(5);
+    assert_eq!(media(&p.receive()).len(), 1);
+}
+
+#[test]
+fn play_option_lifetime_is_capped_at_ten_seconds() {
+    let (mut p, s) = player_with_options(Value::object([("videoLifetime", Value::Number(3600.0))]));
+    give(&mut p, s, key_frame(0, 100));
+    p.now += Duration::from_secs(11);
+    assert!(media(&p.receive()).is_empty());
+}
+
+#[test]
+fn close_stream_mid_message_aborts_it() {
+    let (mut p, s) = player();
+    give(&mut p, s, key_frame(0, 100_000));
+    assert!(media(&p.receive_one().expect("a first piece")).is_empty());
+    p.command(
+        s,
+        Command::CloseStream {
+            transaction_id: 0.0,
+        },
+    );
+    let got = p.receive();
+    assert_eq!(aborts(&got), [video_csid(s)]);
+    assert!(media(&got).is_empty());
+    // A new play on the same stream gets whole frames again.
+    p.command(s, play_cmd("cam"));
+    give(&mut p, s, key_frame(0, 10_000));
+    let m: Vec<Bytes> = media(&p.receive())
+        .iter()
+        .map(|r| r.raw.payload.clone())
+        .collect();
+    assert_eq!(m, [avc_key(10_000)]);
+}
+
+#[test]
+fn never_dropped_frames_are_never_aborted() {
+    let (mut p, s) = player();
+    let mut data = bytes::BytesMut::new();
+    let big = "x".repeat(60_000);
+    crate::amf::amf0::encode_all(
+        &[Value::from("onMetaData"), Value::from(big.as_str())],
+        &mut data,
+    )
+    .unwrap();
+    let data = data.freeze();
+    give(
+        &mut p,
+        s,
+        frame(FrameKind::Data, 0, data.clone(), false, false),
+    );
+    assert!(media(&p.receive_one().expect("a first piece")).is_empty());
+    p.now += Duration::from_secs(60);
+    let got = p.receive();
+    assert!(aborts(&got).is_empty());
+    assert_eq!(media(&got)[0].raw.payload, data);
+}
+
+#[test]
+fn delete_stream_with_a_transaction_id_gets_a_result() {
+    let mut p = Pair::connected();
+    let s = create_stream(&mut p);
+    p.command(
+        0,
+        Command::DeleteStream {
+            transaction_id: 7.0,
+            stream_id: f64::from(s),
+        },
+    );
+    let got = p.receive();
+    let [r] = got.as_slice() else {
+        panic!("one reply expected, got {got:?}");
+    };
+    assert!(matches!(
+        r.msg,
+        Message::Command {
+            command: Command::Result { transaction_id, .. },
+            ..
+        } if transaction_id == 7.0
+    ));
+}
+
+// ---- simplified dialect -----------------------------------------------------
+
+#[test]
+fn simplified_connect_sends_no_chunk_size_or_peer_bandwidth() {
+    let mut p = Pair::handshaken_with(SessionConfig {
+        simplified_rtmp: true,
+        ..SessionConfig::default()
+    });
+    p.command(0, connect_command("live", 0.0));
+    let got = p.receive();
+    let kinds: Vec<&Message> = got.iter().map(|r| &r.msg).collect();
+    assert_eq!(kinds[0], &Message::WindowAckSize(2_500_000));
+    assert_eq!(got[1].command(), Some("_result"));
+    assert_eq!(got.len(), 2);
+}
+
 // ---- known attacks (docs/fuzzing.md) ------------------------------------------
 
 /// A type 0 chunk header on chunk stream 5: video on message stream 1.
@@ -1649,4 +1864,19 @@ mod transmit {
         assert_eq!(&*slices[0], b"ab");
         assert_eq!(&*slices[1], b"c");
     }
+}
+
+#[test]
+fn connect_result_carries_server_info_when_configured() {
+    let mut p = Pair::handshaken_with(SessionConfig {
+        server_info: Some("edge-7".to_owned()),
+        ..SessionConfig::default()
+    });
+    p.command(0, connect_command("live", 0.0));
+    let got = p.receive();
+    let result = got
+        .iter()
+        .find(|r| r.command() == Some("_result"))
+        .expect("a connect result");
+    assert_eq!(result.info_str("serverInfo"), Some("edge-7"));
 }

@@ -46,6 +46,8 @@ pub const SAMPLE_ACCESS: &str = "|RtmpSampleAccess";
 pub struct Received {
     /// Virtual time since the simulation started when it arrived.
     pub at: Duration,
+    /// The chunk stream it came on (what an Abort names).
+    pub csid: u32,
     /// The message stream id it came on.
     pub stream_id: u32,
     /// Its timestamp as the chunk layer decoded it.
@@ -695,13 +697,16 @@ impl SimClient {
         }
     }
 
-    /// Bytes for the server, handed over once.
-    pub(super) fn take_outbound(&mut self) -> Vec<Bytes> {
+    /// Bytes for the server, handed over once (the [`super::Sim`] moves
+    /// them in memory; the conformance and abuse suites write them to a
+    /// socket).
+    pub fn take_outbound(&mut self) -> Vec<Bytes> {
         std::mem::take(&mut self.outbound)
     }
 
-    /// Bytes from the server, read at virtual time `at`.
-    pub(super) fn handle_input(&mut self, at: Duration, mut data: &[u8]) {
+    /// Bytes from the server, read at (virtual or real) time `at` since the
+    /// client started.
+    pub fn handle_input(&mut self, at: Duration, mut data: &[u8]) {
         self.bytes_received += data.len() as u64;
         if !self.errors.is_empty() {
             return;
@@ -778,6 +783,7 @@ impl SimClient {
         }
         self.received.push(Received {
             at,
+            csid: raw.csid,
             stream_id: raw.stream_id,
             timestamp: raw.timestamp,
             message,

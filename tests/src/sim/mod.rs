@@ -1,19 +1,24 @@
 //! A deterministic, in-memory simulation of a whole live server.
 //!
-//! [`Sim`] owns one [`Broker`], one server [`Session`] per simulated
-//! connection, and the [`SimClient`] at the other end of each, joined by
-//! in-memory byte pipes. There are no sockets, threads or real clock: time
-//! is an [`Instant`] captured once plus a virtual offset that only moves
-//! when a test calls [`Sim::advance`], which jumps from deadline to deadline
-//! (session timers, the broker's grace timer, link ticks) like quinn's test
-//! `Pair`. Every run with the same script produces the same bytes.
+//! [`Sim`] owns one [`Server`] (the core's whole-server machine: every
+//! session, the broker and their wiring, exactly what the tokio, mio and
+//! smol runtimes drive) and the [`SimClient`] at the other end of each
+//! connection, joined by in-memory byte pipes. There are no sockets,
+//! threads or real clock: time is an [`Instant`] captured once plus a
+//! virtual offset that only moves when a test calls [`Sim::advance`], which
+//! jumps from deadline to deadline (the server's next timer, busy link
+//! ticks) like quinn's test `Pair`. Every run with the same script produces
+//! the same bytes.
 //!
-//! The harness is a runtime in miniature and keeps the core's run-loop
-//! contract: bytes from a client go to [`Session::handle_input`]; a session
-//! is polled for transmits only while its link has room (the contract that
-//! lets the session apply its real-time policy); its events go to the
-//! broker in order, and the broker's outputs go back to the sessions they
-//! name, until nothing moves ([`Sim::run`]).
+//! The harness is a runtime in miniature and keeps the server's run-loop
+//! contract: bytes from a client go to [`Server::handle_input`], a closed
+//! client is [`Server::handle_eof`], and a connection is polled for
+//! transmits only once [`Server::poll_ready`] named it, and then only while
+//! its link has room (a socket that stopped taking bytes), until
+//! [`Server::poll_transmit`] has nothing more; a finished connection
+//! ([`Server::is_closed`]) is [`Server::remove`]d. Only connections with
+//! something to do are visited, so hundreds of sessions over hours of
+//! virtual time cost what their traffic costs, not what the clock does.
 //!
 //! Links toward clients are unlimited by default. A [`LinkConfig`] with a
 //! rate models a slow subscriber: the link delivers that many bytes per
@@ -24,13 +29,15 @@
 mod client;
 pub mod media;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tincan_core::broker::{Broker, BrokerConfig};
 use tincan_core::entropy::SeededEntropy;
-use tincan_core::event::{BrokerEvent, FrameKind, SessionEvent, SessionId};
+use tincan_core::event::SessionId;
+use tincan_core::server::{Closed, Refusal, Server, ServerConfig};
 use tincan_core::session::{Session, SessionConfig, SessionError, Transmit};
 
 pub use client::{
@@ -74,10 +81,16 @@ impl LinkConfig {
 /// Knobs of a simulation.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
-    /// Configuration of every session unless a client brings its own.
+    /// Configuration of every session.
     pub session: SessionConfig,
     /// Configuration of the broker.
     pub broker: BrokerConfig,
+    /// [`ServerConfig::max_connections`].
+    pub max_connections: usize,
+    /// [`ServerConfig::max_connections_per_ip`].
+    pub max_connections_per_ip: usize,
+    /// [`ServerConfig::shutdown_deadline`].
+    pub shutdown_deadline: Duration,
     /// Seed for every handshake and connection id.
     pub seed: u64,
     /// Granularity at which busy rate-limited links deliver.
@@ -86,30 +99,30 @@ pub struct SimConfig {
 
 impl Default for SimConfig {
     fn default() -> Self {
+        let server = ServerConfig::default();
         SimConfig {
-            session: SessionConfig::default(),
-            broker: BrokerConfig::default(),
+            session: server.session,
+            broker: server.broker,
+            max_connections: server.max_connections,
+            max_connections_per_ip: server.max_connections_per_ip,
+            shutdown_deadline: server.shutdown_deadline,
             seed: 0x5EED,
             link_tick: Duration::from_millis(1),
         }
     }
 }
 
-/// One frame the broker handed to a session, recorded by
-/// [`Sim::record_fanout`]: where its payload lives, not the payload itself,
-/// so recording holds no media alive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fanout {
-    /// The recipient.
-    pub to: ClientId,
-    /// The recipient's message stream.
-    pub stream: u32,
-    /// Audio, video or data.
-    pub kind: FrameKind,
-    /// Address of the payload's first byte.
-    pub ptr: usize,
-    /// Payload length.
-    pub len: usize,
+impl SimConfig {
+    /// The server's configuration.
+    pub fn server(&self) -> ServerConfig {
+        ServerConfig {
+            session: self.session.clone(),
+            broker: self.broker.clone(),
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            shutdown_deadline: self.shutdown_deadline,
+        }
+    }
 }
 
 /// The server-to-client pipe: transmits in flight and the delivery credit
@@ -207,18 +220,56 @@ impl Link {
     }
 }
 
-/// One simulated connection: the server session, the client, and the link
-/// between them.
+/// A set of connection indices, cheap to insert into and visited in
+/// index order, so every run is the same.
+#[derive(Debug, Default)]
+struct Active {
+    queued: Vec<bool>,
+    list: Vec<usize>,
+}
+
+impl Active {
+    fn insert(&mut self, i: usize) {
+        if i >= self.queued.len() {
+            self.queued.resize(i + 1, false);
+        }
+        if !self.queued[i] {
+            self.queued[i] = true;
+            self.list.push(i);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Everything queued, in index order; the set is empty after.
+    fn take(&mut self) -> Vec<usize> {
+        let mut list = std::mem::take(&mut self.list);
+        list.sort_unstable();
+        for &i in &list {
+            self.queued[i] = false;
+        }
+        list
+    }
+}
+
+/// One simulated connection: the server's id for it, the client, and the
+/// link between them.
 #[derive(Debug)]
 struct Conn {
     sid: SessionId,
-    session: Option<Session>,
     client: SimClient,
     link: Link,
     eof_given: bool,
-    close_reason: Option<SessionError>,
+    /// Named by [`Server::poll_ready`] and not yet polled down to `None`:
+    /// the runtime's "wants to write" interest.
+    wants_write: bool,
+    /// What [`Server::remove`] reported, once the connection is gone.
+    removed: Option<Closed>,
     closed_at: Option<Duration>,
-    transmitted: Option<HashSet<usize>>,
+    /// Every buffer handed to the link since [`Sim::record_transmits`].
+    transmitted: Option<Vec<Bytes>>,
 }
 
 /// Most rounds [`Sim::run`] takes before declaring the system livelocked.
@@ -232,12 +283,16 @@ pub struct Sim {
     base: Instant,
     elapsed: Duration,
     config: SimConfig,
-    broker: Broker,
+    server: Server,
     conns: Vec<Conn>,
     by_session: HashMap<SessionId, usize>,
-    fanout: Option<Vec<Fanout>>,
-    session_events: Option<Vec<(ClientId, SessionEvent)>>,
-    unroutable: usize,
+    /// Connections to visit in the next round (visited in index order).
+    active: Active,
+    /// Connections whose link is rate-limited (they earn credit with time).
+    limited: Vec<usize>,
+    recording: bool,
+    wakeups: u64,
+    timer_wakeups: u64,
 }
 
 impl Default for Sim {
@@ -257,13 +312,15 @@ impl Sim {
         Sim {
             base: Instant::now(),
             elapsed: Duration::ZERO,
-            broker: Broker::new(config.broker.clone()),
+            server: Server::new(config.server()),
             config,
             conns: Vec::new(),
             by_session: HashMap::new(),
-            fanout: None,
-            session_events: None,
-            unroutable: 0,
+            active: Active::default(),
+            limited: Vec::new(),
+            recording: false,
+            wakeups: 0,
+            timer_wakeups: 0,
         }
     }
 
@@ -279,41 +336,66 @@ impl Sim {
         self.elapsed
     }
 
-    // ---- connections ----------------------------------------------------
-
-    /// Opens a connection with an unlimited link and the default session
-    /// configuration. The client's handshake is queued; [`Sim::run`] (or
-    /// any helper that runs) completes it.
-    pub fn add_client(&mut self) -> ClientId {
-        self.add_client_with(LinkConfig::unlimited(), None)
+    /// Instants [`Sim::advance`] stopped at on its way (every jump to a
+    /// deadline, server timer or link tick): what a runtime's event loop
+    /// would wake up for.
+    pub fn wakeups(&self) -> u64 {
+        self.wakeups
     }
 
-    /// Opens a connection with the given link and, optionally, its own
-    /// session configuration.
-    pub fn add_client_with(
-        &mut self,
-        link: LinkConfig,
-        session: Option<SessionConfig>,
-    ) -> ClientId {
+    /// The wake-ups that were for the server's own deadline
+    /// ([`Server::poll_timeout`]), not for a busy link.
+    pub fn timer_wakeups(&self) -> u64 {
+        self.timer_wakeups
+    }
+
+    // ---- connections ----------------------------------------------------
+
+    /// Opens a connection with an unlimited link from an address of its
+    /// own. The client's handshake is queued; [`Sim::run`] (or any helper
+    /// that runs) completes it. Panics if the server refuses it.
+    pub fn add_client(&mut self) -> ClientId {
+        self.add_client_with(LinkConfig::unlimited())
+    }
+
+    /// Opens a connection with the given link from an address of its own;
+    /// panics if the server refuses it.
+    pub fn add_client_with(&mut self, link: LinkConfig) -> ClientId {
+        let n = self.conns.len();
+        let ip = IpAddr::V4(Ipv4Addr::new(10, (n >> 16) as u8, (n >> 8) as u8, n as u8));
+        self.try_add_client(ip, link)
+            .unwrap_or_else(|r| panic!("the server refused a connection: {r}"))
+    }
+
+    /// Opens a connection from `ip` over `link`, or returns why the server
+    /// refused it ([`Server::accept`]).
+    pub fn try_add_client(&mut self, ip: IpAddr, link: LinkConfig) -> Result<ClientId, Refusal> {
         let n = self.conns.len() as u64;
         let seed = self.config.seed.wrapping_add(n.wrapping_mul(2));
         let now = self.now();
-        let config = session.unwrap_or_else(|| self.config.session.clone());
-        let session = Session::new(now, config, &mut SeededEntropy::new(seed));
-        let sid = self.broker.open_session();
-        let id = ClientId(self.conns.len());
-        self.by_session.insert(sid, id.0);
+        let port = 40_000 + (n % 20_000) as u16;
+        let sid = self.server.accept(
+            now,
+            Some(SocketAddr::new(ip, port)),
+            &mut SeededEntropy::new(seed),
+        )?;
+        let id = self.conns.len();
+        self.by_session.insert(sid, id);
+        if link.bytes_per_ms.is_some() {
+            self.limited.push(id);
+        }
         self.conns.push(Conn {
             sid,
-            session: Some(session),
             client: SimClient::new(now, seed.wrapping_add(1)),
             link: Link::new(link, self.elapsed),
             eof_given: false,
-            close_reason: None,
+            wants_write: false,
+            removed: None,
             closed_at: None,
-            transmitted: self.fanout.as_ref().map(|_| HashSet::new()),
+            transmitted: self.recording.then(Vec::new),
         });
-        id
+        self.active.insert(id);
+        Ok(ClientId(id))
     }
 
     /// Changes the link toward `id` from now on (e.g. a player that joined
@@ -323,8 +405,13 @@ impl Sim {
         let now = self.elapsed;
         let l = &mut self.conns[id.0].link;
         l.advance(now, self.config.link_tick);
+        l.last = now;
         l.config = link;
         l.credit = 0;
+        if link.bytes_per_ms.is_some() && !self.limited.contains(&id.0) {
+            self.limited.push(id.0);
+        }
+        self.active.insert(id.0);
     }
 
     /// The client of connection `id`.
@@ -334,37 +421,48 @@ impl Sim {
 
     /// The client of connection `id`, to script what it sends next.
     pub fn client_mut(&mut self, id: ClientId) -> &mut SimClient {
+        self.active.insert(id.0);
         &mut self.conns[id.0].client
     }
 
-    /// The server session of connection `id`, until it closes.
+    /// The server session of connection `id`, until it is removed.
     pub fn session(&self, id: ClientId) -> Option<&Session> {
-        self.conns[id.0].session.as_ref()
+        self.server.session(self.conns[id.0].sid)
     }
 
-    /// The broker's id for connection `id`.
+    /// The server's id for connection `id`.
     pub fn session_id(&self, id: ClientId) -> SessionId {
         self.conns[id.0].sid
     }
 
-    /// Why the session of `id` closed, once it has (and was dropped).
-    pub fn close_reason(&self, id: ClientId) -> Option<&SessionError> {
-        self.conns[id.0].close_reason.as_ref()
+    /// What the server reported when it removed connection `id`.
+    pub fn closed(&self, id: ClientId) -> Option<&Closed> {
+        self.conns[id.0].removed.as_ref()
     }
 
-    /// When the session of `id` reported itself closed.
+    /// Why the session of `id` closed, once it was removed.
+    pub fn close_reason(&self, id: ClientId) -> Option<&SessionError> {
+        self.closed(id)?.error.as_ref()
+    }
+
+    /// When the connection `id` was found finished and removed.
     pub fn closed_at(&self, id: ClientId) -> Option<Duration> {
         self.conns[id.0].closed_at
     }
 
-    /// Whether the session of `id` is closed and dropped.
+    /// Whether the connection `id` is finished and removed.
     pub fn is_closed(&self, id: ClientId) -> bool {
-        self.conns[id.0].session.is_none()
+        self.conns[id.0].removed.is_some()
+    }
+
+    /// The server.
+    pub fn server(&self) -> &Server {
+        &self.server
     }
 
     /// The broker.
     pub fn broker(&self) -> &Broker {
-        &self.broker
+        self.server.broker()
     }
 
     /// Bytes in flight on the link toward `id` (held by the "runtime", not
@@ -385,68 +483,124 @@ impl Sim {
         self.conns[id.0].link.max_transmit
     }
 
-    /// Broker outputs addressed to a session the harness does not know (a
-    /// broker bug if ever non-zero).
-    pub fn unroutable(&self) -> usize {
-        self.unroutable
+    /// Broker events the server dropped because their connection was
+    /// already removed ([`Server::undelivered`]; a broker bug if ever
+    /// non-zero).
+    pub fn unroutable(&self) -> u64 {
+        self.server.undelivered()
+    }
+
+    // ---- server-side actions --------------------------------------------
+
+    /// Starts the server's graceful shutdown ([`Server::shutdown`]) and
+    /// runs until nothing moves.
+    pub fn shutdown(&mut self) {
+        let now = self.now();
+        self.server.shutdown(now);
+        self.run();
+    }
+
+    /// The server closes connection `id` ([`Server::close`]).
+    pub fn close(&mut self, id: ClientId, reason: &str) {
+        let now = self.now();
+        self.server.close(now, self.conns[id.0].sid, reason);
+        self.run();
+    }
+
+    /// The socket of `id` fails: the runtime removes the connection at
+    /// once, without the session seeing its peer leave, and the client's
+    /// side is gone too.
+    pub fn drop_connection(&mut self, id: ClientId) {
+        let now = self.now();
+        let elapsed = self.elapsed;
+        let conn = &mut self.conns[id.0];
+        conn.client.closed = true;
+        conn.eof_given = true;
+        conn.link.clear();
+        if conn.removed.is_none() {
+            let closed = self.server.remove(now, conn.sid);
+            conn.removed = Some(closed.unwrap_or(Closed {
+                error: None,
+                dropped_frames: 0,
+                dropped_bytes: 0,
+            }));
+            conn.closed_at = Some(elapsed);
+        }
+        self.run();
     }
 
     // ---- recording ------------------------------------------------------
 
-    /// From now on, record every frame the broker hands to a session
-    /// ([`Sim::fanout`]) and the address of every buffer each session
-    /// transmits ([`Sim::transmitted`]), to prove payloads are shared.
-    pub fn record_fanout(&mut self) {
-        self.fanout.get_or_insert_with(Vec::new);
+    /// From now on, keep every buffer each connection hands to its link
+    /// (by reference count: no copy), to prove payloads are shared.
+    pub fn record_transmits(&mut self) {
+        self.recording = true;
         for c in &mut self.conns {
-            c.transmitted.get_or_insert_with(HashSet::new);
+            c.transmitted.get_or_insert_with(Vec::new);
         }
     }
 
-    /// The frames recorded since [`Sim::record_fanout`].
-    pub fn fanout(&self) -> &[Fanout] {
-        self.fanout.as_deref().unwrap_or(&[])
+    /// Stops [`Sim::record_transmits`] and lets go of what it kept.
+    pub fn stop_recording(&mut self) {
+        self.recording = false;
+        for c in &mut self.conns {
+            c.transmitted = None;
+        }
     }
 
-    /// Whether the session of `id` handed a buffer starting at `ptr` to its
-    /// link since [`Sim::record_fanout`].
-    pub fn transmitted(&self, id: ClientId, ptr: usize) -> bool {
-        self.conns[id.0]
-            .transmitted
-            .as_ref()
-            .is_some_and(|set| set.contains(&ptr))
+    /// The buffers connection `id` handed to its link since
+    /// [`Sim::record_transmits`].
+    pub fn transmitted(&self, id: ClientId) -> &[Bytes] {
+        self.conns[id.0].transmitted.as_deref().unwrap_or(&[])
     }
 
-    /// From now on, record every event sessions hand to the broker.
-    pub fn record_session_events(&mut self) {
-        self.session_events.get_or_insert_with(Vec::new);
-    }
-
-    /// The session events recorded since [`Sim::record_session_events`].
-    pub fn session_events(&self) -> &[(ClientId, SessionEvent)] {
-        self.session_events.as_deref().unwrap_or(&[])
+    /// The address of the buffer in which connection `id` transmitted
+    /// `payload` as a buffer of its own (the start of it, if the chunk
+    /// layer split it), if it did. A payload that was copied next to its
+    /// chunk header has none. Recorded buffers are held, so two equal
+    /// addresses are one allocation.
+    pub fn transmitted_payload(&self, id: ClientId, payload: &[u8]) -> Option<usize> {
+        self.transmitted(id)
+            .iter()
+            .find(|b| !b.is_empty() && payload.starts_with(b))
+            .map(|b| b.as_ptr() as usize)
     }
 
     // ---- stepping -------------------------------------------------------
 
-    /// Moves bytes and events until nothing moves, without advancing time.
+    /// Moves bytes until nothing moves, without advancing time. Panics if
+    /// the broker addressed an event to a removed connection
+    /// ([`Server::undelivered`]): the broker must forget a session once it
+    /// closed.
     pub fn run(&mut self) {
         for _ in 0..MAX_ROUNDS {
-            if !self.round() {
+            self.drain_ready();
+            if self.active.is_empty() {
+                // An invariant every simulation checks for free.
+                assert_eq!(
+                    self.server.undelivered(),
+                    0,
+                    "the broker addressed a connection after it was removed"
+                );
                 return;
+            }
+            let batch = self.active.take();
+            for i in batch {
+                self.pump(i);
+                self.drain_ready();
             }
         }
         panic!("the simulation did not settle within {MAX_ROUNDS} rounds (livelock)");
     }
 
     /// Advances virtual time by `dur`, stopping at every deadline on the
-    /// way (session and broker timers, busy link ticks), firing it and
-    /// running to quiescence.
+    /// way (the server's timers, busy link ticks), firing it and running to
+    /// quiescence.
     pub fn advance(&mut self, dur: Duration) {
         let target = self.elapsed + dur;
         self.run();
         let mut stuck = 0;
-        while let Some(next) = self.next_deadline() {
+        while let Some((next, timer)) = self.next_deadline() {
             if next > target {
                 break;
             }
@@ -459,6 +613,10 @@ impl Sim {
                 );
             } else {
                 stuck = 0;
+                self.wakeups += 1;
+                if timer {
+                    self.timer_wakeups += 1;
+                }
             }
             self.set_elapsed(next.max(self.elapsed));
             self.fire_timeouts();
@@ -477,8 +635,12 @@ impl Sim {
     fn set_elapsed(&mut self, elapsed: Duration) {
         self.elapsed = elapsed;
         let tick = self.config.link_tick;
-        for c in &mut self.conns {
-            c.link.advance(elapsed, tick);
+        for &i in &self.limited {
+            let link = &mut self.conns[i].link;
+            link.advance(elapsed, tick);
+            if link.len > 0 {
+                self.active.insert(i);
+            }
         }
     }
 
@@ -486,73 +648,76 @@ impl Sim {
         deadline.saturating_duration_since(self.base)
     }
 
-    fn next_deadline(&self) -> Option<Duration> {
-        let tick = self.elapsed + self.config.link_tick;
-        let sessions = self.conns.iter().filter_map(|c| {
-            let t = c.session.as_ref()?.poll_timeout().map(|d| self.offset(d));
-            let link = c.link.is_busy().then_some(tick);
-            match (t, link) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            }
-        });
-        let broker = self.broker.poll_timeout().map(|d| self.offset(d));
-        sessions.chain(broker).min()
+    /// The next instant something is due, and whether it is the server's
+    /// own deadline.
+    fn next_deadline(&self) -> Option<(Duration, bool)> {
+        let server = self.server.poll_timeout().map(|d| self.offset(d));
+        let busy = self.limited.iter().any(|&i| self.conns[i].link.is_busy());
+        let link = busy.then_some(self.elapsed + self.config.link_tick);
+        match (server, link) {
+            (Some(s), Some(l)) if s <= l => Some((s, true)),
+            (_, Some(l)) => Some((l, false)),
+            (Some(s), None) => Some((s, true)),
+            (None, None) => None,
+        }
     }
 
     fn fire_timeouts(&mut self) {
         let now = self.now();
-        for c in &mut self.conns {
-            if let Some(s) = c.session.as_mut() {
-                if s.poll_timeout().is_some_and(|d| d <= now) {
-                    s.handle_timeout(now);
-                }
-            }
-        }
-        if self.broker.poll_timeout().is_some_and(|d| d <= now) {
-            self.broker.handle_timeout(now);
+        if self.server.poll_timeout().is_some_and(|d| d <= now) {
+            self.server.handle_timeout(now);
         }
     }
 
-    fn round(&mut self) -> bool {
-        let mut progress = false;
-        for i in 0..self.conns.len() {
-            progress |= self.pump(i);
-            progress |= self.route_broker_output();
+    /// Takes every id the server names as ready: it wants its socket
+    /// written to.
+    fn drain_ready(&mut self) {
+        while let Some(sid) = self.server.poll_ready() {
+            let Some(&i) = self.by_session.get(&sid) else {
+                panic!("the server named an unknown connection {sid:?}");
+            };
+            let conn = &mut self.conns[i];
+            conn.wants_write = true;
+            self.active.insert(i);
         }
-        progress
     }
 
     /// One pass over one connection: client bytes in, transmits out while
-    /// the link has room, link bytes to the client, session events to the
-    /// broker.
-    fn pump(&mut self, i: usize) -> bool {
+    /// the link has room, removal once finished, link bytes to the client.
+    /// The connection is visited again next round if anything moved.
+    fn pump(&mut self, i: usize) {
         let now = self.now();
         let elapsed = self.elapsed;
         let conn = &mut self.conns[i];
+        let sid = conn.sid;
         let mut progress = false;
-        let mut events = Vec::new();
-        if let Some(session) = conn.session.as_mut() {
+        if conn.removed.is_none() {
+            // Only a connection the server named, or that was just fed, can
+            // have finished.
+            let mut touched = conn.wants_write;
             if !conn.client.frozen {
                 for b in conn.client.take_outbound() {
                     progress = true;
+                    touched = true;
                     // A protocol error is sticky in the session, which still
                     // flushes what it owes; the harness just keeps pumping.
-                    let _ = session.handle_input(now, &b);
+                    let _ = self.server.handle_input(now, sid, &b);
                 }
                 if conn.client.closed && !conn.eof_given {
                     conn.eof_given = true;
                     progress = true;
-                    session.handle_eof(now);
+                    touched = true;
+                    self.server.handle_eof(now, sid);
                 }
             }
-            while conn.link.has_room() {
-                let Some(t) = session.poll_transmit(now) else {
+            while conn.wants_write && conn.link.has_room() {
+                let Some(t) = self.server.poll_transmit(now, sid) else {
+                    conn.wants_write = false;
                     break;
                 };
                 progress = true;
-                if let Some(set) = conn.transmitted.as_mut() {
-                    set.extend(t.bufs.iter().map(|b| b.as_ptr() as usize));
+                if let Some(kept) = conn.transmitted.as_mut() {
+                    kept.extend(t.bufs.iter().cloned());
                 }
                 if conn.client.closed {
                     // The client's socket is gone: bytes fall on the floor.
@@ -560,13 +725,15 @@ impl Sim {
                 }
                 conn.link.push(t);
             }
-            while let Some(ev) = session.poll_event() {
-                events.push(ev);
-            }
-            if session.is_closed() {
-                conn.close_reason = session.error().cloned();
+            if touched && self.server.is_closed(sid) {
+                let closed = self.server.remove(now, sid);
+                conn.removed = Some(closed.unwrap_or(Closed {
+                    error: None,
+                    dropped_frames: 0,
+                    dropped_bytes: 0,
+                }));
                 conn.closed_at = Some(elapsed);
-                conn.session = None;
+                conn.wants_write = false;
                 progress = true;
             }
         }
@@ -577,48 +744,14 @@ impl Sim {
                 progress = true;
                 conn.client.handle_input(elapsed, &b);
             }
-            if conn.session.is_none() && conn.link.len == 0 && !conn.client.eof {
+            if conn.removed.is_some() && conn.link.len == 0 && !conn.client.eof {
                 conn.client.eof = true;
                 progress = true;
             }
         }
-        let sid = conn.sid;
-        let id = ClientId(i);
-        for ev in events {
-            progress = true;
-            if let Some(log) = self.session_events.as_mut() {
-                log.push((id, ev.clone()));
-            }
-            self.broker.handle_event(now, sid, ev);
+        if progress {
+            self.active.insert(i);
         }
-        progress
-    }
-
-    fn route_broker_output(&mut self) -> bool {
-        let now = self.now();
-        let mut progress = false;
-        while let Some((sid, ev)) = self.broker.poll_output() {
-            progress = true;
-            let Some(&i) = self.by_session.get(&sid) else {
-                self.unroutable += 1;
-                continue;
-            };
-            if let (Some(log), BrokerEvent::Frame { stream, frame }) = (self.fanout.as_mut(), &ev) {
-                log.push(Fanout {
-                    to: ClientId(i),
-                    stream: *stream,
-                    kind: frame.kind,
-                    ptr: frame.payload.as_ptr() as usize,
-                    len: frame.payload.len(),
-                });
-            }
-            // A session that already closed drops what was meant for it,
-            // as a runtime would.
-            if let Some(s) = self.conns[i].session.as_mut() {
-                s.handle_broker_event(now, ev);
-            }
-        }
-        progress
     }
 
     // ---- scripted dialogues ---------------------------------------------

@@ -1,0 +1,208 @@
+//! Unit tests of [`Server`]'s own bookkeeping (the timer heap, the ready
+//! queue), driven by clients built from the crate's handshake and chunk
+//! layers. Behaviour seen by clients is tested through the whole-server
+//! simulation in `tincan-tests` (`sim_server.rs` and friends).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::{Server, ServerConfig};
+use crate::chunk::ChunkEncoder;
+use crate::entropy::SeededEntropy;
+use crate::event::SessionId;
+use crate::handshake::{ClientHandshake, HandshakeConfig};
+use crate::message::{Command, Connect, Encoding, Message, Value};
+use crate::time::MediaTime;
+
+/// A client connection of the server under test.
+struct Peer {
+    id: SessionId,
+    encoder: ChunkEncoder,
+    acked: u32,
+}
+
+fn peer_addr(n: u64) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::new(10, 0, (n >> 8) as u8, n as u8), 50_000))
+}
+
+/// Everything the server has for `id` now.
+fn drain(server: &mut Server, now: Instant, id: SessionId) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(t) = server.poll_transmit(now, id) {
+        for b in t.bufs {
+            out.extend_from_slice(&b);
+        }
+    }
+    out
+}
+
+/// A connection that completed its handshake and nothing else.
+fn handshaken(server: &mut Server, now: Instant, n: u64) -> Peer {
+    let id = server
+        .accept(now, Some(peer_addr(n)), &mut SeededEntropy::new(n))
+        .expect("accepted");
+    let mut hs = ClientHandshake::new(
+        now,
+        HandshakeConfig::default(),
+        &mut SeededEntropy::new(n + 1_000),
+    );
+    loop {
+        while let Some(b) = hs.poll_transmit() {
+            server
+                .handle_input(now, id, &b)
+                .expect("handshake accepted");
+        }
+        if hs.is_complete() {
+            break;
+        }
+        let out = drain(server, now, id);
+        assert!(!out.is_empty(), "the server stalled in the handshake");
+        hs.handle_input(&out).expect("server handshake valid");
+    }
+    drain(server, now, id);
+    Peer {
+        id,
+        encoder: ChunkEncoder::new(),
+        acked: 0,
+    }
+}
+
+impl Peer {
+    fn send(&mut self, server: &mut Server, now: Instant, message: &Message, csid: u32) {
+        let raw = message
+            .to_raw(csid, MediaTime::ZERO, 0)
+            .expect("test message encodes");
+        let mut bufs: Vec<Bytes> = Vec::new();
+        self.encoder.write(&raw, &mut bufs);
+        for b in bufs {
+            server.handle_input(now, self.id, &b).expect("valid input");
+        }
+    }
+
+    /// Any well-formed message: the session hears from its peer.
+    fn ack(&mut self, server: &mut Server, now: Instant) {
+        self.acked = self.acked.wrapping_add(1);
+        let ack = Message::Acknowledgement {
+            sequence: self.acked,
+        };
+        self.send(server, now, &ack, 2);
+    }
+}
+
+/// A connection that completed `connect` to `live`.
+fn connected(server: &mut Server, now: Instant, n: u64) -> Peer {
+    let mut peer = handshaken(server, now, n);
+    let connect = Message::Command {
+        encoding: Encoding::Amf0,
+        command: Command::Connect(Connect {
+            transaction_id: 1.0,
+            properties: Value::object([
+                ("app", Value::from("live")),
+                ("tcUrl", Value::from("rtmp://test.invalid/live")),
+                ("objectEncoding", Value::from(0.0)),
+            ]),
+            args: vec![],
+        }),
+    };
+    peer.send(server, now, &connect, 3);
+    assert!(
+        !drain(server, now, peer.id).is_empty(),
+        "no answer to connect"
+    );
+    assert_eq!(
+        server.session(peer.id).and_then(|s| s.app()),
+        Some("live"),
+        "not connected"
+    );
+    peer
+}
+
+/// Every id `poll_ready` names until it has none.
+fn ready(server: &mut Server) -> Vec<SessionId> {
+    std::iter::from_fn(|| server.poll_ready()).collect()
+}
+
+#[test]
+fn timer_heap_stays_bounded_while_deadlines_keep_moving() {
+    let mut server = Server::new(ServerConfig::default());
+    let mut now = Instant::now();
+    let mut peers: Vec<Peer> = (0..8).map(|n| connected(&mut server, now, n)).collect();
+    let bound = 2 * peers.len() + 1024;
+    let mut peak = 0;
+    let mut compactions = 0;
+    // Every message moves each session's ping and dead-peer deadlines: a
+    // fresh heap entry each time, the old one left stale.
+    for _ in 0..2_000 {
+        now += Duration::from_millis(5);
+        for p in &mut peers {
+            p.ack(&mut server, now);
+            drain(&mut server, now, p.id);
+        }
+        server.handle_timeout(now);
+        let _ = ready(&mut server);
+        let len = server.timers.len();
+        if len < peak && peak - len > peers.len() {
+            compactions += 1;
+        }
+        peak = peak.max(len);
+    }
+    assert!(
+        compactions > 0,
+        "deadlines never moved: the test proves nothing"
+    );
+    assert!(
+        peak <= bound + peers.len(),
+        "timer heap reached {peak} entries for {} connections",
+        peers.len()
+    );
+    assert!(peers.iter().all(|p| !server.is_closed(p.id)));
+}
+
+#[test]
+fn timer_heap_stays_bounded_as_connections_come_and_go() {
+    let mut server = Server::new(ServerConfig::default());
+    let mut now = Instant::now();
+    let mut peak = 0;
+    // More connections than the heap's slack, so only compaction keeps it
+    // bounded.
+    for n in 0..1_500 {
+        now += Duration::from_millis(1);
+        let peer = handshaken(&mut server, now, n);
+        server.handle_eof(now, peer.id);
+        drain(&mut server, now, peer.id);
+        assert!(server.is_closed(peer.id));
+        assert!(server.remove(now, peer.id).is_some());
+        peak = peak.max(server.timers.len());
+    }
+    assert_eq!(server.connection_count(), 0);
+    // The slack, the one live connection twice, and the few entries one
+    // call may push before it compacts.
+    assert!(peak <= 1024 + 2 + 4, "timer heap reached {peak} entries");
+}
+
+#[test]
+fn poll_ready_names_each_touched_connection_once() {
+    let mut server = Server::new(ServerConfig::default());
+    let now = Instant::now();
+    let mut peers: Vec<Peer> = (0..4).map(|n| connected(&mut server, now, n)).collect();
+    let _ = ready(&mut server);
+
+    // Touched several times each, in this order: 2, 0, 2, 2, 0.
+    for i in [2, 0, 2, 2, 0] {
+        peers[i].ack(&mut server, now);
+    }
+    assert_eq!(ready(&mut server), vec![peers[2].id, peers[0].id]);
+    assert_eq!(ready(&mut server), vec![], "named again without a touch");
+
+    // Shutdown touches everyone once.
+    let waiting = handshaken(&mut server, now, 99);
+    server.shutdown(now);
+    let mut named = ready(&mut server);
+    named.sort();
+    let mut all: Vec<SessionId> = peers.iter().map(|p| p.id).collect();
+    all.push(waiting.id);
+    all.sort();
+    assert_eq!(named, all);
+}

@@ -1,0 +1,404 @@
+//! The one thread's loop: readiness in, the core in the middle, writes out.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use tincan_core::event::SessionId;
+use tincan_core::server::Server;
+use tincan_core::session::Transmit;
+use tracing::{debug, info, warn};
+
+use crate::{Control, LISTENER_BASE, SHUTDOWN, STOP, STOP_FLUSH, WAKER};
+
+/// Bytes read per `read`; each read is handed to the core at once.
+const READ_BUF: usize = 64 * 1024;
+/// Reads from one connection per turn (1 MiB), so a publisher on a fast
+/// link cannot starve everyone else on this thread either.
+const READ_BUDGET: usize = 16;
+/// Transmits written to one connection per turn, so a player with a deep
+/// backlog on a fast link cannot starve everyone else on this thread.
+const WRITE_BUDGET: usize = 64;
+/// How long a finished connection may take to write its last transmit and
+/// then see the peer close, before its socket is dropped anyway.
+const LINGER: Duration = Duration::from_millis(500);
+
+/// One accepted socket.
+#[derive(Debug)]
+struct Conn {
+    stream: TcpStream,
+    /// The transmit being written; the core hands out the next one only
+    /// when this one is gone, so its real-time backlog stays the only queue.
+    pending: Transmit,
+    read_open: bool,
+    /// Whether WRITABLE interest is registered.
+    writable: bool,
+    /// Set once the core said the session is finished: within `LINGER`
+    /// the last transmit is written and the peer has closed, or the socket
+    /// goes anyway.
+    finishing: bool,
+    /// Whether the core has forgotten it (we only wait for the peer now).
+    removed: bool,
+}
+
+/// Everything [`crate::Server::run`] owns: the core, the poller, and a
+/// socket per connection, addressed by the session's id as its token.
+pub(crate) struct EventLoop {
+    core: Server,
+    poll: Poll,
+    listeners: Vec<TcpListener>,
+    /// How many tokens below `LISTENER_BASE` are listeners' (fixed at bind).
+    listener_tokens: usize,
+    control: Arc<Control>,
+    conns: HashMap<SessionId, Conn>,
+    buf: Vec<u8>,
+    /// Connections that used up their write budget: written again next turn.
+    again: Vec<SessionId>,
+    /// Connections that used up their read budget: read again next turn
+    /// (mio is edge-triggered, so no new event would say so).
+    unread: Vec<SessionId>,
+    /// Connections the core said are finished, by deadline; always in
+    /// order, since every deadline is the time it was pushed plus `LINGER`.
+    finishing: VecDeque<(Instant, SessionId)>,
+    /// Set by a stop: when the loop gives up on flushing.
+    stop_at: Option<Instant>,
+}
+
+impl EventLoop {
+    pub(crate) fn new(
+        core: Server,
+        poll: Poll,
+        listeners: Vec<TcpListener>,
+        control: Arc<Control>,
+    ) -> Self {
+        EventLoop {
+            core,
+            poll,
+            listener_tokens: listeners.len(),
+            listeners,
+            control,
+            conns: HashMap::new(),
+            buf: vec![0; READ_BUF],
+            again: Vec::new(),
+            unread: Vec::new(),
+            finishing: VecDeque::new(),
+            stop_at: None,
+        }
+    }
+
+    pub(crate) fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut writable = Vec::new();
+        loop {
+            let now = Instant::now();
+            self.control(now);
+            self.flush_all(now, &mut writable);
+            if self.is_done(now) {
+                return Ok(());
+            }
+            let timeout = if self.again.is_empty() && self.unread.is_empty() {
+                self.next_deadline()
+                    .map(|d| d.saturating_duration_since(now))
+            } else {
+                Some(Duration::ZERO)
+            };
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            for id in std::mem::take(&mut self.unread) {
+                self.read(now, id);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => {}
+                    Token(t) if t > LISTENER_BASE - self.listener_tokens => {
+                        self.accept(now, LISTENER_BASE - t);
+                    }
+                    Token(t) => {
+                        let id = SessionId(t as u64);
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.read(now, id);
+                        }
+                        if event.is_writable() {
+                            writable.push(id);
+                        }
+                    }
+                }
+            }
+            self.core.handle_timeout(now);
+        }
+    }
+
+    /// Applies what the [`Handle`] asked for.
+    fn control(&mut self, now: Instant) {
+        let state = self.control.state.load(Ordering::SeqCst);
+        if state == SHUTDOWN && !self.core.is_shutting_down() {
+            self.listeners.clear(); // refuse at the kernel, not after a handshake
+            self.core.shutdown(now);
+        }
+        if state == STOP && self.stop_at.is_none() {
+            info!(connections = self.conns.len(), "stopping");
+            self.listeners.clear();
+            self.stop_at = Some(now + STOP_FLUSH);
+            self.core.close_all(now, "server shutting down");
+        }
+    }
+
+    fn is_done(&self, now: Instant) -> bool {
+        match self.stop_at {
+            Some(at) => self.conns.is_empty() || now >= at,
+            None => self.core.is_drained() && self.conns.is_empty(),
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let finishing = self.finishing.front().map(|(at, _)| *at);
+        [self.core.poll_timeout(), finishing, self.stop_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn accept(&mut self, now: Instant, index: usize) {
+        let Some(listener) = self.listeners.get(index) else {
+            return;
+        };
+        loop {
+            let (mut stream, peer) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Usually out of file descriptors; the listener stays
+                    // readable and is retried when the next event comes.
+                    warn!(error = %e, "accept failed");
+                    return;
+                }
+            };
+            let id = match self
+                .core
+                .accept(now, Some(peer), &mut tincan_net::os_entropy)
+            {
+                Ok(id) => id,
+                Err(refusal) => {
+                    warn!(%peer, %refusal, "connection refused");
+                    continue; // dropping the socket closes it
+                }
+            };
+            tincan_net::configure(&stream);
+            let token = Token(id.0 as usize); // ids count up from 0; lossless on 64-bit
+            if let Err(e) = self
+                .poll
+                .registry()
+                .register(&mut stream, token, Interest::READABLE)
+            {
+                warn!(error = %e, "cannot register a connection");
+                let _ = self.core.remove(now, id);
+                continue;
+            }
+            if let Some(span) = self.core.span(id) {
+                span.in_scope(|| info!("accepted"));
+            }
+            self.conns.insert(
+                id,
+                Conn {
+                    stream,
+                    pending: Transmit::default(),
+                    read_open: true,
+                    writable: false,
+                    finishing: false,
+                    removed: false,
+                },
+            );
+        }
+    }
+
+    /// Reads until the socket has nothing more (mio is edge-triggered) or
+    /// the budget is spent.
+    fn read(&mut self, now: Instant, id: SessionId) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let mut budget = READ_BUDGET;
+        while conn.read_open {
+            if budget == 0 {
+                self.unread.push(id);
+                return;
+            }
+            budget -= 1;
+            match conn.stream.read(&mut self.buf) {
+                Ok(0) => {
+                    conn.read_open = false;
+                    if conn.removed {
+                        // The peer answered our close: nothing left to wait for.
+                        self.conns.remove(&id);
+                        return;
+                    }
+                    self.core.handle_eof(now, id);
+                }
+                Ok(n) if conn.removed => debug!(bytes = n, "discarded input after close"),
+                Ok(n) => {
+                    // An error closes the session, which still flushes the
+                    // status it owes; it is finished like any other.
+                    if let Err(e) = self.core.handle_input(now, id, &self.buf[..n]) {
+                        debug!(id = %id, error = %e, "session error");
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.drop_conn(now, id, &e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes every connection that may have output: the core's ready
+    /// ones, those whose socket became writable, and those over budget.
+    fn flush_all(&mut self, now: Instant, writable: &mut Vec<SessionId>) {
+        let mut ids = std::mem::take(&mut self.again);
+        ids.append(writable);
+        while let Some(id) = self.core.poll_ready() {
+            ids.push(id);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            self.flush(now, id);
+        }
+        // Finished connections that ran out of time are dropped.
+        while let Some(&(at, id)) = self.finishing.front() {
+            if at > now {
+                break;
+            }
+            self.finishing.pop_front();
+            if let Some(conn) = self.conns.remove(&id) {
+                if !conn.removed {
+                    self.forget(now, id, Some("its last transmit timed out"));
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self, now: Instant, id: SessionId) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.removed {
+            return;
+        }
+        let mut budget = WRITE_BUDGET;
+        let result = loop {
+            if conn.pending.is_empty() {
+                if budget == 0 {
+                    self.again.push(id);
+                    break Ok(());
+                }
+                match self.core.poll_transmit(now, id) {
+                    Some(t) => conn.pending = t,
+                    None => break Ok(()),
+                }
+                budget -= 1;
+            }
+            match tincan_net::write_transmit(&mut conn.pending, |b| conn.stream.write_vectored(b)) {
+                Ok(true) => {}
+                Ok(false) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        if let Err(e) = result {
+            self.drop_conn(now, id, &e);
+            return;
+        }
+        let want_write = !conn.pending.is_empty();
+        if want_write != conn.writable {
+            conn.writable = want_write;
+            let interest = if want_write {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            let token = Token(id.0 as usize);
+            if let Err(e) = self
+                .poll
+                .registry()
+                .reregister(&mut conn.stream, token, interest)
+            {
+                self.drop_conn(now, id, &e);
+                return;
+            }
+        }
+        if self.core.is_closed(id) {
+            if !conn.finishing {
+                conn.finishing = true;
+                self.finishing.push_back((now + LINGER, id));
+            }
+            if conn.pending.is_empty() {
+                self.finish(now, id);
+            }
+        }
+    }
+
+    /// The session is over and its last byte written: tell the core, close
+    /// our side, and keep reading until the peer closes too (or `LINGER`).
+    /// Dropping a socket with unread input sends a reset, and a reset can
+    /// destroy the goodbye status before the peer reads it.
+    fn finish(&mut self, now: Instant, id: SessionId) {
+        self.forget(now, id, None);
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        conn.removed = true;
+        if !conn.read_open || conn.stream.shutdown(Shutdown::Write).is_err() {
+            self.conns.remove(&id);
+            return;
+        }
+        // The peer may have closed already; only a read can tell.
+        self.read(now, id);
+    }
+
+    /// A socket error: the connection is gone at once.
+    fn drop_conn(&mut self, now: Instant, id: SessionId, error: &io::Error) {
+        if let Some(conn) = self.conns.remove(&id) {
+            if !conn.removed {
+                self.forget(now, id, Some(&error.to_string()));
+            }
+        }
+    }
+
+    /// Removes `id` from the core and logs how it ended.
+    fn forget(&mut self, now: Instant, id: SessionId, socket_error: Option<&str>) {
+        let span = self.core.span(id);
+        let Some(closed) = self.core.remove(now, id) else {
+            return;
+        };
+        let reason = closed.error.map(|e| e.to_string());
+        let reason = reason.as_deref().unwrap_or("none");
+        let (frames, bytes) = (closed.dropped_frames, closed.dropped_bytes);
+        let _entered = span.as_ref().map(|s| s.enter());
+        match socket_error {
+            None => info!(
+                reason,
+                dropped_frames = frames,
+                dropped_bytes = bytes,
+                "closed"
+            ),
+            Some(error) => info!(
+                error,
+                reason,
+                dropped_frames = frames,
+                dropped_bytes = bytes,
+                "closed on socket error"
+            ),
+        }
+    }
+}

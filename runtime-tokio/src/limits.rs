@@ -1,0 +1,166 @@
+//! The `tincan serve` flags for every bound a peer can push against, each
+//! a field of the core's [`ServerConfig`] with its default shown in
+//! `--help` (taken from the core, so the two cannot disagree). Why each
+//! default is what it is: docs/limits.md.
+
+use std::time::Duration;
+
+use tincan_core::amf::MAX_DEPTH;
+use tincan_tokio::ServerConfig;
+
+/// The core's defaults, which the flags' defaults are read from.
+fn d() -> ServerConfig {
+    ServerConfig::default()
+}
+
+/// Limits on what clients can make the server hold (see docs/limits.md).
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Limits (see docs/limits.md)")]
+pub(crate) struct Limits {
+    /// Most connections served at once; more are refused at accept.
+    #[arg(long, value_name = "COUNT", default_value_t = d().max_connections as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: u64,
+
+    /// Most connections from one IP address at once.
+    #[arg(long, value_name = "COUNT", default_value_t = d().max_connections_per_ip as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections_per_ip: u64,
+
+    /// Seconds a new connection gets to complete the RTMP handshake.
+    #[arg(long, value_name = "SECS", value_parser = secs,
+          default_value_t = d().session.handshake.timeout.as_secs_f64())]
+    handshake_timeout: f64,
+
+    /// Seconds after the handshake a client gets to send `connect`.
+    #[arg(long, value_name = "SECS", value_parser = secs,
+          default_value_t = d().session.connect_timeout.as_secs_f64())]
+    connect_timeout: f64,
+
+    /// Seconds a publisher may send no media before it is disconnected.
+    #[arg(long, value_name = "SECS", value_parser = secs,
+          default_value_t = d().session.publish_idle_timeout.as_secs_f64())]
+    publish_idle_timeout: f64,
+
+    /// Seconds of silence from a client before it is pinged.
+    #[arg(long, value_name = "SECS", value_parser = secs,
+          default_value_t = d().session.ping_interval.as_secs_f64())]
+    ping_interval: f64,
+
+    /// Seconds of silence from a client before it is declared dead and
+    /// disconnected.
+    #[arg(long, value_name = "SECS", value_parser = secs,
+          default_value_t = d().session.dead_peer_timeout.as_secs_f64())]
+    dead_peer_timeout: f64,
+
+    /// Message streams (createStream) one connection may hold at once;
+    /// more are answered with an error.
+    #[arg(long, value_name = "COUNT", default_value_t = d().session.max_streams,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_streams: u32,
+
+    /// Largest chunk size a client may select with Set Chunk Size, in
+    /// bytes (2147483647 is the protocol's maximum).
+    #[arg(long, value_name = "BYTES", default_value_t = d().session.decoder_limits.max_chunk_size,
+          value_parser = clap::value_parser!(u32).range(1..=0x7FFF_FFFF))]
+    max_chunk_size: u32,
+
+    /// Largest message a client may declare, in bytes (a video frame is
+    /// one message).
+    #[arg(long, value_name = "BYTES",
+          default_value_t = d().session.decoder_limits.max_message_len as u64,
+          value_parser = clap::value_parser!(u64).range(1..=0xFF_FFFF))]
+    max_message_size: u64,
+
+    /// Chunk streams that may each hold a partly received message at once.
+    #[arg(long, value_name = "COUNT",
+          default_value_t = d().session.decoder_limits.max_partial_streams as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_partial_chunk_streams: u64,
+
+    /// Distinct chunk stream ids one connection may use.
+    #[arg(long, value_name = "COUNT",
+          default_value_t = d().session.decoder_limits.max_chunk_streams as u64,
+          value_parser = clap::value_parser!(u64).range(1..=65598))]
+    max_chunk_streams: u64,
+
+    /// Bytes of unparsed input and partial messages one connection may
+    /// hold; must exceed --max-message-size.
+    #[arg(long, value_name = "BYTES",
+          default_value_t = d().session.decoder_limits.max_buffered_bytes as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_buffered_bytes: u64,
+
+    /// Largest command or data (AMF) message accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = d().session.max_amf_message_len as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_amf_message_size: u64,
+
+    /// Deepest nesting of objects and arrays accepted in a command or data
+    /// message, in levels (at most 64).
+    #[arg(long, value_name = "LEVELS", default_value_t = d().session.max_amf_depth as u64,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_DEPTH as u64))]
+    max_amf_depth: u64,
+
+    /// Bytes of media held for one player that cannot keep up; past it the
+    /// oldest media is abandoned.
+    #[arg(long, value_name = "BYTES",
+          default_value_t = d().session.real_time.max_backlog_bytes as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_backlog_bytes: u64,
+}
+
+/// Seconds as a non-negative, finite number that fits a [`Duration`].
+fn secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    Duration::try_from_secs_f64(v).map_err(|e| format!("{e}"))?;
+    Ok(v)
+}
+
+/// A count that fits `usize` (it always does on 64-bit targets; on 32-bit
+/// ones a huge value means "no limit" anyway).
+fn size(v: u64) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
+}
+
+impl Limits {
+    /// Writes the flags into `config`, or says which combination cannot
+    /// work.
+    pub(crate) fn apply(&self, config: &mut ServerConfig) -> Result<(), String> {
+        if self.max_buffered_bytes <= self.max_message_size {
+            return Err(format!(
+                "--max-buffered-bytes ({}) must be above --max-message-size ({}), or a \
+                 message of the largest allowed size could never complete",
+                self.max_buffered_bytes, self.max_message_size
+            ));
+        }
+        // Parsed by `secs`, so these conversions cannot fail.
+        let dur = |v: f64| Duration::try_from_secs_f64(v).unwrap_or(Duration::MAX);
+        config.max_connections = size(self.max_connections);
+        config.max_connections_per_ip = size(self.max_connections_per_ip);
+        let s = &mut config.session;
+        s.handshake.timeout = dur(self.handshake_timeout);
+        s.connect_timeout = dur(self.connect_timeout);
+        s.publish_idle_timeout = dur(self.publish_idle_timeout);
+        s.ping_interval = dur(self.ping_interval);
+        s.dead_peer_timeout = dur(self.dead_peer_timeout);
+        s.max_streams = self.max_streams;
+        s.decoder_limits.max_chunk_size = self.max_chunk_size;
+        s.decoder_limits.max_message_len = size(self.max_message_size);
+        s.decoder_limits.max_partial_streams = size(self.max_partial_chunk_streams);
+        s.decoder_limits.max_chunk_streams = size(self.max_chunk_streams);
+        s.decoder_limits.max_buffered_bytes = size(self.max_buffered_bytes);
+        s.max_amf_message_len = size(self.max_amf_message_size);
+        s.max_amf_depth = size(self.max_amf_depth);
+        s.real_time.max_backlog_bytes = size(self.max_backlog_bytes);
+        Ok(())
+    }
+}
+
+/// Raises this process's soft limit on open files to its hard limit: each
+/// connection is a file descriptor, and the common soft default (1024)
+/// would refuse clients long before `--max-connections`. Returns the limit
+/// now in force.
+pub(crate) fn raise_open_files_limit() -> std::io::Result<u64> {
+    rlimit::increase_nofile_limit(u64::MAX)
+}
