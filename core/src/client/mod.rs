@@ -32,8 +32,8 @@ use crate::chunk::{ChunkDecoder, ChunkEncoder, ChunkError, DecoderLimits, RawMes
 use crate::entropy::Entropy;
 use crate::handshake::{ClientHandshake, HandshakeConfig, HandshakeError};
 use crate::message::{
-    type_id, Command, Connect, Encoding, Message, MessageError, Play, PublishKind, UserControl,
-    Value,
+    type_id, Command, Connect, Data, Encoding, Message, MessageError, Play, PublishKind,
+    UserControl, Value,
 };
 use crate::session::Transmit;
 use crate::time::MediaTime;
@@ -606,16 +606,15 @@ impl ClientSession {
                 self.send_control(&Message::UserControl(UserControl::PingResponse(t)));
             }
             Message::Command { command, .. } => self.handle_command(command)?,
-            Message::Data { data, .. } if raw.stream_id != 0 => {
-                // AMF3-framed data (type 15): hand over the AMF0 body.
-                if let crate::message::Data::Other { body, .. }
-                | crate::message::Data::SetDataFrame { body, .. } = data
-                {
-                    self.events.push_back(ClientEvent::Data {
-                        timestamp: raw.timestamp,
-                        body,
-                    });
-                }
+            // AMF3-framed data (type 15): hand over the AMF0 body.
+            Message::Data {
+                data: Data::Other { body, .. } | Data::SetDataFrame { body, .. },
+                ..
+            } if raw.stream_id != 0 => {
+                self.events.push_back(ClientEvent::Data {
+                    timestamp: raw.timestamp,
+                    body,
+                });
             }
             // Set Chunk Size, Window Acknowledgement Size and Abort are
             // applied by the chunk decoder; the rest needs nothing.
