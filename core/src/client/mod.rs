@@ -59,6 +59,9 @@ pub enum Role {
     Publish,
     /// Play the stream [`ClientConfig::stream`].
     Play,
+    /// Only `connect`, then stay: for connection-level work (calls, idle
+    /// connections in a load test) that needs no message stream.
+    Connect,
 }
 
 /// How a client session connects, and the bounds on what the server can make
@@ -307,7 +310,8 @@ impl ClientSession {
         &self.config
     }
 
-    /// Whether the server confirmed the publish or play.
+    /// Whether the server confirmed the publish or play (the `connect`, for
+    /// [`Role::Connect`]).
     pub fn is_active(&self) -> bool {
         self.phase == Phase::Active
     }
@@ -675,6 +679,10 @@ impl ClientSession {
     fn handle_result(&mut self, transaction_id: f64, args: &[Value]) -> Result<(), ClientError> {
         if transaction_id == txn::CONNECT && self.phase == Phase::Connecting {
             self.events.push_back(ClientEvent::Connected);
+            if self.config.role == Role::Connect {
+                self.phase = Phase::Active;
+                return Ok(());
+            }
             if self.config.role == Role::Publish && self.config.release_stream {
                 let name = self.config.stream.clone();
                 self.command(
@@ -731,6 +739,7 @@ impl ClientSession {
                     kind: PublishKind::Live,
                 },
             ),
+            Role::Connect => {}
             Role::Play => {
                 self.command(
                     stream,

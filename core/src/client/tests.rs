@@ -413,3 +413,13 @@ fn client_honours_the_servers_chunk_size() {
         .expect("valid with the new chunk size");
     assert_eq!(s.client.poll_event(), Some(ClientEvent::Connected));
 }
+
+#[test]
+fn connect_only_client_stays_connected_without_a_stream() {
+    let mut net = Net::new(ServerConfig::default());
+    let c = net.connect(Role::Connect, "");
+    assert_eq!(net.link(c).events, vec![ClientEvent::Connected]);
+    assert!(net.link(c).client.is_active());
+    assert_eq!(net.link(c).client.stream_id(), 0);
+    assert_eq!(net.link(c).client.poll_timeout(), None);
+}
