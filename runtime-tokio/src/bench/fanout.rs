@@ -5,8 +5,20 @@
 //! continuous timestamps) and puts a marker carrying the frame's sequence
 //! number and send time into every H.264 frame (see [`super::flv`]). After
 //! the warm-up, players join one every `--join-interval-ms`; once every
-//! player plays (or has failed) the measurement window opens for
-//! `--duration` seconds. Players are cheap on purpose: one 16 KiB read
+//! player has received its first video frame (or has failed) the
+//! measurement window opens for `--duration` seconds.
+//!
+//! What counts: delivered bytes are those players read inside the window;
+//! a player's completeness is the share of markers sent from the window
+//! start (or its first frame, if later) to `--tail` seconds before the
+//! window end that it received, at any time before the run stops; latency
+//! is receive time minus the marker's send time, for markers received
+//! inside the window; first-frame time runs from writing `play` to the
+//! first coded video frame. A player that never gets video, or is
+//! disconnected, is failed; one disconnected mid-window keeps its
+//! completeness (its lost frames count as lost).
+//!
+//! Players are cheap on purpose: one 16 KiB read
 //! buffer each, payloads never copied out of the chunk layer, only the first
 //! NAL units of video frames looked at, and counters kept locally until the
 //! end.
@@ -41,8 +53,9 @@ struct Shared {
     /// The measurement window, in nanoseconds since `epoch`.
     window_start: AtomicU64,
     window_end: AtomicU64,
-    /// Players that are playing or have failed: the window opens when all
-    /// have.
+    /// Players that received their first video frame or have failed: the
+    /// window opens when all have, so a server that makes new players wait
+    /// for a keyframe shows it in first-frame time, not as lost frames.
     settled: AtomicUsize,
 }
 
@@ -60,9 +73,11 @@ impl Shared {
 /// What one player saw.
 #[derive(Default)]
 struct PlayerResult {
-    /// Why it failed (never played, or disconnected before the end).
+    /// Why it failed (never received video, or disconnected before the
+    /// end).
     failed: Option<String>,
-    /// When it started playing, nanos since the epoch.
+    /// When its first coded video frame arrived, nanos since the epoch:
+    /// completeness counts from here (or the window start, if later).
     playing_at: Option<u64>,
     /// From sending `play` to the first coded video frame.
     first_frame: Option<Duration>,
@@ -290,7 +305,7 @@ async fn player(
     if let Err(e) = outcome {
         r.failed = Some(e);
     } else if r.playing_at.is_none() {
-        r.failed = Some("never played".into());
+        r.failed = Some("never received video".into());
     }
     r
 }
@@ -303,10 +318,9 @@ async fn play(
     r: &mut PlayerResult,
     settle: &mut impl FnMut(&Shared),
 ) -> Result<(), String> {
-    let mut stream = TcpStream::connect(url.addr)
+    let mut stream = super::connect(url.addr, i)
         .await
         .map_err(|e| format!("connect: {e}"))?;
-    let _ = stream.set_nodelay(true);
     let config = ClientConfig::new(&url.tc_url, &url.app, &url.stream, Role::Play);
     let mut client = ClientSession::new(
         Instant::now(),
@@ -345,23 +359,25 @@ async fn play(
         }
         while let Some(event) = client.poll_event() {
             match event {
-                ClientEvent::Playing => {
-                    r.playing_at = Some(t);
-                    settle(shared);
-                }
                 ClientEvent::Media {
                     kind: MediaKind::Video,
                     payload,
                     ..
-                } => on_video(
-                    r,
-                    &payload,
-                    &mut nalu_len_size,
-                    play_sent,
-                    now,
-                    t,
-                    in_window,
-                ),
+                } => {
+                    on_video(
+                        r,
+                        &payload,
+                        &mut nalu_len_size,
+                        play_sent,
+                        now,
+                        t,
+                        in_window,
+                    );
+                    if r.playing_at.is_none() && r.first_frame.is_some() {
+                        r.playing_at = Some(t);
+                        settle(shared);
+                    }
+                }
                 ClientEvent::Closed(reason) => return Err(reason),
                 _ => {}
             }
