@@ -207,7 +207,11 @@ struct Measured {
     players: Vec<PlayerResult>,
     window: Duration,
     server_cpu: Option<f64>,
+    /// Seconds the server's threads waited for a CPU in the window.
+    server_wait: Option<f64>,
     tool_cpu: f64,
+    /// Seconds the tool's threads waited for a CPU in the window.
+    tool_wait: f64,
 }
 
 async fn coordinate(
@@ -243,11 +247,16 @@ async fn coordinate(
     shared
         .window_start
         .store(shared.nanos(ws), Ordering::Relaxed);
+    let me = [std::process::id()];
     let cpu0 = pids.map(proc::cpu);
+    let wait0 = pids.map(proc::runqueue_wait);
     let tool0 = proc::self_cpu();
+    let tool_wait0 = proc::runqueue_wait(&me);
     tokio::time::sleep_until(tokio::time::Instant::from_std(we)).await;
     let cpu1 = pids.map(proc::cpu);
+    let wait1 = pids.map(proc::runqueue_wait);
     let tool1 = proc::self_cpu();
+    let tool_wait1 = proc::runqueue_wait(&me);
     // Let in-flight frames land, then stop everyone.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _ = stop_tx.send(true);
@@ -262,7 +271,9 @@ async fn coordinate(
         players,
         window: we - ws,
         server_cpu: cpu0.zip(cpu1).map(|(a, b)| b - a),
+        server_wait: wait0.zip(wait1).map(|(a, b)| b - a),
         tool_cpu: tool1 - tool0,
+        tool_wait: tool_wait1 - tool_wait0,
     }
 }
 
@@ -552,9 +563,11 @@ struct Report {
     first_frames_ms: Vec<f64>,
     first_keyframe_pct: Option<f64>,
     server_cpu: Option<f64>,
+    server_wait: Option<f64>,
     peak_rss: Option<u64>,
     rss_before: Option<u64>,
     tool_cpu: f64,
+    tool_wait: f64,
 }
 
 impl Report {
@@ -610,9 +623,11 @@ impl Report {
             first_frames_ms,
             first_keyframe_pct,
             server_cpu: m.server_cpu,
+            server_wait: m.server_wait,
             peak_rss,
             rss_before,
             tool_cpu: m.tool_cpu,
+            tool_wait: m.tool_wait,
         }
     }
 
@@ -679,6 +694,11 @@ impl Report {
             self.tool_cpu,
             self.tool_cpu / self.duration
         );
+        eprintln!(
+            "  waiting for a CPU     server {} s, tool {:.2} s (load from elsewhere)",
+            opt(self.server_wait),
+            self.tool_wait
+        );
         if !json {
             return;
         }
@@ -713,7 +733,9 @@ impl Report {
                 self.rss_before.map(|v| v as f64),
             )
             .num("tool_cpu_s", Some(self.tool_cpu))
-            .num("tool_cores", Some(self.tool_cpu / self.duration));
+            .num("tool_cores", Some(self.tool_cpu / self.duration))
+            .num("server_runqueue_wait_s", self.server_wait)
+            .num("tool_runqueue_wait_s", Some(self.tool_wait));
         if let Some(f) = &self.first_failure {
             j.str("first_failure", f);
         }
