@@ -157,7 +157,7 @@ pub(crate) struct RtmpUrl {
     pub(crate) stream: String,
 }
 
-/// Parses rtmp://HOST[:PORT]/APP[/STREAM]; HOST must resolve.
+/// Parses `rtmp://HOST[:PORT]/APP[/STREAM]`; HOST must resolve.
 pub(crate) fn parse_url(url: &str) -> Result<RtmpUrl, String> {
     let rest = url
         .strip_prefix("rtmp://")
