@@ -503,11 +503,17 @@ impl ServerBench {
         (bytes, writes)
     }
 
+    // Not inlined, so a profiler can count exactly the timed work
+    // (valgrind --toggle-collect='*video_frame*').
+    #[inline(never)]
     fn video_frame(&mut self) -> (usize, usize) {
         self.publish_video();
         self.flush()
     }
 
+    // Not inlined, so a profiler can count exactly the timed work
+    // (valgrind --toggle-collect='*video_frame*').
+    #[inline(never)]
     fn audio_frame(&mut self) -> (usize, usize) {
         self.audio_ts = self.audio_ts.wrapping_add(AUDIO_MS);
         self.now += Duration::from_millis(u64::from(AUDIO_MS));
