@@ -1,12 +1,13 @@
 //! Live fan-out, the server's hot path: what one publisher's frame costs per
-//! player, with 1,000 players on one stream.
+//! player, with 1,000 players on one stream (and 100, to show the cost per
+//! player does not grow with the audience).
 //!
-//! * `fanout_broker/video_12KB`: the [`Broker`] alone.
+//! * `fanout_broker/video_12KB/<players>`: the [`Broker`] alone.
 //!   [`Broker::handle_event`] with the publisher's `Frame`, then
 //!   [`Broker::poll_output`] drained (one event per player). This is the
 //!   registry's share: routing and timestamp rebasing, no bytes.
-//! * `fanout_server/video_12KB` and `fanout_server/audio_200B`: the whole
-//!   [`Server`], as a runtime drives it, with 1,000 sessions that completed
+//! * `fanout_server/{video_12KB,audio_200B}/<players>`: the whole
+//!   [`Server`], as a runtime drives it, with sessions that completed
 //!   a real handshake, `connect`, `createStream` and `play` in memory. One
 //!   frame's chunk bytes from the publisher go through
 //!   [`Server::handle_input`]; then every id [`Server::poll_ready`] names is
@@ -20,15 +21,16 @@
 //! Audio is a 200-byte AAC frame every 21 ms.
 //!
 //! Throughput is in players (elements): per-player cost in ns is
-//! 1e9 / (elements per second), or the time per iteration / 1,000.
-//! Setup (connections, sequence headers, a first GOP) is outside the
-//! timed loop, and checks that a player really receives the frames.
+//! 1e9 / (elements per second), or the time per iteration / players.
+//! Setup (connections, sequence headers, a first keyframe and P-frame) is
+//! outside the timed loop, and checks that every player decodes those
+//! frames whole, so the loop measures real delivery.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tincan_core::broker::{Broker, BrokerConfig};
 use tincan_core::chunk::{ChunkDecoder, ChunkEncoder, DecoderLimits};
 use tincan_core::entropy::SeededEntropy;
@@ -38,8 +40,9 @@ use tincan_core::message::{Command, Connect, Encoding, Message, Play, PublishKin
 use tincan_core::server::{Server, ServerConfig};
 use tincan_core::time::MediaTime;
 
-/// Players on the stream.
-const PLAYERS: usize = 1_000;
+/// Players on the stream: the brief's 1,000, and 100 to show that the
+/// per-player cost stays flat as the audience grows.
+const AUDIENCES: [usize; 2] = [100, 1_000];
 /// Video frame interval (30 fps) and GOP length (2 s).
 const VIDEO_MS: u32 = 33;
 const GOP: u64 = 60;
@@ -87,9 +90,10 @@ fn aac_frame(len: usize) -> Bytes {
 
 // ---------------------------------------------------------------- broker
 
-/// The broker with one publisher and `PLAYERS` players on its stream.
+/// The broker with one publisher and `players` players on its stream.
 struct BrokerBench {
     broker: Broker,
+    players: usize,
     now: Instant,
     publisher: SessionId,
     video_ts: u32,
@@ -99,7 +103,7 @@ struct BrokerBench {
 }
 
 impl BrokerBench {
-    fn new() -> Self {
+    fn new(players: usize) -> Self {
         let mut broker = Broker::new(BrokerConfig::default());
         let now = Instant::now();
         let connect = |broker: &mut Broker| {
@@ -124,7 +128,7 @@ impl BrokerBench {
                 kind: PublishKind::Live,
             },
         );
-        for _ in 0..PLAYERS {
+        for _ in 0..players {
             let id = connect(&mut broker);
             broker.handle_event(
                 now,
@@ -140,6 +144,7 @@ impl BrokerBench {
         while broker.poll_output().is_some() {}
         let mut bench = BrokerBench {
             broker,
+            players,
             now,
             publisher,
             video_ts: 0,
@@ -154,7 +159,7 @@ impl BrokerBench {
             keyframe: true,
             config: true,
         });
-        assert_eq!(bench.drain(), PLAYERS, "every player gets the header");
+        assert_eq!(bench.drain(), players, "every player gets the header");
         bench
     }
 
@@ -345,16 +350,18 @@ fn has_status(messages: &[Message], code: &str) -> bool {
     })
 }
 
-/// The in-memory server with one publisher and `PLAYERS` players.
+/// The in-memory server with one publisher and `players` players.
 struct ServerBench {
     server: Server,
+    players: usize,
     now: Instant,
     publisher: Peer,
     /// Reused: the publisher's chunk output for one frame.
     bufs: Vec<Bytes>,
     input: Vec<u8>,
-    video_ts: u32,
-    audio_ts: u32,
+    /// Media time of the last frame, audio or video: one timeline, so the
+    /// audio bench can follow the video bench on the same server.
+    media_ts: u32,
     frames: u64,
     payload_key: Bytes,
     payload_inter: Bytes,
@@ -362,7 +369,7 @@ struct ServerBench {
 }
 
 impl ServerBench {
-    fn new() -> Self {
+    fn new(players: usize) -> Self {
         let mut server = Server::new(ServerConfig::default());
         let now = Instant::now();
         let mut publisher = Peer::connected(&mut server, now, 1);
@@ -397,7 +404,7 @@ impl ServerBench {
             publisher.send(&mut server, now, &message, csid, 0);
         }
 
-        let mut players: Vec<Peer> = (0..PLAYERS as u64)
+        let mut peers: Vec<Peer> = (0..players as u64)
             .map(|n| {
                 let mut p = Peer::connected(&mut server, now, 10 + n);
                 p.command(
@@ -415,7 +422,7 @@ impl ServerBench {
                 p
             })
             .collect();
-        for p in &mut players {
+        for p in &mut peers {
             let got = p.receive(&mut server, now);
             assert!(has_status(&got, "NetStream.Play.Start"), "play started");
             let headers = got
@@ -426,12 +433,12 @@ impl ServerBench {
         }
         let mut bench = ServerBench {
             server,
+            players,
             now,
             publisher,
             bufs,
             input: Vec::new(),
-            video_ts: 0,
-            audio_ts: 0,
+            media_ts: 0,
             frames: 0,
             payload_key: avc_frame(true, VIDEO_LEN),
             payload_inter: avc_frame(false, VIDEO_LEN),
@@ -447,7 +454,7 @@ impl ServerBench {
                 bench.payload_inter.clone()
             };
             bench.publisher.receive(&mut bench.server, bench.now);
-            for p in &mut players {
+            for p in &mut peers {
                 let got = p.receive(&mut bench.server, bench.now);
                 assert!(
                     got.iter()
@@ -464,14 +471,14 @@ impl ServerBench {
     fn publish_video(&mut self) {
         let keyframe = self.frames % GOP == 0;
         self.frames += 1;
-        self.video_ts = self.video_ts.wrapping_add(VIDEO_MS);
+        self.media_ts = self.media_ts.wrapping_add(VIDEO_MS);
         self.now += Duration::from_millis(u64::from(VIDEO_MS));
         let payload = if keyframe {
             self.payload_key.clone()
         } else {
             self.payload_inter.clone()
         };
-        self.publish(Message::Video(payload), 6, self.video_ts);
+        self.publish(Message::Video(payload), 6, self.media_ts);
     }
 
     fn publish(&mut self, message: Message, csid: u32, ts: u32) {
@@ -515,10 +522,10 @@ impl ServerBench {
     // (valgrind --toggle-collect='*video_frame*').
     #[inline(never)]
     fn audio_frame(&mut self) -> (usize, usize) {
-        self.audio_ts = self.audio_ts.wrapping_add(AUDIO_MS);
+        self.media_ts = self.media_ts.wrapping_add(AUDIO_MS);
         self.now += Duration::from_millis(u64::from(AUDIO_MS));
         let message = Message::Audio(self.payload_audio.clone());
-        self.publish(message, 4, self.audio_ts);
+        self.publish(message, 4, self.media_ts);
         self.flush()
     }
 }
@@ -532,38 +539,40 @@ fn config() -> Criterion {
 }
 
 fn broker(c: &mut Criterion) {
-    let mut bench = BrokerBench::new();
     let mut group = c.benchmark_group("fanout_broker");
-    group.throughput(Throughput::Elements(PLAYERS as u64));
-    group.bench_function("video_12KB", |b| {
-        b.iter(|| {
-            let frame = bench.next_video();
-            bench.send(frame);
-            assert_eq!(bench.drain(), PLAYERS);
+    for players in AUDIENCES {
+        let mut bench = BrokerBench::new(players);
+        group.throughput(Throughput::Elements(players as u64));
+        group.bench_function(BenchmarkId::new("video_12KB", players), |b| {
+            b.iter(|| {
+                let frame = bench.next_video();
+                bench.send(frame);
+                assert_eq!(bench.drain(), bench.players);
+            });
         });
-    });
+    }
     group.finish();
 }
 
 fn server(c: &mut Criterion) {
     let mut group = c.benchmark_group("fanout_server");
-    group.throughput(Throughput::Elements(PLAYERS as u64));
-    let mut bench = ServerBench::new();
-    group.bench_function("video_12KB", |b| {
-        b.iter(|| {
-            let (bytes, _) = bench.video_frame();
-            assert!(bytes >= PLAYERS * VIDEO_LEN);
+    for players in AUDIENCES {
+        group.throughput(Throughput::Elements(players as u64));
+        let mut bench = ServerBench::new(players);
+        group.bench_function(BenchmarkId::new("video_12KB", players), |b| {
+            b.iter(|| {
+                let (bytes, _) = bench.video_frame();
+                assert!(bytes >= bench.players * VIDEO_LEN);
+            });
         });
-    });
-    // Audio on its own server: its timeline must not interleave with the
-    // video bench's (any number of video iterations may have run).
-    let mut bench = ServerBench::new();
-    group.bench_function("audio_200B", |b| {
-        b.iter(|| {
-            let (bytes, _) = bench.audio_frame();
-            assert!(bytes >= PLAYERS * AUDIO_LEN);
+        // The same server: audio continues the media timeline.
+        group.bench_function(BenchmarkId::new("audio_200B", players), |b| {
+            b.iter(|| {
+                let (bytes, _) = bench.audio_frame();
+                assert!(bytes >= bench.players * AUDIO_LEN);
+            });
         });
-    });
+    }
     group.finish();
 }
 
