@@ -155,7 +155,9 @@ fn handshake(server: &mut Server, now: Instant, seed: u64) -> SessionId {
 }
 
 /// One viewer joins: handshake, the pipelined requests, every transmit
-/// drained. Returns the id and the bytes the server handed out.
+/// drained. Returns the id and the bytes the server handed out. Not
+/// inlined, so a profiler can count exactly this (`--toggle-collect`).
+#[inline(never)]
 fn join(server: &mut Server, now: Instant, seed: u64, requests: &[u8]) -> (SessionId, usize) {
     let id = handshake(server, now, seed);
     server.handle_input(now, id, requests).expect("requests");
