@@ -235,7 +235,10 @@ fn report_memory(requests: &Requests) {
     }
     eprintln!(
         "join: server heap per connection, averaged over {SAMPLE}: \
-         idle (handshake + connect) {per_idle} B, playing (fast start drained) {per_playing} B"
+         idle (handshake + connect) {per_idle} B, playing (fast start drained) {per_playing} B \
+         (a Session is {} B inline; server-wide maps' amortized growth is included, so \
+         figures move by up to about that much from run to run)",
+        std::mem::size_of::<tincan_core::session::Session>()
     );
 }
 
