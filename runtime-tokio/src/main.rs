@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bench;
 mod limits;
 
 use std::net::SocketAddr;
@@ -34,6 +35,10 @@ enum Command {
     /// token) or `user@App` (for a user token). With -K and a token as the
     /// message it computes an RTMFP nonce-hashed token.
     Token(Token),
+    /// Load tools that measure any RTMP server from the outside (fan-out
+    /// to N players, idle connections); see docs/performance.md.
+    #[command(subcommand)]
+    Bench(bench::Bench),
 }
 
 /// A master key from the command line; never shown by `Debug`, so it
@@ -200,6 +205,7 @@ fn main() -> ExitCode {
     let serve = match Cli::parse().command {
         Command::Serve(serve) => serve,
         Command::Token(token) => return print_tokens(&token),
+        Command::Bench(b) => return bench::run(b),
     };
     let config = match serve.config() {
         Ok(config) => config,
