@@ -92,6 +92,7 @@ FANOUT_COLUMNS = [
     ("server CPU-s", lambda r: get(r, "server_cpu_s"), 2),
     ("CPU-s/GB", lambda r: get(r, "cpu_s_per_gb"), 2),
     ("first frame p50 ms", lambda r: get(r, "first_frame_ms", "p50"), 1),
+    ("first frame keyframe %", lambda r: get(r, "first_frame_keyframe_pct"), 0),
     ("latency p50 ms", lambda r: get(r, "latency_ms", "p50"), 1),
     ("latency p99 ms", lambda r: get(r, "latency_ms", "p99"), 1),
     ("min complete", lambda r: get(r, "completeness_min"), None),
@@ -142,11 +143,15 @@ def fanout_table(rows, test, lines):
         cells = [cell(median([fn(r) for r in ok]), d) for _, fn, d in FANOUT_COLUMNS]
         lines.append(f"| {NAMES.get(server, server)} | {players} | {runs} | " + " | ".join(cells) + " |")
         for g in failed:
-            errors.append(f"{NAMES.get(server, server)} {players} round {g['round']}: {g['error']}")
+            errors.append(f"{NAMES.get(server, server)} {players} round {g['round']} failed, left out of the median: {g['error']}")
+        for g in group:
+            why = g.get("result", {}).get("first_failure") if isinstance(g.get("result"), dict) else None
+            if why:
+                errors.append(f"{NAMES.get(server, server)} {players} round {g['round']}: first player failure: {why}")
     lines.append("")
     ratio_line(groups, lines)
     for e in errors:
-        lines.append(f"- failed run (left out of the median): {e}")
+        lines.append(f"- {e}")
     if errors:
         lines.append("")
 
