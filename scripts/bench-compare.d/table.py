@@ -83,7 +83,8 @@ def fmt(v, digits=2):
 
 
 def pct(v):
-    return "–" if v is None else f"{100 * v:.1f} %" if v <= 1.0 else f"{v:.1f} %"
+    # The tool reports completeness as a fraction.
+    return "–" if v is None else f"{100 * v:.1f} %"
 
 
 FANOUT_COLUMNS = [
@@ -244,7 +245,7 @@ def cmd_table(a):
                 rows.append(json.loads(line))
     lines = [f"### tincan vs nginx-rtmp vs node-media-server, {meta.get('date', '')}", ""]
     lines.append(
-        f"Machine: {meta.get('nproc', '?')} cores ({meta.get('cpu', '?')}), Linux {meta.get('kernel', '?')}, loopback.  "
+        f"Machine: {meta.get('nproc', '?')} cores ({meta.get('cpu', '?')}), Linux {meta.get('kernel', '?')}, loopback; load average {meta.get('load', '?')}.  "
     )
     lines.append(
         f"Servers: tincan {meta.get('tincan', '?')}; {meta.get('nginx', '?')} (one worker); {meta.get('nms', '?')}.  "
