@@ -580,9 +580,14 @@ impl ClientSession {
 
     fn handle_message(&mut self, raw: RawMessage) -> Result<(), ClientError> {
         // Media is the hot path of a player: no decoding beyond the type.
+        // node-media-server sends a player's media and metadata on message
+        // stream 0 rather than the played stream; FFmpeg accepts that, and
+        // a client plays one stream at most, so both mean "the stream".
+        let ours =
+            self.phase == Phase::Active && (raw.stream_id == self.stream_id || raw.stream_id == 0);
         match raw.type_id {
             type_id::AUDIO | type_id::VIDEO => {
-                if self.phase == Phase::Active && raw.stream_id == self.stream_id {
+                if ours {
                     let kind = if raw.type_id == type_id::AUDIO {
                         MediaKind::Audio
                     } else {
@@ -596,7 +601,7 @@ impl ClientSession {
                 }
                 return Ok(());
             }
-            type_id::DATA_AMF0 if raw.stream_id != 0 => {
+            type_id::DATA_AMF0 if ours => {
                 self.events.push_back(ClientEvent::Data {
                     timestamp: raw.timestamp,
                     body: raw.payload,
@@ -614,7 +619,7 @@ impl ClientSession {
             Message::Data {
                 data: Data::Other { body, .. } | Data::SetDataFrame { body, .. },
                 ..
-            } if raw.stream_id != 0 => {
+            } if ours => {
                 self.events.push_back(ClientEvent::Data {
                     timestamp: raw.timestamp,
                     body,

@@ -423,3 +423,38 @@ fn connect_only_client_stays_connected_without_a_stream() {
     assert_eq!(net.link(c).client.stream_id(), 0);
     assert_eq!(net.link(c).client.poll_timeout(), None);
 }
+
+#[test]
+fn media_on_stream_zero_reaches_a_player_like_node_media_servers() {
+    let mut s = RawServer::new();
+    let result = |transaction_id: f64, args: Vec<Value>| Message::Command {
+        encoding: Encoding::Amf0,
+        command: Command::Result {
+            transaction_id,
+            command_object: Value::Null,
+            args,
+        },
+    };
+    s.send(&result(1.0, vec![]), 0);
+    s.send(&result(4.0, vec![Value::from(1.0)]), 0);
+    let start = Value::object([
+        ("level", Value::from("status")),
+        ("code", Value::from("NetStream.Play.Start")),
+    ]);
+    s.send(
+        &Message::Command {
+            encoding: Encoding::Amf0,
+            command: Command::OnStatus { info: start },
+        },
+        1,
+    );
+    let frame = Bytes::from_static(&[0x17, 1, 0, 0, 0, 0, 0, 0, 1, 0x65]);
+    s.send(&Message::Video(frame.clone()), 0);
+    let media: Vec<Bytes> = std::iter::from_fn(|| s.client.poll_event())
+        .filter_map(|e| match e {
+            ClientEvent::Media { payload, .. } => Some(payload),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(media, vec![frame]);
+}

@@ -5,8 +5,20 @@
 //! continuous timestamps) and puts a marker carrying the frame's sequence
 //! number and send time into every H.264 frame (see [`super::flv`]). After
 //! the warm-up, players join one every `--join-interval-ms`; once every
-//! player plays (or has failed) the measurement window opens for
-//! `--duration` seconds. Players are cheap on purpose: one 16 KiB read
+//! player has received its first video frame (or has failed) the
+//! measurement window opens for `--duration` seconds.
+//!
+//! What counts: delivered bytes are those players read inside the window;
+//! a player's completeness is the share of markers sent from the window
+//! start (or its first frame, if later) to `--tail` seconds before the
+//! window end that it received, at any time before the run stops; latency
+//! is receive time minus the marker's send time, for markers received
+//! inside the window; first-frame time runs from writing `play` to the
+//! first coded video frame. A player that never gets video, or is
+//! disconnected, is failed; one disconnected mid-window keeps its
+//! completeness (its lost frames count as lost).
+//!
+//! Players are cheap on purpose: one 16 KiB read
 //! buffer each, payloads never copied out of the chunk layer, only the first
 //! NAL units of video frames looked at, and counters kept locally until the
 //! end.
@@ -41,8 +53,9 @@ struct Shared {
     /// The measurement window, in nanoseconds since `epoch`.
     window_start: AtomicU64,
     window_end: AtomicU64,
-    /// Players that are playing or have failed: the window opens when all
-    /// have.
+    /// Players that received their first video frame or have failed: the
+    /// window opens when all have, so a server that makes new players wait
+    /// for a keyframe shows it in first-frame time, not as lost frames.
     settled: AtomicUsize,
 }
 
@@ -60,9 +73,11 @@ impl Shared {
 /// What one player saw.
 #[derive(Default)]
 struct PlayerResult {
-    /// Why it failed (never played, or disconnected before the end).
+    /// Why it failed (never received video, or disconnected before the
+    /// end).
     failed: Option<String>,
-    /// When it started playing, nanos since the epoch.
+    /// When its first coded video frame arrived, nanos since the epoch:
+    /// completeness counts from here (or the window start, if later).
     playing_at: Option<u64>,
     /// From sending `play` to the first coded video frame.
     first_frame: Option<Duration>,
@@ -192,7 +207,11 @@ struct Measured {
     players: Vec<PlayerResult>,
     window: Duration,
     server_cpu: Option<f64>,
+    /// Seconds the server's threads waited for a CPU in the window.
+    server_wait: Option<f64>,
     tool_cpu: f64,
+    /// Seconds the tool's threads waited for a CPU in the window.
+    tool_wait: f64,
 }
 
 async fn coordinate(
@@ -228,11 +247,16 @@ async fn coordinate(
     shared
         .window_start
         .store(shared.nanos(ws), Ordering::Relaxed);
+    let me = [std::process::id()];
     let cpu0 = pids.map(proc::cpu);
+    let wait0 = pids.map(proc::runqueue_wait);
     let tool0 = proc::self_cpu();
+    let tool_wait0 = proc::runqueue_wait(&me);
     tokio::time::sleep_until(tokio::time::Instant::from_std(we)).await;
     let cpu1 = pids.map(proc::cpu);
+    let wait1 = pids.map(proc::runqueue_wait);
     let tool1 = proc::self_cpu();
+    let tool_wait1 = proc::runqueue_wait(&me);
     // Let in-flight frames land, then stop everyone.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _ = stop_tx.send(true);
@@ -247,7 +271,9 @@ async fn coordinate(
         players,
         window: we - ws,
         server_cpu: cpu0.zip(cpu1).map(|(a, b)| b - a),
+        server_wait: wait0.zip(wait1).map(|(a, b)| b - a),
         tool_cpu: tool1 - tool0,
+        tool_wait: tool_wait1 - tool_wait0,
     }
 }
 
@@ -290,7 +316,7 @@ async fn player(
     if let Err(e) = outcome {
         r.failed = Some(e);
     } else if r.playing_at.is_none() {
-        r.failed = Some("never played".into());
+        r.failed = Some("never received video".into());
     }
     r
 }
@@ -303,10 +329,9 @@ async fn play(
     r: &mut PlayerResult,
     settle: &mut impl FnMut(&Shared),
 ) -> Result<(), String> {
-    let mut stream = TcpStream::connect(url.addr)
+    let mut stream = super::connect(url.addr, i)
         .await
         .map_err(|e| format!("connect: {e}"))?;
-    let _ = stream.set_nodelay(true);
     let config = ClientConfig::new(&url.tc_url, &url.app, &url.stream, Role::Play);
     let mut client = ClientSession::new(
         Instant::now(),
@@ -345,23 +370,25 @@ async fn play(
         }
         while let Some(event) = client.poll_event() {
             match event {
-                ClientEvent::Playing => {
-                    r.playing_at = Some(t);
-                    settle(shared);
-                }
                 ClientEvent::Media {
                     kind: MediaKind::Video,
                     payload,
                     ..
-                } => on_video(
-                    r,
-                    &payload,
-                    &mut nalu_len_size,
-                    play_sent,
-                    now,
-                    t,
-                    in_window,
-                ),
+                } => {
+                    on_video(
+                        r,
+                        &payload,
+                        &mut nalu_len_size,
+                        play_sent,
+                        now,
+                        t,
+                        in_window,
+                    );
+                    if r.playing_at.is_none() && r.first_frame.is_some() {
+                        r.playing_at = Some(t);
+                        settle(shared);
+                    }
+                }
                 ClientEvent::Closed(reason) => return Err(reason),
                 _ => {}
             }
@@ -536,9 +563,11 @@ struct Report {
     first_frames_ms: Vec<f64>,
     first_keyframe_pct: Option<f64>,
     server_cpu: Option<f64>,
+    server_wait: Option<f64>,
     peak_rss: Option<u64>,
     rss_before: Option<u64>,
     tool_cpu: f64,
+    tool_wait: f64,
 }
 
 impl Report {
@@ -594,9 +623,11 @@ impl Report {
             first_frames_ms,
             first_keyframe_pct,
             server_cpu: m.server_cpu,
+            server_wait: m.server_wait,
             peak_rss,
             rss_before,
             tool_cpu: m.tool_cpu,
+            tool_wait: m.tool_wait,
         }
     }
 
@@ -663,6 +694,11 @@ impl Report {
             self.tool_cpu,
             self.tool_cpu / self.duration
         );
+        eprintln!(
+            "  waiting for a CPU     server {} s, tool {:.2} s (load from elsewhere)",
+            opt(self.server_wait),
+            self.tool_wait
+        );
         if !json {
             return;
         }
@@ -697,7 +733,9 @@ impl Report {
                 self.rss_before.map(|v| v as f64),
             )
             .num("tool_cpu_s", Some(self.tool_cpu))
-            .num("tool_cores", Some(self.tool_cpu / self.duration));
+            .num("tool_cores", Some(self.tool_cpu / self.duration))
+            .num("server_runqueue_wait_s", self.server_wait)
+            .num("tool_runqueue_wait_s", Some(self.tool_wait));
         if let Some(f) = &self.first_failure {
             j.str("first_failure", f);
         }

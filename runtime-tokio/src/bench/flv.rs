@@ -174,10 +174,9 @@ pub(crate) fn find_marker(frame: &[u8], nalu_len_size: usize) -> Option<(u32, u6
         let n = nal_len(nals, nalu_len_size)?;
         let nal = nals.get(nalu_len_size..nalu_len_size + n)?;
         if nal.len() >= SEI_LEN && nal[0] & 0x1f == 6 && nal[1] == 5 && nal[3..19] == MARKER_UUID {
-            let text = std::str::from_utf8(&nal[19..19 + MARKER_TEXT]).ok()?;
-            let seq = u32::from_str_radix(&text[..8], 16).ok()?;
-            let sent = u64::from_str_radix(&text[8..], 16).ok()?;
-            return Some((seq, sent));
+            let text = &nal[19..19 + MARKER_TEXT];
+            let seq = u32::try_from(hex(&text[..8])?).ok()?;
+            return Some((seq, hex(&text[8..])?));
         }
         nals = nals.get(nalu_len_size + n..)?;
     }
@@ -187,6 +186,19 @@ pub(crate) fn find_marker(frame: &[u8], nalu_len_size: usize) -> Option<(u32, u6
 /// The NALU length size an AVC sequence header announces.
 pub(crate) fn nalu_len_size_of(sequence_header: &[u8]) -> Option<usize> {
     sequence_header.get(9).map(|b| usize::from(b & 3) + 1)
+}
+
+/// Lower-case ASCII hex to a number (every player parses two per frame,
+/// so no string checks on the way).
+fn hex(digits: &[u8]) -> Option<u64> {
+    digits.iter().try_fold(0u64, |acc, &d| {
+        let v = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            _ => return None,
+        };
+        Some((acc << 4) | u64::from(v))
+    })
 }
 
 fn nal_len(data: &[u8], size: usize) -> Option<usize> {

@@ -107,10 +107,9 @@ async fn open_all(url: &RtmpUrl, args: &IdleArgs) -> (Vec<TcpStream>, Vec<String
 
 /// One connection taken to `stage`.
 async fn reach(url: RtmpUrl, stage: Stage, seed: u64) -> Result<TcpStream, String> {
-    let mut stream = TcpStream::connect(url.addr)
+    let mut stream = super::connect(url.addr, seed as usize)
         .await
         .map_err(|e| format!("connect: {e}"))?;
-    let _ = stream.set_nodelay(true);
     let mut buf = [0u8; 4096];
     match stage {
         Stage::Tcp => {}

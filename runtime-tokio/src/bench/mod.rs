@@ -157,7 +157,7 @@ pub(crate) struct RtmpUrl {
     pub(crate) stream: String,
 }
 
-/// Parses rtmp://HOST[:PORT]/APP[/STREAM]; HOST must resolve.
+/// Parses `rtmp://HOST[:PORT]/APP[/STREAM]`; HOST must resolve.
 pub(crate) fn parse_url(url: &str) -> Result<RtmpUrl, String> {
     let rest = url
         .strip_prefix("rtmp://")
@@ -182,6 +182,32 @@ pub(crate) fn parse_url(url: &str) -> Result<RtmpUrl, String> {
         app: app.to_owned(),
         stream: stream.to_owned(),
     })
+}
+
+/// Connections per loopback source address (see [`connect`]).
+const PER_SOURCE: usize = 1000;
+
+/// Opens connection number `i` to `addr` with TCP_NODELAY.
+///
+/// On a loopback IPv4 target, connection `i` comes from 127.0.0.(2 + i /
+/// 1000): real viewers come from many addresses, and a server's
+/// per-address limit (tincan's default is 5,000) should not be what a
+/// 5,000-player run measures. Elsewhere the system picks the source.
+pub(crate) async fn connect(addr: SocketAddr, i: usize) -> std::io::Result<tokio::net::TcpStream> {
+    let stream = match addr {
+        SocketAddr::V4(v4) if v4.ip().is_loopback() => {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            // At most 253 sources: past that, wrap (the limit is not
+            // reached at any count a single machine can run).
+            let host = 2 + (i / PER_SOURCE) % 253;
+            let source = std::net::Ipv4Addr::new(127, 0, 0, host as u8);
+            socket.bind(SocketAddr::from((source, 0)))?;
+            socket.connect(addr).await?
+        }
+        _ => tokio::net::TcpStream::connect(addr).await?,
+    };
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
 }
 
 /// A tiny JSON object writer: the report is flat numbers and a few nested

@@ -88,3 +88,26 @@ pub(crate) fn rss_kb(pids: &[u32]) -> u64 {
         })
         .sum()
 }
+
+/// Seconds the threads of `pids` spent runnable but waiting for a CPU
+/// (the second field of /proc/PID/task/TID/schedstat). On a shared
+/// machine this tells a starved process from a slow one.
+pub(crate) fn runqueue_wait(pids: &[u32]) -> f64 {
+    let mut ns: u64 = 0;
+    for p in pids {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let Ok(text) = fs::read_to_string(t.path().join("schedstat")) else {
+                continue;
+            };
+            ns += text
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    ns as f64 / 1e9
+}
