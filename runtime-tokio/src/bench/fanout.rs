@@ -695,7 +695,7 @@ impl Report {
             self.tool_cpu / self.duration
         );
         eprintln!(
-            "  waiting for a CPU     server {} s, tool {:.2} s (load from elsewhere)",
+            "  waiting for a CPU     server {} s, tool {:.2} s (run-queue wait in the window)",
             opt(self.server_wait),
             self.tool_wait
         );
