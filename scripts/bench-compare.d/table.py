@@ -101,9 +101,9 @@ FANOUT_COLUMNS = [
     ("failed", lambda r: get(r, "players_failed"), 0),
     ("peak RSS MB", lambda r: mb(get(r, "server_peak_rss_kb")), 1),
     ("tool CPU (cores)", lambda r: get(r, "tool_cores"), 2),
-    # Seconds runnable but waiting for a CPU: how much the machine's other
-    # load (or the tool) got in the server's way during the window.
-    ("server CPU wait s", lambda r: get(r, "server_runqueue_wait_s"), 2),
+    # Seconds the server's threads were runnable but waited for a CPU in the
+    # window (summed over threads): any contention, the tool's included.
+    ("server run-queue wait s", lambda r: get(r, "server_runqueue_wait_s"), 2),
 ]
 
 
