@@ -163,14 +163,21 @@ def fanout_table(rows, test, lines):
 def ratio_line(groups, lines):
     """The issue's main target in one line: tincan's CPU-s/GB over nginx-rtmp's."""
     per_n = {}
+    lost = set()
     for (players, _, server), group in groups.items():
         ok = [g["result"] for g in group if "error" not in g and "result" in g]
         per_n.setdefault(players, {})[server] = median([get(r, "cpu_s_per_gb") for r in ok])
+        if any((get(r, "players_failed") or 0) > 0 or (get(r, "players_below_99pct") or 0) > 0 for r in ok):
+            lost.add((players, server))
     parts = []
     for players in sorted(per_n):
         t, n = per_n[players].get("tincan"), per_n[players].get("nginx")
         if t is not None and n:
-            parts.append(f"{players} players {t / n:.2f}x")
+            # CPU per delivered GB only compares like with like when both
+            # servers kept every player.
+            who = [NAMES[s] for s in ("tincan", "nginx") if (players, s) in lost]
+            note = f" (not like for like: {' and '.join(who)} lost players)" if who else ""
+            parts.append(f"{players} players {t / n:.2f}x{note}")
     if parts:
         lines.append("CPU-s/GB, tincan / nginx-rtmp (target <= 0.50x): " + ", ".join(parts) + ".")
         lines.append("")
