@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+"""Results of scripts/bench-compare: record one run, then print the table.
+
+`record` turns one load-tool run into one JSON line of results.jsonl: the
+tool's last stdout line (its --json object) with the server, test, player
+count and round added, or an error line carrying the tail of its stderr, so
+a failed run shows as a row instead of stopping the benchmark.
+
+`table` reads results.jsonl and prints ONE markdown table (also written to
+--out): fan-out rows per server x players (median over rounds), then the
+capacity rows and the idle-connection rows, under a header saying when, on
+what machine and against which versions it ran.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+
+ORDER = {"tincan": 0, "nginx": 1, "nms": 2}
+NAMES = {"tincan": "tincan", "nginx": "nginx-rtmp", "nms": "node-media-server"}
+
+
+def last_json_line(text):
+    for line in reversed(text.splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except json.JSONDecodeError:
+                return None
+    return None
+
+
+def cmd_record(a):
+    with open(a.stdout, errors="replace") as f:
+        out = f.read()
+    with open(a.stderr, errors="replace") as f:
+        err = f.read()
+    row = {
+        "server": a.server,
+        "test": a.test,
+        "players_requested": a.players,
+        "round": a.round,
+        "input": a.input,
+    }
+    result = last_json_line(out)
+    if a.status != 0 or result is None:
+        tail = [l for l in err.strip().splitlines() if l.strip()][-3:]
+        why = " / ".join(tail) or "no output"
+        row["error"] = f"exit {a.status}: {why}"[:300]
+        if result is not None:
+            row["result"] = result
+    else:
+        row["result"] = result
+    with open(a.out, "a") as f:
+        f.write(json.dumps(row, sort_keys=True) + "\n")
+
+
+def get(result, *path):
+    """A nested field, or None; `latency_ms.p99` style paths."""
+    v = result
+    for p in path:
+        if not isinstance(v, dict):
+            return None
+        v = v.get(p)
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(v, digits=2):
+    if v is None:
+        return "–"
+    if isinstance(v, float) and digits == 0:
+        return f"{v:.0f}"
+    if isinstance(v, int):
+        return str(v)
+    return f"{v:.{digits}f}"
+
+
+def pct(v):
+    # The tool reports completeness as a fraction.
+    return "–" if v is None else f"{100 * v:.1f} %"
+
+
+FANOUT_COLUMNS = [
+    # header, extractor(result) -> number, digits
+    ("delivered Gbit/s", lambda r: get(r, "delivered_gbit_s"), 3),
+    ("server CPU-s", lambda r: get(r, "server_cpu_s"), 2),
+    ("CPU-s/GB", lambda r: get(r, "cpu_s_per_gb"), 2),
+    ("first frame p50 ms", lambda r: get(r, "first_frame_ms", "p50"), 1),
+    ("first frame keyframe %", lambda r: get(r, "first_frame_keyframe_pct"), 0),
+    ("latency p50 ms", lambda r: get(r, "latency_ms", "p50"), 1),
+    ("latency p99 ms", lambda r: get(r, "latency_ms", "p99"), 1),
+    ("min complete", lambda r: get(r, "completeness_min"), None),
+    ("players <99 %", lambda r: get(r, "players_below_99pct"), 0),
+    ("failed", lambda r: get(r, "players_failed"), 0),
+    ("peak RSS MB", lambda r: mb(get(r, "server_peak_rss_kb")), 1),
+    ("tool CPU (cores)", lambda r: get(r, "tool_cores"), 2),
+    # Seconds the server's threads were runnable but waited for a CPU in the
+    # window (summed over threads): any contention, the tool's included.
+    ("server run-queue wait s", lambda r: get(r, "server_runqueue_wait_s"), 2),
+]
+
+
+def mb(kb):
+    return None if kb is None else kb / 1024
+
+
+def cell(value, digits):
+    if digits is None:
+        return pct(value)
+    if digits == 0 and value is not None:
+        return f"{value:.0f}"
+    return fmt(value, digits)
+
+
+def fanout_table(rows, test, lines):
+    groups = {}
+    for row in rows:
+        if row.get("test") != test:
+            continue
+        key = (row["players_requested"], ORDER.get(row["server"], 9), row["server"])
+        groups.setdefault(key, []).append(row)
+    if not groups:
+        return
+    head = ["server", "players", "runs"] + [c[0] for c in FANOUT_COLUMNS]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "|".join(["---"] * 3 + ["---:"] * len(FANOUT_COLUMNS)) + "|")
+    errors = []
+    for (players, _, server), group in sorted(groups.items()):
+        ok = [g["result"] for g in group if "error" not in g and "result" in g]
+        failed = [g for g in group if "error" in g]
+        runs = f"{len(ok)}/{len(group)}"
+        if not ok:
+            msg = failed[0]["error"] if failed else "no result"
+            lines.append(
+                f"| {NAMES.get(server, server)} | {players} | {runs} | "
+                + f"**error**: {msg.replace('|', '/')} |"
+                + " |" * (len(FANOUT_COLUMNS) - 1)
+            )
+            continue
+        cells = [cell(median([fn(r) for r in ok]), d) for _, fn, d in FANOUT_COLUMNS]
+        lines.append(f"| {NAMES.get(server, server)} | {players} | {runs} | " + " | ".join(cells) + " |")
+        for g in failed:
+            errors.append(f"{NAMES.get(server, server)} {players} round {g['round']} failed, left out of the median: {g['error']}")
+        for g in group:
+            why = g.get("result", {}).get("first_failure") if isinstance(g.get("result"), dict) else None
+            if why:
+                errors.append(f"{NAMES.get(server, server)} {players} round {g['round']}: first player failure: {why}")
+    lines.append("")
+    ratio_line(groups, lines)
+    for e in errors:
+        lines.append(f"- {e}")
+    if errors:
+        lines.append("")
+
+
+def ratio_line(groups, lines):
+    """The issue's main target in one line: tincan's CPU-s/GB over nginx-rtmp's."""
+    per_n = {}
+    lost = set()
+    for (players, _, server), group in groups.items():
+        ok = [g["result"] for g in group if "error" not in g and "result" in g]
+        per_n.setdefault(players, {})[server] = median([get(r, "cpu_s_per_gb") for r in ok])
+        if any((get(r, "players_failed") or 0) > 0 or (get(r, "players_below_99pct") or 0) > 0 for r in ok):
+            lost.add((players, server))
+    parts = []
+    for players in sorted(per_n):
+        t, n = per_n[players].get("tincan"), per_n[players].get("nginx")
+        if t is not None and n:
+            # CPU per delivered GB only compares like with like when both
+            # servers kept every player.
+            who = [NAMES[s] for s in ("tincan", "nginx") if (players, s) in lost]
+            note = f" (not like for like: {' and '.join(who)} lost players)" if who else ""
+            parts.append(f"{players} players {t / n:.2f}x{note}")
+    if parts:
+        lines.append("CPU-s/GB, tincan / nginx-rtmp (target <= 0.50x): " + ", ".join(parts) + ".")
+        lines.append("")
+
+
+IDLE_FIELDS = [
+    ("connections", ["connections", "connections_open", "connected"]),
+    ("RSS before MB", ["server_rss_before_kb"]),
+    ("RSS after MB", ["server_rss_after_kb"]),
+    ("bytes per idle connection", ["bytes_per_connection", "server_bytes_per_connection", "rss_bytes_per_connection"]),
+]
+
+
+def first_field(result, names):
+    for n in names:
+        v = get(result, n)
+        if v is not None:
+            return v
+    # Be lenient about the exact name of the per-connection figure.
+    if "bytes per" in names[0] or names[0].startswith("bytes_per"):
+        for k, v in result.items():
+            if "per_conn" in k and isinstance(v, (int, float)):
+                return v
+    return None
+
+
+def idle_table(rows, lines):
+    idle = [r for r in rows if r.get("test") == "idle"]
+    if not idle:
+        return
+    lines.append("| server | idle connections asked | " + " | ".join(f[0] for f in IDLE_FIELDS) + " |")
+    lines.append("|---|---:|" + "---:|" * len(IDLE_FIELDS))
+    for row in sorted(idle, key=lambda r: ORDER.get(r["server"], 9)):
+        name = NAMES.get(row["server"], row["server"])
+        if "error" in row:
+            lines.append(
+                f"| {name} | {row['players_requested']} | **error**: {row['error'].replace('|', '/')} |"
+                + " |" * (len(IDLE_FIELDS) - 1)
+            )
+            continue
+        r = row["result"]
+        vals = []
+        for label, names in IDLE_FIELDS:
+            v = first_field(r, names)
+            if label.endswith("MB"):
+                vals.append(fmt(mb(v), 1))
+            else:
+                vals.append(fmt(v, 0) if v is not None else "–")
+        lines.append(f"| {name} | {row['players_requested']} | " + " | ".join(vals) + " |")
+    lines.append("")
+
+
+def check_table(rows, lines):
+    checks = [r for r in rows if r.get("test") == "check"]
+    if not checks:
+        return
+    lines.append("| server | ffmpeg publish + ffprobe play |")
+    lines.append("|---|---|")
+    for row in sorted(checks, key=lambda r: ORDER.get(r["server"], 9)):
+        name = NAMES.get(row["server"], row["server"])
+        if "error" in row:
+            lines.append(f"| {name} | **error**: {row['error'].replace('|', '/')} |")
+        else:
+            lines.append(f"| {name} | ok: {row['result'].get('streams', '').strip()} |")
+    lines.append("")
+
+
+def cmd_table(a):
+    meta = dict(m.split("=", 1) for m in a.meta)
+    rows = []
+    with open(a.inp) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                rows.append(json.loads(line))
+    lines = [f"### tincan vs nginx-rtmp vs node-media-server, {meta.get('date', '')}", ""]
+    lines.append(
+        f"Machine: {meta.get('nproc', '?')} cores ({meta.get('cpu', '?')}), Linux {meta.get('kernel', '?')}, loopback; load average {meta.get('load', '?')}.  "
+    )
+    lines.append(
+        f"Servers: tincan {meta.get('tincan', '?')}; {meta.get('nginx', '?')} (one worker); {meta.get('nms', '?')}.  "
+    )
+    lines.append(f"Run: {meta.get('run', '?')}.  ")
+    lines.append(f"Inputs: {meta.get('inputs', '?')}.")
+    lines.append("")
+    if any(r.get("test") == "fanout" for r in rows):
+        lines.append("**Fan-out** (one publisher, N players; medians over rounds):")
+        lines.append("")
+        fanout_table(rows, "fanout", lines)
+    if any(r.get("test") == "capacity" for r in rows):
+        lines.append("**Capacity** (500 kbit/s stream):")
+        lines.append("")
+        fanout_table(rows, "capacity", lines)
+    if any(r.get("test") == "idle" for r in rows):
+        lines.append("**Idle connections** (handshake + connect, then silent):")
+        lines.append("")
+        idle_table(rows, lines)
+    check_table(rows, lines)
+    text = "\n".join(lines)
+    with open(a.out, "w") as f:
+        f.write(text + "\n")
+    print(text)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("record")
+    r.add_argument("--out", required=True)
+    r.add_argument("--server", required=True)
+    r.add_argument("--test", required=True)
+    r.add_argument("--players", type=int, required=True)
+    r.add_argument("--round", type=int, required=True)
+    r.add_argument("--input", required=True)
+    r.add_argument("--stdout", required=True)
+    r.add_argument("--stderr", required=True)
+    r.add_argument("--status", type=int, required=True)
+    t = sub.add_parser("table")
+    t.add_argument("--in", dest="inp", required=True)
+    t.add_argument("--out", required=True)
+    t.add_argument("--meta", action="append", default=[])
+    a = p.parse_args()
+    if a.cmd == "record":
+        cmd_record(a)
+    else:
+        cmd_table(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
