@@ -501,6 +501,9 @@ const INPUT_PIECE: usize = 64 * 1024;
 /// (header, payload slice), so this lets the largest batch (256 KiB of
 /// 4 KiB chunks) through while staying well under IOV_MAX (1024).
 const MAX_TRANSMIT_BUFS: usize = 256;
+/// Buffers a new [`Transmit`] is sized for: a typical player transmit (a
+/// few messages, a few chunks each) fits without growing the list.
+const TRANSMIT_BUFS_HINT: usize = 16;
 /// How long a closing session keeps owed output (an error status) for a
 /// runtime that cannot write it; then it gives up and reports closed.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -745,23 +748,36 @@ impl Session {
     /// chunk stream tells the peer to drop what it has of it.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
-        let mut bufs = Vec::new();
+        let mut t = Transmit {
+            bufs: Vec::with_capacity(TRANSMIT_BUFS_HINT),
+        };
+        self.poll_transmit_into(now, &mut t).then_some(t)
+    }
+
+    /// As [`Session::poll_transmit`], into `t`, reusing its buffer list (a
+    /// runtime keeps one per connection, so fan-out allocates nothing per
+    /// write). `t` must be fully written (empty); it is cleared first.
+    /// Returns whether anything was put in it.
+    #[must_use]
+    pub fn poll_transmit_into(&mut self, now: Instant, t: &mut Transmit) -> bool {
+        t.bufs.clear();
+        let bufs = &mut t.bufs;
         let mut bytes = 0;
         let budget = self.pacing.budget();
         while bufs.len() < MAX_TRANSMIT_BUFS && bytes < budget {
             let start = bufs.len();
             if self.partial.is_some() {
-                self.continue_partial(now, &mut bufs);
+                self.continue_partial(now, bufs);
             } else if let Some(out) = self.control.pop_front() {
                 self.control_bytes = self.control_bytes.saturating_sub(out.len());
                 match out {
                     Outgoing::Raw(b) => bufs.push(b),
-                    Outgoing::Message(m) => self.write_message(&m, &mut bufs),
-                    Outgoing::SetChunkSize(size) => self.encoder.set_chunk_size(size, &mut bufs),
-                    Outgoing::Abort(csid) => self.write_abort(csid, &mut bufs),
+                    Outgoing::Message(m) => self.write_message(&m, bufs),
+                    Outgoing::SetChunkSize(size) => self.encoder.set_chunk_size(size, bufs),
+                    Outgoing::Abort(csid) => self.write_abort(csid, bufs),
                 }
             } else if let Some(next) = self.backlog.pop(now) {
-                self.start_media(now, next, &mut bufs);
+                self.start_media(now, next, bufs);
             } else {
                 break;
             }
@@ -771,12 +787,12 @@ impl Session {
             self.timers.set(Timer::Linger, None);
         }
         if bufs.is_empty() {
-            return None;
+            return false;
         }
         let more =
             self.partial.is_some() || !self.control.is_empty() || self.backlog.queued_bytes() > 0;
         self.pacing.sent(now, bytes, more);
-        Some(Transmit { bufs })
+        true
     }
 
     /// Encodes one message, with a full header in the simplified dialect.
@@ -801,7 +817,9 @@ impl Session {
             self.write_message(&raw, bufs);
             return;
         }
-        let mut encoded = Vec::new();
+        // A header and a payload slice per chunk: sized once, not grown.
+        let chunks = raw.payload.len().div_ceil(self.encoder.chunk_size() as usize);
+        let mut encoded = Vec::with_capacity(2 * chunks);
         self.write_message(&raw, &mut encoded);
         self.partial = Some(Partial {
             stream: next.stream,
@@ -880,6 +898,12 @@ impl Session {
             self.control_bytes += out.len();
             self.control.push_front(out);
         }
+    }
+
+    /// Whether [`Session::poll_event`] has something: lets the server skip
+    /// the broker round trip after a transmit that raised nothing.
+    pub(crate) fn has_events(&self) -> bool {
+        !self.events.is_empty()
     }
 
     /// The next event for the broker.
