@@ -33,11 +33,12 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: TcpStream) {
         //    the core only once the previous one is fully written.
         let mut budget = WRITE_BUDGET;
         let more_output = loop {
-            if pending.is_empty() {
-                match shared.with(|s, now| s.poll_transmit(now, id)) {
-                    Some(t) => pending = t,
-                    None => break Ok(false),
-                }
+            // One buffer list per connection, refilled in place: no
+            // allocation per write.
+            if pending.is_empty()
+                && !shared.with(|s, now| s.poll_transmit_into(now, id, &mut pending))
+            {
+                break Ok(false);
             }
             match tincan_net::write_transmit(&mut pending, |s| stream.try_write_vectored(s)) {
                 Ok(true) => {

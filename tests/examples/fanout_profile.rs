@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use tincan_core::entropy::SeededEntropy;
 use tincan_core::event::SessionId;
 use tincan_core::server::{Server, ServerConfig};
+use tincan_core::session::Transmit;
 use tincan_tests::sim::media::{aac_config, aac_raw, avc_inter, avc_keyframe, avc_sequence_header};
 use tincan_tests::sim::SimClient;
 
@@ -52,6 +53,8 @@ struct Conn {
     client: SimClient,
     /// Once playing, output is counted and dropped instead of decoded.
     discard: bool,
+    /// Reused for every transmit, as the runtimes do.
+    transmit: Transmit,
 }
 
 #[derive(Default, Debug)]
@@ -99,7 +102,8 @@ fn pump(server: &mut Server, conns: &mut [Conn], base: Instant, now: Instant, c:
 fn drain(server: &mut Server, conns: &mut [Conn], index: &[usize], now: Instant, c: &mut Counts) {
     while let Some(id) = server.poll_ready() {
         let i = index[id_index(id)];
-        while let Some(t) = server.poll_transmit(now, id) {
+        let mut t = std::mem::take(&mut conns[i].transmit);
+        while server.poll_transmit_into(now, id, &mut t) {
             if conns[i].discard {
                 c.transmits += 1;
                 c.bufs += t.bufs.len() as u64;
@@ -109,7 +113,10 @@ fn drain(server: &mut Server, conns: &mut [Conn], index: &[usize], now: Instant,
                     conns[i].client.handle_input(Duration::ZERO, b);
                 }
             }
+            // Written: the buffers are released, the list is kept.
+            t.bufs.clear();
         }
+        conns[i].transmit = t;
     }
 }
 
@@ -142,7 +149,11 @@ fn hot_phase(
         let now = base + Duration::from_secs(1) + Duration::from_millis(u64::from(vt.min(at)));
         let p = &mut conns[0].client;
         if vt <= at {
-            let payload = if v % 60 == 0 { key.clone() } else { inter.clone() };
+            let payload = if v % 60 == 0 {
+                key.clone()
+            } else {
+                inter.clone()
+            };
             p.send_video(1, vt, payload);
             v += 1;
         } else {
@@ -177,6 +188,7 @@ fn main() {
             id,
             client: SimClient::new(base, n as u64 + 1_000_000),
             discard: false,
+            transmit: Transmit::default(),
         });
     }
     let mut setup = Counts::default();

@@ -64,9 +64,7 @@ fn main() {
     let accepted = live();
     println!("accepted:  {} B/conn", (accepted - before) / n);
 
-    let mut clients: Vec<SimClient> = (0..n)
-        .map(|i| SimClient::new(now, i as u64 + 7))
-        .collect();
+    let mut clients: Vec<SimClient> = (0..n).map(|i| SimClient::new(now, i as u64 + 7)).collect();
     let clients_heap = live() - accepted;
     let c0c1: Vec<_> = clients.iter_mut().map(|c| c.take_outbound()).collect();
     for (id, out) in ids.iter().zip(&c0c1) {

@@ -309,6 +309,8 @@ pub struct Session {
     backlog: Backlog,
     /// A large message part way through being handed out.
     partial: Option<Partial>,
+    /// The buffer list of the last finished [`Partial`], reused.
+    spare_chunks: Vec<Bytes>,
     /// Messages abandoned part way, with an Abort.
     aborted: u64,
     /// Sizes transmits to the peer's drain rate.
@@ -420,9 +422,10 @@ struct Partial {
     finish_by: Option<Instant>,
     /// The message payload, to tell its slices from chunk headers.
     payload: Bytes,
-    /// Header buffers and payload slices still to hand out; each chunk
-    /// ends with a payload slice.
-    bufs: VecDeque<Bytes>,
+    /// Header buffers and payload slices; each chunk ends with a payload
+    /// slice. Those before `next` are handed out (left empty).
+    bufs: Vec<Bytes>,
+    next: usize,
 }
 
 impl Partial {
@@ -501,6 +504,9 @@ const INPUT_PIECE: usize = 64 * 1024;
 /// (header, payload slice), so this lets the largest batch (256 KiB of
 /// 4 KiB chunks) through while staying well under IOV_MAX (1024).
 const MAX_TRANSMIT_BUFS: usize = 256;
+/// Largest chunk list kept for reuse between large messages: a 256 KiB
+/// frame at the default chunk size (8 KiB of list).
+const MAX_SPARE_CHUNK_BUFS: usize = 256;
 /// Buffers a new [`Transmit`] is sized for: a typical player transmit (a
 /// few messages, a few chunks each) fits without growing the list.
 const TRANSMIT_BUFS_HINT: usize = 16;
@@ -525,6 +531,7 @@ impl Session {
             encoder: ChunkEncoder::new(),
             backlog: Backlog::new(config.real_time.max_backlog_bytes),
             partial: None,
+            spare_chunks: Vec::new(),
             aborted: 0,
             pacing: Pacing::default(),
             config,
@@ -817,9 +824,15 @@ impl Session {
             self.write_message(&raw, bufs);
             return;
         }
-        // A header and a payload slice per chunk: sized once, not grown.
-        let chunks = raw.payload.len().div_ceil(self.encoder.chunk_size() as usize);
-        let mut encoded = Vec::with_capacity(2 * chunks);
+        // A header and a payload slice per chunk, in the list the last
+        // large message used: no allocation per frame for a player.
+        let chunks = raw
+            .payload
+            .len()
+            .div_ceil(self.encoder.chunk_size() as usize);
+        let mut encoded = std::mem::take(&mut self.spare_chunks);
+        encoded.clear();
+        encoded.reserve(2 * chunks);
         self.write_message(&raw, &mut encoded);
         self.partial = Some(Partial {
             stream: next.stream,
@@ -827,7 +840,8 @@ impl Session {
             kind,
             finish_by: next.finish_by,
             payload: raw.payload,
-            bufs: encoded.into(),
+            bufs: encoded,
+            next: 0,
         });
         // The policy just judged it: its first chunk goes now.
         self.continue_partial(now, bufs);
@@ -840,7 +854,7 @@ impl Session {
             return;
         };
         if p.finish_by.is_some_and(|at| now > at) {
-            let unsent: usize = p.bufs.iter().map(Bytes::len).sum();
+            let unsent: usize = p.bufs[p.next..].iter().map(Bytes::len).sum();
             tracing::debug!(
                 stream = p.stream,
                 csid = p.csid,
@@ -851,15 +865,23 @@ impl Session {
             self.abort_partial(bufs);
             return;
         }
-        while let Some(b) = p.bufs.pop_front() {
+        while let Some(slot) = p.bufs.get_mut(p.next) {
+            let b = std::mem::take(slot);
+            p.next += 1;
             let end_of_chunk = p.is_payload_slice(&b);
             bufs.push(b);
             if end_of_chunk {
                 break;
             }
         }
-        if p.bufs.is_empty() {
-            self.partial = None;
+        if p.next >= p.bufs.len() {
+            if let Some(p) = self.partial.take() {
+                // Kept for the next large message unless unusually large
+                // (a bound on what an idle player holds).
+                if p.bufs.capacity() <= MAX_SPARE_CHUNK_BUFS {
+                    self.spare_chunks = p.bufs;
+                }
+            }
         }
     }
 
