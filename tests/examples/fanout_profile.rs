@@ -29,18 +29,23 @@ use tincan_tests::sim::SimClient;
 struct CountingAlloc;
 
 static ALLOCS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 // SAFETY: forwards to the system allocator and only counts calls.
 unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
         ALLOCS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        LIVE.fetch_add(l.size(), std::sync::atomic::Ordering::Relaxed);
         unsafe { std::alloc::System.alloc(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+        LIVE.fetch_sub(l.size(), std::sync::atomic::Ordering::Relaxed);
         unsafe { std::alloc::System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, new: usize) -> *mut u8 {
         ALLOCS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        LIVE.fetch_add(new, std::sync::atomic::Ordering::Relaxed);
+        LIVE.fetch_sub(l.size(), std::sync::atomic::Ordering::Relaxed);
         unsafe { std::alloc::System.realloc(p, l, new) }
     }
 }
@@ -235,6 +240,24 @@ fn main() {
     let c = hot_phase(&mut server, &mut conns, &index, base, secs);
     let wall = t0.elapsed();
     let allocs = ALLOCS.load(std::sync::atomic::Ordering::Relaxed) - a0;
+    // What the server holds per player: drop the clients' side first.
+    for conn in &mut conns {
+        conn.client = SimClient::new(base, 0);
+        conn.transmit = Transmit::default();
+    }
+    let clients = LIVE.load(std::sync::atomic::Ordering::Relaxed);
+    drop(conns);
+    let held = LIVE.load(std::sync::atomic::Ordering::Relaxed);
+    let server_heap = held;
+    let per_client = (clients - held) / (players + 1);
+    drop(server);
+    let server_heap = server_heap - LIVE.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "server heap after the run: {} KiB ({} B per player; a fresh client is {} B)",
+        server_heap / 1024,
+        server_heap / players.max(1),
+        per_client
+    );
     println!(
         "players {players} secs {secs}: transmits {} bufs {} bytes {} ({:.1} bufs/transmit, {:.0} bytes/transmit), allocations {} ({:.2}/transmit), hot phase {:.3} s = {:.2} CPU-s/GB",
         c.transmits,

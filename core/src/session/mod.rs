@@ -755,9 +755,7 @@ impl Session {
     /// chunk stream tells the peer to drop what it has of it.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
-        let mut t = Transmit {
-            bufs: Vec::with_capacity(TRANSMIT_BUFS_HINT),
-        };
+        let mut t = Transmit::default();
         self.poll_transmit_into(now, &mut t).then_some(t)
     }
 
@@ -768,6 +766,8 @@ impl Session {
     #[must_use]
     pub fn poll_transmit_into(&mut self, now: Instant, t: &mut Transmit) -> bool {
         t.bufs.clear();
+        // Sized once for the usual transmit, then kept by the caller.
+        t.bufs.reserve(TRANSMIT_BUFS_HINT);
         let bufs = &mut t.bufs;
         let mut bytes = 0;
         let budget = self.pacing.budget();
