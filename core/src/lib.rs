@@ -52,6 +52,7 @@ pub mod amf;
 pub mod auth;
 pub mod broker;
 pub mod chunk;
+pub mod client;
 pub mod entropy;
 pub mod event;
 pub mod handshake;

@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bench;
 mod limits;
 
 use std::net::SocketAddr;
@@ -34,6 +35,10 @@ enum Command {
     /// token) or `user@App` (for a user token). With -K and a token as the
     /// message it computes an RTMFP nonce-hashed token.
     Token(Token),
+    /// Load tools that measure any RTMP server from the outside (fan-out
+    /// to N players, idle connections); see docs/performance.md.
+    #[command(subcommand)]
+    Bench(bench::Bench),
 }
 
 /// A master key from the command line; never shown by `Debug`, so it
@@ -137,6 +142,14 @@ struct Serve {
     #[arg(short = 't', long, value_name = "SECS", value_parser = seconds, default_value = "300")]
     shutdown_deadline: Duration,
 
+    /// Worker threads that run connections (default: one per CPU). The core
+    /// sits behind one lock while the kernel work of reads and writes runs
+    /// outside it, so a second thread adds throughput on a busy machine;
+    /// one thread avoids lock hand-offs where the server shares its CPUs
+    /// (see docs/performance.md).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
+
     #[command(flatten)]
     keys: Keys,
 
@@ -200,6 +213,7 @@ fn main() -> ExitCode {
     let serve = match Cli::parse().command {
         Command::Serve(serve) => serve,
         Command::Token(token) => return print_tokens(&token),
+        Command::Bench(b) => return bench::run(b),
     };
     let config = match serve.config() {
         Ok(config) => config,
@@ -237,10 +251,11 @@ fn main() -> ExitCode {
         Ok(n) => tracing::debug!(open_files = n, "open-files limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-files limit"),
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = serve.threads {
+        builder.worker_threads(usize::from(n));
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             error!(error = %e, "cannot start the runtime");

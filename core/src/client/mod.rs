@@ -1,0 +1,785 @@
+//! The client side of one RTMP connection, as a sans-IO state machine.
+//!
+//! A server needs a client session for three jobs: pushing a stream to a
+//! remote server (relay push), pulling one from it (relay pull), and driving
+//! load against a server from the same code base (`tincan bench`). All three
+//! want the same thing: a well-behaved publisher or player that does the
+//! dialogue by itself and hands media in and out without copying payloads.
+//!
+//! [`ClientSession`] is built from the core's own layers
+//! ([`ClientHandshake`], [`ChunkEncoder`], [`ChunkDecoder`], typed
+//! [`Message`]s) and follows the core's run-loop contract: bytes from the
+//! socket go in through [`ClientSession::handle_input`], what to write comes
+//! out of [`ClientSession::poll_transmit`] (a vectored [`Transmit`] whose
+//! media payloads are the caller's own [`Bytes`], shared by reference
+//! count), and what happened comes out of [`ClientSession::poll_event`].
+//!
+//! The dialogue is FFmpeg's, the order servers are most tested against:
+//! Set Chunk Size and `connect` as soon as the handshake allows, then
+//! (publishers) `releaseStream` and `FCPublish`, `createStream`, and finally
+//! `publish` or `play` (followed by Set Buffer Length) on the new stream.
+//! On its own the session acknowledges bytes by the server's window, answers
+//! pings, and honours Set Chunk Size and Abort (the chunk decoder applies
+//! them). A server that breaks the protocol yields a sticky
+//! [`ClientError`], never a panic.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::chunk::{ChunkDecoder, ChunkEncoder, ChunkError, DecoderLimits, RawMessage};
+use crate::entropy::Entropy;
+use crate::handshake::{ClientHandshake, HandshakeConfig, HandshakeError};
+use crate::message::{
+    type_id, Command, Connect, Data, Encoding, Message, MessageError, Play, PublishKind,
+    UserControl, Value,
+};
+use crate::session::Transmit;
+use crate::time::MediaTime;
+
+#[cfg(test)]
+mod tests;
+
+/// Chunk stream ids, after FFmpeg's habits: one for protocol control, one
+/// for commands, one per media kind. Servers do not care, but keeping media
+/// kinds apart lets header compression work per kind.
+mod csid {
+    pub(super) const CONTROL: u32 = 2;
+    pub(super) const COMMAND: u32 = 3;
+    pub(super) const AUDIO: u32 = 4;
+    pub(super) const DATA: u32 = 5;
+    pub(super) const VIDEO: u32 = 6;
+}
+
+/// What the client does once connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Publish a live stream under [`ClientConfig::stream`].
+    Publish,
+    /// Play the stream [`ClientConfig::stream`].
+    Play,
+    /// Only `connect`, then stay: for connection-level work (calls, idle
+    /// connections in a load test) that needs no message stream.
+    Connect,
+}
+
+/// How a client session connects, and the bounds on what the server can make
+/// it hold.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The `tcUrl` sent in `connect` (`rtmp://host:port/app`): servers use it
+    /// for virtual hosting and logs.
+    pub tc_url: String,
+    /// The App (`app` in `connect`).
+    pub app: String,
+    /// The stream name given to `publish` or `play`.
+    pub stream: String,
+    /// Publish or play.
+    pub role: Role,
+    /// The chunk size announced right after the handshake. Large chunks
+    /// mean fewer headers per message; FFmpeg and OBS use 4096, and a
+    /// publisher of big frames gains from more.
+    pub out_chunk_size: u32,
+    /// `flashVer` in `connect`; some servers log or branch on it.
+    pub flash_ver: String,
+    /// Bounds on the server's chunk stream, like the server's own bounds on
+    /// clients: a bad server must not make the client grow without limit.
+    pub limits: DecoderLimits,
+    /// Handshake knobs (digest or simple C1, how hard to check the server).
+    pub handshake: HandshakeConfig,
+    /// How long the server gets, from [`ClientSession::new`], to confirm the
+    /// publish or play (`NetStream.Publish.Start` / `NetStream.Play.Start`).
+    /// A server that answers nothing would otherwise hold the client
+    /// forever.
+    pub start_timeout: Duration,
+    /// The buffer length a player announces (Set Buffer Length), in
+    /// milliseconds; FFmpeg sends 3000.
+    pub buffer_ms: u32,
+    /// Whether a publisher sends `releaseStream` and `FCPublish` before
+    /// `createStream`, as FFmpeg and OBS do. On a TC server `releaseStream`
+    /// evicts whoever publishes the name now; turn it off to be refused
+    /// instead.
+    pub release_stream: bool,
+}
+
+impl ClientConfig {
+    /// A config for `role` on `app`/`stream` at `tc_url`, with FFmpeg-like
+    /// defaults for the rest.
+    pub fn new(
+        tc_url: impl Into<String>,
+        app: impl Into<String>,
+        stream: impl Into<String>,
+        role: Role,
+    ) -> Self {
+        ClientConfig {
+            tc_url: tc_url.into(),
+            app: app.into(),
+            stream: stream.into(),
+            role,
+            out_chunk_size: 4096,
+            flash_ver: "FMLE/3.0 (compatible; tincan)".to_owned(),
+            limits: DecoderLimits::default(),
+            handshake: HandshakeConfig::default(),
+            start_timeout: Duration::from_secs(10),
+            buffer_ms: 3000,
+            release_stream: true,
+        }
+    }
+}
+
+/// Audio or video, for media the client sends or receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    /// RTMP audio (type 8): an FLV audio tag body.
+    Audio,
+    /// RTMP video (type 9): an FLV video tag body.
+    Video,
+}
+
+/// A status the server reported: an `onStatus` info object, or the info
+/// object of an `_error` reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// `status`, `warning` or `error`.
+    pub level: String,
+    /// E.g. `NetStream.Play.Start`, `NetConnection.Connect.Rejected`.
+    pub code: String,
+    /// Free text from the server.
+    pub description: String,
+}
+
+/// Something that happened on the connection, drained with
+/// [`ClientSession::poll_event`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientEvent {
+    /// The server accepted `connect`.
+    Connected,
+    /// The server confirmed the publish: media may be sent now.
+    Publishing,
+    /// The server confirmed the play: media follows.
+    Playing,
+    /// A status from the server (every `onStatus`, and `_error` replies).
+    Status(Status),
+    /// Audio or video on the played stream.
+    Media {
+        /// Audio or video.
+        kind: MediaKind,
+        /// The timestamp on the wire.
+        timestamp: MediaTime,
+        /// The FLV tag body, as the chunk layer assembled it.
+        payload: Bytes,
+    },
+    /// A data message on the played stream (`onMetaData`...).
+    Data {
+        /// The timestamp on the wire.
+        timestamp: MediaTime,
+        /// The AMF0 body, handler first.
+        body: Bytes,
+    },
+    /// The session is over: the server refused, closed or broke the
+    /// protocol. Reported once; nothing more is read or sent after it
+    /// except what was already queued.
+    Closed(String),
+}
+
+/// Why the server's bytes could not be understood. Sticky: once returned,
+/// every later [`ClientSession::handle_input`] returns it again.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The handshake failed.
+    #[error("handshake: {0}")]
+    Handshake(#[from] HandshakeError),
+    /// The chunk stream broke a rule or a bound.
+    #[error("chunk stream: {0}")]
+    Chunk(#[from] ChunkError),
+    /// A message did not decode.
+    #[error("message: {0}")]
+    Message(#[from] MessageError),
+    /// The server did something no correct server does.
+    #[error("protocol: {0}")]
+    Protocol(&'static str),
+}
+
+/// Why [`ClientSession::send_media`] or [`ClientSession::send_data`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Media may only be sent once the server confirmed the publish.
+    #[error("not publishing")]
+    NotPublishing,
+    /// The session is closed.
+    #[error("session closed")]
+    Closed,
+    /// RTMP cannot describe a message this long (16 MiB - 1).
+    #[error("payload of {0} bytes is too long for RTMP")]
+    TooLong(usize),
+}
+
+/// Where the dialogue stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Handshake under way; `connect` is queued behind it.
+    Handshake,
+    /// `connect` sent, waiting for its `_result`.
+    Connecting,
+    /// `createStream` sent.
+    CreatingStream,
+    /// `publish` or `play` sent on the new stream.
+    Starting,
+    /// Publishing or playing.
+    Active,
+    /// Over.
+    Closed,
+}
+
+/// Transaction ids: fixed, since the dialogue sends each command once.
+mod txn {
+    pub(super) const CONNECT: f64 = 1.0;
+    pub(super) const RELEASE_STREAM: f64 = 2.0;
+    pub(super) const FC_PUBLISH: f64 = 3.0;
+    pub(super) const CREATE_STREAM: f64 = 4.0;
+    pub(super) const PUBLISH: f64 = 5.0;
+}
+
+/// One client connection: see the [module docs](self).
+#[derive(Debug)]
+pub struct ClientSession {
+    config: ClientConfig,
+    handshake: ClientHandshake,
+    encoder: ChunkEncoder,
+    decoder: ChunkDecoder,
+    phase: Phase,
+    /// Bytes for the server, in order.
+    outbound: Vec<Bytes>,
+    /// Chunk-stream bytes queued before the handshake completed: they may
+    /// only follow C2.
+    held: Vec<Bytes>,
+    events: VecDeque<ClientEvent>,
+    /// The message stream `createStream` gave us (0 until then).
+    stream_id: u32,
+    /// When the publish or play must have started.
+    start_deadline: Instant,
+    error: Option<ClientError>,
+}
+
+impl ClientSession {
+    /// Starts a connection opened at `now`: queues C0+C1, and Set Chunk Size
+    /// plus `connect` to follow C2.
+    pub fn new(now: Instant, config: ClientConfig, entropy: &mut dyn Entropy) -> Self {
+        let mut handshake = ClientHandshake::new(now, config.handshake.clone(), entropy);
+        let mut outbound = Vec::new();
+        while let Some(b) = handshake.poll_transmit() {
+            outbound.push(b);
+        }
+        let mut encoder = ChunkEncoder::new();
+        let mut held = Vec::new();
+        encoder.set_chunk_size(config.out_chunk_size, &mut held);
+        let mut session = ClientSession {
+            start_deadline: now + config.start_timeout,
+            decoder: ChunkDecoder::new(config.limits),
+            config,
+            handshake,
+            encoder,
+            phase: Phase::Handshake,
+            outbound,
+            held,
+            events: VecDeque::new(),
+            stream_id: 0,
+            error: None,
+        };
+        let connect = Command::Connect(Connect {
+            transaction_id: txn::CONNECT,
+            properties: Value::object([
+                ("app", Value::from(session.config.app.as_str())),
+                ("type", Value::from("nonprivate")),
+                ("flashVer", Value::from(session.config.flash_ver.as_str())),
+                ("tcUrl", Value::from(session.config.tc_url.as_str())),
+                ("objectEncoding", Value::from(0.0)),
+            ]),
+            args: Vec::new(),
+        });
+        session.command(0, connect);
+        session
+    }
+
+    // ---- getters --------------------------------------------------------
+
+    /// The configuration the session was made with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Whether the server confirmed the publish or play (the `connect`, for
+    /// [`Role::Connect`]).
+    pub fn is_active(&self) -> bool {
+        self.phase == Phase::Active
+    }
+
+    /// Whether the session is over.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// The message stream id the server assigned, 0 before `createStream`
+    /// was answered.
+    pub fn stream_id(&self) -> u32 {
+        self.stream_id
+    }
+
+    /// The protocol error that ended the session, if one did.
+    pub fn error(&self) -> Option<&ClientError> {
+        self.error.as_ref()
+    }
+
+    /// Bytes of the chunk stream read from the server so far (the handshake
+    /// not included).
+    pub fn bytes_received(&self) -> u64 {
+        self.decoder.bytes_received()
+    }
+
+    // ---- inputs ---------------------------------------------------------
+
+    /// Feeds bytes read from the server. Media and statuses come out of
+    /// [`poll_event`](Self::poll_event); replies (acknowledgements, pongs,
+    /// the next command of the dialogue) out of
+    /// [`poll_transmit`](Self::poll_transmit).
+    ///
+    /// # Errors
+    ///
+    /// The first protocol error the server made; the session is then closed
+    /// (a [`ClientEvent::Closed`] is queued) and the error is sticky.
+    pub fn handle_input(&mut self, _now: Instant, mut data: &[u8]) -> Result<(), ClientError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        if self.phase == Phase::Closed {
+            return Ok(());
+        }
+        if self.phase == Phase::Handshake {
+            let used = match self.handshake.handle_input(data) {
+                Ok(used) => used,
+                Err(e) => return Err(self.fail(e.into())),
+            };
+            while let Some(b) = self.handshake.poll_transmit() {
+                self.outbound.push(b);
+            }
+            if self.handshake.is_complete() {
+                self.phase = Phase::Connecting;
+                let held = std::mem::take(&mut self.held);
+                self.outbound.extend(held);
+            }
+            data = data.get(used..).unwrap_or_default();
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.decoder.handle_input(data) {
+            return Err(self.fail(e.into()));
+        }
+        loop {
+            match self.decoder.poll_message() {
+                Ok(Some(raw)) => {
+                    if let Err(e) = self.handle_message(raw) {
+                        return Err(self.fail(e));
+                    }
+                    if self.phase == Phase::Closed {
+                        return Ok(());
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return Err(self.fail(e.into())),
+            }
+        }
+        while let Some(sequence) = self.decoder.poll_acknowledgement() {
+            self.send_control(&Message::Acknowledgement { sequence });
+        }
+        Ok(())
+    }
+
+    /// The server closed the connection.
+    pub fn handle_eof(&mut self, _now: Instant) {
+        self.close("the server closed the connection");
+    }
+
+    /// Checks the deadlines (handshake, start of publish/play); calling it
+    /// early is harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        if self.phase == Phase::Handshake {
+            if let Err(e) = self.handshake.handle_timeout(now) {
+                self.fail(e.into());
+                return;
+            }
+        }
+        if self.phase != Phase::Active && now >= self.start_deadline {
+            self.close("the server did not start the stream in time");
+        }
+    }
+
+    // ---- application mutators --------------------------------------------
+
+    /// Queues an audio or video message (an FLV tag body) on the published
+    /// stream. The payload is not copied: the transmit holds the caller's
+    /// `Bytes` behind the chunk headers.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::NotPublishing`] before the server confirmed the publish,
+    /// [`SendError::Closed`] after the end, [`SendError::TooLong`] for a
+    /// payload RTMP cannot frame.
+    pub fn send_media(
+        &mut self,
+        kind: MediaKind,
+        timestamp: MediaTime,
+        payload: Bytes,
+    ) -> Result<(), SendError> {
+        let (csid, type_id) = match kind {
+            MediaKind::Audio => (csid::AUDIO, type_id::AUDIO),
+            MediaKind::Video => (csid::VIDEO, type_id::VIDEO),
+        };
+        self.send_stream_message(csid, type_id, timestamp, payload)
+    }
+
+    /// Queues an AMF0 data message whose body (handler first, e.g.
+    /// `onMetaData` and its values, as an FLV script tag carries it) is sent
+    /// behind `@setDataFrame`, so the server keeps it for late joiners.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_media`](Self::send_media).
+    pub fn send_data(&mut self, timestamp: MediaTime, body: &[u8]) -> Result<(), SendError> {
+        let mut b = BytesMut::with_capacity(16 + body.len());
+        // The AMF0 string "@setDataFrame": marker 0x02, u16 length, bytes.
+        b.put_u8(0x02);
+        b.put_u16(13);
+        b.put_slice(b"@setDataFrame");
+        b.put_slice(body);
+        self.send_stream_message(csid::DATA, type_id::DATA_AMF0, timestamp, b.freeze())
+    }
+
+    /// Ends the session from this side: unpublishes or stops playing
+    /// (`deleteStream`) and reports [`ClientEvent::Closed`]. Flush
+    /// [`poll_transmit`](Self::poll_transmit) before closing the socket.
+    pub fn close(&mut self, reason: &str) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        if self.stream_id != 0 {
+            self.command(
+                0,
+                Command::DeleteStream {
+                    transaction_id: 0.0,
+                    stream_id: f64::from(self.stream_id),
+                },
+            );
+        }
+        self.phase = Phase::Closed;
+        self.events
+            .push_back(ClientEvent::Closed(reason.to_owned()));
+    }
+
+    // ---- outputs ----------------------------------------------------------
+
+    /// Everything queued for the server, as one vectored write.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if self.outbound.is_empty() {
+            return None;
+        }
+        Some(Transmit {
+            bufs: std::mem::take(&mut self.outbound),
+        })
+    }
+
+    /// The next thing that happened, in order.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called;
+    /// `None` once the stream started or the session closed.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Active | Phase::Closed => None,
+            Phase::Handshake => Some(
+                self.handshake
+                    .poll_timeout()
+                    .map_or(self.start_deadline, |t| t.min(self.start_deadline)),
+            ),
+            _ => Some(self.start_deadline),
+        }
+    }
+
+    // ---- internals ----------------------------------------------------------
+
+    fn fail(&mut self, e: ClientError) -> ClientError {
+        self.error = Some(e.clone());
+        if self.phase != Phase::Closed {
+            self.phase = Phase::Closed;
+            self.events.push_back(ClientEvent::Closed(e.to_string()));
+        }
+        e
+    }
+
+    fn send_stream_message(
+        &mut self,
+        csid: u32,
+        type_id: u8,
+        timestamp: MediaTime,
+        payload: Bytes,
+    ) -> Result<(), SendError> {
+        match (self.phase, self.config.role) {
+            (Phase::Closed, _) => return Err(SendError::Closed),
+            (Phase::Active, Role::Publish) => {}
+            _ => return Err(SendError::NotPublishing),
+        }
+        if payload.len() > crate::chunk::MAX_MESSAGE_LEN {
+            return Err(SendError::TooLong(payload.len()));
+        }
+        let raw = RawMessage {
+            csid,
+            timestamp,
+            type_id,
+            stream_id: self.stream_id,
+            payload,
+        };
+        self.encoder.write(&raw, &mut self.outbound);
+        Ok(())
+    }
+
+    fn command(&mut self, stream: u32, command: Command) {
+        let message = Message::Command {
+            encoding: Encoding::Amf0,
+            command,
+        };
+        self.send_message(&message, csid::COMMAND, stream);
+    }
+
+    fn send_control(&mut self, message: &Message) {
+        self.send_message(message, csid::CONTROL, 0);
+    }
+
+    fn send_message(&mut self, message: &Message, csid: u32, stream: u32) {
+        // Every message the session builds itself encodes: they are
+        // commands and control messages of fixed, small shapes.
+        let Ok(raw) = message.to_raw(csid, MediaTime::ZERO, stream) else {
+            return;
+        };
+        let out = if self.handshake.is_complete() {
+            &mut self.outbound
+        } else {
+            &mut self.held
+        };
+        self.encoder.write(&raw, out);
+    }
+
+    fn handle_message(&mut self, raw: RawMessage) -> Result<(), ClientError> {
+        // Media is the hot path of a player: no decoding beyond the type.
+        // node-media-server sends a player's media and metadata on message
+        // stream 0 rather than the played stream; FFmpeg accepts that, and
+        // a client plays one stream at most, so both mean "the stream".
+        let ours =
+            self.phase == Phase::Active && (raw.stream_id == self.stream_id || raw.stream_id == 0);
+        match raw.type_id {
+            type_id::AUDIO | type_id::VIDEO => {
+                if ours {
+                    let kind = if raw.type_id == type_id::AUDIO {
+                        MediaKind::Audio
+                    } else {
+                        MediaKind::Video
+                    };
+                    self.events.push_back(ClientEvent::Media {
+                        kind,
+                        timestamp: raw.timestamp,
+                        payload: raw.payload,
+                    });
+                }
+                return Ok(());
+            }
+            type_id::DATA_AMF0 if ours => {
+                self.events.push_back(ClientEvent::Data {
+                    timestamp: raw.timestamp,
+                    body: raw.payload,
+                });
+                return Ok(());
+            }
+            _ => {}
+        }
+        match Message::decode(&raw)? {
+            Message::UserControl(UserControl::PingRequest(t)) => {
+                self.send_control(&Message::UserControl(UserControl::PingResponse(t)));
+            }
+            Message::Command { command, .. } => self.handle_command(command)?,
+            // AMF3-framed data (type 15): hand over the AMF0 body.
+            Message::Data {
+                data: Data::Other { body, .. } | Data::SetDataFrame { body, .. },
+                ..
+            } if ours => {
+                self.events.push_back(ClientEvent::Data {
+                    timestamp: raw.timestamp,
+                    body,
+                });
+            }
+            // Set Chunk Size, Window Acknowledgement Size and Abort are
+            // applied by the chunk decoder; the rest needs nothing.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn handle_command(&mut self, command: Command) -> Result<(), ClientError> {
+        match command {
+            Command::Result {
+                transaction_id,
+                args,
+                ..
+            } => self.handle_result(transaction_id, &args),
+            Command::Error {
+                transaction_id,
+                args,
+                ..
+            } => {
+                let status = status_of(args.first());
+                self.events.push_back(ClientEvent::Status(status.clone()));
+                // Replies to releaseStream and FCPublish are advisory: many
+                // servers answer them with errors and carry on.
+                if transaction_id == txn::RELEASE_STREAM || transaction_id == txn::FC_PUBLISH {
+                    return Ok(());
+                }
+                self.close(&format!("the server refused: {}", status.code));
+                Ok(())
+            }
+            Command::OnStatus { info } => {
+                let status = status_of(Some(&info));
+                let started = match (self.phase, self.config.role, status.code.as_str()) {
+                    (Phase::Starting, Role::Publish, "NetStream.Publish.Start") => {
+                        Some(ClientEvent::Publishing)
+                    }
+                    (Phase::Starting, Role::Play, "NetStream.Play.Start") => {
+                        Some(ClientEvent::Playing)
+                    }
+                    _ => None,
+                };
+                let fatal = status.level == "error";
+                let code = status.code.clone();
+                self.events.push_back(ClientEvent::Status(status));
+                if let Some(event) = started {
+                    self.phase = Phase::Active;
+                    self.events.push_back(event);
+                } else if fatal {
+                    self.close(&format!("the server reported {code}"));
+                }
+                Ok(())
+            }
+            // onBWDone, onFCPublish, |RtmpSampleAccess and friends.
+            _ => Ok(()),
+        }
+    }
+
+    fn handle_result(&mut self, transaction_id: f64, args: &[Value]) -> Result<(), ClientError> {
+        if transaction_id == txn::CONNECT && self.phase == Phase::Connecting {
+            self.events.push_back(ClientEvent::Connected);
+            if self.config.role == Role::Connect {
+                self.phase = Phase::Active;
+                return Ok(());
+            }
+            if self.config.role == Role::Publish && self.config.release_stream {
+                let name = self.config.stream.clone();
+                self.command(
+                    0,
+                    Command::ReleaseStream {
+                        transaction_id: txn::RELEASE_STREAM,
+                        name: name.clone(),
+                    },
+                );
+                self.command(
+                    0,
+                    Command::FcPublish {
+                        transaction_id: txn::FC_PUBLISH,
+                        name,
+                    },
+                );
+            }
+            self.command(
+                0,
+                Command::CreateStream {
+                    transaction_id: txn::CREATE_STREAM,
+                },
+            );
+            self.phase = Phase::CreatingStream;
+        } else if transaction_id == txn::CREATE_STREAM && self.phase == Phase::CreatingStream {
+            let id = args
+                .iter()
+                .find_map(Value::as_f64)
+                .ok_or(ClientError::Protocol(
+                    "createStream result without a stream id",
+                ))?;
+            if !(1.0..=f64::from(u32::MAX)).contains(&id) || id.fract() != 0.0 {
+                return Err(ClientError::Protocol(
+                    "createStream result with a bad stream id",
+                ));
+            }
+            // In range and integral, checked above.
+            self.stream_id = id as u32;
+            self.start();
+        }
+        Ok(())
+    }
+
+    /// Sends `publish` or `play` on the new stream.
+    fn start(&mut self) {
+        let stream = self.stream_id;
+        let name = self.config.stream.clone();
+        match self.config.role {
+            Role::Publish => self.command(
+                stream,
+                Command::Publish {
+                    transaction_id: txn::PUBLISH,
+                    name: Some(name),
+                    kind: PublishKind::Live,
+                },
+            ),
+            Role::Connect => {}
+            Role::Play => {
+                self.command(
+                    stream,
+                    Command::Play(Play {
+                        transaction_id: 0.0,
+                        name,
+                        start: -2.0,
+                        duration: -1.0,
+                        reset: true,
+                        options: None,
+                    }),
+                );
+                let millis = self.config.buffer_ms;
+                self.send_control(&Message::UserControl(UserControl::SetBufferLength {
+                    stream_id: stream,
+                    millis,
+                }));
+            }
+        }
+        self.phase = Phase::Starting;
+    }
+}
+
+/// The level, code and description of an info object (empty strings for
+/// members the server left out).
+fn status_of(info: Option<&Value>) -> Status {
+    let member = |key: &str| {
+        info.and_then(|v| v.get(key))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Status {
+        level: member("level"),
+        code: member("code"),
+        description: member("description"),
+    }
+}

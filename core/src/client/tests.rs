@@ -1,0 +1,460 @@
+//! Client sessions against the core [`Server`] in memory: what a publisher
+//! sends, a player receives byte for byte, and a refusal surfaces as an
+//! event, never a panic.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::{ClientConfig, ClientError, ClientEvent, ClientSession, MediaKind, Role, SendError};
+use crate::auth::AuthKeys;
+use crate::chunk::{ChunkDecoder, ChunkEncoder, DecoderLimits};
+use crate::entropy::SeededEntropy;
+use crate::event::SessionId;
+use crate::handshake::{HandshakeConfig, ServerHandshake};
+use crate::message::{Command, Encoding, Message, UserControl, Value};
+use crate::server::{Server, ServerConfig};
+use crate::time::MediaTime;
+
+/// One client wired to one server connection, with everything it reported.
+struct Link {
+    id: SessionId,
+    client: ClientSession,
+    events: Vec<ClientEvent>,
+}
+
+struct Net {
+    server: Server,
+    links: Vec<Link>,
+    now: Instant,
+}
+
+impl Net {
+    fn new(config: ServerConfig) -> Self {
+        Net {
+            server: Server::new(config),
+            links: Vec::new(),
+            now: Instant::now(),
+        }
+    }
+
+    fn connect(&mut self, role: Role, stream: &str) -> usize {
+        let n = self.links.len() as u64;
+        let addr = SocketAddr::from((Ipv4Addr::new(10, 0, 0, n as u8 + 1), 40_000));
+        let id = self
+            .server
+            .accept(self.now, Some(addr), &mut SeededEntropy::new(n))
+            .expect("accepted");
+        let config = ClientConfig::new("rtmp://test.invalid/live", "live", stream, role);
+        let client = ClientSession::new(self.now, config, &mut SeededEntropy::new(100 + n));
+        self.links.push(Link {
+            id,
+            client,
+            events: Vec::new(),
+        });
+        self.run();
+        self.links.len() - 1
+    }
+
+    /// Moves bytes both ways until nobody has anything more to say.
+    fn run(&mut self) {
+        for _ in 0..1000 {
+            let mut moved = false;
+            for link in &mut self.links {
+                while let Some(t) = link.client.poll_transmit() {
+                    moved = true;
+                    for b in t.bufs {
+                        // The server's own refusals are the client's
+                        // business: they arrive as statuses.
+                        let _ = self.server.handle_input(self.now, link.id, &b);
+                    }
+                }
+            }
+            while self.server.poll_ready().is_some() {}
+            for link in &mut self.links {
+                while let Some(t) = self.server.poll_transmit(self.now, link.id) {
+                    moved = true;
+                    for b in t.bufs {
+                        link.client
+                            .handle_input(self.now, &b)
+                            .expect("the tincan server speaks correct RTMP");
+                    }
+                }
+                while let Some(e) = link.client.poll_event() {
+                    link.events.push(e);
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the link never went quiet");
+    }
+
+    fn link(&mut self, i: usize) -> &mut Link {
+        &mut self.links[i]
+    }
+}
+
+fn avc_frames() -> Vec<(MediaKind, u32, Bytes)> {
+    vec![
+        // AVC sequence header (keyframe, packet type 0).
+        (
+            MediaKind::Video,
+            0,
+            Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 0]),
+        ),
+        // AAC sequence header.
+        (
+            MediaKind::Audio,
+            0,
+            Bytes::from_static(&[0xaf, 0, 0x12, 0x10]),
+        ),
+        // A keyframe large enough to span several chunks.
+        (MediaKind::Video, 0, {
+            let mut v = vec![0x17, 1, 0, 0, 0, 0, 0, 0x20, 0x04, 0x65];
+            v.extend((0..0x2000u32).map(|i| (i * 7) as u8));
+            Bytes::from(v)
+        }),
+        (
+            MediaKind::Audio,
+            21,
+            Bytes::from_static(&[0xaf, 1, 0x21, 0x10, 0x04]),
+        ),
+        (
+            MediaKind::Video,
+            33,
+            Bytes::from_static(&[0x27, 1, 0, 0, 0, 0, 0, 0, 2, 0x41, 0x9a]),
+        ),
+    ]
+}
+
+#[test]
+fn publisher_and_player_reach_their_start_events() {
+    let mut net = Net::new(ServerConfig::default());
+    let p = net.connect(Role::Publish, "cam");
+    let v = net.connect(Role::Play, "cam");
+    assert!(net.link(p).events.contains(&ClientEvent::Publishing));
+    assert!(net.link(v).events.contains(&ClientEvent::Playing));
+    assert!(net.link(p).events.contains(&ClientEvent::Connected));
+    assert!(net.link(p).client.stream_id() > 0);
+}
+
+#[test]
+fn player_receives_published_frames_byte_identical() {
+    let mut net = Net::new(ServerConfig::default());
+    let p = net.connect(Role::Publish, "cam");
+    let v = net.connect(Role::Play, "cam");
+    let frames = avc_frames();
+    for (kind, ts, payload) in &frames {
+        net.link(p)
+            .client
+            .send_media(*kind, MediaTime::from_millis(*ts), payload.clone())
+            .expect("publishing");
+    }
+    net.run();
+    let got: Vec<(MediaKind, u32, Bytes)> = net
+        .link(v)
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Media {
+                kind,
+                timestamp,
+                payload,
+            } => Some((*kind, timestamp.as_millis(), payload.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, frames);
+}
+
+#[test]
+fn metadata_sent_as_data_frame_reaches_a_late_player() {
+    let mut net = Net::new(ServerConfig::default());
+    let p = net.connect(Role::Publish, "cam");
+    // "onMetaData" then an empty ECMA array, as an FLV script tag body.
+    let body: &[u8] = &[
+        0x02, 0, 10, b'o', b'n', b'M', b'e', b't', b'a', b'D', b'a', b't', b'a', 0x08, 0, 0, 0, 0,
+        0, 0, 9,
+    ];
+    net.link(p)
+        .client
+        .send_data(MediaTime::ZERO, body)
+        .expect("publishing");
+    net.run();
+    let v = net.connect(Role::Play, "cam");
+    let data: Vec<Bytes> = net
+        .link(v)
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Data { body, .. } => Some(body.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(data.contains(&Bytes::from_static(body)), "{data:?}");
+}
+
+#[test]
+fn refused_connect_surfaces_as_status_then_closed() {
+    let mut config = ServerConfig::default();
+    config.session.auth_keys = AuthKeys::new([b"secret".to_vec()]);
+    let mut net = Net::new(config);
+    let p = net.connect(Role::Publish, "cam");
+    let events = &net.link(p).events;
+    let status = events.iter().find_map(|e| match e {
+        ClientEvent::Status(s) => Some(s.clone()),
+        _ => None,
+    });
+    let status = status.expect("a status for the refusal");
+    assert_eq!(status.level, "error");
+    assert_eq!(status.code, "NetConnection.Connect.Rejected");
+    assert!(matches!(events.last(), Some(ClientEvent::Closed(_))));
+    assert!(!events.contains(&ClientEvent::Publishing));
+}
+
+#[test]
+fn second_publisher_without_release_gets_bad_name_and_closes() {
+    let mut net = Net::new(ServerConfig::default());
+    net.connect(Role::Publish, "cam");
+    let n = net.links.len() as u64;
+    let id = net
+        .server
+        .accept(net.now, None, &mut SeededEntropy::new(n))
+        .expect("accepted");
+    let mut config = ClientConfig::new("rtmp://test.invalid/live", "live", "cam", Role::Publish);
+    config.release_stream = false;
+    let client = ClientSession::new(net.now, config, &mut SeededEntropy::new(7));
+    net.links.push(Link {
+        id,
+        client,
+        events: Vec::new(),
+    });
+    net.run();
+    let events = &net.links[1].events;
+    assert!(
+        events.iter().any(|e| matches!(e,
+            ClientEvent::Status(s) if s.code == "NetStream.Publish.BadName")),
+        "{events:?}"
+    );
+    assert!(matches!(events.last(), Some(ClientEvent::Closed(_))));
+    assert_eq!(
+        net.links[1].client.send_media(
+            MediaKind::Video,
+            MediaTime::ZERO,
+            Bytes::from_static(&[0x17])
+        ),
+        Err(SendError::Closed)
+    );
+}
+
+#[test]
+fn media_before_publish_start_is_refused() {
+    let mut client = ClientSession::new(
+        Instant::now(),
+        ClientConfig::new("rtmp://x.invalid/live", "live", "cam", Role::Publish),
+        &mut SeededEntropy::new(1),
+    );
+    assert_eq!(
+        client.send_media(
+            MediaKind::Audio,
+            MediaTime::ZERO,
+            Bytes::from_static(&[0xaf])
+        ),
+        Err(SendError::NotPublishing)
+    );
+}
+
+#[test]
+fn bad_server_version_is_a_sticky_error_not_a_panic() {
+    let now = Instant::now();
+    let mut client = ClientSession::new(
+        now,
+        ClientConfig::new("rtmp://x.invalid/live", "live", "cam", Role::Play),
+        &mut SeededEntropy::new(1),
+    );
+    let garbage = [0x07u8; 3073];
+    let first = client.handle_input(now, &garbage);
+    assert!(matches!(first, Err(ClientError::Handshake(_))));
+    assert_eq!(client.handle_input(now, &garbage), first);
+    assert!(client.is_closed());
+    assert!(matches!(client.poll_event(), Some(ClientEvent::Closed(_))));
+}
+
+#[test]
+fn silent_server_times_out_the_start() {
+    let now = Instant::now();
+    let mut client = ClientSession::new(
+        now,
+        ClientConfig::new("rtmp://x.invalid/live", "live", "cam", Role::Play),
+        &mut SeededEntropy::new(1),
+    );
+    let deadline = client.poll_timeout().expect("a deadline while starting");
+    assert!(deadline <= now + Duration::from_secs(10));
+    client.handle_timeout(deadline);
+    assert!(client.is_closed());
+    assert!(matches!(client.poll_event(), Some(ClientEvent::Closed(_))));
+}
+
+/// A hand-driven server side: handshake, then whatever messages the test
+/// writes, decoding what the client answers.
+struct RawServer {
+    client: ClientSession,
+    encoder: ChunkEncoder,
+    decoder: ChunkDecoder,
+    now: Instant,
+}
+
+impl RawServer {
+    fn new() -> Self {
+        let now = Instant::now();
+        let mut client = ClientSession::new(
+            now,
+            ClientConfig::new("rtmp://x.invalid/live", "live", "cam", Role::Play),
+            &mut SeededEntropy::new(1),
+        );
+        let mut hs =
+            ServerHandshake::new(now, HandshakeConfig::default(), &mut SeededEntropy::new(2));
+        let mut decoder = ChunkDecoder::new(DecoderLimits::default());
+        for _ in 0..3 {
+            let bytes: Vec<u8> = client
+                .poll_transmit()
+                .map(|t| t.bufs.concat())
+                .unwrap_or_default();
+            let used = hs.handle_input(&bytes).expect("client handshake valid");
+            decoder.handle_input(&bytes[used..]).expect("chunk stream");
+            while let Some(b) = hs.poll_transmit() {
+                client
+                    .handle_input(now, &b)
+                    .expect("server handshake valid");
+            }
+        }
+        while decoder.poll_message().expect("valid").is_some() {}
+        RawServer {
+            client,
+            encoder: ChunkEncoder::new(),
+            decoder,
+            now,
+        }
+    }
+
+    fn send(&mut self, message: &Message, stream: u32) {
+        let raw = message
+            .to_raw(3, MediaTime::ZERO, stream)
+            .expect("test message encodes");
+        let mut out = Vec::new();
+        self.encoder.write(&raw, &mut out);
+        self.client
+            .handle_input(self.now, &out.concat())
+            .expect("valid server bytes");
+    }
+
+    /// What the client sent back since the last call.
+    fn answers(&mut self) -> Vec<Message> {
+        let mut seen = Vec::new();
+        while let Some(t) = self.client.poll_transmit() {
+            self.decoder
+                .handle_input(&t.bufs.concat())
+                .expect("chunk stream");
+        }
+        while let Some(raw) = self.decoder.poll_message().expect("valid") {
+            seen.push(Message::decode(&raw).expect("client message decodes"));
+        }
+        seen
+    }
+}
+
+#[test]
+fn client_acknowledges_by_the_servers_window() {
+    let mut s = RawServer::new();
+    s.send(&Message::WindowAckSize(1000), 0);
+    s.answers();
+    s.send(&Message::Video(Bytes::from(vec![0x27u8; 1500])), 1);
+    let answers = s.answers();
+    assert!(
+        answers
+            .iter()
+            .any(|m| matches!(m, Message::Acknowledgement { sequence } if *sequence > 1000)),
+        "{answers:?}"
+    );
+}
+
+#[test]
+fn client_answers_a_ping_with_its_timestamp() {
+    let mut s = RawServer::new();
+    s.send(&Message::UserControl(UserControl::PingRequest(4242)), 0);
+    assert!(s
+        .answers()
+        .contains(&Message::UserControl(UserControl::PingResponse(4242))));
+}
+
+#[test]
+fn client_honours_the_servers_chunk_size() {
+    let mut s = RawServer::new();
+    s.send(&Message::SetChunkSize(60_000), 0);
+    s.encoder.set_chunk_size(60_000, &mut Vec::new());
+    // A result for connect, sent in one 60 000-byte-chunk world: the
+    // client only understands it if it switched chunk size too.
+    let mut result = Vec::new();
+    let msg = Message::Command {
+        encoding: Encoding::Amf0,
+        command: Command::Result {
+            transaction_id: 1.0,
+            command_object: Value::Null,
+            args: vec![Value::object([("pad", Value::from("x".repeat(5000)))])],
+        },
+    };
+    let raw = msg.to_raw(3, MediaTime::ZERO, 0).expect("encodes");
+    s.encoder.write(&raw, &mut result);
+    s.client
+        .handle_input(s.now, &result.concat())
+        .expect("valid with the new chunk size");
+    assert_eq!(s.client.poll_event(), Some(ClientEvent::Connected));
+}
+
+#[test]
+fn connect_only_client_stays_connected_without_a_stream() {
+    let mut net = Net::new(ServerConfig::default());
+    let c = net.connect(Role::Connect, "");
+    assert_eq!(net.link(c).events, vec![ClientEvent::Connected]);
+    assert!(net.link(c).client.is_active());
+    assert_eq!(net.link(c).client.stream_id(), 0);
+    assert_eq!(net.link(c).client.poll_timeout(), None);
+}
+
+#[test]
+fn media_on_stream_zero_reaches_a_player_like_node_media_servers() {
+    let mut s = RawServer::new();
+    let result = |transaction_id: f64, args: Vec<Value>| Message::Command {
+        encoding: Encoding::Amf0,
+        command: Command::Result {
+            transaction_id,
+            command_object: Value::Null,
+            args,
+        },
+    };
+    s.send(&result(1.0, vec![]), 0);
+    s.send(&result(4.0, vec![Value::from(1.0)]), 0);
+    let start = Value::object([
+        ("level", Value::from("status")),
+        ("code", Value::from("NetStream.Play.Start")),
+    ]);
+    s.send(
+        &Message::Command {
+            encoding: Encoding::Amf0,
+            command: Command::OnStatus { info: start },
+        },
+        1,
+    );
+    let frame = Bytes::from_static(&[0x17, 1, 0, 0, 0, 0, 0, 0, 1, 0x65]);
+    s.send(&Message::Video(frame.clone()), 0);
+    let media: Vec<Bytes> = std::iter::from_fn(|| s.client.poll_event())
+        .filter_map(|e| match e {
+            ClientEvent::Media { payload, .. } => Some(payload),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(media, vec![frame]);
+}
