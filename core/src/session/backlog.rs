@@ -127,6 +127,11 @@ impl Backlog {
         self.dropped_bytes
     }
 
+    /// When the oldest queued item arrived, if any.
+    pub(super) fn oldest_arrival(&self) -> Option<Instant> {
+        self.queue.front().map(|e| e.arrival)
+    }
+
     pub(super) fn queued_bytes(&self) -> usize {
         self.droppable_bytes + self.fixed_bytes
     }
