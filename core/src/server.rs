@@ -31,6 +31,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,37 @@ use crate::broker::{Broker, BrokerConfig};
 use crate::entropy::Entropy;
 use crate::event::{SessionEvent, SessionId};
 use crate::session::{Session, SessionConfig, SessionError, Transmit};
+
+/// Hashes a [`SessionId`] with one multiplication (Fibonacci hashing).
+///
+/// Ids are handed out by the broker in sequence, never chosen by a peer, so
+/// a keyed hash (std's SipHash, which guards against hash flooding) buys
+/// nothing here; it was the single largest cost of fan-out in the core,
+/// since every transmit of every player looks its session up a few times.
+/// The multiplication by an odd constant keeps sequential ids on distinct
+/// buckets and spreads them into the high bits the table also uses.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached for keys other than a bare u64; still correct.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A map keyed by [`SessionId`], hashed with [`IdHasher`].
+pub(crate) type IdMap<V> = HashMap<SessionId, V, BuildHasherDefault<IdHasher>>;
 
 /// Everything a server needs besides its listeners; shared by every runtime.
 #[derive(Debug, Clone, PartialEq)]
@@ -125,7 +157,9 @@ struct Slot {
 pub struct Server {
     config: ServerConfig,
     broker: Broker,
-    slots: HashMap<SessionId, Slot>,
+    /// Boxed, so the table (which keeps spare capacity, up to twice the
+    /// connections) holds pointers rather than ~1.5 KiB sessions.
+    slots: IdMap<Box<Slot>>,
     per_ip: HashMap<IpAddr, usize>,
     /// Session deadlines; an entry is live only while it equals its slot's
     /// `deadline`, so moving a deadline is a push, not a search.
@@ -147,7 +181,7 @@ impl Server {
         Server {
             broker: Broker::new(config.broker.clone()),
             config,
-            slots: HashMap::new(),
+            slots: IdMap::default(),
             per_ip: HashMap::new(),
             timers: BinaryHeap::new(),
             ready: VecDeque::new(),
@@ -235,14 +269,14 @@ impl Server {
         let session = span.in_scope(|| Session::new(now, self.config.session.clone(), entropy));
         self.slots.insert(
             id,
-            Slot {
+            Box::new(Slot {
                 session,
                 ip,
                 deadline: None,
                 queued: false,
                 closed_sent: false,
                 span,
-            },
+            }),
         );
         self.refresh_deadline(id);
         Ok(id)
@@ -369,8 +403,29 @@ impl Server {
     pub fn poll_transmit(&mut self, now: Instant, id: SessionId) -> Option<Transmit> {
         let slot = self.slots.get_mut(&id)?;
         let t = slot.session.poll_transmit(now);
-        self.settle(now, id);
+        // Handing out output rarely changes anything the broker or the
+        // timer heap must hear about; settling only then keeps the
+        // per-transmit cost of fan-out to the session's own work.
+        if slot.session.has_events() || slot.session.poll_timeout() != slot.deadline {
+            self.settle(now, id);
+        }
         t
+    }
+
+    /// As [`Server::poll_transmit`], into `t` (which must be empty: fully
+    /// written), reusing its buffer list so a runtime that keeps one
+    /// `Transmit` per connection allocates nothing per write. Returns
+    /// whether anything was put in it.
+    #[must_use]
+    pub fn poll_transmit_into(&mut self, now: Instant, id: SessionId, t: &mut Transmit) -> bool {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return false;
+        };
+        let filled = slot.session.poll_transmit_into(now, t);
+        if slot.session.has_events() || slot.session.poll_timeout() != slot.deadline {
+            self.settle(now, id);
+        }
+        filled
     }
 
     /// The next connection that may have output or may have closed since it

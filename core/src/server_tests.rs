@@ -206,3 +206,47 @@ fn poll_ready_names_each_touched_connection_once() {
     all.sort();
     assert_eq!(named, all);
 }
+
+#[test]
+fn poll_transmit_into_hands_out_the_same_bytes_in_one_reused_list() {
+    let now = Instant::now();
+    let mut a = Server::new(ServerConfig::default());
+    let mut b = Server::new(ServerConfig::default());
+    // Same seeds: both servers owe the same bytes.
+    let mut pa = handshaken(&mut a, now, 1);
+    let mut pb = handshaken(&mut b, now, 1);
+    let connect = Message::Command {
+        encoding: Encoding::Amf0,
+        command: Command::Connect(Connect {
+            transaction_id: 1.0,
+            properties: Value::object([("app", Value::from("live"))]),
+            args: vec![],
+        }),
+    };
+    let create = |n: f64| Message::Command {
+        encoding: Encoding::Amf0,
+        command: Command::CreateStream { transaction_id: n },
+    };
+    let mut t = super::Transmit::default();
+    let mut lists = Vec::new();
+    for message in [connect, create(2.0), create(3.0)] {
+        pa.send(&mut a, now, &message, 3);
+        pb.send(&mut b, now, &message, 3);
+        let want = drain(&mut a, now, pa.id);
+        let mut got = Vec::new();
+        while b.poll_transmit_into(now, pb.id, &mut t) {
+            lists.push(t.bufs.as_ptr());
+            for buf in t.bufs.drain(..) {
+                got.extend_from_slice(&buf);
+            }
+        }
+        assert!(
+            !want.is_empty(),
+            "nothing was owed: the test proves nothing"
+        );
+        assert_eq!(got, want);
+    }
+    assert!(lists.len() >= 3);
+    assert!(lists.windows(2).all(|w| w[0] == w[1]), "list reallocated");
+    assert!(t.bufs.is_empty());
+}

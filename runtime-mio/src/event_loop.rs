@@ -303,9 +303,9 @@ impl EventLoop {
                     self.again.push(id);
                     break Ok(());
                 }
-                match self.core.poll_transmit(now, id) {
-                    Some(t) => conn.pending = t,
-                    None => break Ok(()),
+                // Refilled in place: no allocation per write.
+                if !self.core.poll_transmit_into(now, id, &mut conn.pending) {
+                    break Ok(());
                 }
                 budget -= 1;
             }

@@ -49,9 +49,9 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: Async<TcpStr
         let mut budget = WRITE_BUDGET;
         let more_output = loop {
             if pending.is_empty() {
-                match shared.with(|s, now| s.poll_transmit(now, id)) {
-                    Some(t) => pending = t,
-                    None => break Ok(false),
+                // Refilled in place: no allocation per write.
+                if !shared.with(|s, now| s.poll_transmit_into(now, id, &mut pending)) {
+                    break Ok(false);
                 }
             }
             match tincan_net::write_transmit(&mut pending, |b| stream.get_ref().write_vectored(b)) {
@@ -135,7 +135,9 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: Async<TcpStr
         }
     }
     if outcome.is_ok() && read_open {
-        linger(&stream).await;
+        // Boxed: its read buffer would otherwise be part of every
+        // connection's task for the whole life of the connection.
+        Box::pin(linger(&stream)).await;
     }
 }
 

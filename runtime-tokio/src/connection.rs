@@ -33,11 +33,12 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: TcpStream) {
         //    the core only once the previous one is fully written.
         let mut budget = WRITE_BUDGET;
         let more_output = loop {
-            if pending.is_empty() {
-                match shared.with(|s, now| s.poll_transmit(now, id)) {
-                    Some(t) => pending = t,
-                    None => break Ok(false),
-                }
+            // One buffer list per connection, refilled in place: no
+            // allocation per write.
+            if pending.is_empty()
+                && !shared.with(|s, now| s.poll_transmit_into(now, id, &mut pending))
+            {
+                break Ok(false);
             }
             match tincan_net::write_transmit(&mut pending, |s| stream.try_write_vectored(s)) {
                 Ok(true) => {
@@ -108,7 +109,9 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: TcpStream) {
         }
     }
     if outcome.is_ok() && read_open {
-        linger(stream).await;
+        // Boxed: its read buffer would otherwise be part of every
+        // connection's task for the whole life of the connection.
+        Box::pin(linger(stream)).await;
     }
 }
 
@@ -164,4 +167,23 @@ async fn linger(mut stream: TcpStream) {
         while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An idle connection costs its task's size for as long as it lives, so
+    /// nothing large (a close-time read buffer) may sit in it.
+    #[tokio::test]
+    async fn a_connection_task_is_small() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let (shared, _timer) = crate::shared::new(tincan_core::server::ServerConfig::default());
+        let task = run(shared, SessionId(1), stream);
+        let size = std::mem::size_of_val(&task);
+        assert!(size < 1024, "connection task is {size} bytes");
+    }
 }

@@ -57,7 +57,9 @@ impl Lifecycle {
             // No deadline if it would overflow `Instant`: an effectively
             // infinite timeout.
             deadline: now.checked_add(timeout),
-            input: Vec::with_capacity(1 + PACKET_LEN),
+            // Allocated only if a packet arrives in pieces: an accepted
+            // connection that has sent nothing holds no buffer.
+            input: Vec::new(),
         }
     }
 
@@ -88,21 +90,34 @@ impl Lifecycle {
                         }
                     }
                 }
-                *consumed += fill(&mut self.input, 1 + PACKET_LEN, rest);
-                if self.input.len() < 1 + PACKET_LEN {
-                    return Ok(None);
-                }
-                let first = packet(&self.input[1..]);
-                self.input.clear();
+                // Whole in this read (the usual case): no copy to buffer.
+                let first = if self.input.is_empty() && rest.len() > PACKET_LEN {
+                    *consumed += 1 + PACKET_LEN;
+                    packet(&rest[1..=PACKET_LEN])
+                } else {
+                    *consumed += fill(&mut self.input, 1 + PACKET_LEN, rest);
+                    if self.input.len() < 1 + PACKET_LEN {
+                        return Ok(None);
+                    }
+                    packet(&self.input[1..])
+                };
+                // Nothing is held while waiting for C2 unless it arrives
+                // in pieces.
+                self.input = Vec::new();
                 self.stage = Stage::Second;
                 Ok(Some(Packet::First(first)))
             }
             Stage::Second => {
-                *consumed += fill(&mut self.input, PACKET_LEN, rest);
-                if self.input.len() < PACKET_LEN {
-                    return Ok(None);
-                }
-                let second = packet(&self.input);
+                let second = if self.input.is_empty() && rest.len() >= PACKET_LEN {
+                    *consumed += PACKET_LEN;
+                    packet(&rest[..PACKET_LEN])
+                } else {
+                    *consumed += fill(&mut self.input, PACKET_LEN, rest);
+                    if self.input.len() < PACKET_LEN {
+                        return Ok(None);
+                    }
+                    packet(&self.input)
+                };
                 // The chunk layer takes over; free the buffer.
                 self.input = Vec::new();
                 self.stage = Stage::Complete;

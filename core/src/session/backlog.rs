@@ -27,6 +27,9 @@ const MAX_ENTRIES: usize = 16 * 1024;
 /// least this much, even when the droppable budget is set lower.
 const MIN_FIXED_BUDGET: usize = 1024 * 1024;
 
+/// Queue entries whose room is kept once the queue has drained.
+const KEEP_CAPACITY: usize = 16;
+
 /// What waits in the backlog.
 #[derive(Debug)]
 pub(super) enum Item {
@@ -122,6 +125,11 @@ impl Backlog {
 
     pub(super) fn dropped_bytes(&self) -> u64 {
         self.dropped_bytes
+    }
+
+    /// When the oldest queued item arrived, if any.
+    pub(super) fn oldest_arrival(&self) -> Option<Instant> {
+        self.queue.front().map(|e| e.arrival)
     }
 
     pub(super) fn queued_bytes(&self) -> usize {
@@ -243,6 +251,12 @@ impl Backlog {
     /// The next item to send, after abandoning what the real-time policy
     /// says is too late.
     pub(super) fn pop(&mut self, now: Instant) -> Option<Next> {
+        if self.queue.is_empty() && self.queue.capacity() > KEEP_CAPACITY {
+            // A join's fast-start burst (a whole GOP) is over: do not keep
+            // its room for the life of the player. Steady fan-out queues a
+            // few frames, so this does not reallocate per frame.
+            self.queue.shrink_to(KEEP_CAPACITY);
+        }
         while let Some(entry) = self.queue.pop_front() {
             self.unaccount(&entry.item);
             let Entry {

@@ -1880,3 +1880,61 @@ fn connect_result_carries_server_info_when_configured() {
         .expect("a connect result");
     assert_eq!(result.info_str("serverInfo"), Some("edge-7"));
 }
+
+fn merging_player() -> (Pair, u32) {
+    player_with(SessionConfig {
+        merge_window: Duration::from_millis(20),
+        ..SessionConfig::default()
+    })
+}
+
+#[test]
+fn merge_window_holds_media_until_it_passes_then_sends_it_in_one_transmit() {
+    let (mut p, s) = merging_player();
+    give(&mut p, s, audio_frame(0, 300));
+    p.advance(Duration::from_millis(10));
+    give(&mut p, s, inter_frame(10, 2_000));
+    assert!(
+        p.receive_one().is_none(),
+        "media went out inside the window"
+    );
+    assert_eq!(
+        p.session.poll_timeout(),
+        Some(p.now + Duration::from_millis(10)),
+        "no deadline for the held media"
+    );
+    p.advance(Duration::from_millis(10));
+    let got = p.receive_one().expect("held media goes at the deadline");
+    assert_eq!(media(&got).len(), 2, "both messages in one transmit");
+    assert!(p.receive_one().is_none());
+}
+
+#[test]
+fn merge_window_never_holds_replies() {
+    let (mut p, s) = merging_player();
+    give(&mut p, s, audio_frame(0, 300));
+    p.command(0, create_stream_cmd(5.0));
+    let got = p.receive_one().expect("the reply goes at once");
+    assert!(
+        got.iter().any(|r| r.command() == Some("_result")),
+        "no reply in {got:?}"
+    );
+}
+
+#[test]
+fn merge_window_sends_a_full_batch_at_once() {
+    let (mut p, s) = merging_player();
+    give(&mut p, s, key_frame(0, 64 * 1024));
+    assert!(
+        p.receive_one().is_some(),
+        "a batch's worth was held for the window"
+    );
+}
+
+#[test]
+fn without_a_merge_window_media_goes_at_once() {
+    let (mut p, s) = player();
+    give(&mut p, s, audio_frame(0, 300));
+    let got = p.receive_one().expect("media at once");
+    assert_eq!(media(&got).len(), 1);
+}
