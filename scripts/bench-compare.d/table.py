@@ -17,8 +17,15 @@ import json
 import statistics
 import sys
 
-ORDER = {"tincan": 0, "nginx": 1, "nms": 2}
-NAMES = {"tincan": "tincan", "nginx": "nginx-rtmp", "nms": "node-media-server"}
+ORDER = {"tincan": 0, "tincan-1t": 1, "tincan-mio": 2, "tincan-mw20": 3, "nginx": 4, "nms": 5}
+NAMES = {
+    "tincan": "tincan",
+    "tincan-1t": "tincan, 1 thread",
+    "tincan-mio": "tincan (mio)",
+    "tincan-mw20": "tincan, 20 ms merge window",
+    "nginx": "nginx-rtmp",
+    "nms": "node-media-server",
+}
 
 
 def last_json_line(text):
@@ -169,17 +176,20 @@ def ratio_line(groups, lines):
         per_n.setdefault(players, {})[server] = median([get(r, "cpu_s_per_gb") for r in ok])
         if any((get(r, "players_failed") or 0) > 0 or (get(r, "players_below_99pct") or 0) > 0 for r in ok):
             lost.add((players, server))
-    parts = []
-    for players in sorted(per_n):
-        t, n = per_n[players].get("tincan"), per_n[players].get("nginx")
-        if t is not None and n:
-            # CPU per delivered GB only compares like with like when both
-            # servers kept every player.
-            who = [NAMES[s] for s in ("tincan", "nginx") if (players, s) in lost]
-            note = f" (not like for like: {' and '.join(who)} lost players)" if who else ""
-            parts.append(f"{players} players {t / n:.2f}x{note}")
-    if parts:
-        lines.append("CPU-s/GB, tincan / nginx-rtmp (target <= 0.50x): " + ", ".join(parts) + ".")
+    variants = sorted({s for n in per_n.values() for s in n if s.startswith("tincan")}, key=ORDER.get)
+    for variant in variants:
+        parts = []
+        for players in sorted(per_n):
+            t, n = per_n[players].get(variant), per_n[players].get("nginx")
+            if t is not None and n:
+                # CPU per delivered GB only compares like with like when both
+                # servers kept every player.
+                who = [NAMES[s] for s in (variant, "nginx") if (players, s) in lost]
+                note = f" (not like for like: {' and '.join(who)} lost players)" if who else ""
+                parts.append(f"{players} players {t / n:.2f}x{note}")
+        if parts:
+            lines.append(f"CPU-s/GB, {NAMES[variant]} / nginx-rtmp (target <= 0.50x): " + ", ".join(parts) + ".")
+    if variants:
         lines.append("")
 
 
