@@ -17,10 +17,10 @@ import json
 import statistics
 import sys
 
-ORDER = {"tincan": 0, "tincan-1t": 1, "tincan-mio": 2, "tincan-mw20": 3, "nginx": 4, "nms": 5}
+ORDER = {"tincan": 0, "tincan-2t": 1, "tincan-mio": 2, "tincan-mw20": 3, "nginx": 4, "nms": 5}
 NAMES = {
     "tincan": "tincan",
-    "tincan-1t": "tincan, 1 thread",
+    "tincan-2t": "tincan, 2 threads",
     "tincan-mio": "tincan (mio)",
     "tincan-mw20": "tincan, 20 ms merge window",
     "nginx": "nginx-rtmp",
