@@ -109,6 +109,9 @@ fn main() {
     for (name, bytes) in seed::broker_seeds() {
         write(root, "corpus", "broker", &format!("seed-{name}"), &bytes);
     }
+    for (name, bytes) in seed::client_seeds() {
+        write(root, "corpus", "client", &format!("seed-{name}"), &bytes);
+    }
     for (name, bytes) in seed::amf3_seeds() {
         write(root, "corpus", "amf3", &format!("seed-{name}"), &bytes);
     }

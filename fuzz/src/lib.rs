@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod broker;
+pub mod client;
 mod codec;
 pub mod script;
 pub mod seed;
@@ -17,6 +18,7 @@ mod server;
 mod session;
 
 pub use broker::{broker, op as broker_op};
+pub use client::client;
 pub use codec::{amf0, amf3, chunk_decoder, chunk_roundtrip, handshake, media_tag, message};
 pub use server::{connection_ids, op as server_op, server};
 pub use session::{op as session_op, session};
@@ -31,6 +33,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("broker", broker),
     ("chunk_decoder", chunk_decoder),
     ("chunk_roundtrip", chunk_roundtrip),
+    ("client", client),
     ("handshake", handshake),
     ("media_tag", media_tag),
     ("message", message),

@@ -506,3 +506,109 @@ pub fn session_tc_seed() -> Vec<u8> {
     w.u8(session_op::DRAIN).u8(0);
     w.bytes
 }
+
+/// Client seeds: what the core `Server` sends a client in memory, for a
+/// player of a live stream, a publisher and a connect-only client, each
+/// read whole and in small pieces. The recorded client uses the fuzz
+/// target's own config and entropy seed, so the server's S2 echoes the C1
+/// the fuzzed client sends.
+pub fn client_seeds() -> Vec<(String, Vec<u8>)> {
+    use tincan_core::client::Role;
+    let mut seeds = Vec::new();
+    for (name, role) in [
+        ("play", Role::Play),
+        ("publish", Role::Publish),
+        ("connect", Role::Connect),
+    ] {
+        let bytes = record_server_to_client(role);
+        for (piece, steps) in [("whole", 63u8), ("pieces", 2)] {
+            let mut input = vec![crate::client::head(role, steps)];
+            input.extend_from_slice(&bytes);
+            seeds.push((format!("{name}-{piece}"), input));
+        }
+    }
+    seeds
+}
+
+/// The bytes a core `Server` sends one client of `role`, with a second
+/// client publishing a sequence header and frames on the stream it plays.
+fn record_server_to_client(role: tincan_core::client::Role) -> Vec<u8> {
+    use std::net::{Ipv4Addr, SocketAddr};
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+    use tincan_core::client::{ClientConfig, ClientSession, MediaKind, Role};
+    use tincan_core::entropy::SeededEntropy;
+    use tincan_core::server::{Server, ServerConfig};
+
+    let mut now = Instant::now();
+    let mut server = Server::new(ServerConfig::default());
+    let addr = |n: u8| Some(SocketAddr::from((Ipv4Addr::new(10, 0, 0, n), 40_000)));
+    let mut clients = Vec::new();
+    // The feeder publishes when the recorded client plays, and plays when it
+    // publishes, so the recorded side sees a live stream either way.
+    let feeder_role = if role == Role::Play {
+        Role::Publish
+    } else {
+        Role::Play
+    };
+    let stream_config = |r: Role| ClientConfig::new("rtmp://fuzz.invalid/live", "live", "s", r);
+    if role == Role::Play {
+        let id = server.accept(now, addr(2), &mut SeededEntropy::new(7));
+        let c = ClientSession::new(now, stream_config(feeder_role), &mut SeededEntropy::new(8));
+        clients.push((id, c));
+    }
+    let id = server.accept(now, addr(1), &mut SeededEntropy::new(3));
+    let c = ClientSession::new(
+        now,
+        crate::client::config(role),
+        &mut SeededEntropy::new(crate::client::CLIENT_SEED),
+    );
+    clients.push((id, c));
+    let recorded = clients.len() - 1;
+    let mut out = Vec::new();
+    let mut sent = 0u32;
+    for _ in 0..200 {
+        now += Duration::from_millis(33);
+        for (i, (id, c)) in clients.iter_mut().enumerate() {
+            let Ok(id) = id else { continue };
+            while let Some(t) = c.poll_transmit() {
+                for b in t.bufs {
+                    let _ = server.handle_input(now, *id, &b);
+                }
+            }
+            while server.poll_ready().is_some() {}
+            while let Some(t) = server.poll_transmit(now, *id) {
+                for b in t.bufs {
+                    if i == recorded {
+                        out.extend_from_slice(&b);
+                    }
+                    let _ = c.handle_input(now, &b);
+                }
+            }
+            while c.poll_event().is_some() {}
+            let publishing = (i != recorded && feeder_role == Role::Publish)
+                || (i == recorded && role == Role::Publish);
+            if publishing && c.is_active() && sent < 12 {
+                let body: &'static [u8] = if sent == 0 {
+                    // AVC sequence header: baseline profile, one SPS/PPS.
+                    b"\x17\x00\x00\x00\x00\x01\x42\xc0\x1e\xff\xe1\x00\x04\x67\x42\xc0\x1e\x01\x00\x02\x68\xce"
+                } else if sent % 6 == 1 {
+                    b"\x17\x01\x00\x00\x00\x00\x00\x00\x02\x65\x88"
+                } else {
+                    b"\x27\x01\x00\x00\x00\x00\x00\x00\x02\x41\x9a"
+                };
+                let ts = MediaTime::from_millis(sent * 33);
+                if c.send_media(MediaKind::Video, ts, Bytes::from_static(body))
+                    .is_ok()
+                {
+                    sent += 1;
+                }
+            }
+        }
+        if out.len() > 16 * 1024 {
+            break;
+        }
+    }
+    out
+}

@@ -63,6 +63,7 @@ replays! {
     broker_corpus_replays_cleanly => "broker",
     chunk_decoder_corpus_and_regressions_replay_cleanly => "chunk_decoder",
     chunk_roundtrip_corpus_replays_cleanly => "chunk_roundtrip",
+    client_corpus_replays_cleanly => "client",
     handshake_corpus_replays_cleanly => "handshake",
     media_tag_corpus_replays_cleanly => "media_tag",
     message_corpus_and_regressions_replay_cleanly => "message",
@@ -78,6 +79,7 @@ fn every_target_has_a_replay_test_and_every_input_directory_a_target() {
         "broker",
         "chunk_decoder",
         "chunk_roundtrip",
+        "client",
         "handshake",
         "media_tag",
         "message",
@@ -95,5 +97,39 @@ fn every_target_has_a_replay_test_and_every_input_directory_a_target() {
                 "fuzz/{kind}/{name} names no target, so nothing replays it"
             );
         }
+    }
+}
+
+/// The client seeds start the fuzzer where the interesting bytes are: past
+/// the handshake, with a player receiving media and a publisher confirmed.
+/// A seed that stopped at the handshake would leave the client target
+/// fuzzing nothing but S0-S2.
+#[test]
+fn client_seeds_reach_the_stream() {
+    use std::time::Instant;
+    use tincan_core::client::{ClientEvent, ClientSession, Role};
+    use tincan_core::entropy::SeededEntropy;
+
+    for (name, input) in tincan_fuzz::seed::client_seeds() {
+        let role = match input[0] & 3 {
+            0 => Role::Play,
+            1 => Role::Publish,
+            _ => Role::Connect,
+        };
+        let now = Instant::now();
+        let config = tincan_fuzz::client::config(role);
+        let seed = tincan_fuzz::client::CLIENT_SEED;
+        let mut client = ClientSession::new(now, config, &mut SeededEntropy::new(seed));
+        client.handle_input(now, &input[1..]).expect("the server's bytes are valid");
+        let mut events = Vec::new();
+        while let Some(e) = client.poll_event() {
+            events.push(e);
+        }
+        let reached = match role {
+            Role::Play => events.iter().any(|e| matches!(e, ClientEvent::Media { .. })),
+            Role::Publish => events.contains(&ClientEvent::Publishing),
+            Role::Connect => events.contains(&ClientEvent::Connected),
+        };
+        assert!(reached, "seed {name} does not reach the stream: {events:?}");
     }
 }
