@@ -120,13 +120,17 @@ fn client_seeds_reach_the_stream() {
         let config = tincan_fuzz::client::config(role);
         let seed = tincan_fuzz::client::CLIENT_SEED;
         let mut client = ClientSession::new(now, config, &mut SeededEntropy::new(seed));
-        client.handle_input(now, &input[1..]).expect("the server's bytes are valid");
+        client
+            .handle_input(now, &input[1..])
+            .expect("the server's bytes are valid");
         let mut events = Vec::new();
         while let Some(e) = client.poll_event() {
             events.push(e);
         }
         let reached = match role {
-            Role::Play => events.iter().any(|e| matches!(e, ClientEvent::Media { .. })),
+            Role::Play => events
+                .iter()
+                .any(|e| matches!(e, ClientEvent::Media { .. })),
             Role::Publish => events.contains(&ClientEvent::Publishing),
             Role::Connect => events.contains(&ClientEvent::Connected),
         };
