@@ -57,6 +57,11 @@ struct Shared {
     /// window opens when all have, so a server that makes new players wait
     /// for a keyframe shows it in first-frame time, not as lost frames.
     settled: AtomicUsize,
+    /// Markers the publisher has handed out. A marker claiming a later
+    /// sequence number did not come from this run (a server that mangles
+    /// payloads), and is not counted: it would also size a player's
+    /// bitmap from a number the server chose.
+    markers: AtomicU64,
 }
 
 impl Shared {
@@ -95,7 +100,8 @@ impl PlayerResult {
     fn mark(&mut self, seq: u32) {
         let word = seq as usize / 64;
         if word >= self.received.len() {
-            // Bounded: sequence numbers grow 30 per second of run.
+            // Bounded: only sequence numbers the publisher has sent get
+            // here, 30 a second of run.
             self.received.resize(word + 64, 0);
         }
         self.received[word] |= 1 << (seq % 64);
@@ -122,6 +128,7 @@ pub(super) fn run(args: &FanoutArgs) -> Result<(), String> {
         window_start: AtomicU64::new(UNSET),
         window_end: AtomicU64::new(UNSET),
         settled: AtomicUsize::new(0),
+        markers: AtomicU64::new(0),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
 
@@ -380,9 +387,9 @@ async fn play(
                         &payload,
                         &mut nalu_len_size,
                         play_sent,
-                        now,
-                        t,
+                        (now, t),
                         in_window,
+                        shared.markers.load(Ordering::Acquire),
                     );
                     if r.playing_at.is_none() && r.first_frame.is_some() {
                         r.playing_at = Some(t);
@@ -404,9 +411,9 @@ fn on_video(
     payload: &[u8],
     nalu_len_size: &mut usize,
     play_sent: Option<Instant>,
-    now: Instant,
-    t: u64,
+    (now, t): (Instant, u64),
     in_window: bool,
+    markers: u64,
 ) {
     if payload.len() >= 2 && payload[0] & 0x0f == 7 && payload[1] == 0 {
         *nalu_len_size = flv::nalu_len_size_of(payload).unwrap_or(4);
@@ -417,6 +424,9 @@ fn on_video(
         r.first_is_keyframe = payload.first().is_some_and(|b| b >> 4 == 1);
     }
     if let Some((seq, sent)) = flv::find_marker(payload, *nalu_len_size) {
+        if u64::from(seq) >= markers {
+            return;
+        }
         r.mark(seq);
         // Latency counts inside the window only; completeness counts every
         // marker, however late.
@@ -528,6 +538,9 @@ async fn publish(
                 let seq = sends.len() as u32;
                 let now = shared.nanos(Instant::now());
                 sends.push(now);
+                // Published before the frame is written, so a player never
+                // sees a marker it would not count.
+                shared.markers.store(u64::from(seq) + 1, Ordering::Release);
                 let marked = flv::mark(&tag.body, flv.nalu_len_size, seq, now);
                 client.send_media(MediaKind::Video, ts, marked)
             }
@@ -740,5 +753,36 @@ impl Report {
             j.str("first_failure", f);
         }
         println!("{}", j.finish());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn received(r: &PlayerResult) -> Vec<usize> {
+        (0..r.received.len() * 64).filter(|&s| r.has(s)).collect()
+    }
+
+    #[test]
+    fn a_marker_the_publisher_has_sent_counts() {
+        let frame = [0x27, 1, 0, 0, 0, 0, 0, 0, 3, 0x41, 0x9a, 0x55];
+        let mut r = PlayerResult::default();
+        let now = Instant::now();
+        let marked = flv::mark(&frame, 4, 7, 1_000);
+        on_video(&mut r, &marked, &mut 4, Some(now), (now, 2_000), true, 8);
+        assert_eq!(received(&r), vec![7]);
+        assert_eq!(r.latencies_us, vec![1]);
+    }
+
+    #[test]
+    fn a_marker_beyond_what_was_sent_is_ignored_and_grows_nothing() {
+        let frame = [0x27, 1, 0, 0, 0, 0, 0, 0, 3, 0x41, 0x9a, 0x55];
+        let mut r = PlayerResult::default();
+        let now = Instant::now();
+        let forged = flv::mark(&frame, 4, u32::MAX, 1_000);
+        on_video(&mut r, &forged, &mut 4, Some(now), (now, 2_000), true, 8);
+        assert!(r.received.is_empty());
+        assert!(r.latencies_us.is_empty());
     }
 }
