@@ -70,10 +70,11 @@ impl BrokerBench {
             broker.handle_event(
                 now,
                 id,
-                SessionEvent::Connected {
+                SessionEvent::Connected(Box::new(tincan_core::event::ConnectInfo {
                     app: "live".to_owned(),
                     connection_id: format!("conn-{id}"),
-                },
+                    ..Default::default()
+                })),
             );
             id
         };
@@ -85,6 +86,9 @@ impl BrokerBench {
                 stream: 1,
                 name: STREAM_NAME.to_owned(),
                 kind: PublishKind::Live,
+                seq: 1,
+                query: String::new(),
+                priority: 0,
             },
         );
         for _ in 0..players {
@@ -95,7 +99,9 @@ impl BrokerBench {
                 SessionEvent::Play {
                     stream: 1,
                     request: PlayRequest {
+                        seq: 1,
                         name: STREAM_NAME.to_owned(),
+                        query: String::new(),
                     },
                 },
             );

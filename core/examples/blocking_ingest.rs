@@ -43,7 +43,11 @@ pub fn serve_connection(mut socket: TcpStream, out: &mut impl Write) -> io::Resu
             match event {
                 SessionEvent::Publish { stream, name, .. } => {
                     let hashname = format!("sha256:{:x}", Sha256::digest(name.as_bytes()));
-                    let accept = BrokerEvent::PublishAccepted { stream, hashname };
+                    let accept = BrokerEvent::PublishAccepted {
+                        stream,
+                        seq: 1,
+                        hashname,
+                    };
                     session.handle_broker_event(Instant::now(), accept);
                     answered = true;
                 }

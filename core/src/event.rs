@@ -10,16 +10,23 @@
 //! runtime owns both directly; a multi-threaded one keeps the broker behind a
 //! short lock and lets each connection's task own its session.
 //!
-//! Publish requests are decisions: the session asks with
-//! [`SessionEvent::Publish`] and holds its answer until the broker replies
-//! with [`BrokerEvent::PublishAccepted`] or [`BrokerEvent::PublishRejected`],
-//! keyed by the message stream id. Play is answered at once by the session
-//! (live playback cannot fail for want of a publisher: the player waits).
+//! Publish and play requests are decisions: the session asks with
+//! [`SessionEvent::Publish`] or [`SessionEvent::Play`] and holds its answer
+//! until the broker replies with [`BrokerEvent::PublishAccepted`] /
+//! [`BrokerEvent::PublishRejected`] or [`BrokerEvent::PlayAccepted`] /
+//! [`BrokerEvent::PlayRejected`]. Each request carries a sequence number of
+//! its session that the answer echoes, so an answer that arrives late (an
+//! embedder's HTTP callback) never lands on a newer request of the same
+//! message stream. Live playback does not fail for want of a publisher: an
+//! accepted player waits for one.
 
 use bytes::Bytes;
 
-use crate::message::PublishKind;
+use crate::message::{PublishKind, Value};
 use crate::time::MediaTime;
+
+/// Longest [`Denial`] description sent to a client; longer ones are cut.
+pub const MAX_DENIAL_DESCRIPTION: usize = 256;
 
 /// A connection as the broker knows it. Handed out by
 /// [`crate::broker::Broker::open_session`] so ids never collide, and never
@@ -83,17 +90,127 @@ impl Frame {
 /// The playback request a session forwards to the broker.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlayRequest {
-    /// The name as the player sent it, prefixes included (`asis:`,
-    /// `sha256:`); the broker interprets them.
+    /// The session's number for this request, echoed in the answer.
+    pub seq: u64,
+    /// The name as the player sent it without its `?query`, prefixes
+    /// included (`asis:`, `sha256:`); the broker interprets them. An
+    /// `asis` flag in the query is turned into the `asis:` prefix here.
     pub name: String,
+    /// What followed the first `?` of the name (tokens, options), empty
+    /// if nothing did.
+    pub query: String,
+}
+
+/// What a `connect` asked for, as the server's embedder and the broker
+/// see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectInfo {
+    /// The App (partition) name.
+    pub app: String,
+    /// The server-assigned connection ID sent in the `_result`.
+    pub connection_id: String,
+    /// The `tcUrl` member, if sent.
+    pub tc_url: Option<String>,
+    /// The `flashVer` member (the client's name and version), if sent.
+    pub flash_ver: Option<String>,
+    /// The whole command object as sent.
+    pub command_object: Value,
+    /// Extra arguments after the command object (TC tokens, FFmpeg's
+    /// `-rtmp_conn` values).
+    pub args: Vec<Value>,
+    /// The TC user name of a user-token `connect`.
+    pub user: Option<String>,
+}
+
+impl Default for ConnectInfo {
+    fn default() -> Self {
+        ConnectInfo {
+            app: String::new(),
+            connection_id: String::new(),
+            tc_url: None,
+            flash_ver: None,
+            command_object: Value::Null,
+            args: Vec::new(),
+            user: None,
+        }
+    }
+}
+
+/// Which status a refused request gets; the description is the
+/// [`Denial`]'s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DenialKind {
+    /// Refused by policy: `NetConnection.Connect.Rejected`,
+    /// `NetStream.Publish.Denied`, `NetStream.Play.Failed`.
+    Policy,
+    /// The name is not acceptable: `NetStream.Publish.BadName` for a
+    /// publish (`Connect.Rejected` / `Play.Failed` otherwise).
+    BadName,
+    /// No such stream: `NetStream.Play.StreamNotFound` for a play
+    /// (`Connect.Rejected` / `Publish.Denied` otherwise).
+    NotFound,
+}
+
+/// A refusal the client is told about: what kind of status, and the
+/// description it carries.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Denial {
+    /// Which status the client gets.
+    pub kind: DenialKind,
+    /// What the client reads, at most [`MAX_DENIAL_DESCRIPTION`] bytes of
+    /// printable text (cut and cleaned by [`Denial::new`]).
+    pub description: String,
+}
+
+impl Denial {
+    /// A denial whose `description` is cut to [`MAX_DENIAL_DESCRIPTION`]
+    /// bytes with control characters replaced, since it goes to the client
+    /// and into logs as given.
+    pub fn new(kind: DenialKind, description: &str) -> Self {
+        let mut d = String::with_capacity(description.len().min(MAX_DENIAL_DESCRIPTION));
+        for c in description.chars() {
+            if d.len() + c.len_utf8() > MAX_DENIAL_DESCRIPTION {
+                break;
+            }
+            d.push(if c.is_control() { ' ' } else { c });
+        }
+        Denial {
+            kind,
+            description: d,
+        }
+    }
+
+    /// Refused by policy.
+    pub fn policy(description: &str) -> Self {
+        Denial::new(DenialKind::Policy, description)
+    }
+
+    /// The name is not acceptable.
+    pub fn bad_name(description: &str) -> Self {
+        Denial::new(DenialKind::BadName, description)
+    }
+
+    /// No such stream.
+    pub fn not_found(description: &str) -> Self {
+        Denial::new(DenialKind::NotFound, description)
+    }
+}
+
+impl std::fmt::Display for Denial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.description)
+    }
 }
 
 /// Why the broker refused a publish. Each becomes a
-/// `NetStream.Publish.BadName` status whose description says which.
+/// `NetStream.Publish.BadName` status whose description says which, except
+/// [`PublishRejection::Denied`], whose [`Denial`] chooses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PublishRejection {
-    /// Another connection is already publishing this name in this App.
+    /// Another connection is already publishing this name in this App, at
+    /// a priority at least as high as the one asked for.
     #[error("stream name is already being published")]
     AlreadyPublishing,
     /// The name is empty, too long, or uses a reserved prefix (`asis:`,
@@ -103,6 +220,27 @@ pub enum PublishRejection {
     /// The server is at its configured limit of published streams.
     #[error("too many published streams")]
     TooManyStreams,
+    /// The embedder (or a deadline) refused it.
+    #[error("{0}")]
+    Denied(Denial),
+}
+
+/// Why a play was refused. [`PlayRejection::Denied`]'s [`Denial`] chooses
+/// the status; the others get `NetStream.Play.Failed`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlayRejection {
+    /// The name can never be published (empty, too long, a malformed
+    /// `sha256:` hash).
+    #[error("stream name is not acceptable: {0}")]
+    BadName(&'static str),
+    /// Playing it would create a stream past the server's limit, or the
+    /// connection holds too many streams.
+    #[error("too many streams")]
+    TooManyStreams,
+    /// The embedder (or a deadline) refused it.
+    #[error("{0}")]
+    Denied(Denial),
 }
 
 /// What a session tells the broker. Drained with
@@ -110,25 +248,34 @@ pub enum PublishRejection {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum SessionEvent {
-    /// `connect` succeeded: the connection joined `app` and was given
-    /// `connection_id`. Always the first event of a session, at most once.
-    Connected {
-        /// The App (partition) name.
-        app: String,
-        /// The server-assigned connection ID sent in the `_result`.
-        connection_id: String,
-    },
+    /// `connect` succeeded: the connection joined an App and was given a
+    /// connection ID. Always the first event of a session that connects,
+    /// at most once.
+    Connected(Box<ConnectInfo>),
+    /// `connect` passed the session's own checks and waits for an outside
+    /// decision ([`crate::session::SessionConfig::hold_connect`]): answer
+    /// with [`crate::session::Session::approve_connect`] or
+    /// [`crate::session::Session::deny_connect`]. The broker ignores it.
+    ConnectRequest(Box<ConnectInfo>),
     /// The client asked to publish `name` on message stream `stream`. The
     /// session waits for [`BrokerEvent::PublishAccepted`] or
-    /// [`BrokerEvent::PublishRejected`] before it answers the client, and
-    /// drops media sent on that stream meanwhile.
+    /// [`BrokerEvent::PublishRejected`] with the same `seq` before it
+    /// answers the client, and drops media sent on that stream meanwhile.
     Publish {
         /// The message stream id the client publishes on.
         stream: u32,
-        /// The plain stream name.
+        /// The session's number for this request, echoed in the answer.
+        seq: u64,
+        /// The plain stream name (the stream key), without its query.
         name: String,
+        /// What followed the first `?` of the name, empty if nothing did.
+        query: String,
         /// What the client asked for (served live whatever it is).
         kind: PublishKind,
+        /// The priority asked for with `?priority=N`, already capped by the
+        /// connection's maximum: it takes over a live publish of a lower
+        /// priority.
+        priority: u32,
     },
     /// The publish on `stream` ended (FCUnpublish, closeStream, deleteStream,
     /// `publish` with a null name). Not sent for a publish the broker
@@ -137,15 +284,18 @@ pub enum SessionEvent {
         /// The message stream id.
         stream: u32,
     },
-    /// The client started playing on `stream`. A second `play` on the same
-    /// stream is sent as [`SessionEvent::StopPlay`] then a new `Play`.
+    /// The client asked to play on `stream`; the session waits for
+    /// [`BrokerEvent::PlayAccepted`] or [`BrokerEvent::PlayRejected`]. A
+    /// second `play` on the same stream is sent as
+    /// [`SessionEvent::StopPlay`] then a new `Play`.
     Play {
         /// The message stream id the player receives media on.
         stream: u32,
         /// What it asked for.
         request: PlayRequest,
     },
-    /// The client stopped playing on `stream` (closeStream, deleteStream).
+    /// The client stopped playing on `stream` (closeStream, deleteStream),
+    /// or withdrew a play still waiting for its answer.
     StopPlay {
         /// The message stream id.
         stream: u32,
@@ -178,11 +328,16 @@ pub enum SessionEvent {
         handler: String,
     },
     /// `releaseStream`: TC semantics, evict whoever publishes `name` in this
-    /// session's App (a stuck or crashed publisher). No effect if nobody
-    /// publishes it, or if this session itself is the publisher.
+    /// session's App (a stuck or crashed publisher) at a priority below
+    /// `max_priority`, or whoever it is if the broker is configured to
+    /// (see [`crate::broker::BrokerConfig::release_stream_evicts_any`]).
+    /// No effect if nobody publishes it, or if this session itself is the
+    /// publisher.
     ReleaseStream {
         /// The plain stream name.
         name: String,
+        /// The caller's maximum publish priority.
+        max_priority: u32,
     },
     /// TC `relay`: deliver `body` to the connection whose ID is `target`,
     /// in any App. Nothing happens if no such connection is connected.
@@ -221,23 +376,46 @@ pub enum BrokerEvent {
     PublishAccepted {
         /// The message stream id.
         stream: u32,
+        /// The request's number.
+        seq: u64,
         /// `sha256:` + lower-case hex of the SHA-256 of the published name,
         /// sent to the publisher as the `hashname` member.
         hashname: String,
     },
     /// The publish on `stream` was refused: answer
-    /// `NetStream.Publish.BadName`.
+    /// `NetStream.Publish.BadName` (or the [`Denial`]'s status).
     PublishRejected {
         /// The message stream id.
         stream: u32,
+        /// The request's number.
+        seq: u64,
         /// Why.
         reason: PublishRejection,
     },
-    /// Another client used `releaseStream` on this session's publish: send
+    /// Another client used `releaseStream` on this session's publish, or
+    /// published the name at a higher priority: send
     /// `NetStream.Publish.BadName` and ignore further media on `stream`.
     PublishEvicted {
         /// The message stream id.
         stream: u32,
+    },
+    /// The play on `stream` is accepted: answer `NetStream.Play.Start`;
+    /// media follows.
+    PlayAccepted {
+        /// The message stream id.
+        stream: u32,
+        /// The request's number.
+        seq: u64,
+    },
+    /// The play on `stream` was refused: answer `NetStream.Play.Failed`
+    /// (or the [`Denial`]'s status); the connection stays usable.
+    PlayRejected {
+        /// The message stream id.
+        stream: u32,
+        /// The request's number.
+        seq: u64,
+        /// Why.
+        reason: PlayRejection,
     },
     /// A publisher started on the name this player waits for or plays:
     /// `NetStream.Play.PublishNotify`. Not sent when a republish lands within

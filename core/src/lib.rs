@@ -61,4 +61,5 @@ pub mod message;
 mod redact;
 pub mod server;
 pub mod session;
+pub mod stats;
 pub mod time;

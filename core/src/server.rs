@@ -26,6 +26,18 @@
 //! A socket error is [`Server::remove`] at once: the broker is told the
 //! session closed even if the session never saw its peer leave.
 //!
+//! # Events and decisions
+//!
+//! After any call, drain [`Server::poll_event`] too: the server tells its
+//! embedder what happened ([`ServerEvent`]: connections opened and closed,
+//! connects, publishes and plays started and ended) and, for the kinds of
+//! request [`ServerConfig::approvals`] gives to the embedder, asks with a
+//! [`Ticket`] that [`Server::approve`] or [`Server::deny`] answers, in any
+//! order and as late as the decision deadline. Events are queued in the
+//! order things happened; the order between draining events, ready ids and
+//! transmits does not matter, since each only reports state. A runtime
+//! drains events after every call and hands them to the code that runs it.
+//!
 //! A multi-threaded runtime keeps the `Server` behind one lock and writes
 //! transmits with the lock released: every `Transmit` owns its buffers.
 
@@ -35,10 +47,270 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::broker::{Broker, BrokerConfig};
+use std::collections::BTreeSet;
+
+use crate::broker::{Broker, BrokerConfig, Notice};
 use crate::entropy::Entropy;
-use crate::event::{SessionEvent, SessionId};
+use crate::event::{
+    BrokerEvent, ConnectInfo, Denial, PlayRejection, PublishRejection, SessionEvent, SessionId,
+};
 use crate::session::{Session, SessionConfig, SessionError, Transmit};
+use crate::stats::{ConnectionStats, RateMeter, Role, StreamStats, Traffic};
+
+/// Who decides a kind of request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Decider {
+    /// The server, from its configuration (auth keys, names, limits), at
+    /// once.
+    #[default]
+    Local,
+    /// The embedder, through a [`ServerEvent`] request with a [`Ticket`],
+    /// after the server's own checks passed.
+    Embedder,
+}
+
+/// Which requests the embedder decides, and how long it may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Approvals {
+    /// `connect` ([`ServerEvent::ConnectRequest`]).
+    pub connect: Decider,
+    /// `publish` ([`ServerEvent::PublishRequest`]).
+    pub publish: Decider,
+    /// `play` ([`ServerEvent::PlayRequest`]).
+    pub play: Decider,
+    /// A request not answered within this is denied with a status saying
+    /// so, so a lost or stuck decider never holds a client forever.
+    pub deadline: Duration,
+}
+
+impl Default for Approvals {
+    fn default() -> Self {
+        Approvals {
+            connect: Decider::Local,
+            publish: Decider::Local,
+            play: Decider::Local,
+            deadline: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How a connection reached the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Transport {
+    /// RTMP over TCP, accepted by a listener.
+    Rtmp,
+}
+
+impl Transport {
+    /// A short lower-case name for logs, metrics labels and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Rtmp => "rtmp",
+        }
+    }
+}
+
+/// A must-answer handle for one request the embedder decides. Opaque and
+/// never reused: answering a ticket whose request is gone (the connection
+/// closed, the stream was deleted, the request was superseded or timed
+/// out) is refused with [`TicketError`], never applied to another request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ticket(u64);
+
+impl std::fmt::Display for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "t{}", self.0)
+    }
+}
+
+/// Why [`Server::approve`] or [`Server::deny`] did nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TicketError {
+    /// No request waits on this ticket any more: it was answered, timed
+    /// out, superseded, or its connection or stream went away.
+    #[error("no request waits on ticket {0}")]
+    Stale(Ticket),
+}
+
+/// A publish or play request the embedder decides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamRequest {
+    /// The message stream id of the request.
+    pub stream: u32,
+    /// The App of the connection.
+    pub app: String,
+    /// The plain stream name (the stream key; for a play, prefixes such
+    /// as `asis:` or `sha256:` included).
+    pub name: String,
+    /// What followed the first `?` of the name: tokens and options.
+    pub query: String,
+    /// For a publish, the priority asked for (capped by the connection's
+    /// maximum); 0 for a play.
+    pub priority: u32,
+    /// The connection's TC connection ID.
+    pub connection_id: String,
+    /// The `tcUrl` it connected with.
+    pub tc_url: Option<String>,
+    /// The TC user name of its `connect`, if any.
+    pub user: Option<String>,
+}
+
+/// What the server tells its embedder, drained with [`Server::poll_event`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ServerEvent {
+    /// A connection was accepted.
+    Opened {
+        /// Its id.
+        id: SessionId,
+        /// The peer's address, if the runtime knew it.
+        peer: Option<SocketAddr>,
+        /// How it arrived.
+        transport: Transport,
+    },
+    /// A connection is gone ([`Server::remove`]); always the last event
+    /// about it.
+    Closed {
+        /// Its id.
+        id: SessionId,
+        /// Why the session closed; `None` if the runtime removed it while
+        /// it was open (a socket error).
+        error: Option<SessionError>,
+        /// How long it was open.
+        duration: Duration,
+        /// Bytes read from it.
+        bytes_in: u64,
+        /// Bytes written to it.
+        bytes_out: u64,
+        /// Media frames the real-time policy abandoned for its players.
+        dropped_frames: u64,
+        /// Payload bytes of those frames.
+        dropped_bytes: u64,
+    },
+    /// `connect` succeeded.
+    Connected {
+        /// The connection.
+        id: SessionId,
+        /// What it sent.
+        info: Box<ConnectInfo>,
+    },
+    /// A publish is live.
+    PublishStarted {
+        /// The publisher.
+        id: SessionId,
+        /// Its message stream id.
+        stream: u32,
+        /// The App.
+        app: String,
+        /// The plain stream name.
+        name: String,
+        /// The query its name carried.
+        query: String,
+    },
+    /// A live publish ended (unpublish, eviction, close).
+    PublishEnded {
+        /// The publisher.
+        id: SessionId,
+        /// Its message stream id.
+        stream: u32,
+        /// The App.
+        app: String,
+        /// The plain stream name.
+        name: String,
+    },
+    /// A play was accepted (the player may wait for a publisher).
+    PlayStarted {
+        /// The player.
+        id: SessionId,
+        /// Its message stream id.
+        stream: u32,
+        /// The App.
+        app: String,
+        /// The name asked for.
+        name: String,
+        /// The query its name carried.
+        query: String,
+    },
+    /// A play ended.
+    PlayStopped {
+        /// The player.
+        id: SessionId,
+        /// Its message stream id.
+        stream: u32,
+        /// The App.
+        app: String,
+        /// The name asked for.
+        name: String,
+    },
+    /// A `connect` waits for [`Server::approve`] or [`Server::deny`].
+    ConnectRequest {
+        /// The answer's handle.
+        ticket: Ticket,
+        /// The connection.
+        id: SessionId,
+        /// The peer's address, if known.
+        peer: Option<SocketAddr>,
+        /// What it sent.
+        info: Box<ConnectInfo>,
+    },
+    /// A `publish` waits for [`Server::approve`] or [`Server::deny`].
+    PublishRequest {
+        /// The answer's handle.
+        ticket: Ticket,
+        /// The connection.
+        id: SessionId,
+        /// The peer's address, if known.
+        peer: Option<SocketAddr>,
+        /// What it asked for.
+        request: Box<StreamRequest>,
+    },
+    /// A `play` waits for [`Server::approve`] or [`Server::deny`].
+    PlayRequest {
+        /// The answer's handle.
+        ticket: Ticket,
+        /// The connection.
+        id: SessionId,
+        /// The peer's address, if known.
+        peer: Option<SocketAddr>,
+        /// What it asked for.
+        request: Box<StreamRequest>,
+    },
+}
+
+/// A request waiting on a ticket.
+#[derive(Debug)]
+struct Pending {
+    id: SessionId,
+    deadline: Instant,
+    asked: Asked,
+}
+
+#[derive(Debug)]
+enum Asked {
+    Connect,
+    /// The session's event, forwarded to the broker once approved.
+    Publish {
+        stream: u32,
+        seq: u64,
+        event: SessionEvent,
+    },
+    Play {
+        stream: u32,
+        seq: u64,
+        event: SessionEvent,
+    },
+}
+
+impl Asked {
+    fn stream(&self) -> Option<u32> {
+        match self {
+            Asked::Connect => None,
+            Asked::Publish { stream, .. } | Asked::Play { stream, .. } => Some(*stream),
+        }
+    }
+}
 
 /// Hashes a [`SessionId`] with one multiplication (Fibonacci hashing).
 ///
@@ -91,6 +363,13 @@ pub struct ServerConfig {
     /// How long clients told `NetConnection.Shutdown.Notify` get to leave
     /// on their own before the rest are closed (TC's `-t`, 5 minutes).
     pub shutdown_deadline: Duration,
+    /// Which requests the embedder decides (by default, none).
+    pub approvals: Approvals,
+    /// Most [`ServerEvent`]s kept for an embedder that does not drain
+    /// them. Past it, reports are dropped (and counted in
+    /// [`Server::events_dropped`]) and new requests are denied at once, so
+    /// an embedder that stopped listening cannot grow server memory.
+    pub max_queued_events: usize,
 }
 
 impl Default for ServerConfig {
@@ -101,6 +380,8 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             max_connections_per_ip: 5_000,
             shutdown_deadline: Duration::from_secs(300),
+            approvals: Approvals::default(),
+            max_queued_events: 65_536,
         }
     }
 }
@@ -138,7 +419,16 @@ pub struct Closed {
 #[derive(Debug)]
 struct Slot {
     session: Session,
+    peer: Option<SocketAddr>,
     ip: Option<IpAddr>,
+    transport: Transport,
+    opened: Instant,
+    bytes_in: u64,
+    bytes_out: u64,
+    rate_in: RateMeter,
+    rate_out: RateMeter,
+    /// Tickets of this connection's requests that wait for the embedder.
+    tickets: Vec<Ticket>,
     /// The deadline last pushed onto the timer heap for this session.
     deadline: Option<Instant>,
     /// Whether the id is in the ready queue.
@@ -173,11 +463,19 @@ pub struct Server {
     /// Broker events for connections already removed (see
     /// [`Server::undelivered`]).
     undelivered: u64,
+    events: VecDeque<ServerEvent>,
+    events_dropped: u64,
+    next_ticket: u64,
+    pending: HashMap<Ticket, Pending>,
+    /// Decision deadlines, earliest first; an entry is live while its
+    /// ticket is pending.
+    ticket_deadlines: BTreeSet<(Instant, Ticket)>,
 }
 
 impl Server {
     /// A server with no connections.
-    pub fn new(config: ServerConfig) -> Self {
+    pub fn new(mut config: ServerConfig) -> Self {
+        config.session.hold_connect = config.approvals.connect == Decider::Embedder;
         Server {
             broker: Broker::new(config.broker.clone()),
             config,
@@ -189,6 +487,11 @@ impl Server {
             shutdown_at: None,
             shutdown_done: false,
             undelivered: 0,
+            events: VecDeque::new(),
+            events_dropped: 0,
+            next_ticket: 1,
+            pending: HashMap::new(),
+            ticket_deadlines: BTreeSet::new(),
         }
     }
 
@@ -224,6 +527,255 @@ impl Server {
     /// runtime can report and the simulation tests assert on.
     pub fn undelivered(&self) -> u64 {
         self.undelivered
+    }
+
+    /// Reports dropped because the event queue was full (see
+    /// [`ServerConfig::max_queued_events`]).
+    pub fn events_dropped(&self) -> u64 {
+        self.events_dropped
+    }
+
+    /// Requests waiting for the embedder's decision.
+    pub fn pending_decisions(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The next thing the embedder should hear about; see the module docs.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// Approves the request waiting on `ticket`: a connect succeeds, a
+    /// publish or play goes on to the broker (which may still refuse it for
+    /// its own reasons: a name already published, the stream limit).
+    pub fn approve(&mut self, now: Instant, ticket: Ticket) -> Result<(), TicketError> {
+        let pending = self.take_pending(ticket)?;
+        let id = pending.id;
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return Err(TicketError::Stale(ticket));
+        };
+        match pending.asked {
+            Asked::Connect => {
+                if !slot.span.in_scope(|| slot.session.approve_connect(now)) {
+                    return Err(TicketError::Stale(ticket));
+                }
+            }
+            Asked::Publish { stream, seq, event } => {
+                if !slot.session.publish_pending(stream, seq) {
+                    return Err(TicketError::Stale(ticket));
+                }
+                self.broker.handle_event(now, id, event);
+            }
+            Asked::Play { stream, seq, event } => {
+                if !slot.session.play_pending(stream, seq) {
+                    return Err(TicketError::Stale(ticket));
+                }
+                self.broker.handle_event(now, id, event);
+            }
+        }
+        self.mark_ready(id);
+        self.route(now);
+        self.settle(now, id);
+        Ok(())
+    }
+
+    /// Refuses the request waiting on `ticket`; the client gets the
+    /// status `denial` chooses with its description (see [`Denial`]). A
+    /// refused connect closes its connection; after a refused publish or
+    /// play the connection stays usable.
+    pub fn deny(
+        &mut self,
+        now: Instant,
+        ticket: Ticket,
+        denial: Denial,
+    ) -> Result<(), TicketError> {
+        let pending = self.take_pending(ticket)?;
+        if !self.refuse(now, pending, denial) {
+            return Err(TicketError::Stale(ticket));
+        }
+        Ok(())
+    }
+
+    /// Tells the session of `pending` its request is refused; false if the
+    /// request is no longer there.
+    fn refuse(&mut self, now: Instant, pending: Pending, denial: Denial) -> bool {
+        let id = pending.id;
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return false;
+        };
+        let done = slot.span.in_scope(|| match pending.asked {
+            Asked::Connect => slot.session.deny_connect(now, &denial),
+            Asked::Publish { stream, seq, .. } => {
+                let live = slot.session.publish_pending(stream, seq);
+                if live {
+                    slot.session.handle_broker_event(
+                        now,
+                        BrokerEvent::PublishRejected {
+                            stream,
+                            seq,
+                            reason: PublishRejection::Denied(denial),
+                        },
+                    );
+                }
+                live
+            }
+            Asked::Play { stream, seq, .. } => {
+                let live = slot.session.play_pending(stream, seq);
+                if live {
+                    slot.session.handle_broker_event(
+                        now,
+                        BrokerEvent::PlayRejected {
+                            stream,
+                            seq,
+                            reason: PlayRejection::Denied(denial),
+                        },
+                    );
+                }
+                live
+            }
+        });
+        self.mark_ready(id);
+        self.settle(now, id);
+        done
+    }
+
+    fn take_pending(&mut self, ticket: Ticket) -> Result<Pending, TicketError> {
+        let pending = self
+            .pending
+            .remove(&ticket)
+            .ok_or(TicketError::Stale(ticket))?;
+        self.ticket_deadlines.remove(&(pending.deadline, ticket));
+        if let Some(slot) = self.slots.get_mut(&pending.id) {
+            slot.tickets.retain(|t| *t != ticket);
+        }
+        Ok(pending)
+    }
+
+    /// Forgets the ticket of `id`'s request on message stream `stream`
+    /// (`None`: its connect), superseded by a newer request or withdrawn.
+    fn forget_ticket(&mut self, id: SessionId, stream: Option<u32>) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        let pending = &self.pending;
+        let Some(pos) = slot
+            .tickets
+            .iter()
+            .position(|t| pending.get(t).is_some_and(|p| p.asked.stream() == stream))
+        else {
+            return;
+        };
+        let ticket = slot.tickets.swap_remove(pos);
+        if let Some(p) = self.pending.remove(&ticket) {
+            self.ticket_deadlines.remove(&(p.deadline, ticket));
+        }
+    }
+
+    /// Queues a report for the embedder, or counts it dropped if the queue
+    /// is full.
+    fn report(&mut self, event: ServerEvent) {
+        if self.events.len() >= self.config.max_queued_events {
+            self.events_dropped += 1;
+            return;
+        }
+        self.events.push_back(event);
+    }
+
+    /// Turns a session's request into a ticket and a [`ServerEvent`], or
+    /// refuses it at once if the embedder is not keeping up.
+    fn ask(&mut self, now: Instant, id: SessionId, asked: Asked, event: ServerEvent) {
+        if self.events.len() >= self.config.max_queued_events {
+            self.events_dropped += 1;
+            let pending = Pending {
+                id,
+                deadline: now,
+                asked,
+            };
+            tracing::warn!(session = %id, "event queue full: request refused");
+            self.refuse(now, pending, Denial::policy("server busy"));
+            return;
+        }
+        let ticket = match &event {
+            ServerEvent::ConnectRequest { ticket, .. }
+            | ServerEvent::PublishRequest { ticket, .. }
+            | ServerEvent::PlayRequest { ticket, .. } => *ticket,
+            _ => return,
+        };
+        let deadline = now
+            .checked_add(self.config.approvals.deadline)
+            .unwrap_or(now);
+        if let Some(slot) = self.slots.get_mut(&id) {
+            slot.tickets.push(ticket);
+        }
+        self.pending.insert(
+            ticket,
+            Pending {
+                id,
+                deadline,
+                asked,
+            },
+        );
+        self.ticket_deadlines.insert((deadline, ticket));
+        self.events.push_back(event);
+    }
+
+    fn new_ticket(&mut self) -> Ticket {
+        let t = Ticket(self.next_ticket);
+        self.next_ticket += 1;
+        t
+    }
+
+    /// Statistics of connection `id`, if it is served.
+    pub fn connection_stats(&self, now: Instant, id: SessionId) -> Option<ConnectionStats> {
+        let slot = self.slots.get(&id)?;
+        let s = &slot.session;
+        let (publishes, plays) = self.broker.roles_of(id);
+        let role = if !s.is_connected() && s.app().is_none() {
+            Role::Connecting
+        } else if publishes > 0 {
+            Role::Publisher
+        } else if plays > 0 {
+            Role::Player
+        } else {
+            Role::Idle
+        };
+        Some(ConnectionStats {
+            peer: slot.peer,
+            transport: slot.transport,
+            app: s.app().map(str::to_owned),
+            connection_id: s.connection_id().to_owned(),
+            flash_ver: s.flash_ver().map(str::to_owned),
+            role,
+            uptime: now.saturating_duration_since(slot.opened),
+            input: Traffic {
+                bytes: slot.bytes_in,
+                frames: s.frames_in(),
+            },
+            output: Traffic {
+                bytes: slot.bytes_out,
+                frames: s.frames_out(),
+            },
+            bitrate_in: slot.rate_in.bits_per_second(now),
+            bitrate_out: slot.rate_out.bits_per_second(now),
+            dropped_frames: s.dropped_frames(),
+            dropped_bytes: s.dropped_bytes(),
+        })
+    }
+
+    /// The ids of every connection served, in no particular order.
+    pub fn connection_ids(&self) -> impl Iterator<Item = SessionId> + '_ {
+        self.slots.keys().copied()
+    }
+
+    /// Statistics of stream `name` of App `app`, if it exists.
+    pub fn stream_stats(&self, now: Instant, app: &str, name: &str) -> Option<StreamStats> {
+        self.broker.stream_stats(now, app, name)
+    }
+
+    /// Statistics of every stream.
+    pub fn streams_stats(&self, now: Instant) -> impl Iterator<Item = StreamStats> + '_ {
+        self.broker.streams_stats(now)
     }
 
     /// Whether [`Server::shutdown`] was called.
@@ -271,7 +823,15 @@ impl Server {
             id,
             Box::new(Slot {
                 session,
+                peer,
                 ip,
+                transport: Transport::Rtmp,
+                opened: now,
+                bytes_in: 0,
+                bytes_out: 0,
+                rate_in: RateMeter::new(now),
+                rate_out: RateMeter::new(now),
+                tickets: Vec::new(),
                 deadline: None,
                 queued: false,
                 closed_sent: false,
@@ -279,6 +839,11 @@ impl Server {
             }),
         );
         self.refresh_deadline(id);
+        self.report(ServerEvent::Opened {
+            id,
+            peer,
+            transport: Transport::Rtmp,
+        });
         Ok(id)
     }
 
@@ -295,6 +860,8 @@ impl Server {
         let Some(slot) = self.slots.get_mut(&id) else {
             return Ok(());
         };
+        slot.bytes_in += data.len() as u64;
+        slot.rate_in.add(now, data.len() as u64);
         let result = slot.span.in_scope(|| slot.session.handle_input(now, data));
         self.mark_ready(id);
         self.settle(now, id);
@@ -333,6 +900,21 @@ impl Server {
         if self.broker.poll_timeout().is_some_and(|d| d <= now) {
             self.broker.handle_timeout(now);
             self.route(now);
+        }
+        while let Some(&(at, ticket)) = self.ticket_deadlines.first() {
+            if at > now {
+                break;
+            }
+            let Ok(pending) = self.take_pending(ticket) else {
+                continue;
+            };
+            let secs = self.config.approvals.deadline.as_secs_f64();
+            tracing::info!(session = %pending.id, %ticket, "no decision in time: refused");
+            self.refuse(
+                now,
+                pending,
+                Denial::policy(&format!("no decision within {secs} s")),
+            );
         }
         if let Some(at) = self.shutdown_at {
             if at <= now && !self.shutdown_done {
@@ -403,6 +985,10 @@ impl Server {
     pub fn poll_transmit(&mut self, now: Instant, id: SessionId) -> Option<Transmit> {
         let slot = self.slots.get_mut(&id)?;
         let t = slot.session.poll_transmit(now);
+        if let Some(t) = &t {
+            slot.bytes_out += t.len() as u64;
+            slot.rate_out.add(now, t.len() as u64);
+        }
         // Handing out output rarely changes anything the broker or the
         // timer heap must hear about; settling only then keeps the
         // per-transmit cost of fan-out to the session's own work.
@@ -422,6 +1008,10 @@ impl Server {
             return false;
         };
         let filled = slot.session.poll_transmit_into(now, t);
+        if filled {
+            slot.bytes_out += t.len() as u64;
+            slot.rate_out.add(now, t.len() as u64);
+        }
         if slot.session.has_events() || slot.session.poll_timeout() != slot.deadline {
             self.settle(now, id);
         }
@@ -449,7 +1039,8 @@ impl Server {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let sessions = self.timers.peek().map(|Reverse((at, _))| *at);
         let shutdown = self.shutdown_at.filter(|_| !self.shutdown_done);
-        [sessions, self.broker.poll_timeout(), shutdown]
+        let tickets = self.ticket_deadlines.first().map(|(at, _)| *at);
+        [sessions, self.broker.poll_timeout(), shutdown, tickets]
             .into_iter()
             .flatten()
             .min()
@@ -472,6 +1063,11 @@ impl Server {
             self.settle(now, id);
         }
         let slot = self.slots.remove(&id)?;
+        for ticket in &slot.tickets {
+            if let Some(p) = self.pending.remove(ticket) {
+                self.ticket_deadlines.remove(&(p.deadline, *ticket));
+            }
+        }
         if !slot.closed_sent {
             self.broker.handle_event(now, id, SessionEvent::Closed);
             self.route(now);
@@ -488,11 +1084,21 @@ impl Server {
                 }
             }
         }
-        Some(Closed {
+        let closed = Closed {
             error: slot.session.error().cloned(),
             dropped_frames: slot.session.dropped_frames(),
             dropped_bytes: slot.session.dropped_bytes(),
-        })
+        };
+        self.report(ServerEvent::Closed {
+            id,
+            error: closed.error.clone(),
+            duration: now.saturating_duration_since(slot.opened),
+            bytes_in: slot.bytes_in,
+            bytes_out: slot.bytes_out,
+            dropped_frames: closed.dropped_frames,
+            dropped_bytes: closed.dropped_bytes,
+        });
+        Some(closed)
     }
 
     fn mark_ready(&mut self, id: SessionId) {
@@ -523,22 +1129,179 @@ impl Server {
         self.deliver(now, &mut work);
         self.run_work(now, &mut work);
         self.work = work;
+        self.take_notices();
     }
 
     fn run_work(&mut self, now: Instant, work: &mut Vec<SessionId>) {
         while let Some(id) = work.pop() {
-            if let Some(slot) = self.slots.get_mut(&id) {
-                while let Some(event) = slot.session.poll_event() {
-                    if event == SessionEvent::Closed {
-                        slot.closed_sent = true;
-                    }
-                    self.broker.handle_event(now, id, event);
-                }
+            while let Some(event) = self.slots.get_mut(&id).and_then(|s| s.session.poll_event()) {
+                self.dispatch(now, id, event);
             }
             self.refresh_deadline(id);
             self.deliver(now, work);
         }
+        self.take_notices();
         self.compact_timers();
+    }
+
+    /// One event of session `id`: to the broker, or to the embedder first
+    /// when it decides that kind of request.
+    fn dispatch(&mut self, now: Instant, id: SessionId, event: SessionEvent) {
+        let approvals = self.config.approvals;
+        match event {
+            SessionEvent::Closed => {
+                if let Some(slot) = self.slots.get_mut(&id) {
+                    slot.closed_sent = true;
+                }
+                self.broker.handle_event(now, id, SessionEvent::Closed);
+            }
+            SessionEvent::Connected(info) => {
+                self.report(ServerEvent::Connected {
+                    id,
+                    info: info.clone(),
+                });
+                self.broker
+                    .handle_event(now, id, SessionEvent::Connected(info));
+            }
+            SessionEvent::ConnectRequest(info) => {
+                let ticket = self.new_ticket();
+                let peer = self.slots.get(&id).and_then(|s| s.peer);
+                self.forget_ticket(id, None);
+                let event = ServerEvent::ConnectRequest {
+                    ticket,
+                    id,
+                    peer,
+                    info,
+                };
+                self.ask(now, id, Asked::Connect, event);
+            }
+            SessionEvent::Publish {
+                stream,
+                seq,
+                ref name,
+                ref query,
+                priority,
+                ..
+            } if approvals.publish == Decider::Embedder => {
+                self.forget_ticket(id, Some(stream));
+                let request = self.stream_request(id, stream, name, query, priority);
+                let ticket = self.new_ticket();
+                let peer = self.slots.get(&id).and_then(|s| s.peer);
+                let report = ServerEvent::PublishRequest {
+                    ticket,
+                    id,
+                    peer,
+                    request: Box::new(request),
+                };
+                self.ask(now, id, Asked::Publish { stream, seq, event }, report);
+            }
+            SessionEvent::Play {
+                stream,
+                ref request,
+            } if approvals.play == Decider::Embedder => {
+                self.forget_ticket(id, Some(stream));
+                let seq = request.seq;
+                let asked = self.stream_request(id, stream, &request.name, &request.query, 0);
+                let ticket = self.new_ticket();
+                let peer = self.slots.get(&id).and_then(|s| s.peer);
+                let report = ServerEvent::PlayRequest {
+                    ticket,
+                    id,
+                    peer,
+                    request: Box::new(asked),
+                };
+                self.ask(now, id, Asked::Play { stream, seq, event }, report);
+            }
+            SessionEvent::Unpublish { stream } | SessionEvent::StopPlay { stream } => {
+                // A request withdrawn before its decision: its ticket goes.
+                self.forget_ticket(id, Some(stream));
+                self.broker.handle_event(now, id, event);
+            }
+            event => self.broker.handle_event(now, id, event),
+        }
+    }
+
+    fn stream_request(
+        &self,
+        id: SessionId,
+        stream: u32,
+        name: &str,
+        query: &str,
+        priority: u32,
+    ) -> StreamRequest {
+        let session = self.slots.get(&id).map(|s| &s.session);
+        StreamRequest {
+            stream,
+            app: session
+                .and_then(Session::app)
+                .unwrap_or_default()
+                .to_owned(),
+            name: name.to_owned(),
+            query: query.to_owned(),
+            priority,
+            connection_id: session
+                .map(|s| s.connection_id().to_owned())
+                .unwrap_or_default(),
+            tc_url: session.and_then(|s| s.tc_url().map(str::to_owned)),
+            user: session.and_then(|s| s.user().map(str::to_owned)),
+        }
+    }
+
+    /// The broker's publish and play starts and ends, as events.
+    fn take_notices(&mut self) {
+        while let Some(notice) = self.broker.poll_notice() {
+            let event = match notice {
+                Notice::PublishStarted {
+                    session,
+                    stream,
+                    app,
+                    name,
+                    query,
+                } => ServerEvent::PublishStarted {
+                    id: session,
+                    stream,
+                    app,
+                    name,
+                    query,
+                },
+                Notice::PublishEnded {
+                    session,
+                    stream,
+                    app,
+                    name,
+                } => ServerEvent::PublishEnded {
+                    id: session,
+                    stream,
+                    app,
+                    name,
+                },
+                Notice::PlayStarted {
+                    session,
+                    stream,
+                    app,
+                    name,
+                    query,
+                } => ServerEvent::PlayStarted {
+                    id: session,
+                    stream,
+                    app,
+                    name,
+                    query,
+                },
+                Notice::PlayStopped {
+                    session,
+                    stream,
+                    app,
+                    name,
+                } => ServerEvent::PlayStopped {
+                    id: session,
+                    stream,
+                    app,
+                    name,
+                },
+            };
+            self.report(event);
+        }
     }
 
     fn deliver(&mut self, now: Instant, work: &mut Vec<SessionId>) {

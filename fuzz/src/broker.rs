@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tincan_core::broker::{Broker, BrokerConfig};
-use tincan_core::event::{BrokerEvent, Frame, FrameKind, PlayRequest, SessionEvent, SessionId};
+use tincan_core::event::{
+    BrokerEvent, ConnectInfo, Frame, FrameKind, PlayRequest, SessionEvent, SessionId,
+};
 use tincan_core::message::PublishKind;
 use tincan_core::time::MediaTime;
 
@@ -85,6 +87,7 @@ pub fn broker(data: &[u8]) {
         max_data_keyframes: 4,
         max_config_frames: 4,
         max_streams: 8,
+        release_stream_evicts_any: false,
     });
     // Sessions in opening order; index bytes pick among them.
     let mut sessions: Vec<SessionId> = Vec::new();
@@ -113,10 +116,11 @@ pub fn broker(data: &[u8]) {
                 apps.insert(id, app);
                 sent = Some((
                     id,
-                    SessionEvent::Connected {
+                    SessionEvent::Connected(Box::new(ConnectInfo {
                         app: app.to_owned(),
                         connection_id,
-                    },
+                        ..ConnectInfo::default()
+                    })),
                 ));
             }
             op::PUBLISH => {
@@ -132,7 +136,19 @@ pub fn broker(data: &[u8]) {
                     live.remove(&(id, stream));
                     asked.insert((id, stream), name);
                     let name = name.to_owned();
-                    sent = Some((id, SessionEvent::Publish { stream, name, kind }));
+                    // Priorities 0..=2: a higher one takes a live name over.
+                    let priority = u32::from(s.u8() % 3);
+                    sent = Some((
+                        id,
+                        SessionEvent::Publish {
+                            stream,
+                            seq: 1,
+                            name,
+                            query: String::new(),
+                            kind,
+                            priority,
+                        },
+                    ));
                 }
             }
             op::UNPUBLISH => {
@@ -146,7 +162,11 @@ pub fn broker(data: &[u8]) {
                 if let Some(id) = session(&mut s) {
                     let stream = stream(&mut s);
                     let name = pick(&PLAY_NAMES, s.u8()).to_owned();
-                    let request = PlayRequest { name };
+                    let request = PlayRequest {
+                        seq: 1,
+                        name,
+                        query: String::new(),
+                    };
                     sent = Some((id, SessionEvent::Play { stream, request }));
                 }
             }
@@ -207,7 +227,8 @@ pub fn broker(data: &[u8]) {
             op::RELEASE => {
                 if let Some(id) = session(&mut s) {
                     let name = pick(&PUBLISH_NAMES, s.u8()).to_owned();
-                    sent = Some((id, SessionEvent::ReleaseStream { name }));
+                    let max_priority = u32::from(s.u8() % 3);
+                    sent = Some((id, SessionEvent::ReleaseStream { name, max_priority }));
                 }
             }
             op::CLOSE => {
@@ -250,6 +271,9 @@ pub fn broker(data: &[u8]) {
                     stream: 1,
                     name: "a".to_owned(),
                     kind: PublishKind::Live,
+                    seq: 1,
+                    query: String::new(),
+                    priority: 0,
                 };
                 broker.handle_event(now, id, event);
             }

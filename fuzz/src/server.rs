@@ -61,6 +61,7 @@ fn server_config() -> ServerConfig {
         max_connections: MAX_CONNECTIONS,
         max_connections_per_ip: MAX_CONNECTIONS_PER_IP,
         shutdown_deadline: Duration::from_secs(2),
+        ..ServerConfig::default()
     }
 }
 

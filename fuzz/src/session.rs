@@ -91,10 +91,12 @@ fn broker_event(s: &mut Script<'_>, streams: &[u32]) -> BrokerEvent {
     match kind % 8 {
         0 => BrokerEvent::PublishAccepted {
             stream,
+            seq: 1,
             hashname: "sha256:00".to_owned(),
         },
         1 => BrokerEvent::PublishRejected {
             stream,
+            seq: 1,
             reason: PublishRejection::AlreadyPublishing,
         },
         2 => BrokerEvent::PublishEvicted { stream },
@@ -195,6 +197,7 @@ pub fn session(data: &[u8]) {
                     publishing.insert(stream);
                     let mut out = vec![BrokerEvent::PublishAccepted {
                         stream,
+                        seq: 1,
                         hashname: "sha256:00".to_owned(),
                     }];
                     out.extend(

@@ -4,7 +4,7 @@
 
 use tincan_core::time::MediaTime;
 use tincan_tests::sim::media::{avc_keyframe, avc_sequence_header};
-use tincan_tests::sim::{member_str, Sim};
+use tincan_tests::sim::{member_str, Sim, SimConfig};
 
 /// The README's hashed name of the stream `foo`.
 const FOO_HASHED: &str = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
@@ -104,9 +104,77 @@ fn asis_hashed_play_keeps_the_publisher_timestamps() {
     );
 }
 
+/// Connections that may publish at priorities up to `max`; with `any`,
+/// `releaseStream` evicts whatever the priority.
+fn sim_with_priorities(max: u32, any: bool) -> Sim {
+    let mut config = SimConfig::default();
+    config.session.max_publish_priority = max;
+    config.broker.release_stream_evicts_any = any;
+    Sim::with_config(config)
+}
+
 #[test]
-fn release_stream_ends_another_clients_publish_with_bad_name() {
+fn by_default_a_second_encoder_on_a_live_name_is_refused_and_the_first_keeps_it() {
+    // What FFmpeg, OBS and librtmp do: releaseStream, then publish.
     let mut sim = Sim::new();
+    let (first, first_stream) = sim.start_publisher("live", "foo");
+    let id = sim.add_client();
+    sim.connect(id, "live");
+    sim.client_mut(id).release_stream("foo");
+    let stream = sim.create_stream(id);
+    sim.client_mut(id).publish(stream, "foo");
+    sim.run();
+    assert_eq!(
+        sim.client(id).statuses(stream),
+        ["NetStream.Publish.BadName"]
+    );
+    assert_eq!(
+        sim.client(first).statuses(first_stream),
+        ["NetStream.Publish.Start"]
+    );
+}
+
+#[test]
+fn a_higher_priority_publish_takes_over_a_live_name() {
+    let mut sim = sim_with_priorities(5, false);
+    let (first, first_stream) = sim.start_publisher("live", "foo");
+    let id = sim.add_client();
+    sim.connect(id, "live");
+    let stream = sim.create_stream(id);
+    sim.client_mut(id).publish(stream, "foo?priority=2");
+    sim.run();
+    assert_eq!(sim.client(id).statuses(stream), ["NetStream.Publish.Start"]);
+    assert_eq!(
+        sim.client(first).statuses(first_stream),
+        ["NetStream.Publish.Start", "NetStream.Publish.BadName"]
+    );
+    // An equal priority does not take it back.
+    let again = sim.add_client();
+    sim.connect(again, "live");
+    let s = sim.create_stream(again);
+    sim.client_mut(again).publish(s, "foo?priority=2");
+    sim.run();
+    assert_eq!(sim.client(again).statuses(s), ["NetStream.Publish.BadName"]);
+}
+
+#[test]
+fn a_priority_asked_above_the_connections_maximum_is_capped() {
+    let mut sim = sim_with_priorities(1, false);
+    let (_first, _) = sim.start_publisher("live", "foo?priority=1");
+    let id = sim.add_client();
+    sim.connect(id, "live");
+    let stream = sim.create_stream(id);
+    sim.client_mut(id).publish(stream, "foo?priority=9");
+    sim.run();
+    assert_eq!(
+        sim.client(id).statuses(stream),
+        ["NetStream.Publish.BadName"]
+    );
+}
+
+#[test]
+fn release_stream_ends_a_lower_priority_publish_with_bad_name() {
+    let mut sim = sim_with_priorities(1, false);
     let (stuck, stuck_stream) = sim.start_publisher("live", "foo");
     let rescuer = sim.add_client();
     sim.connect(rescuer, "live");
@@ -120,8 +188,8 @@ fn release_stream_ends_another_clients_publish_with_bad_name() {
 }
 
 #[test]
-fn release_stream_lets_a_new_publisher_take_the_name() {
-    let mut sim = Sim::new();
+fn release_stream_evicts_any_publish_when_the_operator_says_so() {
+    let mut sim = sim_with_priorities(0, true);
     let (_stuck, _) = sim.start_publisher("live", "foo");
     let id = sim.add_client();
     sim.connect(id, "live");

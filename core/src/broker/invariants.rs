@@ -50,7 +50,8 @@ impl Broker {
                 let recorded = self
                     .sessions
                     .get(&session)
-                    .and_then(|s| s.plays.get(&stream_id));
+                    .and_then(|s| s.plays.get(&stream_id))
+                    .map(|(k, _)| k);
                 if recorded != Some(key) {
                     return Err(format!(
                         "stream {key:?} has subscriber {session}/{stream_id} which records {recorded:?}"
@@ -91,7 +92,7 @@ impl Broker {
                     ));
                 }
             }
-            for (stream_id, key) in &session.plays {
+            for (stream_id, (key, _)) in &session.plays {
                 let ok = self
                     .streams
                     .get(key)
@@ -187,17 +188,20 @@ mod tests {
 
     fn connect(b: &mut Broker, now: Instant) -> SessionId {
         let id = b.open_session();
-        let event = SessionEvent::Connected {
+        let event = SessionEvent::Connected(Box::new(crate::event::ConnectInfo {
             app: "live".to_owned(),
             connection_id: format!("c{id}"),
-        };
+            ..Default::default()
+        }));
         b.handle_event(now, id, event);
         id
     }
 
     fn play(b: &mut Broker, now: Instant, id: SessionId, name: &str) {
         let request = PlayRequest {
+            seq: 1,
             name: name.to_owned(),
+            query: String::new(),
         };
         b.handle_event(now, id, SessionEvent::Play { stream: 1, request });
     }
@@ -207,6 +211,9 @@ mod tests {
             stream: 1,
             name: name.to_owned(),
             kind: PublishKind::Live,
+            seq: 1,
+            query: String::new(),
+            priority: 0,
         };
         b.handle_event(now, id, event);
     }

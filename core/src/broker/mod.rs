@@ -52,8 +52,11 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, trace, warn};
 
-use crate::event::{BrokerEvent, PublishRejection, SessionEvent, SessionId};
+use crate::event::{
+    BrokerEvent, ConnectInfo, PlayRejection, PlayRequest, PublishRejection, SessionEvent, SessionId,
+};
 use crate::message::PublishKind;
+use crate::stats::StreamStats;
 
 use crate::redact::redact;
 use names::{check_publish_name, hash_name, hashname, parse_play_name, NameHash};
@@ -81,6 +84,13 @@ pub struct BrokerConfig {
     pub max_config_frames: usize,
     /// Most streams (published or waited for) in the whole server.
     pub max_streams: usize,
+    /// Whether `releaseStream` evicts whoever publishes the name, whatever
+    /// their priority (TC Server's old behaviour, and what a deployment
+    /// whose encoders must always take over a stuck publish wants). Off by
+    /// default: FFmpeg, OBS and librtmp send `releaseStream` before every
+    /// publish, so with it a second encoder on a live key kicks the first
+    /// one out instead of being refused.
+    pub release_stream_evicts_any: bool,
 }
 
 impl Default for BrokerConfig {
@@ -92,6 +102,7 @@ impl Default for BrokerConfig {
             max_data_keyframes: 64,
             max_config_frames: 64,
             max_streams: 100_000,
+            release_stream_evicts_any: false,
         }
     }
 }
@@ -112,6 +123,70 @@ struct StreamKey {
     hash: NameHash,
 }
 
+/// What the broker did that the server's embedder hears about (through
+/// [`crate::server::ServerEvent`]): drained with [`Broker::poll_notice`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Notice {
+    /// A publish was accepted and is live.
+    PublishStarted {
+        /// The publisher.
+        session: SessionId,
+        /// Its message stream id.
+        stream: u32,
+        /// The App.
+        app: String,
+        /// The plain stream name.
+        name: String,
+        /// The query the name carried.
+        query: String,
+    },
+    /// A live publish ended (unpublish, eviction, close).
+    PublishEnded {
+        /// The publisher.
+        session: SessionId,
+        /// Its message stream id.
+        stream: u32,
+        /// The App.
+        app: String,
+        /// The plain stream name.
+        name: String,
+    },
+    /// A play was accepted (the player may still wait for a publisher).
+    PlayStarted {
+        /// The player.
+        session: SessionId,
+        /// Its message stream id.
+        stream: u32,
+        /// The App.
+        app: String,
+        /// The name as the player asked for it (prefixes included).
+        name: String,
+        /// The query the name carried.
+        query: String,
+    },
+    /// A play ended (closeStream, deleteStream, a new play, close).
+    PlayStopped {
+        /// The player.
+        session: SessionId,
+        /// Its message stream id.
+        stream: u32,
+        /// The App.
+        app: String,
+        /// The name as the player asked for it.
+        name: String,
+    },
+}
+
+/// A publish request as the broker decides it.
+#[derive(Debug)]
+struct PublishAsk {
+    seq: u64,
+    name: String,
+    query: String,
+    priority: u32,
+}
+
 /// A session that connected to an App.
 #[derive(Debug)]
 struct SessionState {
@@ -119,8 +194,8 @@ struct SessionState {
     connection_id: String,
     /// Accepted publishes by message stream id.
     publishes: HashMap<u32, StreamKey>,
-    /// Plays by message stream id.
-    plays: HashMap<u32, StreamKey>,
+    /// Plays by message stream id, with the name asked for.
+    plays: HashMap<u32, (StreamKey, String)>,
 }
 
 impl SessionState {
@@ -161,6 +236,9 @@ pub struct Broker {
     graces: BTreeSet<(Instant, StreamKey)>,
     published: usize,
     output: Outbox,
+    /// Publish and play starts and ends, for the embedder. One entry per
+    /// accepted request or end, drained after every call.
+    notices: VecDeque<Notice>,
     /// TC `watch` registrations.
     watches: Watches,
 }
@@ -180,6 +258,7 @@ impl Broker {
             graces: BTreeSet::new(),
             published: 0,
             output: VecDeque::new(),
+            notices: VecDeque::new(),
             watches: Watches::default(),
         }
     }
@@ -194,7 +273,10 @@ impl Broker {
     /// An event from session `id`. Events of one session must arrive in the
     /// order it emitted them.
     pub fn handle_event(&mut self, now: Instant, id: SessionId, event: SessionEvent) {
-        if let SessionEvent::Connected { app, connection_id } = event {
+        if let SessionEvent::Connected(info) = event {
+            let ConnectInfo {
+                app, connection_id, ..
+            } = *info;
             self.connect(id, app, connection_id);
             return;
         }
@@ -203,15 +285,30 @@ impl Broker {
             return;
         }
         match event {
-            SessionEvent::Connected { .. } => {}
-            SessionEvent::Publish { stream, name, kind } => {
-                self.publish(now, id, stream, name, &kind);
+            SessionEvent::Connected(_) | SessionEvent::ConnectRequest(_) => {}
+            SessionEvent::Publish {
+                stream,
+                seq,
+                name,
+                query,
+                kind,
+                priority,
+            } => {
+                let request = PublishAsk {
+                    seq,
+                    name,
+                    query,
+                    priority,
+                };
+                self.publish(now, id, stream, request, &kind);
             }
             SessionEvent::Unpublish { stream } => self.unpublish(now, id, stream),
-            SessionEvent::Play { stream, request } => self.play(id, stream, &request.name),
+            SessionEvent::Play { stream, request } => self.play(now, id, stream, request),
             SessionEvent::StopPlay { stream } => self.stop_play(id, stream),
             SessionEvent::Frame { stream, frame } => {
                 if let Some(s) = publishing(&self.sessions, &mut self.streams, id, stream) {
+                    s.meters
+                        .count(now, frame.payload.len(), s.subscriber_count());
                     s.handle_frame(frame, &self.config, &mut self.output);
                 } else {
                     trace!(session = %id, stream, "media from a non-publisher, ignored");
@@ -223,6 +320,8 @@ impl Broker {
                 frame,
             } => {
                 if let Some(s) = publishing(&self.sessions, &mut self.streams, id, stream) {
+                    s.meters
+                        .count(now, frame.payload.len(), s.subscriber_count());
                     s.set_data_frame(&handler, frame, &self.config, &mut self.output);
                 }
             }
@@ -231,7 +330,9 @@ impl Broker {
                     s.clear_data_frame(&handler);
                 }
             }
-            SessionEvent::ReleaseStream { name } => self.release(now, id, &name),
+            SessionEvent::ReleaseStream { name, max_priority } => {
+                self.release(now, id, &name, max_priority);
+            }
             SessionEvent::Relay { target, body } => self.relay(id, &target, body),
             SessionEvent::Broadcast { body } => self.broadcast(id, body),
             SessionEvent::Watch { target } => self.watch(id, target),
@@ -263,6 +364,65 @@ impl Broker {
     #[must_use]
     pub fn poll_output(&mut self) -> Option<(SessionId, BrokerEvent)> {
         self.output.pop_front()
+    }
+
+    /// The next publish or play start or end, for the embedder. Drain after
+    /// every call, as [`Broker::poll_output`].
+    #[must_use]
+    pub fn poll_notice(&mut self) -> Option<Notice> {
+        self.notices.pop_front()
+    }
+
+    /// Statistics of stream `name` of App `app` (a plain name, or a
+    /// `sha256:` one), if it exists.
+    pub fn stream_stats(&self, now: Instant, app: &str, name: &str) -> Option<StreamStats> {
+        let app_id = *self.app_ids.get(app)?;
+        let hash = parse_play_name(name)?.hash;
+        let key = StreamKey { app: app_id, hash };
+        self.streams.get(&key).map(|s| self.stats_of(now, key, s))
+    }
+
+    /// Statistics of every stream, in no particular order.
+    pub fn streams_stats(&self, now: Instant) -> impl Iterator<Item = StreamStats> + '_ {
+        self.streams
+            .iter()
+            .map(move |(key, s)| self.stats_of(now, *key, s))
+    }
+
+    fn stats_of(&self, now: Instant, key: StreamKey, s: &Stream) -> StreamStats {
+        let m = &s.meters;
+        StreamStats {
+            app: self.app_name(key.app),
+            name: s.name.clone(),
+            publisher: s.publisher.map(|p| p.session),
+            published_for: s.publisher.map(|p| now.saturating_duration_since(p.since)),
+            subscribers: s.subscriber_count(),
+            input: m.input,
+            output: m.output,
+            bitrate_in: m.rate_in.bits_per_second(now),
+            bitrate_out: m.rate_out.bits_per_second(now),
+            uptime: now.saturating_duration_since(m.created),
+        }
+    }
+
+    /// The App session `id` connected to, while it is connected.
+    pub fn app_of(&self, id: SessionId) -> Option<&str> {
+        let app = self.sessions.get(&id)?.app;
+        self.apps.get(&app).map(|a| a.name.as_str())
+    }
+
+    /// How many streams session `id` publishes and plays now.
+    pub fn roles_of(&self, id: SessionId) -> (usize, usize) {
+        self.sessions
+            .get(&id)
+            .map_or((0, 0), |s| (s.publishes.len(), s.plays.len()))
+    }
+
+    fn app_name(&self, app: AppId) -> String {
+        self.apps
+            .get(&app)
+            .map(|a| a.name.clone())
+            .unwrap_or_default()
     }
 
     /// The next deadline, if any: the earliest republish grace to expire
@@ -333,9 +493,15 @@ impl Broker {
         now: Instant,
         id: SessionId,
         stream_id: u32,
-        name: String,
+        request: PublishAsk,
         kind: &PublishKind,
     ) {
+        let PublishAsk {
+            seq,
+            name,
+            query,
+            priority,
+        } = request;
         // A second publish on the same message stream replaces the first.
         if self
             .sessions
@@ -350,6 +516,7 @@ impl Broker {
         let app = session.app;
         let reject = |reason| BrokerEvent::PublishRejected {
             stream: stream_id,
+            seq,
             reason,
         };
         if let Err(why) = check_publish_name(&name) {
@@ -362,9 +529,17 @@ impl Broker {
             app,
             hash: hash_name(&name),
         };
+        let mut take_over = None;
         let reason = match self.streams.get(&key) {
-            Some(stream) if stream.publisher.is_some() => Some(PublishRejection::AlreadyPublishing),
-            Some(_) => None,
+            Some(stream) => match stream.publisher {
+                // A higher priority takes over the live publish.
+                Some(current) if priority > current.priority => {
+                    take_over = Some(current);
+                    None
+                }
+                Some(_) => Some(PublishRejection::AlreadyPublishing),
+                None => None,
+            },
             None if self.streams.len() >= self.config.max_streams => {
                 Some(PublishRejection::TooManyStreams)
             }
@@ -380,24 +555,43 @@ impl Broker {
             return;
         }
 
+        if let Some(current) = take_over {
+            info!(
+                session = %current.session,
+                by = %id,
+                name = %redact(&name),
+                priority,
+                "publisher taken over by a higher priority"
+            );
+            self.evict(now, key, current.session, current.stream_id, "taken over");
+        }
         self.output.push_back((
             id,
             BrokerEvent::PublishAccepted {
                 stream: stream_id,
+                seq,
                 hashname: hashname(&key.hash),
             },
         ));
-        info!(session = %id, name = %redact(&name), ?kind, "publish accepted");
-        self.ensure_stream(key);
+        info!(session = %id, name = %redact(&name), ?kind, priority, "publish accepted");
+        self.ensure_stream(now, key);
         let Some(stream) = self.streams.get_mut(&key) else {
             return;
         };
         if let Some(deadline) = stream.grace.take() {
             self.graces.remove(&(deadline, key));
         }
-        stream.name = Some(name);
-        stream.attach(id, stream_id, &mut self.output);
+        stream.name = Some(name.clone());
+        stream.publish_query.clone_from(&query);
+        stream.attach(now, id, stream_id, priority, &mut self.output);
         self.published += 1;
+        self.notices.push_back(Notice::PublishStarted {
+            session: id,
+            stream: stream_id,
+            app: self.app_name(app),
+            name,
+            query,
+        });
         if let Some(session) = self.sessions.get_mut(&id) {
             session.publishes.insert(stream_id, key);
         }
@@ -417,12 +611,20 @@ impl Broker {
     /// The publisher of `key` is gone: players wait out the grace, or the
     /// stream is freed at once if nobody plays it.
     fn detach_publisher(&mut self, now: Instant, key: StreamKey, why: &'static str) {
+        let app = self.app_name(key.app);
         let Some(stream) = self.streams.get_mut(&key) else {
             return;
         };
-        if stream.detach().is_none() {
+        let Some(publisher) = stream.detach() else {
             return;
-        }
+        };
+        stream.publish_query.clear();
+        self.notices.push_back(Notice::PublishEnded {
+            session: publisher.session,
+            stream: publisher.stream_id,
+            app,
+            name: stream.name.clone().unwrap_or_default(),
+        });
         self.published = self.published.saturating_sub(1);
         info!(name = %redacted(stream.name.as_deref()), why, "publish ended");
         if stream.has_subscribers() {
@@ -436,61 +638,104 @@ impl Broker {
         }
     }
 
-    fn play(&mut self, id: SessionId, stream_id: u32, name: &str) {
+    fn play(&mut self, now: Instant, id: SessionId, stream_id: u32, request: PlayRequest) {
         // A second play on one message stream replaces the first.
         self.stop_play(id, stream_id);
         let Some(session) = self.sessions.get(&id) else {
             return;
         };
-        let Some(play) = parse_play_name(name) else {
-            warn!(session = %id, name = %redact(name), "play of a name nobody can publish, ignored");
+        let PlayRequest { seq, name, query } = request;
+        let reject = |reason| {
+            (
+                id,
+                BrokerEvent::PlayRejected {
+                    stream: stream_id,
+                    seq,
+                    reason,
+                },
+            )
+        };
+        let Some(play) = parse_play_name(&name) else {
+            info!(session = %id, name = %redact(&name), "play of a name nobody can publish, refused");
+            self.output.push_back(reject(PlayRejection::BadName(
+                "no stream can ever have this name",
+            )));
             return;
         };
         if session.stream_count() >= MAX_STREAMS_PER_SESSION {
-            warn!(session = %id, "too many streams in one session, play ignored");
+            warn!(session = %id, "too many streams in one session, play refused");
+            self.output.push_back(reject(PlayRejection::TooManyStreams));
             return;
         }
+        let app = session.app;
         let key = StreamKey {
-            app: session.app,
+            app,
             hash: play.hash,
         };
         if !self.streams.contains_key(&key) && self.streams.len() >= self.config.max_streams {
             warn!(
                 session = %id,
-                name = %redact(name),
+                name = %redact(&name),
                 max = self.config.max_streams,
-                "stream limit reached, play ignored"
+                "stream limit reached, play refused"
             );
+            self.output.push_back(reject(PlayRejection::TooManyStreams));
             return;
         }
-        debug!(session = %id, name = %redact(name), asis = play.asis, "play");
-        self.ensure_stream(key);
+        debug!(session = %id, name = %redact(&name), asis = play.asis, "play");
+        self.output.push_back((
+            id,
+            BrokerEvent::PlayAccepted {
+                stream: stream_id,
+                seq,
+            },
+        ));
+        self.ensure_stream(now, key);
         let Some(stream) = self.streams.get_mut(&key) else {
             return;
         };
         stream.subscribe(id, stream_id, play.asis, &mut self.output);
+        self.notices.push_back(Notice::PlayStarted {
+            session: id,
+            stream: stream_id,
+            app: self.app_name(app),
+            name: name.clone(),
+            query,
+        });
         if let Some(session) = self.sessions.get_mut(&id) {
-            session.plays.insert(stream_id, key);
+            session.plays.insert(stream_id, (key, name));
         }
     }
 
     fn stop_play(&mut self, id: SessionId, stream_id: u32) {
-        let Some(key) = self
+        let Some((key, name)) = self
             .sessions
             .get_mut(&id)
             .and_then(|s| s.plays.remove(&stream_id))
         else {
             return;
         };
+        self.unsubscribe(id, stream_id, key, name);
+    }
+
+    /// Ends one play that was already taken out of its session's map.
+    fn unsubscribe(&mut self, id: SessionId, stream_id: u32, key: StreamKey, name: String) {
         if let Some(stream) = self.streams.get_mut(&key) {
             stream.unsubscribe(id, stream_id);
         }
+        self.notices.push_back(Notice::PlayStopped {
+            session: id,
+            stream: stream_id,
+            app: self.app_name(key.app),
+            name,
+        });
         self.free_if_idle(key);
     }
 
     /// TC `releaseStream`: evict whoever else publishes `name` in this
-    /// session's App.
-    fn release(&mut self, now: Instant, id: SessionId, name: &str) {
+    /// session's App at a priority below `max_priority` (or at any, if so
+    /// configured).
+    fn release(&mut self, now: Instant, id: SessionId, name: &str, max_priority: u32) {
         let Some(session) = self.sessions.get(&id) else {
             return;
         };
@@ -507,22 +752,41 @@ impl Broker {
         if publisher.session == id {
             return;
         }
+        if !self.config.release_stream_evicts_any && publisher.priority >= max_priority {
+            debug!(
+                by = %id,
+                name = %redact(name),
+                priority = publisher.priority,
+                max_priority,
+                "releaseStream of a publish at no lower priority, ignored"
+            );
+            return;
+        }
         info!(
             session = %publisher.session,
             by = %id,
             name = %redact(name),
             "publisher evicted by releaseStream"
         );
-        if let Some(owner) = self.sessions.get_mut(&publisher.session) {
-            owner.publishes.remove(&publisher.stream_id);
+        self.evict(now, key, publisher.session, publisher.stream_id, "evicted");
+    }
+
+    /// Ends the live publish of `key` by `session`'s `stream_id` from the
+    /// broker's side: the publisher is told, its players wait out the grace.
+    fn evict(
+        &mut self,
+        now: Instant,
+        key: StreamKey,
+        session: SessionId,
+        stream_id: u32,
+        why: &'static str,
+    ) {
+        if let Some(owner) = self.sessions.get_mut(&session) {
+            owner.publishes.remove(&stream_id);
         }
-        self.output.push_back((
-            publisher.session,
-            BrokerEvent::PublishEvicted {
-                stream: publisher.stream_id,
-            },
-        ));
-        self.detach_publisher(now, key, "evicted");
+        self.output
+            .push_back((session, BrokerEvent::PublishEvicted { stream: stream_id }));
+        self.detach_publisher(now, key, why);
     }
 
     fn close(&mut self, now: Instant, id: SessionId) {
@@ -533,11 +797,8 @@ impl Broker {
         for key in session.publishes.into_values() {
             self.detach_publisher(now, key, "publisher closed");
         }
-        for (stream_id, key) in session.plays {
-            if let Some(stream) = self.streams.get_mut(&key) {
-                stream.unsubscribe(id, stream_id);
-            }
-            self.free_if_idle(key);
+        for (stream_id, (key, name)) in session.plays {
+            self.unsubscribe(id, stream_id, key, name);
         }
         if self.connections.get(&session.connection_id) == Some(&id) {
             self.connections.remove(&session.connection_id);
@@ -551,9 +812,9 @@ impl Broker {
 
     /// Creates the stream for `key` (counted against its App) if new.
     /// Callers check [`BrokerConfig::max_streams`] first.
-    fn ensure_stream(&mut self, key: StreamKey) {
+    fn ensure_stream(&mut self, now: Instant, key: StreamKey) {
         if let Entry::Vacant(slot) = self.streams.entry(key) {
-            slot.insert(Stream::new());
+            slot.insert(Stream::new(now));
             if let Some(app) = self.apps.get_mut(&key.app) {
                 app.refs += 1;
             }

@@ -46,6 +46,7 @@ use tracing::{debug, trace, warn};
 
 use crate::event::{BrokerEvent, Frame, FrameKind, SessionId};
 use crate::media::{parse_audio, parse_video, AudioPacket, VideoPacket};
+use crate::stats::{RateMeter, Traffic};
 use crate::time::MediaTime;
 
 use super::BrokerConfig;
@@ -71,6 +72,10 @@ pub(super) struct Stream {
     /// for a stream whose name nobody told us yet). For logs only.
     pub(super) name: Option<String>,
     pub(super) publisher: Option<Publisher>,
+    /// The query of the current publisher's name (for events and stats).
+    pub(super) publish_query: String,
+    /// Traffic and age, for [`super::Broker::stream_stats`].
+    pub(super) meters: Meters,
     subscribers: Vec<Subscriber>,
     /// The republish grace deadline after the publisher left, mirrored in
     /// the broker's deadline set.
@@ -84,6 +89,10 @@ pub(super) struct Stream {
 pub(super) struct Publisher {
     pub(super) session: SessionId,
     pub(super) stream_id: u32,
+    /// The priority it published at: only a higher one takes over.
+    pub(super) priority: u32,
+    /// When it was accepted.
+    pub(super) since: Instant,
     /// Added (wrapping) to the publisher's stamps to get stream time; fixed
     /// at its first audio/video message.
     offset: Option<u32>,
@@ -423,12 +432,51 @@ impl Cache {
     }
 }
 
+/// A stream's traffic since it was created.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Meters {
+    pub(super) created: Instant,
+    pub(super) input: Traffic,
+    pub(super) output: Traffic,
+    pub(super) rate_in: RateMeter,
+    pub(super) rate_out: RateMeter,
+}
+
+impl Meters {
+    fn new(now: Instant) -> Self {
+        Meters {
+            created: now,
+            input: Traffic::default(),
+            output: Traffic::default(),
+            rate_in: RateMeter::new(now),
+            rate_out: RateMeter::new(now),
+        }
+    }
+
+    /// One message of `len` payload bytes from the publisher, handed to
+    /// `players` subscribers.
+    pub(super) fn count(&mut self, now: Instant, len: usize, players: usize) {
+        let len = len as u64;
+        let players = players as u64;
+        self.input.frames += 1;
+        self.input.bytes += len;
+        self.rate_in.add(now, len);
+        if players > 0 {
+            self.output.frames += players;
+            self.output.bytes += len * players;
+            self.rate_out.add(now, len * players);
+        }
+    }
+}
+
 impl Stream {
     /// A stream nobody publishes or plays yet.
-    pub(super) fn new() -> Self {
+    pub(super) fn new(now: Instant) -> Self {
         Stream {
             name: None,
             publisher: None,
+            publish_query: String::new(),
+            meters: Meters::new(now),
             subscribers: Vec::new(),
             grace: None,
             cache: Cache::default(),
@@ -446,14 +494,28 @@ impl Stream {
         !self.subscribers.is_empty()
     }
 
+    /// How many play it (waiting players included).
+    pub(super) fn subscriber_count(&self) -> usize {
+        self.subscribers.len()
+    }
+
     /// A publisher was accepted. Players that did not know the stream was
     /// live are told; players continuing through a republish grace are not
     /// (their timeline simply continues). The cache is empty here (it is
     /// cleared when a publisher leaves), so there is nothing to fast start.
-    pub(super) fn attach(&mut self, session: SessionId, stream_id: u32, out: &mut Outbox) {
+    pub(super) fn attach(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        stream_id: u32,
+        priority: u32,
+        out: &mut Outbox,
+    ) {
         self.publisher = Some(Publisher {
             session,
             stream_id,
+            priority,
+            since: now,
             offset: None,
             anchor: self.clock.next_anchor(),
         });

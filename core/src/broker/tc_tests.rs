@@ -27,10 +27,11 @@ impl Harness {
         let id = self.broker.open_session();
         self.send(
             id,
-            SessionEvent::Connected {
+            SessionEvent::Connected(Box::new(crate::event::ConnectInfo {
                 app: app.to_owned(),
                 connection_id: conn(id),
-            },
+                ..Default::default()
+            })),
         );
         id
     }

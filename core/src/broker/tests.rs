@@ -7,7 +7,8 @@ use bytes::Bytes;
 
 use super::{Broker, BrokerConfig};
 use crate::event::{
-    BrokerEvent, Frame, FrameKind, PlayRequest, PublishRejection, SessionEvent, SessionId,
+    BrokerEvent, Frame, FrameKind, PlayRejection, PlayRequest, PublishRejection, SessionEvent,
+    SessionId,
 };
 use crate::message::PublishKind;
 use crate::time::MediaTime;
@@ -39,10 +40,11 @@ impl Harness {
         let id = self.broker.open_session();
         self.send(
             id,
-            SessionEvent::Connected {
+            SessionEvent::Connected(Box::new(crate::event::ConnectInfo {
                 app: app.to_owned(),
                 connection_id: format!("conn-{id}"),
-            },
+                ..Default::default()
+            })),
         );
         id
     }
@@ -78,6 +80,9 @@ impl Harness {
                 stream,
                 name: name.to_owned(),
                 kind: PublishKind::Live,
+                seq: 1,
+                query: String::new(),
+                priority: 0,
             },
         );
         let mut events = self.events_for(id);
@@ -85,16 +90,28 @@ impl Harness {
         events.remove(0)
     }
 
-    fn play(&mut self, id: SessionId, stream: u32, name: &str) {
+    /// Plays `name`; the answer (accepted or refused) is taken from the
+    /// inbox and returned, so tests see only what follows it.
+    fn play(&mut self, id: SessionId, stream: u32, name: &str) -> Option<BrokerEvent> {
         self.send(
             id,
             SessionEvent::Play {
                 stream,
                 request: PlayRequest {
+                    seq: 1,
                     name: name.to_owned(),
+                    query: String::new(),
                 },
             },
         );
+        let mut mine = self.events_for(id);
+        let answer = mine.iter().position(|e| {
+            matches!(e, BrokerEvent::PlayAccepted { stream: s, .. }
+                | BrokerEvent::PlayRejected { stream: s, .. } if *s == stream)
+        });
+        let answer = answer.map(|i| mine.remove(i));
+        self.inbox.extend(mine.into_iter().map(|e| (id, e)));
+        answer
     }
 
     fn frame(&mut self, id: SessionId, stream: u32, frame: Frame) {
@@ -251,6 +268,9 @@ fn events_before_connect_are_ignored() {
             stream: 1,
             name: "foo".into(),
             kind: PublishKind::Live,
+            seq: 1,
+            query: String::new(),
+            priority: 0,
         },
     );
     assert!(h.drain().is_empty());
@@ -265,6 +285,7 @@ fn publish_is_accepted_with_the_sha256_hashname() {
         h.publish(publisher, 1, "foo"),
         BrokerEvent::PublishAccepted {
             stream: 1,
+            seq: 1,
             hashname: FOO_HASHNAME.into()
         }
     );
@@ -281,6 +302,7 @@ fn second_publisher_of_a_name_is_rejected() {
         h.publish(second, 1, "foo"),
         BrokerEvent::PublishRejected {
             stream: 1,
+            seq: 1,
             reason: PublishRejection::AlreadyPublishing
         }
     );
@@ -295,6 +317,7 @@ fn one_session_cannot_publish_a_name_on_two_streams() {
         h.publish(publisher, 2, "foo"),
         BrokerEvent::PublishRejected {
             stream: 2,
+            seq: 1,
             reason: PublishRejection::AlreadyPublishing
         }
     );
@@ -362,6 +385,7 @@ fn publish_past_max_streams_is_rejected() {
         h.publish(publisher, 2, "bar"),
         BrokerEvent::PublishRejected {
             stream: 2,
+            seq: 1,
             reason: PublishRejection::TooManyStreams
         }
     );
@@ -375,7 +399,14 @@ fn play_past_max_streams_is_not_registered() {
     });
     let player = h.connect("live");
     h.play(player, 1, "foo");
-    h.play(player, 2, "bar");
+    assert_eq!(
+        h.play(player, 2, "bar"),
+        Some(BrokerEvent::PlayRejected {
+            stream: 2,
+            seq: 1,
+            reason: PlayRejection::TooManyStreams
+        })
+    );
     assert_eq!(h.broker.stream_count(), 1);
     let publisher = h.connect("live");
     h.publish(publisher, 1, "foo");
@@ -953,7 +984,13 @@ fn release_stream_evicts_the_publisher() {
     let stuck = h.connect("live");
     h.publish(stuck, 1, "foo");
     let fresh = h.connect("live");
-    h.send(fresh, SessionEvent::ReleaseStream { name: "foo".into() });
+    h.send(
+        fresh,
+        SessionEvent::ReleaseStream {
+            name: "foo".into(),
+            max_priority: 1,
+        },
+    );
     assert_eq!(
         h.events_for(stuck),
         vec![BrokerEvent::PublishEvicted { stream: 1 }]
@@ -972,7 +1009,13 @@ fn evicted_publisher_media_is_ignored() {
     let player = h.connect("live");
     h.play(player, 1, "foo");
     let fresh = h.connect("live");
-    h.send(fresh, SessionEvent::ReleaseStream { name: "foo".into() });
+    h.send(
+        fresh,
+        SessionEvent::ReleaseStream {
+            name: "foo".into(),
+            max_priority: 1,
+        },
+    );
     h.drain();
     h.frame(stuck, 1, key(0));
     assert!(h.events_for(player).is_empty());
@@ -985,7 +1028,10 @@ fn release_stream_of_its_own_publish_has_no_effect() {
     h.publish(publisher, 1, "foo");
     h.send(
         publisher,
-        SessionEvent::ReleaseStream { name: "foo".into() },
+        SessionEvent::ReleaseStream {
+            name: "foo".into(),
+            max_priority: 1,
+        },
     );
     assert!(h.drain().is_empty());
     assert_eq!(h.broker.published_count(), 1);

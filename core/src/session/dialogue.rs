@@ -4,8 +4,9 @@
 //! Every command is answered at once, in order, or not at all (never a
 //! reply the client does not wait for, never a wait for a reply the client
 //! will not send), so clients that pipeline `releaseStream`, `FCPublish`
-//! and `createStream` never stall. The only decision taken elsewhere is
-//! `publish`, which the broker answers.
+//! and `createStream` never stall. The decisions taken elsewhere are `publish` and `play`,
+//! which the broker answers (after the server's embedder, if it decides),
+//! and a held `connect`.
 
 use crate::redact::redact;
 use std::collections::VecDeque;
@@ -14,12 +15,15 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use super::{
-    status_info, stream_csids, NetStream, Outgoing, Phase, PlayState, Session, SessionError,
-    StreamState, Timer, MAX_STASH,
+    status_info, stream_csids, NetStream, Outgoing, PendingConnect, PendingPlay, Phase, PlayState,
+    Session, SessionError, StreamState, Timer, MAX_HELD_BYTES, MAX_HELD_MESSAGES, MAX_STASH,
 };
 use crate::amf::{amf0, amf3};
 use crate::chunk::RawMessage;
-use crate::event::{BrokerEvent, Frame, FrameKind, PlayRequest, SessionEvent};
+use crate::event::{
+    BrokerEvent, ConnectInfo, DenialKind, Frame, FrameKind, PlayRejection, PlayRequest,
+    PublishRejection, SessionEvent,
+};
 use crate::media::{parse_audio, parse_video};
 use crate::message::{
     split_aggregate, type_id, BandwidthLimit, Command, Connect, Data, Encoding, GenericCommand,
@@ -34,6 +38,10 @@ const MAX_ECHOED_NAME: usize = 64;
 impl Session {
     /// One complete message from the chunk layer.
     pub(super) fn handle_message(&mut self, now: Instant, raw: RawMessage) {
+        if self.phase == Phase::ConnectPending {
+            self.hold(now, raw);
+            return;
+        }
         let limits = (self.config.max_amf_message_len, self.config.max_amf_depth);
         let msg = match Message::decode_with_amf_limits(&raw, limits.0, limits.1) {
             Ok(msg) => msg,
@@ -71,6 +79,23 @@ impl Session {
         }
     }
 
+    /// Keeps a message that arrived while `connect` waits for its decision,
+    /// to replay once approved; a client that sends more than a handful
+    /// then is not a client that waits for a reply, and is closed.
+    fn hold(&mut self, now: Instant, raw: RawMessage) {
+        if self.held.len() >= MAX_HELD_MESSAGES
+            || self.held_bytes + raw.payload.len() > MAX_HELD_BYTES
+        {
+            self.fail(
+                now,
+                SessionError::Protocol("too much input while connect awaited its decision".into()),
+            );
+            return;
+        }
+        self.held_bytes += raw.payload.len();
+        self.held.push_back(raw);
+    }
+
     /// The last media time of `stream` if it is an accepted publish.
     fn publishing_mut(&mut self, stream: u32) -> Option<&mut Instant> {
         match self.streams.get_mut(&stream) {
@@ -99,6 +124,7 @@ impl Session {
             return;
         };
         *last_media = now;
+        self.frames_in += 1;
         let (keyframe, config) = match kind {
             FrameKind::Video => {
                 parse_video(&payload).map_or((false, false), |t| (t.is_keyframe(), t.is_config()))
@@ -133,6 +159,7 @@ impl Session {
             return;
         };
         *last_media = now;
+        self.frames_in += 1;
         let frame = |payload| Frame {
             kind: FrameKind::Data,
             timestamp,
@@ -225,7 +252,11 @@ impl Session {
             } => {
                 self.reply(stream, encoding, transaction_id, vec![Value::Undefined]);
                 tracing::debug!(name = %redact(&name), "releaseStream");
-                self.events.push_back(SessionEvent::ReleaseStream { name });
+                let (name, _) = split_query(&name);
+                self.events.push_back(SessionEvent::ReleaseStream {
+                    name,
+                    max_priority: self.config.max_publish_priority,
+                });
             }
             Command::FcPublish {
                 transaction_id,
@@ -245,8 +276,9 @@ impl Session {
                 name,
             } => {
                 self.reply(stream, encoding, transaction_id, vec![Value::Undefined]);
+                let (name, _) = split_query(&name);
                 let published = self.streams.iter().find_map(|(id, s)| match &s.state {
-                    StreamState::PublishPending { name: n }
+                    StreamState::PublishPending { name: n, .. }
                     | StreamState::Publishing { name: n, .. }
                         if *n == name =>
                     {
@@ -336,6 +368,49 @@ impl Session {
         if !self.authenticate(now, encoding, tid, &app, &connect.args) {
             return;
         }
+        let object_encoding = connect.object_encoding();
+        let flash_ver = connect
+            .properties
+            .get("flashVer")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        self.flash_ver.clone_from(&flash_ver);
+        self.tc_url = connect.tc_url().map(str::to_owned);
+        let info = ConnectInfo {
+            app,
+            connection_id: self.connection_id.clone(),
+            tc_url: connect.tc_url().map(str::to_owned),
+            flash_ver,
+            command_object: connect.properties,
+            args: connect.args,
+            user: self.user.clone(),
+        };
+        let pending = PendingConnect {
+            encoding,
+            transaction_id: tid,
+            object_encoding,
+            info,
+        };
+        if self.config.hold_connect {
+            tracing::debug!(app = %pending.info.app, "connect awaits a decision");
+            self.timers.set(Timer::Connect, None);
+            self.phase = Phase::ConnectPending;
+            self.events
+                .push_back(SessionEvent::ConnectRequest(Box::new(pending.info.clone())));
+            self.pending_connect = Some(Box::new(pending));
+            return;
+        }
+        self.finish_connect(pending);
+    }
+
+    /// Answers an accepted `connect` and joins its App.
+    pub(super) fn finish_connect(&mut self, pending: PendingConnect) {
+        let PendingConnect {
+            encoding,
+            transaction_id: tid,
+            object_encoding,
+            info,
+        } = pending;
         let window = self.config.window_ack_size;
         self.send_control(Message::WindowAckSize(window));
         // The simplified dialect leaves out what its clients mishandle: a
@@ -352,12 +427,12 @@ impl Session {
             ("capabilities", Value::Number(31.0)),
             ("mode", Value::Number(1.0)),
         ]);
-        let info = status_info(
+        let success = status_info(
             "status",
             "NetConnection.Connect.Success",
             "Connection succeeded.",
             [
-                ("objectEncoding", Value::Number(connect.object_encoding())),
+                ("objectEncoding", Value::Number(object_encoding)),
                 ("connectionID", Value::from(self.connection_id.as_str())),
             ]
             .into_iter()
@@ -375,23 +450,22 @@ impl Session {
             Command::Result {
                 transaction_id: tid,
                 command_object: properties,
-                args: vec![info],
+                args: vec![success],
             },
         );
         self.phase = Phase::Connected;
         self.encoding = encoding;
         self.timers.set(Timer::Connect, None);
         tracing::info!(
-            app = %app,
+            app = %info.app,
             connection_id = %self.connection_id,
             user = self.user.as_deref(),
+            flash_ver = info.flash_ver.as_deref(),
             "connected"
         );
-        self.app = Some(app.clone());
-        self.events.push_back(SessionEvent::Connected {
-            app,
-            connection_id: self.connection_id.clone(),
-        });
+        self.app = Some(info.app.clone());
+        self.events
+            .push_back(SessionEvent::Connected(Box::new(info)));
     }
 
     /// `_result` with a null command object, unless the client asked for
@@ -485,9 +559,13 @@ impl Session {
         };
         match std::mem::take(&mut st.state) {
             StreamState::Idle => {}
-            StreamState::PublishPending { name } | StreamState::Publishing { name, .. } => {
+            StreamState::PublishPending { name, .. } | StreamState::Publishing { name, .. } => {
                 tracing::info!(stream, name = %redact(&name), "unpublished");
                 self.events.push_back(SessionEvent::Unpublish { stream });
+            }
+            StreamState::PlayPending(play) => {
+                tracing::info!(stream, name = %redact(&play.name), "play withdrawn");
+                self.events.push_back(SessionEvent::StopPlay { stream });
             }
             StreamState::Playing(play) => {
                 tracing::info!(stream, name = %redact(&play.name), "stopped playing");
@@ -512,7 +590,7 @@ impl Session {
         };
         let Some(name) = name else {
             // Flash stops a publish with publish(false) or publish(null).
-            if let StreamState::PublishPending { name } | StreamState::Publishing { name, .. } =
+            if let StreamState::PublishPending { name, .. } | StreamState::Publishing { name, .. } =
                 &st.state
             {
                 let description = format!("{name} is now unpublished.");
@@ -537,11 +615,26 @@ impl Session {
             );
             return;
         }
-        st.decisions_owed += 1;
-        st.state = StreamState::PublishPending { name: name.clone() };
-        tracing::info!(stream, name = %redact(&name), ?kind, "publish requested");
-        self.events
-            .push_back(SessionEvent::Publish { stream, name, kind });
+        let (name, query) = split_query(&name);
+        let asked = query_param(&query, "priority")
+            .and_then(|p| p.parse::<u32>().ok())
+            .unwrap_or(0);
+        let priority = asked.min(self.config.max_publish_priority);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        st.state = StreamState::PublishPending {
+            name: name.clone(),
+            seq,
+        };
+        tracing::info!(stream, name = %redact(&name), ?kind, priority, "publish requested");
+        self.events.push_back(SessionEvent::Publish {
+            stream,
+            seq,
+            name,
+            query,
+            kind,
+            priority,
+        });
     }
 
     fn play(&mut self, stream: u32, play: Play) {
@@ -561,11 +654,46 @@ impl Session {
                 self.send_status(stream, "error", failed, "The stream is publishing.", vec![]);
                 return;
             }
-            Some(StreamState::Playing(_)) => self.stop_stream(stream),
+            Some(StreamState::Playing(_) | StreamState::PlayPending(_)) => self.stop_stream(stream),
             Some(StreamState::Idle) => {}
         }
-        let rt = play_options(play.options.as_ref(), &self.config.real_time);
-        let name = play.name;
+        let (name, query) = split_query(&play.name);
+        let mut rt = play_options(play.options.as_ref(), &self.config.real_time);
+        query_play_options(&query, &mut rt, &self.config.real_time);
+        // TC's web player asks for `NAME?asis&...`: the flag is the prefix.
+        let asis = query_param(&query, "asis").is_some_and(|v| v != "0" && v != "false");
+        let broker_name = if asis && !name.starts_with("asis:") {
+            format!("asis:{name}")
+        } else {
+            name.clone()
+        };
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if let Some(st) = self.streams.get_mut(&stream) {
+            st.state = StreamState::PlayPending(Box::new(PendingPlay {
+                seq,
+                name,
+                rt,
+                reset: play.reset,
+            }));
+        }
+        tracing::debug!(stream, name = %redact(&broker_name), "play requested");
+        self.events.push_back(SessionEvent::Play {
+            stream,
+            request: PlayRequest {
+                seq,
+                name: broker_name,
+                query,
+            },
+        });
+    }
+
+    /// The play on `stream` was accepted: the player is told and media may
+    /// follow.
+    fn start_playing(&mut self, stream: u32, pending: PendingPlay) {
+        let PendingPlay {
+            name, rt, reset, ..
+        } = pending;
         if let Some(st) = self.streams.get_mut(&stream) {
             st.state = StreamState::Playing(Box::new(PlayState {
                 name: name.clone(),
@@ -578,7 +706,7 @@ impl Session {
         self.backlog.open_lane(stream, rt);
         self.send_control(Message::UserControl(UserControl::StreamBegin(stream)));
         let details = || vec![("details", Value::from(name.as_str()))];
-        if play.reset {
+        if reset {
             let description = format!("Playing and resetting {name}.");
             self.send_status(
                 stream,
@@ -598,10 +726,6 @@ impl Session {
         );
         self.send_sample_access(stream);
         tracing::info!(stream, name = %redact(&name), "playing");
-        self.events.push_back(SessionEvent::Play {
-            stream,
-            request: PlayRequest { name },
-        });
     }
 
     /// `|RtmpSampleAccess(true, true)`: lets Flash players read the
@@ -768,29 +892,38 @@ impl Session {
         }
     }
 
-    /// Counts one decision off `stream`; true if it answers the latest
-    /// publish request (earlier ones were superseded by an unpublish).
-    fn take_decision(&mut self, stream: u32) -> bool {
-        match self.streams.get_mut(&stream) {
-            Some(st) if st.decisions_owed > 0 => {
-                st.decisions_owed -= 1;
-                st.decisions_owed == 0
-            }
-            _ => false,
-        }
+    /// Whether the publish request `seq` of `stream` still waits for its
+    /// answer (an answer to a superseded request is ignored).
+    pub(crate) fn publish_pending(&self, stream: u32, seq: u64) -> bool {
+        matches!(
+            self.streams.get(&stream).map(|s| &s.state),
+            Some(StreamState::PublishPending { seq: s, .. }) if *s == seq
+        )
+    }
+
+    /// Whether the play request `seq` of `stream` still waits.
+    pub(crate) fn play_pending(&self, stream: u32, seq: u64) -> bool {
+        matches!(
+            self.streams.get(&stream).map(|s| &s.state),
+            Some(StreamState::PlayPending(p)) if p.seq == seq
+        )
     }
 
     pub(super) fn on_broker_event(&mut self, now: Instant, event: BrokerEvent) {
         let bad_name = "NetStream.Publish.BadName";
         match event {
-            BrokerEvent::PublishAccepted { stream, hashname } => {
-                if !self.take_decision(stream) {
+            BrokerEvent::PublishAccepted {
+                stream,
+                seq,
+                hashname,
+            } => {
+                if !self.publish_pending(stream, seq) {
                     return;
                 }
                 let Some(st) = self.streams.get_mut(&stream) else {
                     return;
                 };
-                let StreamState::PublishPending { name } = &st.state else {
+                let StreamState::PublishPending { name, .. } = &st.state else {
                     return;
                 };
                 let name = name.clone();
@@ -812,17 +945,61 @@ impl Session {
                     ],
                 );
             }
-            BrokerEvent::PublishRejected { stream, reason } => {
-                if !self.take_decision(stream) {
+            BrokerEvent::PublishRejected {
+                stream,
+                seq,
+                reason,
+            } => {
+                if !self.publish_pending(stream, seq) {
                     return;
                 }
                 let Some(st) = self.streams.get_mut(&stream) else {
                     return;
                 };
-                if let StreamState::PublishPending { name } = &st.state {
+                if let StreamState::PublishPending { name, .. } = &st.state {
                     tracing::info!(stream, name = %redact(name), %reason, "publish rejected");
                     st.state = StreamState::Idle;
-                    self.send_status(stream, "error", bad_name, &reason.to_string(), vec![]);
+                    let code = match &reason {
+                        PublishRejection::Denied(d) if d.kind != DenialKind::BadName => {
+                            "NetStream.Publish.Denied"
+                        }
+                        _ => bad_name,
+                    };
+                    self.send_status(stream, "error", code, &reason.to_string(), vec![]);
+                }
+            }
+            BrokerEvent::PlayAccepted { stream, seq } => {
+                if !self.play_pending(stream, seq) {
+                    return;
+                }
+                let Some(st) = self.streams.get_mut(&stream) else {
+                    return;
+                };
+                if let StreamState::PlayPending(pending) = std::mem::take(&mut st.state) {
+                    self.start_playing(stream, *pending);
+                }
+            }
+            BrokerEvent::PlayRejected {
+                stream,
+                seq,
+                reason,
+            } => {
+                if !self.play_pending(stream, seq) {
+                    return;
+                }
+                let Some(st) = self.streams.get_mut(&stream) else {
+                    return;
+                };
+                if let StreamState::PlayPending(pending) = std::mem::take(&mut st.state) {
+                    tracing::info!(stream, name = %redact(&pending.name), %reason, "play refused");
+                    let code = match &reason {
+                        PlayRejection::Denied(d) if d.kind == DenialKind::NotFound => {
+                            "NetStream.Play.StreamNotFound"
+                        }
+                        _ => "NetStream.Play.Failed",
+                    };
+                    let details = vec![("details", Value::from(pending.name.as_str()))];
+                    self.send_status(stream, "error", code, &reason.to_string(), details);
                 }
             }
             BrokerEvent::PublishEvicted { stream } => {
@@ -867,6 +1044,55 @@ fn echoed_name(name: &str) -> &str {
     name.char_indices()
         .nth(MAX_ECHOED_NAME)
         .map_or(name, |(i, _)| &name[..i])
+}
+
+/// Splits a stream name at its first `?`: the name proper (the stream key)
+/// and the query (tokens and options, as SRS, MediaMTX and nginx-rtmp
+/// take them), empty if there is none.
+pub(crate) fn split_query(name: &str) -> (String, String) {
+    match name.split_once('?') {
+        Some((name, query)) => (name.to_owned(), query.to_owned()),
+        None => (name.to_owned(), String::new()),
+    }
+}
+
+/// The value of `key` in a `a=1&b&c=x` query: `Some("")` for a bare flag,
+/// `None` if absent. The first occurrence wins.
+pub(crate) fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+/// The real-time options TC's own web player sends in the name's query
+/// (`NAME?asis&audioLifetime=0.25&videoLifetime=1`), applied over `rt`
+/// with the same caps as [`play_options`].
+fn query_play_options(query: &str, rt: &mut RealTimeConfig, default: &RealTimeConfig) {
+    if query.is_empty() {
+        return;
+    }
+    let cap = default.cap();
+    let seconds = |key: &str, cap: Duration| {
+        query_param(query, key)
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|s| *s >= 0.0)
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .map(|d| d.min(cap))
+    };
+    if let Some(d) = seconds("audioLifetime", cap.audio_lifetime) {
+        rt.audio_lifetime = d;
+    }
+    if let Some(d) = seconds("videoLifetime", cap.video_lifetime) {
+        rt.video_lifetime = d;
+    }
+    if let Some(d) = seconds("finishByMargin", cap.finish_by_margin) {
+        rt.finish_by_margin = d;
+    }
+    if let Some(v) = query_param(query, "expirePreviousGop") {
+        rt.expire_previous_gop = !matches!(v, "0" | "false");
+    }
 }
 
 /// The real-time treatment a player asked for in its `play` options, each

@@ -22,7 +22,9 @@
 //! # Contract details
 //!
 //! * Every command is answered at once and in order, or not at all: the
-//!   only decision the session waits for is `publish`, from the broker.
+//!   decisions the session waits for are `publish` and `play`, from the
+//!   broker (or the server's embedder first), and `connect` when
+//!   [`SessionConfig::hold_connect`] is set.
 //!   Replies use their request's framing (a type 17 command gets a type 17
 //!   reply); statuses use the framing of the client's last command.
 //! * Events queue up only within one `handle_*` call (bounded by the input
@@ -43,7 +45,7 @@ use bytes::Bytes;
 use crate::auth::AuthKeys;
 use crate::chunk::{ChunkDecoder, ChunkEncoder, DecoderLimits, RawMessage};
 use crate::entropy::Entropy;
-use crate::event::{BrokerEvent, Frame, FrameKind, SessionEvent};
+use crate::event::{BrokerEvent, Denial, Frame, FrameKind, SessionEvent};
 use crate::handshake::{HandshakeConfig, ServerHandshake};
 use crate::message::{type_id, Command, Encoding, Message, UserControl, Value};
 use crate::time::MediaTime;
@@ -113,6 +115,17 @@ pub struct SessionConfig {
     /// Sent as `serverInfo` in the `connect` result's info object (TC), so
     /// an operator can tell clients which server or build they reached.
     pub server_info: Option<String>,
+    /// Whether a `connect` that passed the session's own checks waits for
+    /// an outside decision ([`SessionEvent::ConnectRequest`], answered with
+    /// [`Session::approve_connect`] / [`Session::deny_connect`]) instead of
+    /// succeeding at once. The server sets it from its approval settings.
+    pub hold_connect: bool,
+    /// The highest publish priority this connection may ask for with
+    /// `?priority=N` (higher asks are capped to it), and the bound below
+    /// which its `releaseStream` evicts a live publish. 0, the default,
+    /// means a live name cannot be taken over and `releaseStream` evicts
+    /// nobody (see docs/tc-parity.md).
+    pub max_publish_priority: u32,
 }
 
 impl Default for SessionConfig {
@@ -135,6 +148,8 @@ impl Default for SessionConfig {
             simplified_rtmp: false,
             auth_keys: AuthKeys::default(),
             server_info: None,
+            hold_connect: false,
+            max_publish_priority: 0,
         }
     }
 }
@@ -333,6 +348,38 @@ pub struct Session {
     peer_info: Vec<String>,
     /// The user name of a user-token `connect` (TC auth).
     user: Option<String>,
+    /// The `flashVer` of `connect`, for stats.
+    flash_ver: Option<String>,
+    /// The `tcUrl` of `connect`, for decisions.
+    tc_url: Option<String>,
+    /// The next publish or play request's number.
+    next_seq: u64,
+    /// A `connect` waiting for an outside decision.
+    pending_connect: Option<Box<PendingConnect>>,
+    /// Messages that arrived while `connect` waited, replayed in order
+    /// once it is approved. Bounded by [`MAX_HELD_MESSAGES`] and
+    /// [`MAX_HELD_BYTES`].
+    held: VecDeque<RawMessage>,
+    held_bytes: usize,
+    /// Media frames received from this connection's accepted publishes.
+    frames_in: u64,
+    /// Media frames handed out to this connection's players.
+    frames_out: u64,
+}
+
+/// Most messages a client may send while its `connect` waits for a
+/// decision: clients send nothing or a few pipelined commands then.
+const MAX_HELD_MESSAGES: usize = 64;
+/// Most bytes of them.
+const MAX_HELD_BYTES: usize = 256 * 1024;
+
+/// What answering a held `connect` needs.
+#[derive(Debug)]
+struct PendingConnect {
+    encoding: Encoding,
+    transaction_id: f64,
+    object_encoding: f64,
+    info: crate::event::ConnectInfo,
 }
 
 /// Where the connection is in its life.
@@ -340,6 +387,9 @@ pub struct Session {
 enum Phase {
     Handshake,
     AwaitConnect,
+    /// `connect` passed the session's checks and waits for an outside
+    /// decision; input is held.
+    ConnectPending,
     Connected,
     /// An error or a close happened: only owed output is flushed.
     Closing,
@@ -349,26 +399,37 @@ enum Phase {
 #[derive(Debug, Default)]
 struct NetStream {
     state: StreamState,
-    /// `Publish` events whose decision has not come back yet. A decision
-    /// only applies to the state when it answers the latest request: the
-    /// broker answers in order, so earlier ones are for superseded publishes.
-    decisions_owed: u32,
 }
 
 #[derive(Debug, Default)]
 enum StreamState {
     #[default]
     Idle,
-    /// Asked the broker, no answer yet; media is dropped meanwhile.
+    /// Asked the broker, no answer yet; media is dropped meanwhile. Only
+    /// the answer that echoes `seq` applies: earlier ones are for requests
+    /// this one superseded.
     PublishPending {
         name: String,
+        seq: u64,
     },
+    /// Asked to play, no answer yet.
+    PlayPending(Box<PendingPlay>),
     /// Accepted: media is forwarded.
     Publishing {
         name: String,
         last_media: Instant,
     },
     Playing(Box<PlayState>),
+}
+
+/// A play waiting for its answer, with what starting it needs.
+#[derive(Debug)]
+struct PendingPlay {
+    seq: u64,
+    /// The plain name, for statuses.
+    name: String,
+    rt: RealTimeConfig,
+    reset: bool,
 }
 
 /// A player's switches (pause, receiveAudio/Video) and what it must get
@@ -565,6 +626,14 @@ impl Session {
             last_ping: None,
             peer_info: Vec::new(),
             user: None,
+            flash_ver: None,
+            tc_url: None,
+            next_seq: 1,
+            pending_connect: None,
+            held: VecDeque::new(),
+            held_bytes: 0,
+            frames_in: 0,
+            frames_out: 0,
         }
     }
 
@@ -577,6 +646,84 @@ impl Session {
     /// The App this connection joined, once `connect` succeeded.
     pub fn app(&self) -> Option<&str> {
         self.app.as_deref()
+    }
+
+    /// The `flashVer` the client sent in `connect` (its name and version).
+    pub fn flash_ver(&self) -> Option<&str> {
+        self.flash_ver.as_deref()
+    }
+
+    /// The `tcUrl` the client sent in `connect`.
+    pub fn tc_url(&self) -> Option<&str> {
+        self.tc_url.as_deref()
+    }
+
+    /// Whether `connect` succeeded and the session is not closing.
+    pub fn is_connected(&self) -> bool {
+        self.phase == Phase::Connected
+    }
+
+    /// Media and data messages received from this connection's accepted
+    /// publishes.
+    pub fn frames_in(&self) -> u64 {
+        self.frames_in
+    }
+
+    /// Media and data messages this connection's players were handed
+    /// (started on the wire; abandoned ones are in
+    /// [`Session::dropped_frames`] instead).
+    pub fn frames_out(&self) -> u64 {
+        self.frames_out
+    }
+
+    /// Approves a `connect` held for an outside decision
+    /// ([`SessionEvent::ConnectRequest`]): the client gets its `_result`
+    /// and [`SessionEvent::Connected`] follows. Returns false (and does
+    /// nothing) if no `connect` waits.
+    pub fn approve_connect(&mut self, now: Instant) -> bool {
+        if self.phase != Phase::ConnectPending {
+            return false;
+        }
+        let Some(pending) = self.pending_connect.take() else {
+            return false;
+        };
+        self.finish_connect(*pending);
+        // What the client sent meanwhile, in order, as if it arrived now.
+        while let Some(raw) = self.held.pop_front() {
+            if self.phase != Phase::Connected {
+                break;
+            }
+            self.handle_message(now, raw);
+        }
+        self.held.clear();
+        self.held_bytes = 0;
+        self.settle(now);
+        true
+    }
+
+    /// Refuses a `connect` held for an outside decision: the client gets
+    /// `_error` `NetConnection.Connect.Rejected` with the denial's
+    /// description, and the session closes. Returns false (and does
+    /// nothing) if no `connect` waits.
+    pub fn deny_connect(&mut self, now: Instant, denial: &Denial) -> bool {
+        if self.phase != Phase::ConnectPending {
+            return false;
+        }
+        let Some(pending) = self.pending_connect.take() else {
+            return false;
+        };
+        self.held.clear();
+        self.held_bytes = 0;
+        tracing::info!(app = %pending.info.app, reason = %denial, "connect refused");
+        self.reject_connect(
+            now,
+            pending.encoding,
+            pending.transaction_id,
+            &denial.description,
+            format!("refused: {}", denial.description),
+        );
+        self.settle(now);
+        true
     }
 
     /// Why the session closed (or is closing), if it is.
@@ -638,7 +785,11 @@ impl Session {
         if self.phase == Phase::Handshake {
             data = self.feed_handshake(now, data);
         }
-        if matches!(self.phase, Phase::AwaitConnect | Phase::Connected) && !data.is_empty() {
+        if matches!(
+            self.phase,
+            Phase::AwaitConnect | Phase::ConnectPending | Phase::Connected
+        ) && !data.is_empty()
+        {
             self.feed_chunks(now, data);
         }
         self.settle(now);
@@ -687,6 +838,8 @@ impl Session {
                     self.fail(now, SessionError::Handshake(e));
                 }
             }
+            // The server's decision deadline covers a held connect.
+            Phase::ConnectPending => {}
             Phase::AwaitConnect => {
                 if self.timers.is_due(Timer::Connect, now) {
                     self.fail(
@@ -835,6 +988,7 @@ impl Session {
             Item::Message(m) => (m, FrameKind::Data),
             Item::Frame(f) => {
                 let kind = f.kind;
+                self.frames_out += 1;
                 (frame_to_raw(next.stream, f), kind)
             }
         };

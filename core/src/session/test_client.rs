@@ -221,6 +221,26 @@ impl Pair {
         }
     }
 
+    /// Answers every play request not answered yet as the broker would
+    /// (accepted), leaving the events in place.
+    pub(super) fn accept_plays(&mut self) {
+        self.poll_events();
+        let asks: Vec<(u32, u64)> = self
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                SessionEvent::Play { stream, request } => Some((*stream, request.seq)),
+                _ => None,
+            })
+            .collect();
+        for (stream, seq) in asks {
+            self.session.handle_broker_event(
+                self.now,
+                crate::event::BrokerEvent::PlayAccepted { stream, seq },
+            );
+        }
+    }
+
     /// Takes the events polled so far.
     pub(super) fn take_events(&mut self) -> Vec<SessionEvent> {
         self.poll_events();

@@ -124,6 +124,7 @@ fn publisher() -> Pair {
         p.now,
         BrokerEvent::PublishAccepted {
             stream: s,
+            seq: 1,
             hashname: "sha256:x".to_owned(),
         },
     );
@@ -137,6 +138,7 @@ fn player_with(config: SessionConfig) -> (Pair, u32) {
     let mut p = Pair::connected_with(config);
     let s = create_stream(&mut p);
     p.command(s, play_cmd("cam"));
+    p.accept_plays();
     p.receive();
     p.take_events();
     (p, s)
@@ -246,12 +248,13 @@ fn connect_emits_connected_exactly_once_with_app_and_id() {
     let mut p = Pair::handshaken();
     p.command(0, connect_command("live/123", 0.0));
     let id = p.session.connection_id().to_owned();
+    let events = p.take_events();
+    let [SessionEvent::Connected(info)] = events.as_slice() else {
+        panic!("one Connected expected, got {events:?}");
+    };
     assert_eq!(
-        p.take_events(),
-        [SessionEvent::Connected {
-            app: "live/123".to_owned(),
-            connection_id: id
-        }]
+        (info.app.as_str(), info.connection_id.as_str()),
+        ("live/123", id.as_str())
     );
     assert_eq!(p.session.app(), Some("live/123"));
 }
@@ -381,7 +384,8 @@ fn pipelined_release_fcpublish_create_stream_are_all_answered_in_order() {
     assert_eq!(
         p.take_events(),
         [SessionEvent::ReleaseStream {
-            name: "cam".to_owned()
+            name: "cam".to_owned(),
+            max_priority: 0,
         }]
     );
 }
@@ -555,13 +559,17 @@ fn publish_emits_publish_and_answers_start_only_after_acceptance() {
         [SessionEvent::Publish {
             stream: s,
             name: "cam".to_owned(),
-            kind: PublishKind::Live
+            kind: PublishKind::Live,
+            seq: 1,
+            query: String::new(),
+            priority: 0
         }]
     );
     p.session.handle_broker_event(
         p.now,
         BrokerEvent::PublishAccepted {
             stream: s,
+            seq: 1,
             hashname: "sha256:abc".to_owned(),
         },
     );
@@ -590,6 +598,7 @@ fn rejected_publish_gets_bad_name_with_the_reason() {
         p.now,
         BrokerEvent::PublishRejected {
             stream: s,
+            seq: 1,
             reason: PublishRejection::AlreadyPublishing,
         },
     );
@@ -872,6 +881,7 @@ fn a_decision_for_a_superseded_publish_is_ignored() {
         p.now,
         BrokerEvent::PublishAccepted {
             stream: s,
+            seq: 1,
             hashname: "sha256:a".to_owned(),
         },
     );
@@ -880,6 +890,7 @@ fn a_decision_for_a_superseded_publish_is_ignored() {
         p.now,
         BrokerEvent::PublishRejected {
             stream: s,
+            seq: 2,
             reason: PublishRejection::AlreadyPublishing,
         },
     );
@@ -895,6 +906,7 @@ fn play_sends_stream_begin_reset_start_and_sample_access_on_the_player_stream() 
     let s = create_stream(&mut p);
     assert_eq!(s, 2);
     p.command(s, play_cmd("cam"));
+    p.accept_plays();
     let got = p.receive();
     assert_eq!(
         got[0].msg,
@@ -916,7 +928,9 @@ fn play_sends_stream_begin_reset_start_and_sample_access_on_the_player_stream() 
         [SessionEvent::Play {
             stream: 2,
             request: PlayRequest {
-                name: "cam".to_owned()
+                seq: 1,
+                name: "cam".to_owned(),
+                query: String::new()
             }
         }]
     );
@@ -937,6 +951,7 @@ fn play_without_reset_sends_no_reset_status() {
             options: None,
         }),
     );
+    p.accept_plays();
     assert_eq!(codes(&p.receive()), ["NetStream.Play.Start"]);
 }
 
@@ -951,7 +966,9 @@ fn playing_again_on_a_stream_stops_the_previous_play_first() {
             SessionEvent::Play {
                 stream: s,
                 request: PlayRequest {
-                    name: "other".to_owned()
+                    seq: 2,
+                    name: "other".to_owned(),
+                    query: String::new()
                 }
             }
         ]
@@ -1180,6 +1197,7 @@ fn expire_previous_gop_drops_unsent_video_when_a_keyframe_arrives() {
             options: Some(Value::object([("expirePreviousGop", Value::from(true))])),
         }),
     );
+    p.accept_plays();
     p.receive();
     give(&mut p, s, key_frame(0, 100));
     give(&mut p, s, inter_frame(33, 100));
@@ -1527,8 +1545,8 @@ mod never_panics {
                     3 => p.command(stream, Command::Pause { transaction_id: 0.0, pause: flag, millis: 0.0 }),
                     4 => p.command(stream, Command::ReceiveVideo(flag)),
                     5 => p.command(0, Command::DeleteStream { transaction_id: 0.0, stream_id: f64::from(stream) }),
-                    6 => p.session.handle_broker_event(p.now, BrokerEvent::PublishAccepted { stream, hashname: String::new() }),
-                    7 => p.session.handle_broker_event(p.now, BrokerEvent::PublishRejected { stream, reason: PublishRejection::TooManyStreams }),
+                    6 => p.session.handle_broker_event(p.now, BrokerEvent::PublishAccepted { stream, seq: 1, hashname: String::new() }),
+                    7 => p.session.handle_broker_event(p.now, BrokerEvent::PublishRejected { stream, seq: 1, reason: PublishRejection::TooManyStreams }),
                     8 => p.session.handle_broker_event(p.now, BrokerEvent::PublishEvicted { stream }),
                     9 => give(&mut p, stream, if flag { key_frame(0, 100) } else { inter_frame(0, 100) }),
                     10 => { p.receive(); }
@@ -1586,6 +1604,7 @@ fn player_with_options(options: Value) -> (Pair, u32) {
             options: Some(options),
         }),
     );
+    p.accept_plays();
     p.receive();
     p.take_events();
     (p, s)
@@ -1714,6 +1733,7 @@ fn close_stream_mid_message_aborts_it() {
     assert!(media(&got).is_empty());
     // A new play on the same stream gets whole frames again.
     p.command(s, play_cmd("cam"));
+    p.accept_plays();
     give(&mut p, s, key_frame(0, 10_000));
     let m: Vec<Bytes> = media(&p.receive())
         .iter()

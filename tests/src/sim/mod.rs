@@ -36,8 +36,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tincan_core::broker::{Broker, BrokerConfig};
 use tincan_core::entropy::SeededEntropy;
+use tincan_core::event::Denial;
 use tincan_core::event::SessionId;
-use tincan_core::server::{Closed, Refusal, Server, ServerConfig};
+use tincan_core::server::{
+    Approvals, Closed, Refusal, Server, ServerConfig, ServerEvent, Ticket, TicketError,
+};
 use tincan_core::session::{Session, SessionConfig, SessionError, Transmit};
 
 pub use client::{
@@ -91,6 +94,8 @@ pub struct SimConfig {
     pub max_connections_per_ip: usize,
     /// [`ServerConfig::shutdown_deadline`].
     pub shutdown_deadline: Duration,
+    /// [`ServerConfig::approvals`].
+    pub approvals: Approvals,
     /// Seed for every handshake and connection id.
     pub seed: u64,
     /// Granularity at which busy rate-limited links deliver.
@@ -106,6 +111,7 @@ impl Default for SimConfig {
             max_connections: server.max_connections,
             max_connections_per_ip: server.max_connections_per_ip,
             shutdown_deadline: server.shutdown_deadline,
+            approvals: server.approvals,
             seed: 0x5EED,
             link_tick: Duration::from_millis(1),
         }
@@ -121,6 +127,8 @@ impl SimConfig {
             max_connections: self.max_connections,
             max_connections_per_ip: self.max_connections_per_ip,
             shutdown_deadline: self.shutdown_deadline,
+            approvals: self.approvals,
+            ..ServerConfig::default()
         }
     }
 }
@@ -491,6 +499,29 @@ impl Sim {
     }
 
     // ---- server-side actions --------------------------------------------
+
+    /// Every event the server reported since the last call, in order.
+    pub fn take_events(&mut self) -> Vec<ServerEvent> {
+        std::iter::from_fn(|| self.server.poll_event()).collect()
+    }
+
+    /// The embedder approves `ticket` ([`Server::approve`]); runs until
+    /// nothing moves.
+    pub fn approve(&mut self, ticket: Ticket) -> Result<(), TicketError> {
+        let now = self.now();
+        let result = self.server.approve(now, ticket);
+        self.run();
+        result
+    }
+
+    /// The embedder refuses `ticket` ([`Server::deny`]); runs until
+    /// nothing moves.
+    pub fn deny(&mut self, ticket: Ticket, denial: Denial) -> Result<(), TicketError> {
+        let now = self.now();
+        let result = self.server.deny(now, ticket, denial);
+        self.run();
+        result
+    }
 
     /// Starts the server's graceful shutdown ([`Server::shutdown`]) and
     /// runs until nothing moves.

@@ -1,0 +1,462 @@
+//! Requests the embedder decides, seen from the clients and the embedder:
+//! approvals and denials by ticket, out-of-order and stale answers, the
+//! decision deadline, and what a refused client is told.
+
+use std::time::Duration;
+
+use tincan_core::event::Denial;
+use tincan_core::server::{Approvals, Decider, ServerEvent, Ticket, TicketError};
+use tincan_tests::sim::media::avc_keyframe;
+use tincan_tests::sim::{member_str, ClientId, Sim, SimConfig};
+
+fn sim(connect: Decider, publish: Decider, play: Decider) -> Sim {
+    Sim::with_config(SimConfig {
+        approvals: Approvals {
+            connect,
+            publish,
+            play,
+            deadline: Duration::from_secs(5),
+        },
+        ..SimConfig::default()
+    })
+}
+
+/// The tickets of every request event, in order, with their kind.
+fn tickets(events: &[ServerEvent]) -> Vec<(&'static str, Ticket)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::ConnectRequest { ticket, .. } => Some(("connect", *ticket)),
+            ServerEvent::PublishRequest { ticket, .. } => Some(("publish", *ticket)),
+            ServerEvent::PlayRequest { ticket, .. } => Some(("play", *ticket)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn one_ticket(sim: &mut Sim, kind: &str) -> Ticket {
+    let events = sim.take_events();
+    let found = tickets(&events);
+    let [(k, t)] = found.as_slice() else {
+        panic!("one request expected, got {events:?}");
+    };
+    assert_eq!(*k, kind);
+    *t
+}
+
+/// The description of the last status on `stream` with `code`.
+fn description(sim: &Sim, id: ClientId, stream: u32, code: &str) -> Option<String> {
+    sim.client(id)
+        .status_infos(stream)
+        .iter()
+        .filter(|i| member_str(i, "code").as_deref() == Some(code))
+        .next_back()
+        .and_then(|i| member_str(i, "description"))
+}
+
+fn connected_stream(sim: &mut Sim) -> (ClientId, u32) {
+    let id = sim.add_client();
+    sim.connect(id, "live");
+    let stream = sim.create_stream(id);
+    (id, stream)
+}
+
+#[test]
+fn an_approved_connect_succeeds_and_the_request_carries_what_was_sent() {
+    let mut sim = sim(Decider::Embedder, Decider::Local, Decider::Local);
+    let id = sim.add_client();
+    let t = sim.client_mut(id).connect("live");
+    sim.run();
+    assert!(
+        sim.client(id).reply(t).is_none(),
+        "answered before the decision"
+    );
+    let events = sim.take_events();
+    let request = events
+        .iter()
+        .find_map(|e| match e {
+            ServerEvent::ConnectRequest { ticket, info, .. } => Some((*ticket, info.clone())),
+            _ => None,
+        })
+        .expect("a connect request");
+    assert_eq!(request.1.app, "live");
+    assert!(request
+        .1
+        .tc_url
+        .as_deref()
+        .is_some_and(|u| u.ends_with("/live")));
+    sim.approve(request.0).unwrap();
+    let reply = sim.client(id).reply(t).expect("a reply once approved");
+    assert_eq!(
+        reply.info_str("code").as_deref(),
+        Some("NetConnection.Connect.Success")
+    );
+    assert!(sim
+        .take_events()
+        .iter()
+        .any(|e| matches!(e, ServerEvent::Connected { info, .. } if info.app == "live")));
+}
+
+#[test]
+fn a_denied_connect_is_rejected_with_the_description_and_closed() {
+    let mut sim = sim(Decider::Embedder, Decider::Local, Decider::Local);
+    let id = sim.add_client();
+    let t = sim.client_mut(id).connect("live");
+    sim.run();
+    let ticket = one_ticket(&mut sim, "connect");
+    sim.deny(ticket, Denial::policy("not on the guest list"))
+        .unwrap();
+    let reply = sim.client(id).reply(t).expect("an _error");
+    assert!(!reply.ok);
+    assert_eq!(
+        reply.info_str("code").as_deref(),
+        Some("NetConnection.Connect.Rejected")
+    );
+    assert_eq!(
+        reply.info_str("description").as_deref(),
+        Some("not on the guest list")
+    );
+    sim.advance(Duration::from_secs(1));
+    assert!(sim.is_closed(id));
+}
+
+#[test]
+fn commands_sent_while_connect_waits_are_answered_once_it_is_approved() {
+    let mut sim = sim(Decider::Embedder, Decider::Local, Decider::Local);
+    let id = sim.add_client();
+    let connect = sim.client_mut(id).connect("live");
+    let create = sim.client_mut(id).create_stream();
+    sim.run();
+    assert!(sim.client(id).reply(create).is_none());
+    let ticket = one_ticket(&mut sim, "connect");
+    sim.approve(ticket).unwrap();
+    assert!(sim.client(id).reply(connect).is_some_and(|r| r.ok));
+    assert!(sim.client(id).reply(create).is_some_and(|r| r.ok));
+}
+
+#[test]
+fn a_publish_denied_by_policy_gets_publish_denied_and_the_session_stays_usable() {
+    let mut sim = sim(Decider::Local, Decider::Embedder, Decider::Local);
+    let (id, stream) = connected_stream(&mut sim);
+    sim.take_events();
+    sim.client_mut(id).publish(stream, "cam?token=wrong");
+    sim.run();
+    let events = sim.take_events();
+    let Some(ServerEvent::PublishRequest {
+        ticket, request, ..
+    }) = events
+        .iter()
+        .find(|e| matches!(e, ServerEvent::PublishRequest { .. }))
+    else {
+        panic!("a publish request, got {events:?}");
+    };
+    assert_eq!(
+        (request.app.as_str(), request.name.as_str()),
+        ("live", "cam")
+    );
+    assert_eq!(request.query, "token=wrong");
+    sim.deny(*ticket, Denial::policy("bad token")).unwrap();
+    assert_eq!(
+        description(&sim, id, stream, "NetStream.Publish.Denied").as_deref(),
+        Some("bad token")
+    );
+    // The same connection publishes again, and this time is let in.
+    sim.client_mut(id).publish(stream, "cam?token=right");
+    sim.run();
+    let ticket = one_ticket(&mut sim, "publish");
+    sim.approve(ticket).unwrap();
+    assert!(sim
+        .client(id)
+        .statuses(stream)
+        .contains(&"NetStream.Publish.Start".to_owned()));
+    assert!(!sim.is_closed(id));
+}
+
+#[test]
+fn a_publish_denied_for_its_name_gets_bad_name() {
+    let mut sim = sim(Decider::Local, Decider::Embedder, Decider::Local);
+    let (id, stream) = connected_stream(&mut sim);
+    sim.take_events();
+    sim.client_mut(id).publish(stream, "CAPS");
+    sim.run();
+    let ticket = one_ticket(&mut sim, "publish");
+    sim.deny(ticket, Denial::bad_name("names are lower case"))
+        .unwrap();
+    assert_eq!(
+        description(&sim, id, stream, "NetStream.Publish.BadName").as_deref(),
+        Some("names are lower case")
+    );
+}
+
+#[test]
+fn a_play_denied_as_not_found_gets_stream_not_found_and_can_play_again() {
+    let mut sim = sim(Decider::Local, Decider::Local, Decider::Embedder);
+    let (id, stream) = connected_stream(&mut sim);
+    sim.take_events();
+    sim.client_mut(id).play(stream, "nothing", -2.0);
+    sim.run();
+    assert!(sim.client(id).statuses(stream).is_empty());
+    let ticket = one_ticket(&mut sim, "play");
+    sim.deny(ticket, Denial::not_found("no such show")).unwrap();
+    assert_eq!(
+        description(&sim, id, stream, "NetStream.Play.StreamNotFound").as_deref(),
+        Some("no such show")
+    );
+    sim.client_mut(id).play(stream, "cam", -2.0);
+    sim.run();
+    let ticket = one_ticket(&mut sim, "play");
+    sim.approve(ticket).unwrap();
+    assert!(sim
+        .client(id)
+        .statuses(stream)
+        .contains(&"NetStream.Play.Start".to_owned()));
+}
+
+#[test]
+fn answers_in_any_order_reach_their_own_requests() {
+    let mut sim = sim(Decider::Local, Decider::Embedder, Decider::Local);
+    let (a, sa) = connected_stream(&mut sim);
+    let (b, sb) = connected_stream(&mut sim);
+    sim.take_events();
+    sim.client_mut(a).publish(sa, "first");
+    sim.client_mut(b).publish(sb, "second");
+    sim.run();
+    let events = sim.take_events();
+    let ts = tickets(&events);
+    assert_eq!(ts.len(), 2);
+    // The later request is answered first, and refused; then the earlier.
+    sim.deny(ts[1].1, Denial::policy("later refused")).unwrap();
+    sim.approve(ts[0].1).unwrap();
+    assert!(sim
+        .client(a)
+        .statuses(sa)
+        .contains(&"NetStream.Publish.Start".to_owned()));
+    assert_eq!(
+        description(&sim, b, sb, "NetStream.Publish.Denied").as_deref(),
+        Some("later refused")
+    );
+}
+
+#[test]
+fn a_ticket_is_answered_once() {
+    let mut sim = sim(Decider::Local, Decider::Embedder, Decider::Local);
+    let (id, stream) = connected_stream(&mut sim);
+    sim.take_events();
+    sim.client_mut(id).publish(stream, "cam");
+    sim.run();
+    let ticket = one_ticket(&mut sim, "publish");
+    sim.approve(ticket).unwrap();
+    assert_eq!(
+        sim.deny(ticket, Denial::policy("too late")),
+        Err(TicketError::Stale(ticket))
+    );
+    assert!(!sim
+        .client(id)
+        .statuses(stream)
+        .contains(&"NetStream.Publish.Denied".to_owned()));
+}
+
+#[test]
+fn a_ticket_of_a_closed_connection_is_stale() {
+    let mut sim = sim(Decider::Local, Decider::Embedder, Decider::Local);
+    let (id, stream) = connected_stream(&mut sim);
+    sim.take_events();
+    sim.client_mut(id).publish(stream, "cam");
+    sim.run();
+    let ticket = one_ticket(&mut sim, "publish");
+    sim.drop_connection(id);
+    assert_eq!(sim.approve(ticket), Err(TicketError::Stale(ticket)));
+    assert_eq!(sim.server().pending_decisions(), 0);
+    assert_eq!(sim.broker().published_count(), 0);
+}
+
+#[test]
+fn a_ticket_of_a_superseded_publish_is_never_applied_to_the_newer_one() {
+    let mut sim = sim(Decider::Local, Decider::Embedder, Decider::Local);
+    let (id, stream) = connected_stream(&mut sim);
+    sim.take_events();
+    sim.client_mut(id).publish(stream, "old");
+    sim.run();
+    let old = one_ticket(&mut sim, "publish");
+    // The client gives up on "old" and asks for "new" on the same stream.
+    sim.client_mut(id).close_stream(stream);
+    sim.client_mut(id).publish(stream, "new");
+    sim.run();
+    let new = one_ticket(&mut sim, "publish");
+    assert_eq!(sim.approve(old), Err(TicketError::Stale(old)));
+    assert!(sim.client(id).statuses(stream).is_empty());
+    assert_eq!(sim.broker().published_count(), 0);
+    sim.approve(new).unwrap();
+    assert_eq!(
+        description(&sim, id, stream, "NetStream.Publish.Start").as_deref(),
+        Some("new is now published.")
+    );
+}
+
+#[test]
+fn an_unanswered_request_is_denied_at_the_deadline() {
+    let mut sim = sim(Decider::Local, Decider::Embedder, Decider::Local);
+    let (id, stream) = connected_stream(&mut sim);
+    sim.take_events();
+    sim.client_mut(id).publish(stream, "cam");
+    sim.run();
+    let ticket = one_ticket(&mut sim, "publish");
+    sim.advance(Duration::from_secs(4));
+    assert!(sim.client(id).statuses(stream).is_empty());
+    sim.advance(Duration::from_secs(2));
+    assert_eq!(
+        description(&sim, id, stream, "NetStream.Publish.Denied").as_deref(),
+        Some("no decision within 5 s")
+    );
+    assert_eq!(sim.approve(ticket), Err(TicketError::Stale(ticket)));
+}
+
+#[test]
+fn an_unanswered_connect_is_rejected_at_the_deadline() {
+    let mut sim = sim(Decider::Embedder, Decider::Local, Decider::Local);
+    let id = sim.add_client();
+    let t = sim.client_mut(id).connect("live");
+    sim.run();
+    sim.advance(Duration::from_secs(6));
+    let reply = sim.client(id).reply(t).expect("an _error at the deadline");
+    assert_eq!(
+        reply.info_str("code").as_deref(),
+        Some("NetConnection.Connect.Rejected")
+    );
+    assert!(sim.is_closed(id));
+}
+
+#[test]
+fn an_approved_publish_can_still_be_refused_by_the_broker() {
+    let mut sim = sim(Decider::Local, Decider::Embedder, Decider::Local);
+    let (a, sa) = connected_stream(&mut sim);
+    let (b, sb) = connected_stream(&mut sim);
+    sim.take_events();
+    sim.client_mut(a).publish(sa, "cam");
+    sim.client_mut(b).publish(sb, "cam");
+    sim.run();
+    let events = sim.take_events();
+    for (_, t) in tickets(&events) {
+        sim.approve(t).unwrap();
+    }
+    assert!(sim
+        .client(a)
+        .statuses(sa)
+        .contains(&"NetStream.Publish.Start".to_owned()));
+    assert_eq!(
+        description(&sim, b, sb, "NetStream.Publish.BadName").as_deref(),
+        Some("stream name is already being published")
+    );
+}
+
+#[test]
+fn a_play_past_the_stream_limit_is_refused_instead_of_waiting_forever() {
+    let mut sim = Sim::with_config(SimConfig {
+        broker: tincan_core::broker::BrokerConfig {
+            max_streams: 1,
+            ..Default::default()
+        },
+        ..SimConfig::default()
+    });
+    let (_, _) = sim.start_player("live", "one");
+    let (id, stream) = connected_stream(&mut sim);
+    sim.client_mut(id).play(stream, "two", -2.0);
+    sim.run();
+    assert_eq!(
+        description(&sim, id, stream, "NetStream.Play.Failed").as_deref(),
+        Some("too many streams")
+    );
+}
+
+#[test]
+fn the_embedder_hears_connections_publishes_and_plays_start_and_end() {
+    let mut sim = Sim::new();
+    let (publisher, ps) = sim.start_publisher("live", "cam?key=1");
+    let (player, _) = sim.start_player("live", "cam");
+    sim.client_mut(publisher)
+        .send_video(ps, 0, avc_keyframe(b"frame"));
+    sim.run();
+    sim.client_mut(player).close();
+    sim.run();
+    sim.advance(Duration::from_secs(1));
+    sim.client_mut(publisher).close();
+    sim.run();
+    sim.advance(Duration::from_secs(1));
+    let events = sim.take_events();
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|e| match e {
+            ServerEvent::Opened { .. } => "opened".to_owned(),
+            ServerEvent::Connected { info, .. } => format!("connected {}", info.app),
+            ServerEvent::PublishStarted { name, query, .. } => {
+                format!("publish {name} ?{query}")
+            }
+            ServerEvent::PlayStarted { name, .. } => format!("play {name}"),
+            ServerEvent::PlayStopped { name, .. } => format!("stop {name}"),
+            ServerEvent::PublishEnded { name, .. } => format!("unpublish {name}"),
+            ServerEvent::Closed { .. } => "closed".to_owned(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "opened",
+            "connected live",
+            "publish cam ?key=1",
+            "opened",
+            "connected live",
+            "play cam",
+            "stop cam",
+            "closed",
+            "unpublish cam",
+            "closed",
+        ]
+    );
+    let closed_bytes: Vec<(u64, u64)> = events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::Closed {
+                bytes_in,
+                bytes_out,
+                ..
+            } => Some((*bytes_in, *bytes_out)),
+            _ => None,
+        })
+        .collect();
+    // The player read every byte the server wrote to it.
+    assert_eq!(closed_bytes[0].1, sim.client(player).bytes_received());
+    assert!(closed_bytes.iter().all(|(i, o)| *i > 0 && *o > 0));
+}
+
+#[test]
+fn stream_and_connection_statistics_count_exactly_what_flowed() {
+    let mut sim = Sim::new();
+    let (publisher, ps) = sim.start_publisher("live", "cam");
+    let (_p1, _) = sim.start_player("live", "cam");
+    let (_p2, _) = sim.start_player("live", "cam");
+    for i in 0..10u32 {
+        sim.client_mut(publisher)
+            .send_video(ps, i * 40, avc_keyframe(&[7u8; 100]));
+    }
+    sim.run();
+    let now = sim.now();
+    let stats = sim
+        .server()
+        .stream_stats(now, "live", "cam")
+        .expect("the stream");
+    assert_eq!(stats.subscribers, 2);
+    assert_eq!(stats.input.frames, 10);
+    let payload = avc_keyframe(&[7u8; 100]).len() as u64;
+    assert_eq!(stats.input.bytes, 10 * payload);
+    assert_eq!(stats.output.frames, 20);
+    assert_eq!(stats.output.bytes, 20 * payload);
+    assert_eq!(stats.publisher, Some(sim.session_id(publisher)));
+    let conn = sim
+        .server()
+        .connection_stats(now, sim.session_id(publisher))
+        .expect("the publisher");
+    assert_eq!(conn.input.frames, 10);
+    assert_eq!(conn.role, tincan_core::stats::Role::Publisher);
+    assert_eq!(conn.app.as_deref(), Some("live"));
+}
