@@ -7,39 +7,7 @@
 //! description changed, so a server emits an event (or updates a metric)
 //! only when something did.
 //!
-//! # Sources and precedence
-//!
-//! Each track keeps two layers, and each field of the description is
-//! taken from the first layer that has it:
-//!
-//! 1. **The stream**: decoder configuration (H.264 `avcC` and SPS, HEVC
-//!    `hvcC` and SPS, AV1 `av1C` and sequence header, VP9 `vpcC`, AAC
-//!    `AudioSpecificConfig`, Opus `OpusHead`, FLAC STREAMINFO), the MPEG
-//!    audio frame header of MP3, the legacy FLV sound bits of codecs that
-//!    have no configuration, an Enhanced `MultichannelConfig`, and the codec
-//!    of the messages themselves. This is what decoders actually use.
-//! 2. **Metadata**: `onMetaData` (`width`, `height`, `framerate` /
-//!    `videoframerate`, `videocodecid`, `audiosamplerate`, `audiochannels` /
-//!    `stereo`, `audiocodecid`, and the Enhanced RTMP v2
-//!    `videoTrackIdInfoMap` / `audioTrackIdInfoMap` per track). It is what
-//!    the encoder *says*, so it only fills gaps: a frame rate when the SPS
-//!    has no VUI timing, a VP9 picture size (`vpcC` has none), anything
-//!    before the first sequence header arrives.
-//!
-//! A new sequence header replaces the stream layer of its track whole (a
-//! value the old header gave and the new one does not is dropped, not
-//! kept stale); a new `onMetaData` replaces the metadata layer of every
-//! track whole; a sequence end clears the track's stream layer, and
-//! `@clearDataFrame onMetaData` clears the metadata layer. A track whose
-//! two layers are both empty is dropped from the description.
-//!
-//! # Bounds
-//!
-//! Everything here is driven by peer bytes, so nothing panics, no loop
-//! runs longer than the input (or a small syntax bound), and nothing is
-//! allocated in proportion to a length the peer declares: at most
-//! [`MAX_DESCRIBED_TRACKS`] tracks per kind are kept (messages for further
-//! tracks are ignored), and malformed configuration leaves fields `None`.
+//! The precedence between sources is documented on [`MediaInfo`].
 
 mod audio_config;
 mod bits;
@@ -112,7 +80,41 @@ pub struct AudioTrackInfo {
 /// [`update_from_audio`](Self::update_from_audio) (or the `_tag` forms
 /// when the message is parsed already) and each data message with
 /// [`update_from_data`](Self::update_from_data); each returns whether the
-/// description changed. See the [module docs](self) for which source wins.
+/// description changed.
+///
+/// # Sources and precedence
+///
+/// Each track keeps two layers, and each field of the description is
+/// taken from the first layer that has it:
+///
+/// 1. **The stream**: decoder configuration (H.264 `avcC` and SPS, HEVC
+///    `hvcC` and SPS, AV1 `av1C` and sequence header, VP9 `vpcC`, AAC
+///    `AudioSpecificConfig`, Opus `OpusHead`, FLAC STREAMINFO), the MPEG
+///    audio frame header of MP3, the legacy FLV sound bits of codecs that
+///    have no configuration, an Enhanced `MultichannelConfig`, and the codec
+///    of the messages themselves. This is what decoders actually use.
+/// 2. **Metadata**: `onMetaData` (`width`, `height`, `framerate` /
+///    `videoframerate`, `videocodecid`, `audiosamplerate`, `audiochannels` /
+///    `stereo`, `audiocodecid`, and the Enhanced RTMP v2
+///    `videoTrackIdInfoMap` / `audioTrackIdInfoMap` per track). It is what
+///    the encoder *says*, so it only fills gaps: a frame rate when the SPS
+///    has no VUI timing, a VP9 picture size (`vpcC` has none), anything
+///    before the first sequence header arrives.
+///
+/// A new sequence header replaces the stream layer of its track whole (a
+/// value the old header gave and the new one does not is dropped, not
+/// kept stale); a new `onMetaData` replaces the metadata layer of every
+/// track whole; a sequence end clears the track's stream layer, and
+/// `@clearDataFrame onMetaData` clears the metadata layer. A track whose
+/// two layers are both empty is dropped from the description.
+///
+/// # Bounds
+///
+/// Everything here is driven by peer bytes, so nothing panics, no loop
+/// runs longer than the input (or a small syntax bound), and nothing is
+/// allocated in proportion to a length the peer declares: at most
+/// [`MAX_DESCRIBED_TRACKS`] tracks per kind are kept (messages for further
+/// tracks are ignored), and malformed configuration leaves fields `None`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct MediaInfo {
     // `video[i]` is the merge of `video_layers[i]`; both sorted by track.
@@ -421,9 +423,14 @@ impl MediaInfo {
         let Some(stream) = stream else {
             return false;
         };
-        apply(&mut self.video, &mut self.video_layers, track.track_id, |l| {
-            l.stream = stream;
-        })
+        apply(
+            &mut self.video,
+            &mut self.video_layers,
+            track.track_id,
+            |l| {
+                l.stream = stream;
+            },
+        )
     }
 
     fn update_audio_track(&mut self, tag: &AudioTag, track: &AudioTrack) -> bool {

@@ -199,7 +199,12 @@ pub(super) fn mpeg_audio(frame: &[u8]) -> AudioConfig {
     let version = (b1 >> 3) & 0x03;
     let layer = (b1 >> 1) & 0x03;
     let rate_index = (b2 >> 2) & 0x03;
-    if b0 != 0xff || b1 & 0xe0 != 0xe0 || version == 1 || layer == 0 || rate_index == 3 || b2 >> 4 == 15
+    if b0 != 0xff
+        || b1 & 0xe0 != 0xe0
+        || version == 1
+        || layer == 0
+        || rate_index == 3
+        || b2 >> 4 == 15
     {
         return out;
     }

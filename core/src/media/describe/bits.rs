@@ -57,7 +57,11 @@ impl<'a> BitReader<'a> {
             b = *self.data.get(self.pos)?;
             self.pos += 1;
         }
-        self.zeros = if b == 0 { self.zeros.saturating_add(1) } else { 0 };
+        self.zeros = if b == 0 {
+            self.zeros.saturating_add(1)
+        } else {
+            0
+        };
         Some(b)
     }
 
@@ -164,10 +168,7 @@ mod tests {
         let data = [0x00, 0x00, 0x03, 0x01, 0x00, 0x00, 0x03, 0x03];
         let mut r = BitReader::rbsp(&data);
         let read: Vec<_> = (0..5).map(|_| r.u8()).collect();
-        assert_eq!(
-            read,
-            vec![Some(0), Some(0), Some(1), Some(0), Some(0)]
-        );
+        assert_eq!(read, vec![Some(0), Some(0), Some(1), Some(0), Some(0)]);
         // The second `03` follows an escape, so it is data.
         assert_eq!(r.u8(), Some(3));
         assert_eq!(r.u8(), None);

@@ -68,7 +68,10 @@ pub(super) fn avc(record: &[u8]) -> VideoConfig {
 }
 
 fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at.checked_add(1)?)?]))
+    Some(u16::from_be_bytes([
+        *b.get(at)?,
+        *b.get(at.checked_add(1)?)?,
+    ]))
 }
 
 /// Profiles whose SPS carries `chroma_format_idc` and the fields after it
@@ -146,7 +149,11 @@ fn h264_sps(sps: &[u8], out: &mut VideoConfig) -> Option<()> {
         bottom = r.ue()?.into();
     }
     // 7.4.2.1.1: ChromaArrayType, SubWidthC/SubHeightC and CropUnitX/Y.
-    let chroma_array_type = if separate_colour_plane { 0 } else { chroma_format_idc };
+    let chroma_array_type = if separate_colour_plane {
+        0
+    } else {
+        chroma_format_idc
+    };
     let (sub_w, sub_h) = match chroma_array_type {
         1 => (2, 2),
         2 => (2, 1),
@@ -240,7 +247,9 @@ fn h264_profile(profile_idc: u8, constraints: u8) -> Option<&'static str> {
 fn h264_level(profile_idc: u8, constraints: u8, level_idc: u8) -> Option<&'static str> {
     // Level 1b: level_idc 9, or 11 with constraint_set3 in the profiles
     // that predate idc 9 (A.3.1, A.3.2).
-    if level_idc == 9 || (level_idc == 11 && constraints & 0x10 != 0 && matches!(profile_idc, 66 | 77 | 88)) {
+    if level_idc == 9
+        || (level_idc == 11 && constraints & 0x10 != 0 && matches!(profile_idc, 66 | 77 | 88))
+    {
         return Some("1b");
     }
     Some(match level_idc {
@@ -330,7 +339,7 @@ fn hevc_sps(sps: &[u8], out: &mut VideoConfig) -> Option<()> {
         return None;
     }
     r.flag()?; // sps_temporal_id_nesting_flag
-    // profile_tier_level(1, max_sub_layers_minus1) (7.3.3).
+               // profile_tier_level(1, max_sub_layers_minus1) (7.3.3).
     let ptl = r.u8()?;
     r.skip(32 + 48)?; // compatibility flags, constraint flags
     let level_idc = r.u8()?;
@@ -367,7 +376,11 @@ fn hevc_sps(sps: &[u8], out: &mut VideoConfig) -> Option<()> {
         top = r.ue()?.into();
         bottom = r.ue()?.into();
     }
-    let chroma_array_type = if separate_colour_plane { 0 } else { chroma_format_idc };
+    let chroma_array_type = if separate_colour_plane {
+        0
+    } else {
+        chroma_format_idc
+    };
     let (sub_w, sub_h) = match chroma_array_type {
         1 => (2, 2),
         2 => (2, 1),
@@ -392,7 +405,11 @@ fn hevc_after_size(r: &mut BitReader<'_>, max_sub_layers_minus1: u32) -> Option<
         return None;
     }
     let ordering_all = r.flag()?;
-    let first = if ordering_all { 0 } else { max_sub_layers_minus1 };
+    let first = if ordering_all {
+        0
+    } else {
+        max_sub_layers_minus1
+    };
     for _ in first..=max_sub_layers_minus1 {
         r.ue()?;
         r.ue()?;
@@ -636,8 +653,10 @@ fn av1_sequence_header(obu: &[u8], out: &mut VideoConfig) -> Option<()> {
             if r.flag()? {
                 // equal_picture_interval
                 let ticks_per_picture = u64::from(r.uvlc()?) + 1;
-                out.frame_rate =
-                    rate(time_scale, u64::from(num_units_in_display_tick) * ticks_per_picture);
+                out.frame_rate = rate(
+                    time_scale,
+                    u64::from(num_units_in_display_tick) * ticks_per_picture,
+                );
             }
             decoder_model_info = r.flag()?;
             if decoder_model_info {
