@@ -9,7 +9,9 @@ use tincan_core::amf::{amf0, amf3};
 use tincan_core::chunk::{ChunkDecoder, ChunkEncoder, DecoderLimits, RawMessage};
 use tincan_core::entropy::SeededEntropy;
 use tincan_core::handshake::{ClientHandshake, HandshakeConfig, HandshakeError, ServerHandshake};
-use tincan_core::media::{parse_audio, parse_video, AudioPacket, VideoPacket};
+use tincan_core::media::{
+    parse_audio, parse_video, AudioPacket, MediaInfo, VideoPacket, MAX_DESCRIBED_TRACKS,
+};
 use tincan_core::message::{split_aggregate, Message};
 use tincan_core::time::MediaTime;
 
@@ -97,6 +99,21 @@ pub fn media_tag(data: &[u8]) {
             }
         }
     }
+    describe(&payload);
+}
+
+/// `MediaInfo` on the same payload: the sequence header parsers (SPS, OBU,
+/// ASC, ...) never panic, the change flag is honest, and the track cap
+/// holds.
+fn describe(payload: &Bytes) {
+    let mut info = MediaInfo::new();
+    let changed = info.update_from_video(payload);
+    assert_eq!(changed, !info.is_empty(), "video change flag");
+    let before = info.clone();
+    let changed = info.update_from_audio(payload);
+    assert_eq!(changed, before != info, "audio change flag");
+    assert!(info.video().len() <= MAX_DESCRIBED_TRACKS);
+    assert!(info.audio().len() <= MAX_DESCRIBED_TRACKS);
 }
 
 /// Input of [`message`]: byte 0 the type id, bytes 1..5 the timestamp, the

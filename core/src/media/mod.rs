@@ -51,6 +51,7 @@
 //! tracks can cause.
 
 mod audio;
+mod describe;
 mod multitrack;
 mod reader;
 mod video;
@@ -66,6 +67,7 @@ pub use audio::{
     parse_audio, AudioBody, AudioCodec, AudioPacket, AudioTag, AudioTrack, AudioTrackIter,
     AudioTracks, ChannelOrder, MultichannelConfig, SoundParams, SoundRate,
 };
+pub use describe::{AudioTrackInfo, MediaInfo, VideoTrackInfo, MAX_DESCRIBED_TRACKS};
 pub use multitrack::{MultitrackType, TrackIter, TrackKind, Tracks, MAX_TRACKS};
 pub use video::{
     parse_video, FrameType, VideoBody, VideoCodec, VideoCommand, VideoPacket, VideoTag, VideoTrack,
