@@ -233,6 +233,17 @@ pub enum ServerEvent {
         /// The query its name carried.
         query: String,
     },
+    /// What a published stream carries changed: codecs per track, width,
+    /// height, frame rate, sample rate, channels (empty once the
+    /// publisher leaves).
+    MediaChanged {
+        /// The App.
+        app: String,
+        /// The plain stream name.
+        name: String,
+        /// The description now.
+        info: Box<crate::media::MediaInfo>,
+    },
     /// A play ended.
     PlayStopped {
         /// The player.
@@ -1288,6 +1299,9 @@ impl Server {
                     name,
                     query,
                 },
+                Notice::MediaChanged { app, name, info } => {
+                    ServerEvent::MediaChanged { app, name, info }
+                }
                 Notice::PlayStopped {
                     session,
                     stream,

@@ -163,6 +163,8 @@ pub struct StreamStats {
     pub bitrate_out: u64,
     /// How long the stream has existed (published or waited for).
     pub uptime: Duration,
+    /// What the stream carries, from its sequence headers and metadata.
+    pub media: crate::media::MediaInfo,
 }
 
 #[cfg(test)]

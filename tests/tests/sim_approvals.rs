@@ -395,6 +395,7 @@ fn the_embedder_hears_connections_publishes_and_plays_start_and_end() {
             ServerEvent::PlayStopped { name, .. } => format!("stop {name}"),
             ServerEvent::PublishEnded { name, .. } => format!("unpublish {name}"),
             ServerEvent::Closed { .. } => "closed".to_owned(),
+            ServerEvent::MediaChanged { info, .. } => format!("media {}", info.video().len()),
             other => format!("{other:?}"),
         })
         .collect();
@@ -407,8 +408,10 @@ fn the_embedder_hears_connections_publishes_and_plays_start_and_end() {
             "opened",
             "connected live",
             "play cam",
+            "media 1",
             "stop cam",
             "closed",
+            "media 0",
             "unpublish cam",
             "closed",
         ]
@@ -459,4 +462,45 @@ fn stream_and_connection_statistics_count_exactly_what_flowed() {
     assert_eq!(conn.input.frames, 10);
     assert_eq!(conn.role, tincan_core::stats::Role::Publisher);
     assert_eq!(conn.app.as_deref(), Some("live"));
+}
+
+#[test]
+fn the_embedder_hears_what_a_stream_carries_and_when_it_goes() {
+    use tincan_core::message::Value;
+    let mut sim = Sim::new();
+    let (publisher, ps) = sim.start_publisher("live", "cam");
+    sim.take_events();
+    let metadata = Value::object([
+        ("width", Value::Number(1280.0)),
+        ("height", Value::Number(720.0)),
+        ("framerate", Value::Number(30.0)),
+        ("videocodecid", Value::Number(7.0)),
+    ]);
+    sim.client_mut(publisher)
+        .set_data_frame(ps, 0, "onMetaData", &[metadata]);
+    sim.run();
+    let described = sim
+        .take_events()
+        .into_iter()
+        .find_map(|e| match e {
+            ServerEvent::MediaChanged { app, name, info } => Some((app, name, info)),
+            _ => None,
+        })
+        .expect("a media description");
+    assert_eq!(
+        (described.0.as_str(), described.1.as_str()),
+        ("live", "cam")
+    );
+    let video = described.2.video_track(0).expect("a video track");
+    assert_eq!((video.width, video.height), (Some(1280), Some(720)));
+    assert_eq!(video.frame_rate, Some(30.0));
+    let now = sim.now();
+    let stats = sim.server().stream_stats(now, "live", "cam").unwrap();
+    assert_eq!(stats.media, *described.2);
+    sim.client_mut(publisher).close();
+    sim.run();
+    assert!(sim
+        .take_events()
+        .iter()
+        .any(|e| matches!(e, ServerEvent::MediaChanged { info, .. } if info.is_empty())));
 }

@@ -52,9 +52,12 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, trace, warn};
 
+use crate::amf::amf0;
 use crate::event::{
-    BrokerEvent, ConnectInfo, PlayRejection, PlayRequest, PublishRejection, SessionEvent, SessionId,
+    BrokerEvent, ConnectInfo, FrameKind, PlayRejection, PlayRequest, PublishRejection,
+    SessionEvent, SessionId,
 };
+use crate::media::MediaInfo;
 use crate::message::PublishKind;
 use crate::stats::StreamStats;
 
@@ -164,6 +167,16 @@ pub enum Notice {
         name: String,
         /// The query the name carried.
         query: String,
+    },
+    /// What a published stream carries changed (a sequence header, new
+    /// metadata, the publisher left).
+    MediaChanged {
+        /// The App.
+        app: String,
+        /// The plain stream name.
+        name: String,
+        /// The description now.
+        info: Box<MediaInfo>,
     },
     /// A play ended (closeStream, deleteStream, a new play, close).
     PlayStopped {
@@ -309,6 +322,18 @@ impl Broker {
                 if let Some(s) = publishing(&self.sessions, &mut self.streams, id, stream) {
                     s.meters
                         .count(now, frame.payload.len(), s.subscriber_count());
+                    // Only decoder configuration and keyframes can change
+                    // the description: parsing those costs nothing per player.
+                    let changed = (frame.config || frame.keyframe)
+                        && match frame.kind {
+                            FrameKind::Video => s.media.update_from_video(&frame.payload),
+                            FrameKind::Audio => s.media.update_from_audio(&frame.payload),
+                            FrameKind::Data => false,
+                        };
+                    if changed {
+                        let notice = media_notice(&self.apps, id, &self.sessions, s);
+                        self.notices.extend(notice);
+                    }
                     s.handle_frame(frame, &self.config, &mut self.output);
                 } else {
                     trace!(session = %id, stream, "media from a non-publisher, ignored");
@@ -322,6 +347,10 @@ impl Broker {
                 if let Some(s) = publishing(&self.sessions, &mut self.streams, id, stream) {
                     s.meters
                         .count(now, frame.payload.len(), s.subscriber_count());
+                    if handler == "onMetaData" && update_metadata(&mut s.media, &frame.payload) {
+                        let notice = media_notice(&self.apps, id, &self.sessions, s);
+                        self.notices.extend(notice);
+                    }
                     s.set_data_frame(&handler, frame, &self.config, &mut self.output);
                 }
             }
@@ -396,6 +425,7 @@ impl Broker {
             name: s.name.clone(),
             publisher: s.publisher.map(|p| p.session),
             published_for: s.publisher.map(|p| now.saturating_duration_since(p.since)),
+            media: s.media.clone(),
             subscribers: s.subscriber_count(),
             input: m.input,
             output: m.output,
@@ -619,6 +649,13 @@ impl Broker {
             return;
         };
         stream.publish_query.clear();
+        if stream.media.clear() {
+            self.notices.push_back(Notice::MediaChanged {
+                app: app.clone(),
+                name: stream.name.clone().unwrap_or_default(),
+                info: Box::default(),
+            });
+        }
         self.notices.push_back(Notice::PublishEnded {
             session: publisher.session,
             stream: publisher.stream_id,
@@ -884,6 +921,34 @@ fn publishing<'a>(
     streams
         .get_mut(&key)
         .filter(|s| s.is_publisher(id, stream_id))
+}
+
+/// The `onMetaData` object of a `@setDataFrame` body (the handler name,
+/// then the values) applied to `media`; whether it changed anything.
+fn update_metadata(media: &mut MediaInfo, body: &[u8]) -> bool {
+    let Ok(values) = amf0::decode_all(body) else {
+        return false;
+    };
+    values
+        .iter()
+        .skip(1)
+        .find(|v| v.is_object())
+        .is_some_and(|v| media.update_from_metadata(v))
+}
+
+/// A [`Notice::MediaChanged`] for `stream`, published by session `id`.
+fn media_notice(
+    apps: &HashMap<AppId, App>,
+    id: SessionId,
+    sessions: &HashMap<SessionId, SessionState>,
+    stream: &Stream,
+) -> Option<Notice> {
+    let app = sessions.get(&id)?.app;
+    Some(Notice::MediaChanged {
+        app: apps.get(&app).map(|a| a.name.clone()).unwrap_or_default(),
+        name: stream.name.clone().unwrap_or_default(),
+        info: Box::new(stream.media.clone()),
+    })
 }
 
 fn redacted(name: Option<&str>) -> String {

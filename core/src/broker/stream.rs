@@ -45,7 +45,7 @@ use bytes::Bytes;
 use tracing::{debug, trace, warn};
 
 use crate::event::{BrokerEvent, Frame, FrameKind, SessionId};
-use crate::media::{parse_audio, parse_video, AudioPacket, VideoPacket};
+use crate::media::{parse_audio, parse_video, AudioPacket, MediaInfo, VideoPacket};
 use crate::stats::{RateMeter, Traffic};
 use crate::time::MediaTime;
 
@@ -76,6 +76,9 @@ pub(super) struct Stream {
     pub(super) publish_query: String,
     /// Traffic and age, for [`super::Broker::stream_stats`].
     pub(super) meters: Meters,
+    /// What the current publisher sends, from its sequence headers and
+    /// metadata.
+    pub(super) media: MediaInfo,
     subscribers: Vec<Subscriber>,
     /// The republish grace deadline after the publisher left, mirrored in
     /// the broker's deadline set.
@@ -477,6 +480,7 @@ impl Stream {
             publisher: None,
             publish_query: String::new(),
             meters: Meters::new(now),
+            media: MediaInfo::default(),
             subscribers: Vec::new(),
             grace: None,
             cache: Cache::default(),
