@@ -66,15 +66,41 @@ pub enum Role {
 
 /// How a client session connects, and the bounds on what the server can make
 /// it hold.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` output leaves out the secrets a config may carry (stream
+/// key, query, connect arguments): configs end up in logs.
+#[derive(Clone)]
 pub struct ClientConfig {
     /// The `tcUrl` sent in `connect` (`rtmp://host:port/app`): servers use it
     /// for virtual hosting and logs.
     pub tc_url: String,
     /// The App (`app` in `connect`).
     pub app: String,
-    /// The stream name given to `publish` or `play`.
+    /// The stream name given to `publish` or `play` (and, for a publisher,
+    /// `releaseStream` and `FCPublish`), before [`query`](Self::query).
     pub stream: String,
+    /// A URL query appended to the stream name as `name?query` (joined with
+    /// `&` if the name already has one), the way FFmpeg and OBS pass the
+    /// query of an RTMP URL: many servers and CDNs take per-stream tokens
+    /// there (`live/cam?token=...`). `None` or empty sends the bare name.
+    pub query: Option<String>,
+    /// Extra arguments after the `connect` command object, in order. TC
+    /// authentication tokens travel here (one App-wide token string, or a
+    /// user name and a user token; see [`crate::auth`]), as do FFmpeg's
+    /// `-rtmp_conn` values (`S:<token>` is one string argument).
+    pub connect_args: Vec<Value>,
+    /// `swfUrl` in `connect`, when set. Flash-era servers may check it
+    /// against an allow list; FFmpeg sends it with `-rtmp_swfurl`.
+    pub swf_url: Option<String>,
+    /// `pageUrl` in `connect`, when set: the web page a Flash player was
+    /// embedded in, which some servers log or check (`-rtmp_pageurl`).
+    pub page_url: Option<String>,
+    /// Enhanced RTMP: when set, `connect` announces these FourCCs (e.g.
+    /// `hvc1`, `av01`, `vp09`, `Opus`) as `fourCcList`, telling a server
+    /// that this client can send or receive them. Off by default, as a
+    /// legacy client connects: some servers change what they send once a
+    /// client claims Enhanced RTMP support.
+    pub four_cc_list: Option<Vec<String>>,
     /// Publish or play.
     pub role: Role,
     /// The chunk size announced right after the handshake. Large chunks
@@ -124,7 +150,82 @@ impl ClientConfig {
             start_timeout: Duration::from_secs(10),
             buffer_ms: 3000,
             release_stream: true,
+            query: None,
+            connect_args: Vec::new(),
+            swf_url: None,
+            page_url: None,
+            four_cc_list: None,
         }
+    }
+
+    /// The name sent to `publish` or `play`: [`stream`](Self::stream) with
+    /// [`query`](Self::query) appended.
+    pub fn stream_name(&self) -> String {
+        match self.query.as_deref().map(|q| q.trim_start_matches('?')) {
+            None | Some("") => self.stream.clone(),
+            Some(q) => {
+                let sep = if self.stream.contains('?') { '&' } else { '?' };
+                format!("{}{sep}{q}", self.stream)
+            }
+        }
+    }
+
+    /// The `connect` command object: FFmpeg's members in FFmpeg's order,
+    /// the optional ones only when set.
+    fn connect_object(&self) -> Value {
+        let mut members = vec![
+            ("app", Value::from(self.app.as_str())),
+            ("type", Value::from("nonprivate")),
+            ("flashVer", Value::from(self.flash_ver.as_str())),
+        ];
+        if let Some(swf_url) = &self.swf_url {
+            members.push(("swfUrl", Value::from(swf_url.as_str())));
+        }
+        members.push(("tcUrl", Value::from(self.tc_url.as_str())));
+        if let Some(page_url) = &self.page_url {
+            members.push(("pageUrl", Value::from(page_url.as_str())));
+        }
+        if let Some(list) = &self.four_cc_list {
+            let list = list.iter().map(|f| Value::from(f.as_str())).collect();
+            members.push(("fourCcList", Value::StrictArray(list)));
+        }
+        members.push(("objectEncoding", Value::from(0.0)));
+        Value::object(members)
+    }
+}
+
+impl std::fmt::Debug for ClientConfig {
+    /// Stream keys, queries and connect arguments are secrets (tokens):
+    /// only their sizes are shown, and `tcUrl` without its query.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tc_url = match self.tc_url.split_once('?') {
+            Some((base, _)) => format!("{base}?<redacted>"),
+            None => self.tc_url.clone(),
+        };
+        f.debug_struct("ClientConfig")
+            .field("tc_url", &tc_url)
+            .field("app", &self.app)
+            .field("stream", &format_args!("<{} bytes>", self.stream.len()))
+            .field(
+                "query",
+                &self.query.as_ref().map(|q| format!("<{} bytes>", q.len())),
+            )
+            .field(
+                "connect_args",
+                &format_args!("<{} values>", self.connect_args.len()),
+            )
+            .field("swf_url", &self.swf_url)
+            .field("page_url", &self.page_url)
+            .field("four_cc_list", &self.four_cc_list)
+            .field("role", &self.role)
+            .field("out_chunk_size", &self.out_chunk_size)
+            .field("flash_ver", &self.flash_ver)
+            .field("limits", &self.limits)
+            .field("handshake", &self.handshake)
+            .field("start_timeout", &self.start_timeout)
+            .field("buffer_ms", &self.buffer_ms)
+            .field("release_stream", &self.release_stream)
+            .finish()
     }
 }
 
@@ -200,6 +301,10 @@ pub enum ClientError {
     /// The server did something no correct server does.
     #[error("protocol: {0}")]
     Protocol(&'static str),
+    /// The configuration cannot be put on the wire (connect arguments that
+    /// do not encode as AMF0); the session closes at once.
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 /// Why [`ClientSession::send_media`] or [`ClientSession::send_data`] refused.
@@ -290,16 +395,22 @@ impl ClientSession {
         };
         let connect = Command::Connect(Connect {
             transaction_id: txn::CONNECT,
-            properties: Value::object([
-                ("app", Value::from(session.config.app.as_str())),
-                ("type", Value::from("nonprivate")),
-                ("flashVer", Value::from(session.config.flash_ver.as_str())),
-                ("tcUrl", Value::from(session.config.tc_url.as_str())),
-                ("objectEncoding", Value::from(0.0)),
-            ]),
-            args: Vec::new(),
+            properties: session.config.connect_object(),
+            args: session.config.connect_args.clone(),
         });
-        session.command(0, connect);
+        let message = Message::Command {
+            encoding: Encoding::Amf0,
+            command: connect,
+        };
+        // Only the embedder's connect arguments can fail to encode (an AMF
+        // reference to nothing): a session that cannot connect says so now
+        // rather than at the start deadline.
+        match message.to_raw(csid::COMMAND, MediaTime::ZERO, 0) {
+            Ok(raw) => session.encoder.write(&raw, &mut session.held),
+            Err(e) => {
+                session.fail(ClientError::Config(format!("connect does not encode: {e}")));
+            }
+        }
         session
     }
 
@@ -689,7 +800,7 @@ impl ClientSession {
                 return Ok(());
             }
             if self.config.role == Role::Publish && self.config.release_stream {
-                let name = self.config.stream.clone();
+                let name = self.config.stream_name();
                 self.command(
                     0,
                     Command::ReleaseStream {
@@ -734,7 +845,7 @@ impl ClientSession {
     /// Sends `publish` or `play` on the new stream.
     fn start(&mut self) {
         let stream = self.stream_id;
-        let name = self.config.stream.clone();
+        let name = self.config.stream_name();
         match self.config.role {
             Role::Publish => self.command(
                 stream,

@@ -13,9 +13,14 @@ use crate::chunk::{ChunkDecoder, ChunkEncoder, DecoderLimits};
 use crate::entropy::SeededEntropy;
 use crate::event::SessionId;
 use crate::handshake::{HandshakeConfig, ServerHandshake};
-use crate::message::{Command, Encoding, Message, UserControl, Value};
+use crate::message::{Command, Connect, Encoding, Message, UserControl, Value};
 use crate::server::{Server, ServerConfig};
 use crate::time::MediaTime;
+
+/// The tests' client config for `role` on `live/<stream>`.
+fn config(role: Role, stream: &str) -> ClientConfig {
+    ClientConfig::new("rtmp://test.invalid/live", "live", stream, role)
+}
 
 /// One client wired to one server connection, with everything it reported.
 struct Link {
@@ -40,13 +45,16 @@ impl Net {
     }
 
     fn connect(&mut self, role: Role, stream: &str) -> usize {
+        self.connect_with(config(role, stream))
+    }
+
+    fn connect_with(&mut self, config: ClientConfig) -> usize {
         let n = self.links.len() as u64;
         let addr = SocketAddr::from((Ipv4Addr::new(10, 0, 0, n as u8 + 1), 40_000));
         let id = self
             .server
             .accept(self.now, Some(addr), &mut SeededEntropy::new(n))
             .expect("accepted");
-        let config = ClientConfig::new("rtmp://test.invalid/live", "live", stream, role);
         let client = ClientSession::new(self.now, config, &mut SeededEntropy::new(100 + n));
         self.links.push(Link {
             id,
@@ -305,16 +313,24 @@ struct RawServer {
     encoder: ChunkEncoder,
     decoder: ChunkDecoder,
     now: Instant,
+    /// What the client sent right after the handshake (Set Chunk Size,
+    /// `connect`).
+    first: Vec<Message>,
 }
 
 impl RawServer {
     fn new() -> Self {
+        Self::with_config(ClientConfig::new(
+            "rtmp://x.invalid/live",
+            "live",
+            "cam",
+            Role::Play,
+        ))
+    }
+
+    fn with_config(config: ClientConfig) -> Self {
         let now = Instant::now();
-        let mut client = ClientSession::new(
-            now,
-            ClientConfig::new("rtmp://x.invalid/live", "live", "cam", Role::Play),
-            &mut SeededEntropy::new(1),
-        );
+        let mut client = ClientSession::new(now, config, &mut SeededEntropy::new(1));
         let mut hs =
             ServerHandshake::new(now, HandshakeConfig::default(), &mut SeededEntropy::new(2));
         let mut decoder = ChunkDecoder::new(DecoderLimits::default());
@@ -331,13 +347,52 @@ impl RawServer {
                     .expect("server handshake valid");
             }
         }
-        while decoder.poll_message().expect("valid").is_some() {}
+        let mut first = Vec::new();
+        while let Some(raw) = decoder.poll_message().expect("valid") {
+            first.push(Message::decode(&raw).expect("client message decodes"));
+        }
         RawServer {
             client,
             encoder: ChunkEncoder::new(),
             decoder,
             now,
+            first,
         }
+    }
+
+    /// The `connect` the client sent.
+    fn connect(&self) -> Connect {
+        self.first
+            .iter()
+            .find_map(|m| match m {
+                Message::Command {
+                    command: Command::Connect(c),
+                    ..
+                } => Some(c.clone()),
+                _ => None,
+            })
+            .expect("the client sent connect")
+    }
+
+    /// Answers `connect` and `createStream` (stream 1) as a server would.
+    fn accept_connect_and_stream(&mut self) {
+        self.send(&result(1.0, vec![]), 0);
+        self.send(&result(4.0, vec![Value::from(1.0)]), 0);
+    }
+
+    /// Confirms the publish or play with `code` on stream 1.
+    fn start(&mut self, code: &str) {
+        let info = Value::object([
+            ("level", Value::from("status")),
+            ("code", Value::from(code)),
+        ]);
+        self.send(
+            &Message::Command {
+                encoding: Encoding::Amf0,
+                command: Command::OnStatus { info },
+            },
+            1,
+        );
     }
 
     fn send(&mut self, message: &Message, stream: u32) {
@@ -424,30 +479,23 @@ fn connect_only_client_stays_connected_without_a_stream() {
     assert_eq!(net.link(c).client.poll_timeout(), None);
 }
 
-#[test]
-fn media_on_stream_zero_reaches_a_player_like_node_media_servers() {
-    let mut s = RawServer::new();
-    let result = |transaction_id: f64, args: Vec<Value>| Message::Command {
+/// A `_result` for `transaction_id` with `args` after a null command object.
+fn result(transaction_id: f64, args: Vec<Value>) -> Message {
+    Message::Command {
         encoding: Encoding::Amf0,
         command: Command::Result {
             transaction_id,
             command_object: Value::Null,
             args,
         },
-    };
-    s.send(&result(1.0, vec![]), 0);
-    s.send(&result(4.0, vec![Value::from(1.0)]), 0);
-    let start = Value::object([
-        ("level", Value::from("status")),
-        ("code", Value::from("NetStream.Play.Start")),
-    ]);
-    s.send(
-        &Message::Command {
-            encoding: Encoding::Amf0,
-            command: Command::OnStatus { info: start },
-        },
-        1,
-    );
+    }
+}
+
+#[test]
+fn media_on_stream_zero_reaches_a_player_like_node_media_servers() {
+    let mut s = RawServer::new();
+    s.accept_connect_and_stream();
+    s.start("NetStream.Play.Start");
     let frame = Bytes::from_static(&[0x17, 1, 0, 0, 0, 0, 0, 0, 1, 0x65]);
     s.send(&Message::Video(frame.clone()), 0);
     let media: Vec<Bytes> = std::iter::from_fn(|| s.client.poll_event())
@@ -457,4 +505,185 @@ fn media_on_stream_zero_reaches_a_player_like_node_media_servers() {
         })
         .collect();
     assert_eq!(media, vec![frame]);
+}
+
+// ---- connect arguments and names -----------------------------------------
+
+/// Whether `events` include a [`ClientEvent::Status`] with `code`.
+fn has_status(events: &[ClientEvent], code: &str) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Status(s) if s.code == code))
+}
+
+fn auth_server() -> Net {
+    let mut config = ServerConfig::default();
+    config.session.auth_keys = AuthKeys::new([b"secret".to_vec()]);
+    Net::new(config)
+}
+
+#[test]
+fn tc_app_token_in_connect_args_is_accepted_by_a_server_with_an_auth_key() {
+    let mut net = auth_server();
+    let mut c = config(Role::Publish, "cam");
+    // What FFmpeg sends for `-rtmp_conn S:<token>`.
+    c.connect_args = vec![Value::from(crate::auth::token(b"secret", "live"))];
+    let p = net.connect_with(c);
+    let events = &net.link(p).events;
+    assert!(events.contains(&ClientEvent::Publishing), "{events:?}");
+}
+
+#[test]
+fn tc_user_token_reaches_the_server_as_two_args() {
+    let mut net = auth_server();
+    let mut c = config(Role::Play, "cam");
+    c.connect_args = vec![
+        Value::from("alice"),
+        Value::from(crate::auth::token(b"secret", "alice@live")),
+    ];
+    let v = net.connect_with(c);
+    assert!(net.link(v).events.contains(&ClientEvent::Playing));
+    let id = net.link(v).id;
+    let session = net.server.session(id).expect("still connected");
+    assert_eq!(session.user(), Some("alice"));
+}
+
+#[test]
+fn wrong_tc_token_is_refused() {
+    let mut net = auth_server();
+    let mut c = config(Role::Publish, "cam");
+    c.connect_args = vec![Value::from(crate::auth::token(b"other", "live"))];
+    let p = net.connect_with(c);
+    let events = &net.link(p).events;
+    assert!(has_status(events, "NetConnection.Connect.Rejected"));
+    assert!(matches!(events.last(), Some(ClientEvent::Closed(_))));
+}
+
+#[test]
+fn default_connect_is_ffmpegs_plain_object_without_args() {
+    let s = RawServer::new();
+    let connect = s.connect();
+    let Value::Object(members) = &connect.properties else {
+        panic!("connect object: {:?}", connect.properties);
+    };
+    let keys: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["app", "type", "flashVer", "tcUrl", "objectEncoding"]);
+    assert!(connect.args.is_empty());
+}
+
+#[test]
+fn connect_object_carries_the_configured_fields_and_four_cc_list() {
+    let mut c = ClientConfig::new("rtmp://origin.invalid:1936/edge", "edge", "cam", Role::Play);
+    c.flash_ver = "LNX 9,0,124,2".to_owned();
+    c.swf_url = Some("http://x.invalid/player.swf".to_owned());
+    c.page_url = Some("http://x.invalid/watch".to_owned());
+    c.four_cc_list = Some(vec!["hvc1".to_owned(), "av01".to_owned()]);
+    c.connect_args = vec![Value::from("token"), Value::from(7.0), Value::Boolean(true)];
+    let s = RawServer::with_config(c);
+    let connect = s.connect();
+    let get = |k: &str| connect.properties.get(k).cloned();
+    assert_eq!(connect.app(), Some("edge"));
+    assert_eq!(connect.tc_url(), Some("rtmp://origin.invalid:1936/edge"));
+    assert_eq!(get("flashVer"), Some(Value::from("LNX 9,0,124,2")));
+    assert_eq!(
+        get("swfUrl"),
+        Some(Value::from("http://x.invalid/player.swf"))
+    );
+    assert_eq!(get("pageUrl"), Some(Value::from("http://x.invalid/watch")));
+    assert_eq!(
+        get("fourCcList"),
+        Some(Value::StrictArray(vec![
+            Value::from("hvc1"),
+            Value::from("av01")
+        ]))
+    );
+    assert_eq!(
+        connect.args,
+        vec![Value::from("token"), Value::from(7.0), Value::Boolean(true)]
+    );
+}
+
+#[test]
+fn connect_args_that_do_not_encode_close_the_session_at_once() {
+    let mut c = config(Role::Play, "cam");
+    // A reference to a complex value never written.
+    c.connect_args = vec![Value::Reference(3)];
+    let mut client = ClientSession::new(Instant::now(), c, &mut SeededEntropy::new(1));
+    assert!(client.is_closed());
+    assert!(matches!(client.error(), Some(ClientError::Config(_))));
+    assert!(matches!(client.poll_event(), Some(ClientEvent::Closed(_))));
+}
+
+#[test]
+fn query_is_appended_to_the_published_and_played_names() {
+    let mut net = Net::new(ServerConfig::default());
+    let mut c = config(Role::Publish, "cam");
+    c.query = Some("token=abc".to_owned());
+    let p = net.connect_with(c);
+    assert!(net.link(p).events.contains(&ClientEvent::Publishing));
+    // The server keys streams by the whole name: a player asking for the
+    // name with the query meets the publisher, one without does not.
+    let with = net.connect(Role::Play, "cam?token=abc");
+    let without = net.connect(Role::Play, "cam");
+    let mut c = config(Role::Play, "cam");
+    c.query = Some("?token=abc".to_owned());
+    let by_query = net.connect_with(c);
+    let frame = Bytes::from_static(&[0x17, 1, 0, 0, 0, 0, 0, 0, 1, 0x65]);
+    net.link(p)
+        .client
+        .send_media(MediaKind::Video, MediaTime::ZERO, frame.clone())
+        .expect("publishing");
+    net.run();
+    let got = |net: &mut Net, i: usize| {
+        net.link(i)
+            .events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Media { payload, .. } if *payload == frame))
+    };
+    assert!(got(&mut net, with));
+    assert!(got(&mut net, by_query));
+    assert!(!got(&mut net, without));
+}
+
+#[test]
+fn query_joins_an_existing_one_and_reaches_every_name_command() {
+    let mut c = config(Role::Publish, "cam?a=1");
+    c.query = Some("token=abc".to_owned());
+    assert_eq!(c.stream_name(), "cam?a=1&token=abc");
+    c.query = Some(String::new());
+    assert_eq!(c.stream_name(), "cam?a=1");
+    let mut c = config(Role::Publish, "cam");
+    c.query = Some("token=abc".to_owned());
+    let mut s = RawServer::with_config(c);
+    s.send(&result(1.0, vec![]), 0);
+    s.send(&result(4.0, vec![Value::from(1.0)]), 0);
+    let names: Vec<String> = s
+        .answers()
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Command { command, .. } => match command {
+                Command::ReleaseStream { name, .. } | Command::FcPublish { name, .. } => Some(name),
+                Command::Publish { name, .. } => name,
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, ["cam?token=abc"; 3]);
+}
+
+#[test]
+fn debug_output_hides_stream_key_query_and_tokens() {
+    let mut c = ClientConfig::new(
+        "rtmp://x.invalid/live?sig=s3cr3t",
+        "live",
+        "k3y",
+        Role::Publish,
+    );
+    c.query = Some("token=t0ken".to_owned());
+    c.connect_args = vec![Value::from("4uth")];
+    let shown = format!("{c:?}");
+    for secret in ["s3cr3t", "k3y", "t0ken", "4uth"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
 }
