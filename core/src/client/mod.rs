@@ -22,6 +22,16 @@
 //! pings, and honours Set Chunk Size and Abort (the chunk decoder applies
 //! them). A server that breaks the protocol yields a sticky
 //! [`ClientError`], never a panic.
+//!
+//! A publisher's media waits in a bounded queue until the socket takes it:
+//! [`ClientSession::send_frame`] (the relay path) applies the same
+//! real-time policy a server applies to a slow player, reusing its backlog,
+//! so a remote server that reads slower than the stream makes the client
+//! drop stale audio and broken GOPs rather than grow; configuration and
+//! data are never dropped, and past their own bound the session closes
+//! ([`ClientError::SlowPeer`]). Messages always go out whole: what is in a
+//! transmit is at most about 64 KiB of media, so the client never needs
+//! to abandon a message part way with an RTMP Abort.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -30,12 +40,14 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::chunk::{ChunkDecoder, ChunkEncoder, ChunkError, DecoderLimits, RawMessage};
 use crate::entropy::Entropy;
+use crate::event::{Frame, FrameKind};
 use crate::handshake::{ClientHandshake, HandshakeConfig, HandshakeError};
 use crate::message::{
     type_id, Command, Connect, Data, Encoding, Message, MessageError, Play, PublishKind,
     UserControl, Value,
 };
-use crate::session::Transmit;
+use crate::session::backlog::{Backlog, Item, Overflow};
+use crate::session::{RealTimeConfig, Transmit};
 use crate::time::MediaTime;
 
 #[cfg(test)]
@@ -127,6 +139,15 @@ pub struct ClientConfig {
     /// evicts whoever publishes the name now; turn it off to be refused
     /// instead.
     pub release_stream: bool,
+    /// How a publisher's outbound media (what [`ClientSession::send_frame`]
+    /// queues) is kept real-time when the server reads slower than the
+    /// stream: the same policy, and the same defaults, as a server applies
+    /// to its players. Audio and video older than their lifetimes are
+    /// abandoned (video with the rest of its GOP), droppable media never
+    /// holds more than `max_backlog_bytes`, and decoder configuration and
+    /// data are never dropped. `finish_by_margin` is not used: a message
+    /// whose first chunk went out is always finished.
+    pub real_time: RealTimeConfig,
 }
 
 impl ClientConfig {
@@ -150,6 +171,7 @@ impl ClientConfig {
             start_timeout: Duration::from_secs(10),
             buffer_ms: 3000,
             release_stream: true,
+            real_time: RealTimeConfig::default(),
             query: None,
             connect_args: Vec::new(),
             swf_url: None,
@@ -225,6 +247,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("start_timeout", &self.start_timeout)
             .field("buffer_ms", &self.buffer_ms)
             .field("release_stream", &self.release_stream)
+            .field("real_time", &self.real_time)
             .finish()
     }
 }
@@ -301,19 +324,27 @@ pub enum ClientError {
     /// The server did something no correct server does.
     #[error("protocol: {0}")]
     Protocol(&'static str),
+    /// The server stopped reading: what the client may not drop (replies,
+    /// decoder configuration, data, media sent with
+    /// [`ClientSession::send_media`]) outgrew its bound. Closing is the
+    /// only way to keep memory bounded then.
+    #[error("the server is not reading: {0}")]
+    SlowPeer(&'static str),
     /// The configuration cannot be put on the wire (connect arguments that
     /// do not encode as AMF0); the session closes at once.
     #[error("configuration: {0}")]
     Config(String),
 }
 
-/// Why [`ClientSession::send_media`] or [`ClientSession::send_data`] refused.
+/// Why [`ClientSession::send_frame`], [`ClientSession::send_media`] or
+/// [`ClientSession::send_data`] refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
     /// Media may only be sent once the server confirmed the publish.
     #[error("not publishing")]
     NotPublishing,
-    /// The session is closed.
+    /// The session is closed (or closed on this call: [`ClientSession::error`]
+    /// says why, e.g. [`ClientError::SlowPeer`]).
     #[error("session closed")]
     Closed,
     /// RTMP cannot describe a message this long (16 MiB - 1).
@@ -338,6 +369,20 @@ enum Phase {
     Closed,
 }
 
+/// Most payload bytes of queued media one transmit carries (it always
+/// carries at least one whole message). What is in a transmit is past the
+/// real-time policy's judgement, so this is what a slow server can be
+/// handed beyond the lifetimes: half a second at 1 Mbit/s.
+const MAX_BATCH: usize = 64 * 1024;
+/// Most buffers in one transmit, well under IOV_MAX (1024); a chunk of a
+/// large message costs two (header, payload slice). A single message may
+/// exceed it: messages are never split across transmits.
+const MAX_TRANSMIT_BUFS: usize = 256;
+/// Most bytes of encoded replies and commands (acknowledgements, pongs)
+/// held for a server that does not read. Only a server that sends without
+/// reading can reach it.
+const MAX_CONTROL_BYTES: usize = 1024 * 1024;
+
 /// Transaction ids: fixed, since the dialogue sends each command once.
 mod txn {
     pub(super) const CONNECT: f64 = 1.0;
@@ -355,8 +400,18 @@ pub struct ClientSession {
     encoder: ChunkEncoder,
     decoder: ChunkDecoder,
     phase: Phase,
-    /// Bytes for the server, in order.
+    /// Encoded handshake, control and command bytes for the server, in
+    /// order; they go before any queued media.
     outbound: Vec<Bytes>,
+    /// Bytes in `outbound`, for [`MAX_CONTROL_BYTES`].
+    outbound_bytes: usize,
+    /// Media and data waiting for the socket, under the real-time policy;
+    /// encoded only when handed out, so the encoder's header state follows
+    /// the order the server sees.
+    backlog: Backlog,
+    /// The latest time the session was told: judges the backlog in
+    /// [`ClientSession::poll_transmit`], which has no time parameter.
+    now: Instant,
     /// Chunk-stream bytes queued before the handshake completed: they may
     /// only follow C2.
     held: Vec<Bytes>,
@@ -383,6 +438,9 @@ impl ClientSession {
         let mut session = ClientSession {
             start_deadline: now + config.start_timeout,
             decoder: ChunkDecoder::new(config.limits),
+            backlog: Backlog::new(config.real_time.max_backlog_bytes),
+            now,
+            outbound_bytes: 0,
             config,
             handshake,
             encoder,
@@ -449,6 +507,24 @@ impl ClientSession {
         self.decoder.bytes_received()
     }
 
+    /// Media frames the real-time policy abandoned because the server read
+    /// too slowly (too old, over the byte budget, rest of a broken GOP),
+    /// for stats; see [`ClientConfig::real_time`].
+    pub fn dropped_frames(&self) -> u64 {
+        self.backlog.dropped_frames()
+    }
+
+    /// Payload bytes of [`dropped_frames`](Self::dropped_frames).
+    pub fn dropped_bytes(&self) -> u64 {
+        self.backlog.dropped_bytes()
+    }
+
+    /// Payload bytes of media and data queued for the server and not yet
+    /// handed out in a transmit: how far behind the server's reading is.
+    pub fn queued_bytes(&self) -> usize {
+        self.backlog.queued_bytes()
+    }
+
     // ---- inputs ---------------------------------------------------------
 
     /// Feeds bytes read from the server. Media and statuses come out of
@@ -460,25 +536,251 @@ impl ClientSession {
     ///
     /// The first protocol error the server made; the session is then closed
     /// (a [`ClientEvent::Closed`] is queued) and the error is sticky.
-    pub fn handle_input(&mut self, _now: Instant, mut data: &[u8]) -> Result<(), ClientError> {
+    pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), ClientError> {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
+        self.tick(now);
         if self.phase == Phase::Closed {
             return Ok(());
         }
+        let result = self.feed(data);
+        if result.is_ok() && self.outbound_bytes > MAX_CONTROL_BYTES {
+            self.outbound.clear();
+            self.outbound_bytes = 0;
+            return Err(self.fail(ClientError::SlowPeer("replies to the server piled up")));
+        }
+        result
+    }
+
+    /// The server closed the connection: the session ends, and what was
+    /// queued for it is forgotten.
+    pub fn handle_eof(&mut self, now: Instant) {
+        self.tick(now);
+        self.end("the server closed the connection");
+    }
+
+    /// Checks the deadlines (handshake, start of publish/play); calling it
+    /// early is harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.tick(now);
+        if self.phase == Phase::Closed {
+            return;
+        }
+        if self.phase == Phase::Handshake {
+            if let Err(e) = self.handshake.handle_timeout(now) {
+                self.fail(e.into());
+                return;
+            }
+        }
+        if self.phase != Phase::Active && now >= self.start_deadline {
+            self.end("the server did not start the stream in time");
+        }
+    }
+
+    // ---- application mutators --------------------------------------------
+
+    /// Queues a frame of the published stream at `now`, under the real-time
+    /// policy of [`ClientConfig::real_time`]: the relay push path, fed with
+    /// the core's own [`Frame`]s (their `keyframe` and `config` flags say
+    /// what may be dropped). The frame waits until
+    /// [`poll_transmit`](Self::poll_transmit) hands it out, which a runtime
+    /// does as the socket takes bytes; if the server reads slower than the
+    /// stream, audio and video too old to be worth sending are abandoned
+    /// (video until its next keyframe), so memory stays bounded and the
+    /// server gets what is current. Decoder configuration and data are never
+    /// dropped. A data frame's body (handler first, as a player receives
+    /// it) is sent behind `@setDataFrame`, so the server keeps it for late
+    /// joiners, as it would have from the original publisher. Payloads are
+    /// not copied (data bodies are, being small).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::NotPublishing`] before the server confirmed the publish,
+    /// [`SendError::Closed`] after the end, [`SendError::TooLong`] for a
+    /// payload RTMP cannot frame. If never-dropped frames pile up past
+    /// their bound (the server stopped reading altogether) the session
+    /// closes with [`ClientError::SlowPeer`] and this returns
+    /// [`SendError::Closed`].
+    pub fn send_frame(&mut self, now: Instant, mut frame: Frame) -> Result<(), SendError> {
+        self.tick(now);
+        self.check_publishing()?;
+        if frame.kind == FrameKind::Data {
+            frame.payload = set_data_frame(&frame.payload);
+        }
+        if frame.payload.len() > crate::chunk::MAX_MESSAGE_LEN {
+            return Err(SendError::TooLong(frame.payload.len()));
+        }
+        let pushed = self.backlog.push_frame(self.now, self.stream_id, frame);
+        self.overflowed(pushed)
+    }
+
+    /// Queues an audio or video message (an FLV tag body) on the published
+    /// stream, never to be dropped: for a caller that paces itself (the
+    /// load tool) or must deliver everything. It keeps its place among
+    /// frames queued with [`send_frame`](Self::send_frame). The payload is
+    /// not copied: the transmit holds the caller's `Bytes` behind the chunk
+    /// headers.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::NotPublishing`] before the server confirmed the publish,
+    /// [`SendError::Closed`] after the end, [`SendError::TooLong`] for a
+    /// payload RTMP cannot frame. What is never dropped is bounded (the
+    /// larger of 1 MiB and the real-time byte budget); past that the
+    /// session closes with [`ClientError::SlowPeer`] and this returns
+    /// [`SendError::Closed`].
+    pub fn send_media(
+        &mut self,
+        kind: MediaKind,
+        timestamp: MediaTime,
+        payload: Bytes,
+    ) -> Result<(), SendError> {
+        let (csid, type_id) = match kind {
+            MediaKind::Audio => (csid::AUDIO, type_id::AUDIO),
+            MediaKind::Video => (csid::VIDEO, type_id::VIDEO),
+        };
+        self.send_stream_message(csid, type_id, timestamp, payload)
+    }
+
+    /// Queues an AMF0 data message whose body (handler first, e.g.
+    /// `onMetaData` and its values, as an FLV script tag carries it) is sent
+    /// behind `@setDataFrame`, so the server keeps it for late joiners.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_media`](Self::send_media).
+    pub fn send_data(&mut self, timestamp: MediaTime, body: &[u8]) -> Result<(), SendError> {
+        self.send_stream_message(
+            csid::DATA,
+            type_id::DATA_AMF0,
+            timestamp,
+            set_data_frame(body),
+        )
+    }
+
+    /// Ends the session from this side: reports [`ClientEvent::Closed`],
+    /// and unpublishes or stops playing with `deleteStream`, queued behind
+    /// the media still waiting, so a relay that stops hands the server
+    /// what it had (still under the real-time policy). Flush
+    /// [`poll_transmit`](Self::poll_transmit) before closing the socket.
+    pub fn close(&mut self, reason: &str) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        if self.stream_id != 0 {
+            let delete = Message::Command {
+                encoding: Encoding::Amf0,
+                command: Command::DeleteStream {
+                    transaction_id: 0.0,
+                    stream_id: f64::from(self.stream_id),
+                },
+            };
+            let queued = delete
+                .to_raw(csid::COMMAND, MediaTime::ZERO, 0)
+                .ok()
+                .is_some_and(|raw| self.backlog.push_message(self.now, 0, raw).is_ok());
+            if !queued {
+                // Cannot happen (a small message; the bound is at least
+                // 1 MiB), but a stuck queue must not keep the server's
+                // stream alive: drop the media and say goodbye first.
+                self.backlog.clear();
+                self.send_message(&delete, csid::COMMAND, 0);
+            }
+        }
+        self.phase = Phase::Closed;
+        self.events
+            .push_back(ClientEvent::Closed(reason.to_owned()));
+    }
+
+    // ---- outputs ----------------------------------------------------------
+
+    /// The next vectored write, judged at the latest time the session was
+    /// told (by any `handle_*` call or [`send_frame`](Self::send_frame)).
+    /// Call it only when the socket can take bytes, and write each transmit
+    /// whole before polling the next: media not yet polled is what the
+    /// real-time policy can still drop. See
+    /// [`poll_transmit_into`](Self::poll_transmit_into).
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        let mut t = Transmit::default();
+        self.poll_transmit_into(self.now, &mut t).then_some(t)
+    }
+
+    /// The next vectored write into `t` (cleared first, its buffer list
+    /// reused), judged at `now`; returns whether there is one. Replies and
+    /// commands come first, then queued media and data in order, each
+    /// frame checked against the real-time policy as it leaves the queue.
+    /// A transmit carries at most about 64 KiB of media, but always whole
+    /// messages: the client never abandons a message part way (no RTMP
+    /// Abort is ever needed), since what matters on a relay link is that
+    /// every message the server gets is complete, and one message in
+    /// flight adds at most its own size of lateness.
+    #[must_use]
+    pub fn poll_transmit_into(&mut self, now: Instant, t: &mut Transmit) -> bool {
+        self.tick(now);
+        t.bufs.clear();
+        t.bufs.append(&mut self.outbound);
+        self.outbound_bytes = 0;
+        let mut media = 0;
+        while media < MAX_BATCH && t.bufs.len() < MAX_TRANSMIT_BUFS {
+            let Some(next) = self.backlog.pop(self.now) else {
+                break;
+            };
+            let raw = match next.item {
+                Item::Message(raw) => raw,
+                Item::Frame(frame) => frame_message(next.stream, frame),
+            };
+            media += raw.payload.len();
+            self.encoder.write(&raw, &mut t.bufs);
+        }
+        !t.bufs.is_empty()
+    }
+
+    /// The next thing that happened, in order.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called;
+    /// `None` once the stream started or the session closed.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Active | Phase::Closed => None,
+            Phase::Handshake => Some(
+                self.handshake
+                    .poll_timeout()
+                    .map_or(self.start_deadline, |t| t.min(self.start_deadline)),
+            ),
+            _ => Some(self.start_deadline),
+        }
+    }
+
+    // ---- internals ----------------------------------------------------------
+
+    /// Time passed: the latest `now` judges the backlog (times given out of
+    /// order never move it back).
+    fn tick(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+    }
+
+    /// Feeds server bytes through the handshake and the chunk stream.
+    fn feed(&mut self, mut data: &[u8]) -> Result<(), ClientError> {
         if self.phase == Phase::Handshake {
             let used = match self.handshake.handle_input(data) {
                 Ok(used) => used,
                 Err(e) => return Err(self.fail(e.into())),
             };
             while let Some(b) = self.handshake.poll_transmit() {
-                self.outbound.push(b);
+                self.push_outbound(b);
             }
             if self.handshake.is_complete() {
                 self.phase = Phase::Connecting;
-                let held = std::mem::take(&mut self.held);
-                self.outbound.extend(held);
+                for b in std::mem::take(&mut self.held) {
+                    self.push_outbound(b);
+                }
             }
             data = data.get(used..).unwrap_or_default();
         }
@@ -508,76 +810,24 @@ impl ClientSession {
         Ok(())
     }
 
-    /// The server closed the connection.
-    pub fn handle_eof(&mut self, _now: Instant) {
-        self.close("the server closed the connection");
+    fn fail(&mut self, e: ClientError) -> ClientError {
+        self.error = Some(e.clone());
+        // Nobody will read queued media: the connection is broken.
+        self.backlog.clear();
+        if self.phase != Phase::Closed {
+            self.phase = Phase::Closed;
+            self.events.push_back(ClientEvent::Closed(e.to_string()));
+        }
+        e
     }
 
-    /// Checks the deadlines (handshake, start of publish/play); calling it
-    /// early is harmless.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    /// Ends the session because of the server (a refusal, its close, a
+    /// deadline): queued media is forgotten, `deleteStream` still goes.
+    fn end(&mut self, reason: &str) {
         if self.phase == Phase::Closed {
             return;
         }
-        if self.phase == Phase::Handshake {
-            if let Err(e) = self.handshake.handle_timeout(now) {
-                self.fail(e.into());
-                return;
-            }
-        }
-        if self.phase != Phase::Active && now >= self.start_deadline {
-            self.close("the server did not start the stream in time");
-        }
-    }
-
-    // ---- application mutators --------------------------------------------
-
-    /// Queues an audio or video message (an FLV tag body) on the published
-    /// stream. The payload is not copied: the transmit holds the caller's
-    /// `Bytes` behind the chunk headers.
-    ///
-    /// # Errors
-    ///
-    /// [`SendError::NotPublishing`] before the server confirmed the publish,
-    /// [`SendError::Closed`] after the end, [`SendError::TooLong`] for a
-    /// payload RTMP cannot frame.
-    pub fn send_media(
-        &mut self,
-        kind: MediaKind,
-        timestamp: MediaTime,
-        payload: Bytes,
-    ) -> Result<(), SendError> {
-        let (csid, type_id) = match kind {
-            MediaKind::Audio => (csid::AUDIO, type_id::AUDIO),
-            MediaKind::Video => (csid::VIDEO, type_id::VIDEO),
-        };
-        self.send_stream_message(csid, type_id, timestamp, payload)
-    }
-
-    /// Queues an AMF0 data message whose body (handler first, e.g.
-    /// `onMetaData` and its values, as an FLV script tag carries it) is sent
-    /// behind `@setDataFrame`, so the server keeps it for late joiners.
-    ///
-    /// # Errors
-    ///
-    /// As [`send_media`](Self::send_media).
-    pub fn send_data(&mut self, timestamp: MediaTime, body: &[u8]) -> Result<(), SendError> {
-        let mut b = BytesMut::with_capacity(16 + body.len());
-        // The AMF0 string "@setDataFrame": marker 0x02, u16 length, bytes.
-        b.put_u8(0x02);
-        b.put_u16(13);
-        b.put_slice(b"@setDataFrame");
-        b.put_slice(body);
-        self.send_stream_message(csid::DATA, type_id::DATA_AMF0, timestamp, b.freeze())
-    }
-
-    /// Ends the session from this side: unpublishes or stops playing
-    /// (`deleteStream`) and reports [`ClientEvent::Closed`]. Flush
-    /// [`poll_transmit`](Self::poll_transmit) before closing the socket.
-    pub fn close(&mut self, reason: &str) {
-        if self.phase == Phase::Closed {
-            return;
-        }
+        self.backlog.clear();
         if self.stream_id != 0 {
             self.command(
                 0,
@@ -592,49 +842,25 @@ impl ClientSession {
             .push_back(ClientEvent::Closed(reason.to_owned()));
     }
 
-    // ---- outputs ----------------------------------------------------------
-
-    /// Everything queued for the server, as one vectored write.
-    #[must_use]
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        if self.outbound.is_empty() {
-            return None;
-        }
-        Some(Transmit {
-            bufs: std::mem::take(&mut self.outbound),
-        })
-    }
-
-    /// The next thing that happened, in order.
-    #[must_use]
-    pub fn poll_event(&mut self) -> Option<ClientEvent> {
-        self.events.pop_front()
-    }
-
-    /// When [`handle_timeout`](Self::handle_timeout) must next be called;
-    /// `None` once the stream started or the session closed.
-    #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.phase {
-            Phase::Active | Phase::Closed => None,
-            Phase::Handshake => Some(
-                self.handshake
-                    .poll_timeout()
-                    .map_or(self.start_deadline, |t| t.min(self.start_deadline)),
-            ),
-            _ => Some(self.start_deadline),
+    /// Whether media may be queued now.
+    fn check_publishing(&self) -> Result<(), SendError> {
+        match (self.phase, self.config.role) {
+            (Phase::Closed, _) => Err(SendError::Closed),
+            (Phase::Active, Role::Publish) => Ok(()),
+            _ => Err(SendError::NotPublishing),
         }
     }
 
-    // ---- internals ----------------------------------------------------------
-
-    fn fail(&mut self, e: ClientError) -> ClientError {
-        self.error = Some(e.clone());
-        if self.phase != Phase::Closed {
-            self.phase = Phase::Closed;
-            self.events.push_back(ClientEvent::Closed(e.to_string()));
+    /// The outcome of queueing something never dropped: past its bound the
+    /// server is not reading, and the session closes.
+    fn overflowed(&mut self, pushed: Result<(), Overflow>) -> Result<(), SendError> {
+        if pushed.is_err() {
+            self.fail(ClientError::SlowPeer(
+                "configuration, data or unpaced media piled up",
+            ));
+            return Err(SendError::Closed);
         }
-        e
+        Ok(())
     }
 
     fn send_stream_message(
@@ -644,11 +870,7 @@ impl ClientSession {
         timestamp: MediaTime,
         payload: Bytes,
     ) -> Result<(), SendError> {
-        match (self.phase, self.config.role) {
-            (Phase::Closed, _) => return Err(SendError::Closed),
-            (Phase::Active, Role::Publish) => {}
-            _ => return Err(SendError::NotPublishing),
-        }
+        self.check_publishing()?;
         if payload.len() > crate::chunk::MAX_MESSAGE_LEN {
             return Err(SendError::TooLong(payload.len()));
         }
@@ -659,8 +881,8 @@ impl ClientSession {
             stream_id: self.stream_id,
             payload,
         };
-        self.encoder.write(&raw, &mut self.outbound);
-        Ok(())
+        let pushed = self.backlog.push_message(self.now, self.stream_id, raw);
+        self.overflowed(pushed)
     }
 
     fn command(&mut self, stream: u32, command: Command) {
@@ -681,12 +903,18 @@ impl ClientSession {
         let Ok(raw) = message.to_raw(csid, MediaTime::ZERO, stream) else {
             return;
         };
-        let out = if self.handshake.is_complete() {
-            &mut self.outbound
-        } else {
-            &mut self.held
-        };
-        self.encoder.write(&raw, out);
+        if !self.handshake.is_complete() {
+            self.encoder.write(&raw, &mut self.held);
+            return;
+        }
+        let start = self.outbound.len();
+        self.encoder.write(&raw, &mut self.outbound);
+        self.outbound_bytes += self.outbound[start..].iter().map(Bytes::len).sum::<usize>();
+    }
+
+    fn push_outbound(&mut self, b: Bytes) {
+        self.outbound_bytes += b.len();
+        self.outbound.push(b);
     }
 
     fn handle_message(&mut self, raw: RawMessage) -> Result<(), ClientError> {
@@ -762,7 +990,7 @@ impl ClientSession {
                 if transaction_id == txn::RELEASE_STREAM || transaction_id == txn::FC_PUBLISH {
                     return Ok(());
                 }
-                self.close(&format!("the server refused: {}", status.code));
+                self.end(&format!("the server refused: {}", status.code));
                 Ok(())
             }
             Command::OnStatus { info } => {
@@ -781,9 +1009,13 @@ impl ClientSession {
                 self.events.push_back(ClientEvent::Status(status));
                 if let Some(event) = started {
                     self.phase = Phase::Active;
+                    if self.config.role == Role::Publish {
+                        self.backlog
+                            .open_lane(self.stream_id, self.config.real_time);
+                    }
                     self.events.push_back(event);
                 } else if fatal {
-                    self.close(&format!("the server reported {code}"));
+                    self.end(&format!("the server reported {code}"));
                 }
                 Ok(())
             }
@@ -892,5 +1124,33 @@ fn status_of(info: Option<&Value>) -> Status {
         level: member("level"),
         code: member("code"),
         description: member("description"),
+    }
+}
+
+/// `body` (an AMF0 data body, handler first) behind the AMF0 string
+/// `@setDataFrame`, which tells a server to keep it for late joiners.
+fn set_data_frame(body: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(16 + body.len());
+    // The AMF0 string "@setDataFrame": marker 0x02, u16 length, bytes.
+    b.put_u8(0x02);
+    b.put_u16(13);
+    b.put_slice(b"@setDataFrame");
+    b.put_slice(body);
+    b.freeze()
+}
+
+/// A published frame as the message it travels as on `stream`.
+fn frame_message(stream: u32, frame: Frame) -> RawMessage {
+    let (csid, type_id) = match frame.kind {
+        FrameKind::Audio => (csid::AUDIO, type_id::AUDIO),
+        FrameKind::Video => (csid::VIDEO, type_id::VIDEO),
+        FrameKind::Data => (csid::DATA, type_id::DATA_AMF0),
+    };
+    RawMessage {
+        csid,
+        timestamp: frame.timestamp,
+        type_id,
+        stream_id: stream,
+        payload: frame.payload,
     }
 }

@@ -11,10 +11,11 @@ use super::{ClientConfig, ClientError, ClientEvent, ClientSession, MediaKind, Ro
 use crate::auth::AuthKeys;
 use crate::chunk::{ChunkDecoder, ChunkEncoder, DecoderLimits};
 use crate::entropy::SeededEntropy;
-use crate::event::SessionId;
+use crate::event::{Frame, FrameKind, SessionId};
 use crate::handshake::{HandshakeConfig, ServerHandshake};
 use crate::message::{Command, Connect, Encoding, Message, UserControl, Value};
 use crate::server::{Server, ServerConfig};
+use crate::session::Transmit;
 use crate::time::MediaTime;
 
 /// The tests' client config for `role` on `live/<stream>`.
@@ -27,6 +28,9 @@ struct Link {
     id: SessionId,
     client: ClientSession,
     events: Vec<ClientEvent>,
+    /// The server does not read from this client (a slow remote): its
+    /// transmits wait.
+    stalled: bool,
 }
 
 struct Net {
@@ -60,6 +64,7 @@ impl Net {
             id,
             client,
             events: Vec::new(),
+            stalled: false,
         });
         self.run();
         self.links.len() - 1
@@ -67,12 +72,13 @@ impl Net {
 
     /// Moves bytes both ways until nobody has anything more to say.
     fn run(&mut self) {
+        let mut t = Transmit::default();
         for _ in 0..1000 {
             let mut moved = false;
-            for link in &mut self.links {
-                while let Some(t) = link.client.poll_transmit() {
+            for link in self.links.iter_mut().filter(|l| !l.stalled) {
+                while link.client.poll_transmit_into(self.now, &mut t) {
                     moved = true;
-                    for b in t.bufs {
+                    for b in t.bufs.drain(..) {
                         // The server's own refusals are the client's
                         // business: they arrive as statuses.
                         let _ = self.server.handle_input(self.now, link.id, &b);
@@ -239,6 +245,7 @@ fn second_publisher_without_release_gets_bad_name_and_closes() {
         id,
         client,
         events: Vec::new(),
+        stalled: false,
     });
     net.run();
     let events = &net.links[1].events;
@@ -686,4 +693,339 @@ fn debug_output_hides_stream_key_query_and_tokens() {
     for secret in ["s3cr3t", "k3y", "t0ken", "4uth"] {
         assert!(!shown.contains(secret), "{secret} in {shown}");
     }
+}
+
+// ---- the outbound queue ----------------------------------------------------
+
+/// A numbered frame of a 30 fps stream with one-second GOPs: the index and
+/// the send time in milliseconds ride in the payload, so what a player
+/// receives can be checked against what was sent.
+fn numbered(kind: FrameKind, i: u32, len: usize) -> Frame {
+    let ms = i * 33;
+    let keyframe = kind == FrameKind::Video && i % 30 == 0;
+    let mut p = match kind {
+        FrameKind::Video if keyframe => vec![0x17, 1, 0, 0, 0],
+        FrameKind::Video => vec![0x27, 1, 0, 0, 0],
+        _ => vec![0xaf, 1],
+    };
+    p.extend(i.to_be_bytes());
+    p.extend(ms.to_be_bytes());
+    p.resize(len.max(p.len()), 0x5a);
+    Frame {
+        kind,
+        timestamp: MediaTime::from_millis(ms),
+        payload: Bytes::from(p),
+        keyframe,
+        config: false,
+    }
+}
+
+/// The frame index carried by a payload [`numbered`] made (None for
+/// configuration and anything else).
+fn index_of(kind: MediaKind, payload: &[u8]) -> Option<u32> {
+    let at = match (kind, payload.first()) {
+        (MediaKind::Video, Some(0x17 | 0x27)) if payload.get(1) == Some(&1) => 5,
+        (MediaKind::Audio, Some(0xaf)) if payload.get(1) == Some(&1) => 2,
+        _ => return None,
+    };
+    let b = payload.get(at..at + 4)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn config_frame(kind: FrameKind, payload: &'static [u8]) -> Frame {
+    Frame {
+        kind,
+        timestamp: MediaTime::ZERO,
+        payload: Bytes::from_static(payload),
+        keyframe: kind == FrameKind::Video,
+        config: true,
+    }
+}
+
+const AVC_CONFIG: &[u8] = &[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 0];
+const AVC_CONFIG_2: &[u8] = &[0x17, 0, 0, 0, 0, 1, 0x4d, 0, 0x28, 0xff, 0xe1, 0, 0];
+const AAC_CONFIG: &[u8] = &[0xaf, 0, 0x12, 0x10];
+
+#[test]
+fn frames_sent_in_time_reach_a_player_byte_identical() {
+    let mut net = Net::new(ServerConfig::default());
+    let p = net.connect(Role::Publish, "cam");
+    let v = net.connect(Role::Play, "cam");
+    let now = net.now;
+    let mut sent = vec![
+        config_frame(FrameKind::Video, AVC_CONFIG),
+        config_frame(FrameKind::Audio, AAC_CONFIG),
+    ];
+    sent.extend((0..60).flat_map(|i| {
+        [
+            numbered(FrameKind::Video, i, 6000),
+            numbered(FrameKind::Audio, i, 300),
+        ]
+    }));
+    for f in &sent {
+        net.link(p)
+            .client
+            .send_frame(now, f.clone())
+            .expect("publishing");
+    }
+    net.run();
+    let got: Vec<Bytes> = net
+        .link(v)
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Media { payload, .. } => Some(payload.clone()),
+            _ => None,
+        })
+        .collect();
+    let want: Vec<Bytes> = sent.into_iter().map(|f| f.payload).collect();
+    assert_eq!(got, want);
+    assert_eq!(net.link(p).client.dropped_frames(), 0);
+    assert_eq!(net.link(p).client.queued_bytes(), 0);
+}
+
+#[test]
+fn slow_remote_drops_by_policy_while_memory_stays_bounded() {
+    const BUDGET: usize = 200_000;
+    let mut net = Net::new(ServerConfig::default());
+    let mut c = config(Role::Publish, "cam");
+    c.real_time.max_backlog_bytes = BUDGET;
+    let p = net.connect_with(c);
+    let v = net.connect(Role::Play, "cam");
+    let start = net.now;
+    let at = |i: u32| start + Duration::from_millis(u64::from(i) * 33);
+    let send = |net: &mut Net, f: Frame, now: Instant| {
+        net.now = now;
+        net.link(p).client.send_frame(now, f).expect("publishing");
+    };
+    send(&mut net, config_frame(FrameKind::Video, AVC_CONFIG), start);
+    send(&mut net, config_frame(FrameKind::Audio, AAC_CONFIG), start);
+    // 2 s in time, 10 s with a server that reads nothing, 2 s in time.
+    let (stall, resume, end) = (60, 360, 420);
+    let metadata: &[u8] = &[0x02, 0, 6, b'o', b'n', b'C', b'u', b'e', b'!', 0x05];
+    for i in 0..end {
+        let now = at(i);
+        net.link(p).stalled = (stall..resume).contains(&i);
+        if i == 150 {
+            // A new decoder configuration and data mid-stall: never dropped.
+            send(&mut net, config_frame(FrameKind::Video, AVC_CONFIG_2), now);
+            let data = Frame {
+                kind: FrameKind::Data,
+                timestamp: MediaTime::from_millis(i * 33),
+                payload: Bytes::from_static(metadata),
+                keyframe: false,
+                config: false,
+            };
+            send(&mut net, data, now);
+        }
+        let len = if i % 30 == 0 { 20_000 } else { 2_000 };
+        send(&mut net, numbered(FrameKind::Video, i, len), now);
+        send(&mut net, numbered(FrameKind::Audio, i, 200), now);
+        let queued = net.link(p).client.queued_bytes();
+        assert!(
+            queued <= BUDGET + AVC_CONFIG.len() + metadata.len() + 16,
+            "{queued} bytes queued at frame {i}"
+        );
+        net.run();
+    }
+    let client = &net.link(p).client;
+    assert!(client.dropped_frames() > 0);
+    assert!(client.dropped_bytes() > 0);
+    assert_eq!(client.queued_bytes(), 0);
+
+    let events = &net.link(v).events;
+    let media: Vec<(MediaKind, &Bytes)> = events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Media { kind, payload, .. } => Some((*kind, payload)),
+            _ => None,
+        })
+        .collect();
+    // Configuration and data are never dropped.
+    assert!(media.iter().any(|(_, p)| p.as_ref() == AVC_CONFIG_2));
+    assert!(events.iter().any(|e| matches!(e,
+        ClientEvent::Data { body, .. } if body.as_ref() == metadata)));
+    // Video stays decodable: an inter frame only follows its predecessor,
+    // so a GOP that lost a frame was abandoned up to the next keyframe.
+    let mut last_video = None;
+    for (kind, payload) in &media {
+        let Some(i) = index_of(*kind, payload) else {
+            continue;
+        };
+        if *kind == MediaKind::Video {
+            if i % 30 != 0 {
+                assert_eq!(last_video, Some(i - 1), "frame {i} after a gap");
+            }
+            last_video = Some(i);
+        }
+        // What the stall held back only went out if still within its
+        // lifetime when the server read again (2 s audio, 3 s video).
+        if (stall..resume).contains(&i) {
+            let lifetime = if *kind == MediaKind::Audio {
+                2000
+            } else {
+                3000
+            };
+            let age = u64::from(resume - i) * 33;
+            assert!(age <= lifetime + 33, "{kind:?} {i} was {age} ms old");
+        }
+    }
+    // Every frame sent in time arrived.
+    let received = |k: MediaKind, range: std::ops::Range<u32>| {
+        range.clone().all(|i| {
+            media
+                .iter()
+                .any(|(kind, p)| *kind == k && index_of(k, p) == Some(i))
+        })
+    };
+    assert!(received(MediaKind::Video, 0..stall));
+    assert!(received(MediaKind::Audio, 0..stall));
+    assert!(received(MediaKind::Video, resume - resume % 30 + 30..end));
+}
+
+#[test]
+fn data_frames_are_sent_as_set_data_frame_for_late_joiners() {
+    let mut net = Net::new(ServerConfig::default());
+    let p = net.connect(Role::Publish, "cam");
+    let body: &[u8] = &[
+        0x02, 0, 10, b'o', b'n', b'M', b'e', b't', b'a', b'D', b'a', b't', b'a', 0x08, 0, 0, 0, 0,
+        0, 0, 9,
+    ];
+    let now = net.now;
+    let frame = Frame {
+        kind: FrameKind::Data,
+        timestamp: MediaTime::ZERO,
+        payload: Bytes::from_static(body),
+        keyframe: false,
+        config: false,
+    };
+    net.link(p)
+        .client
+        .send_frame(now, frame)
+        .expect("publishing");
+    net.run();
+    let v = net.connect(Role::Play, "cam");
+    assert!(net.link(v).events.iter().any(|e| matches!(e,
+        ClientEvent::Data { body: b, .. } if b.as_ref() == body)));
+}
+
+/// A publisher confirmed by a hand-driven server.
+fn raw_publisher(config: ClientConfig) -> RawServer {
+    let mut s = RawServer::with_config(config);
+    s.accept_connect_and_stream();
+    s.start("NetStream.Publish.Start");
+    assert!(s.client.is_active());
+    s.answers();
+    s
+}
+
+#[test]
+fn close_sends_queued_media_then_delete_stream() {
+    let mut s = raw_publisher(config(Role::Publish, "cam"));
+    let now = s.now;
+    s.client
+        .send_frame(now, numbered(FrameKind::Video, 0, 10_000))
+        .expect("publishing");
+    s.client
+        .send_media(
+            MediaKind::Audio,
+            MediaTime::ZERO,
+            Bytes::from_static(AAC_CONFIG),
+        )
+        .expect("publishing");
+    s.client.close("done");
+    let answers = s.answers();
+    assert!(matches!(answers[0], Message::Video(_)), "{answers:?}");
+    assert!(matches!(answers[1], Message::Audio(_)), "{answers:?}");
+    assert!(matches!(
+        answers[2],
+        Message::Command {
+            command: Command::DeleteStream { .. },
+            ..
+        }
+    ));
+    assert_eq!(answers.len(), 3);
+}
+
+#[test]
+fn transmits_are_batched_and_never_split_a_message() {
+    let mut s = raw_publisher(config(Role::Publish, "cam"));
+    let now = s.now;
+    for i in 0..40 {
+        s.client
+            .send_frame(now, numbered(FrameKind::Video, i, 30_000))
+            .expect("publishing");
+    }
+    let mut t = Transmit::default();
+    let mut transmits = 0;
+    while s.client.poll_transmit_into(now, &mut t) {
+        transmits += 1;
+        // At most about 64 KiB of media, whole messages: the decoder sees
+        // complete frames after every transmit.
+        assert!(t.len() < 64 * 1024 + 30_000 + 1024, "{} bytes", t.len());
+        s.decoder.handle_input(&t.bufs.concat()).expect("chunks");
+        let mut complete = 0;
+        while s.decoder.poll_message().expect("valid").is_some() {
+            complete += 1;
+        }
+        assert!(complete >= 1);
+        assert_eq!(s.decoder.buffered_bytes(), 0, "a message split");
+    }
+    assert!(transmits >= 40 * 30_000 / (96 * 1024));
+}
+
+#[test]
+fn never_dropped_frames_past_their_bound_close_the_session() {
+    let mut c = config(Role::Publish, "cam");
+    c.real_time.max_backlog_bytes = 64 * 1024;
+    let mut s = raw_publisher(c);
+    let now = s.now;
+    let big = Bytes::from(vec![0u8; 64 * 1024]);
+    let mut result = Ok(());
+    for _ in 0..32 {
+        result = s.client.send_frame(
+            now,
+            Frame {
+                kind: FrameKind::Data,
+                timestamp: MediaTime::ZERO,
+                payload: big.clone(),
+                keyframe: false,
+                config: false,
+            },
+        );
+        if result.is_err() {
+            break;
+        }
+    }
+    assert_eq!(result, Err(SendError::Closed));
+    assert!(matches!(s.client.error(), Some(ClientError::SlowPeer(_))));
+    assert_eq!(s.client.queued_bytes(), 0);
+    assert!(
+        std::iter::from_fn(|| s.client.poll_event()).any(|e| matches!(e, ClientEvent::Closed(_)))
+    );
+}
+
+#[test]
+fn replies_piling_up_for_a_server_that_does_not_read_close_the_session() {
+    let mut s = RawServer::new();
+    let ping = Message::UserControl(UserControl::PingRequest(1))
+        .to_raw(2, MediaTime::ZERO, 0)
+        .expect("encodes");
+    let mut out = Vec::new();
+    for _ in 0..10_000 {
+        s.encoder.write(&ping, &mut out);
+    }
+    let burst = out.concat();
+    let mut result = Ok(());
+    for _ in 0..20 {
+        result = s.client.handle_input(s.now, &burst);
+        if result.is_err() {
+            break;
+        }
+    }
+    assert!(
+        matches!(result, Err(ClientError::SlowPeer(_))),
+        "{result:?}"
+    );
+    assert!(s.client.is_closed());
 }
