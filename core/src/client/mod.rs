@@ -19,8 +19,11 @@
 //! (publishers) `releaseStream` and `FCPublish`, `createStream`, and finally
 //! `publish` or `play` (followed by Set Buffer Length) on the new stream.
 //! On its own the session acknowledges bytes by the server's window, answers
-//! pings, and honours Set Chunk Size and Abort (the chunk decoder applies
-//! them). A server that breaks the protocol yields a sticky
+//! pings, honours Set Chunk Size and Abort (the chunk decoder applies
+//! them), pings a server it has not heard from for a while, and gives up on
+//! one silent for longer ([`ClientError::PeerDead`]), so a relay notices a
+//! vanished origin; its deadlines are a fixed table behind
+//! [`ClientSession::poll_timeout`], and time is always a parameter. A server that breaks the protocol yields a sticky
 //! [`ClientError`], never a panic.
 //!
 //! A publisher's media waits in a bounded queue until the socket takes it:
@@ -131,6 +134,17 @@ pub struct ClientConfig {
     /// A server that answers nothing would otherwise hold the client
     /// forever.
     pub start_timeout: Duration,
+    /// A User Control PingRequest is sent after this long without a byte
+    /// from the server (and again every interval while it stays silent).
+    /// A publisher hears little from a server (an acknowledgement every
+    /// few megabytes), so the ping's answer is what shows it is alive.
+    /// `Duration::MAX` never pings.
+    pub ping_interval: Duration,
+    /// The server is declared dead, and the session closed with
+    /// [`ClientError::PeerDead`], after this long without a byte from it: a
+    /// relay must notice a vanished origin (no FIN, no RST) to reconnect.
+    /// `Duration::MAX` never gives up.
+    pub dead_peer_timeout: Duration,
     /// The buffer length a player announces (Set Buffer Length), in
     /// milliseconds; FFmpeg sends 3000.
     pub buffer_ms: u32,
@@ -169,6 +183,8 @@ impl ClientConfig {
             limits: DecoderLimits::default(),
             handshake: HandshakeConfig::default(),
             start_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(10),
+            dead_peer_timeout: Duration::from_secs(60),
             buffer_ms: 3000,
             release_stream: true,
             real_time: RealTimeConfig::default(),
@@ -245,6 +261,8 @@ impl std::fmt::Debug for ClientConfig {
             .field("limits", &self.limits)
             .field("handshake", &self.handshake)
             .field("start_timeout", &self.start_timeout)
+            .field("ping_interval", &self.ping_interval)
+            .field("dead_peer_timeout", &self.dead_peer_timeout)
             .field("buffer_ms", &self.buffer_ms)
             .field("release_stream", &self.release_stream)
             .field("real_time", &self.real_time)
@@ -330,6 +348,10 @@ pub enum ClientError {
     /// only way to keep memory bounded then.
     #[error("the server is not reading: {0}")]
     SlowPeer(&'static str),
+    /// Nothing at all came from the server for
+    /// [`ClientConfig::dead_peer_timeout`].
+    #[error("server silent for {0:?}")]
+    PeerDead(Duration),
     /// The configuration cannot be put on the wire (connect arguments that
     /// do not encode as AMF0); the session closes at once.
     #[error("configuration: {0}")]
@@ -383,6 +405,43 @@ const MAX_TRANSMIT_BUFS: usize = 256;
 /// reading can reach it.
 const MAX_CONTROL_BYTES: usize = 1024 * 1024;
 
+/// The deadlines a client keeps; one slot each in [`Timers`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    /// The handshake's own deadline.
+    Handshake,
+    /// The publish or play must have started ([`ClientConfig::start_timeout`]).
+    Start,
+    /// Ping a silent server.
+    Ping,
+    /// Give up on a silent server.
+    DeadPeer,
+}
+
+const TIMER_COUNT: usize = 4;
+
+/// A fixed table of deadlines indexed by [`Timer`]; the next one is a min.
+#[derive(Debug, Default)]
+struct Timers([Option<Instant>; TIMER_COUNT]);
+
+impl Timers {
+    fn set(&mut self, t: Timer, at: Option<Instant>) {
+        self.0[t as usize] = at;
+    }
+
+    fn is_due(&self, t: Timer, now: Instant) -> bool {
+        self.0[t as usize].is_some_and(|at| at <= now)
+    }
+
+    fn next(&self) -> Option<Instant> {
+        self.0.iter().flatten().min().copied()
+    }
+
+    fn clear(&mut self) {
+        self.0 = [None; TIMER_COUNT];
+    }
+}
+
 /// Transaction ids: fixed, since the dialogue sends each command once.
 mod txn {
     pub(super) const CONNECT: f64 = 1.0;
@@ -418,8 +477,15 @@ pub struct ClientSession {
     events: VecDeque<ClientEvent>,
     /// The message stream `createStream` gave us (0 until then).
     stream_id: u32,
-    /// When the publish or play must have started.
-    start_deadline: Instant,
+    /// When the publish or play must have started (`None`: never).
+    start_deadline: Option<Instant>,
+    timers: Timers,
+    /// When the session started: the zero of ping timestamps.
+    started: Instant,
+    /// When the server last sent anything (handshake included).
+    last_input: Instant,
+    /// When the last ping went out, while the server stays silent.
+    last_ping: Option<Instant>,
     error: Option<ClientError>,
 }
 
@@ -436,7 +502,11 @@ impl ClientSession {
         let mut held = Vec::new();
         encoder.set_chunk_size(config.out_chunk_size, &mut held);
         let mut session = ClientSession {
-            start_deadline: now + config.start_timeout,
+            start_deadline: now.checked_add(config.start_timeout),
+            timers: Timers::default(),
+            started: now,
+            last_input: now,
+            last_ping: None,
             decoder: ChunkDecoder::new(config.limits),
             backlog: Backlog::new(config.real_time.max_backlog_bytes),
             now,
@@ -469,6 +539,7 @@ impl ClientSession {
                 session.fail(ClientError::Config(format!("connect does not encode: {e}")));
             }
         }
+        session.settle();
         session
     }
 
@@ -544,12 +615,17 @@ impl ClientSession {
         if self.phase == Phase::Closed {
             return Ok(());
         }
+        if !data.is_empty() {
+            self.last_input = self.now;
+            self.last_ping = None;
+        }
         let result = self.feed(data);
         if result.is_ok() && self.outbound_bytes > MAX_CONTROL_BYTES {
             self.outbound.clear();
             self.outbound_bytes = 0;
             return Err(self.fail(ClientError::SlowPeer("replies to the server piled up")));
         }
+        self.settle();
         result
     }
 
@@ -560,10 +636,12 @@ impl ClientSession {
         self.end("the server closed the connection");
     }
 
-    /// Checks the deadlines (handshake, start of publish/play); calling it
+    /// Checks the deadlines: the handshake's, the start of publish or play,
+    /// the ping of a silent server and giving up on a dead one. Calling it
     /// early is harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.tick(now);
+        let now = self.now;
         if self.phase == Phase::Closed {
             return;
         }
@@ -573,9 +651,22 @@ impl ClientSession {
                 return;
             }
         }
-        if self.phase != Phase::Active && now >= self.start_deadline {
-            self.end("the server did not start the stream in time");
+        if self.timers.is_due(Timer::DeadPeer, now) {
+            self.fail(ClientError::PeerDead(self.config.dead_peer_timeout));
+            return;
         }
+        if self.timers.is_due(Timer::Start, now) {
+            self.end("the server did not start the stream in time");
+            return;
+        }
+        if self.timers.is_due(Timer::Ping, now) {
+            // Milliseconds since the session started, wrapping like every
+            // RTMP timestamp.
+            let stamp = now.saturating_duration_since(self.started).as_millis() as u32;
+            self.send_control(&Message::UserControl(UserControl::PingRequest(stamp)));
+            self.last_ping = Some(now);
+        }
+        self.settle();
     }
 
     // ---- application mutators --------------------------------------------
@@ -689,6 +780,7 @@ impl ClientSession {
             }
         }
         self.phase = Phase::Closed;
+        self.timers.clear();
         self.events
             .push_back(ClientEvent::Closed(reason.to_owned()));
     }
@@ -743,19 +835,11 @@ impl ClientSession {
         self.events.pop_front()
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) must next be called;
-    /// `None` once the stream started or the session closed.
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called:
+    /// the earliest of the session's deadlines; `None` once it closed.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.phase {
-            Phase::Active | Phase::Closed => None,
-            Phase::Handshake => Some(
-                self.handshake
-                    .poll_timeout()
-                    .map_or(self.start_deadline, |t| t.min(self.start_deadline)),
-            ),
-            _ => Some(self.start_deadline),
-        }
+        self.timers.next()
     }
 
     // ---- internals ----------------------------------------------------------
@@ -764,6 +848,40 @@ impl ClientSession {
     /// order never move it back).
     fn tick(&mut self, now: Instant) {
         self.now = self.now.max(now);
+    }
+
+    /// Re-arms the timer table from the session's state, after every change
+    /// of it.
+    fn settle(&mut self) {
+        if self.phase == Phase::Closed {
+            self.timers.clear();
+            return;
+        }
+        let c = &self.config;
+        let handshake = (self.phase == Phase::Handshake)
+            .then(|| self.handshake.poll_timeout())
+            .flatten();
+        self.timers.set(Timer::Handshake, handshake);
+        let start = (self.phase != Phase::Active)
+            .then_some(self.start_deadline)
+            .flatten();
+        self.timers.set(Timer::Start, start);
+        // A ping needs the chunk stream: not before the handshake is done.
+        let ping = self
+            .handshake
+            .is_complete()
+            .then(|| {
+                let heard = self
+                    .last_ping
+                    .map_or(self.last_input, |p| p.max(self.last_input));
+                heard.checked_add(c.ping_interval)
+            })
+            .flatten();
+        self.timers.set(Timer::Ping, ping);
+        self.timers.set(
+            Timer::DeadPeer,
+            self.last_input.checked_add(c.dead_peer_timeout),
+        );
     }
 
     /// Feeds server bytes through the handshake and the chunk stream.
@@ -818,6 +936,7 @@ impl ClientSession {
             self.phase = Phase::Closed;
             self.events.push_back(ClientEvent::Closed(e.to_string()));
         }
+        self.timers.clear();
         e
     }
 
@@ -838,6 +957,7 @@ impl ClientSession {
             );
         }
         self.phase = Phase::Closed;
+        self.timers.clear();
         self.events
             .push_back(ClientEvent::Closed(reason.to_owned()));
     }

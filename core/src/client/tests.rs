@@ -483,7 +483,12 @@ fn connect_only_client_stays_connected_without_a_stream() {
     assert_eq!(net.link(c).events, vec![ClientEvent::Connected]);
     assert!(net.link(c).client.is_active());
     assert_eq!(net.link(c).client.stream_id(), 0);
-    assert_eq!(net.link(c).client.poll_timeout(), None);
+    // Only the silence timers are left: the start deadline is off.
+    let now = net.now;
+    assert_eq!(
+        net.link(c).client.poll_timeout(),
+        Some(now + Duration::from_secs(10))
+    );
 }
 
 /// A `_result` for `transaction_id` with `args` after a null command object.
@@ -1028,4 +1033,143 @@ fn replies_piling_up_for_a_server_that_does_not_read_close_the_session() {
         "{result:?}"
     );
     assert!(s.client.is_closed());
+}
+
+// ---- ping and dead-peer timers ---------------------------------------------
+
+/// A player confirmed by a hand-driven server, and nothing more from it.
+fn raw_player() -> RawServer {
+    let mut s = RawServer::new();
+    s.accept_connect_and_stream();
+    s.start("NetStream.Play.Start");
+    assert!(s.client.is_active());
+    s.answers();
+    s
+}
+
+fn pings(answers: &[Message]) -> Vec<u32> {
+    answers
+        .iter()
+        .filter_map(|m| match m {
+            Message::UserControl(UserControl::PingRequest(t)) => Some(*t),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn ping_is_sent_after_silence_and_repeated_while_it_lasts() {
+    let mut s = raw_player();
+    let heard = s.now;
+    let due = heard + Duration::from_secs(10);
+    assert_eq!(s.client.poll_timeout(), Some(due));
+    s.client.handle_timeout(due - Duration::from_millis(1));
+    assert!(
+        pings(&s.answers()).is_empty(),
+        "early timeouts are harmless"
+    );
+    s.client.handle_timeout(due);
+    let stamps = pings(&s.answers());
+    assert_eq!(stamps.len(), 1);
+    // Milliseconds since the session started (RawServer made it at `heard`).
+    assert_eq!(stamps[0], 10_000);
+    // Still silent: again one interval later.
+    let again = due + Duration::from_secs(10);
+    assert_eq!(s.client.poll_timeout(), Some(again));
+    s.client.handle_timeout(again);
+    assert_eq!(pings(&s.answers()), [20_000]);
+    // The server speaks (its pong): the next ping waits a whole interval.
+    s.now = again + Duration::from_secs(4);
+    s.send(&Message::UserControl(UserControl::PingResponse(20_000)), 0);
+    assert_eq!(
+        s.client.poll_timeout(),
+        Some(s.now + Duration::from_secs(10))
+    );
+    assert!(!s.client.is_closed());
+}
+
+#[test]
+fn silent_server_is_declared_dead_at_the_timeout() {
+    let mut s = raw_player();
+    let heard = s.now;
+    let dead_at = heard + Duration::from_secs(60);
+    let mut t = heard;
+    // Step from deadline to deadline, as a runtime does: pings go out,
+    // nothing comes back.
+    let mut sent = 0;
+    while let Some(next) = s.client.poll_timeout() {
+        assert!(next > t, "a deadline that does not move");
+        t = next;
+        s.client.handle_timeout(t);
+        sent += pings(&s.answers()).len();
+    }
+    assert_eq!(t, dead_at);
+    assert_eq!(sent, 5, "pinged at 10, 20, 30, 40 and 50 s");
+    assert!(s.client.is_closed());
+    assert_eq!(
+        s.client.error(),
+        Some(&ClientError::PeerDead(Duration::from_secs(60)))
+    );
+    let events: Vec<ClientEvent> = std::iter::from_fn(|| s.client.poll_event()).collect();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, ClientEvent::Closed(_)))
+            .count(),
+        1
+    );
+    // Sticky.
+    assert_eq!(
+        s.client.handle_input(t, &[0]),
+        Err(ClientError::PeerDead(Duration::from_secs(60)))
+    );
+    assert_eq!(s.client.poll_timeout(), None);
+}
+
+#[test]
+fn any_byte_from_the_server_keeps_it_alive() {
+    let mut c = config(Role::Play, "cam");
+    c.ping_interval = Duration::MAX;
+    c.dead_peer_timeout = Duration::from_secs(5);
+    let mut s = RawServer::with_config(c);
+    s.accept_connect_and_stream();
+    s.start("NetStream.Play.Start");
+    let start = s.now;
+    s.client.handle_timeout(start + Duration::from_secs(4));
+    s.now = start + Duration::from_secs(4);
+    s.send(&Message::Video(Bytes::from_static(&[0x27, 1])), 1);
+    s.client.handle_timeout(start + Duration::from_secs(8));
+    assert!(!s.client.is_closed());
+    assert_eq!(
+        s.client.poll_timeout(),
+        Some(start + Duration::from_secs(9)),
+        "no ping: only the dead-peer deadline"
+    );
+    s.client.handle_timeout(start + Duration::from_secs(9));
+    assert!(matches!(s.client.error(), Some(ClientError::PeerDead(_))));
+}
+
+#[test]
+fn answered_pings_keep_a_quiet_server_connection_alive() {
+    let mut config = ServerConfig::default();
+    // Only the client pings: the server stays quiet unless asked.
+    config.session.ping_interval = Duration::from_secs(3600);
+    config.session.dead_peer_timeout = Duration::from_secs(3600);
+    let mut net = Net::new(config);
+    let c = net.connect(Role::Connect, "");
+    let start = net.now;
+    while net.now < start + Duration::from_secs(300) {
+        let next = [net.link(c).client.poll_timeout(), net.server.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+            .expect("the client keeps a timer");
+        net.now = next;
+        net.link(c).client.handle_timeout(next);
+        net.server.handle_timeout(next);
+        net.run();
+    }
+    let client = &net.link(c).client;
+    assert!(!client.is_closed(), "{:?}", client.error());
+    assert!(client.is_active());
 }
