@@ -682,8 +682,16 @@ impl ClientSession {
     /// server gets what is current. Decoder configuration and data are never
     /// dropped. A data frame's body (handler first, as a player receives
     /// it) is sent behind `@setDataFrame`, so the server keeps it for late
-    /// joiners, as it would have from the original publisher. Payloads are
-    /// not copied (data bodies are, being small).
+    /// joiners, as it would have from the original publisher.
+    ///
+    /// Memory is bounded by bytes and by entries: droppable media by
+    /// `max_backlog_bytes`, what is never dropped by the larger of 1 MiB and
+    /// that budget, and the number of queued messages by a fixed cap (16 Ki).
+    /// Media payloads are not copied: they are the broker's shared `Bytes`,
+    /// alive for at most their lifetime here. Configuration and data (small,
+    /// never dropped, so they may wait longest) are copied into their own
+    /// allocation, so a waiting one never pins a larger receive buffer and
+    /// the bound counts their true size.
     ///
     /// # Errors
     ///
@@ -698,6 +706,11 @@ impl ClientSession {
         self.check_publishing()?;
         if frame.kind == FrameKind::Data {
             frame.payload = set_data_frame(&frame.payload);
+        } else if frame.config {
+            // Never dropped, so it may wait longest: a zero-copy slice would
+            // pin the whole receive buffer it came from, which the queue's
+            // byte bound cannot see. Configuration is small and rare.
+            frame.payload = Bytes::copy_from_slice(&frame.payload);
         }
         if frame.payload.len() > crate::chunk::MAX_MESSAGE_LEN {
             return Err(SendError::TooLong(frame.payload.len()));

@@ -1173,3 +1173,26 @@ fn answered_pings_keep_a_quiet_server_connection_alive() {
     assert!(!client.is_closed(), "{:?}", client.error());
     assert!(client.is_active());
 }
+
+#[test]
+fn queued_configuration_does_not_pin_the_buffer_it_came_from() {
+    let mut s = raw_publisher(config(Role::Publish, "cam"));
+    let mut buffer = vec![0u8; 64 * 1024];
+    buffer[..AVC_CONFIG.len()].copy_from_slice(AVC_CONFIG);
+    let receive_buffer = Bytes::from(buffer);
+    let mut frame = config_frame(FrameKind::Video, AVC_CONFIG);
+    frame.payload = receive_buffer.slice(..AVC_CONFIG.len());
+    let now = s.now;
+    s.client.send_frame(now, frame).expect("publishing");
+    assert!(
+        receive_buffer.is_unique(),
+        "the queue holds a slice of the 64 KiB buffer"
+    );
+    assert_eq!(s.client.queued_bytes(), AVC_CONFIG.len());
+    let answers = s.answers();
+    assert_eq!(
+        answers,
+        [Message::Video(Bytes::from_static(AVC_CONFIG))],
+        "sent unchanged"
+    );
+}
