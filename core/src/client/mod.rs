@@ -23,8 +23,9 @@
 //! them), pings a server it has not heard from for a while, and gives up on
 //! one silent for longer ([`ClientError::PeerDead`]), so a relay notices a
 //! vanished origin; its deadlines are a fixed table behind
-//! [`ClientSession::poll_timeout`], and time is always a parameter. A server that breaks the protocol yields a sticky
-//! [`ClientError`], never a panic.
+//! [`ClientSession::poll_timeout`], and time is always a parameter. A
+//! server that breaks the protocol yields a sticky [`ClientError`], never a
+//! panic.
 //!
 //! A publisher's media waits in a bounded queue until the socket takes it:
 //! [`ClientSession::send_frame`] (the relay path) applies the same
