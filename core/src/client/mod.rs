@@ -19,9 +19,23 @@
 //! (publishers) `releaseStream` and `FCPublish`, `createStream`, and finally
 //! `publish` or `play` (followed by Set Buffer Length) on the new stream.
 //! On its own the session acknowledges bytes by the server's window, answers
-//! pings, and honours Set Chunk Size and Abort (the chunk decoder applies
-//! them). A server that breaks the protocol yields a sticky
-//! [`ClientError`], never a panic.
+//! pings, honours Set Chunk Size and Abort (the chunk decoder applies
+//! them), pings a server it has not heard from for a while, and gives up on
+//! one silent for longer ([`ClientError::PeerDead`]), so a relay notices a
+//! vanished origin; its deadlines are a fixed table behind
+//! [`ClientSession::poll_timeout`], and time is always a parameter. A
+//! server that breaks the protocol yields a sticky [`ClientError`], never a
+//! panic.
+//!
+//! A publisher's media waits in a bounded queue until the socket takes it:
+//! [`ClientSession::send_frame`] (the relay path) applies the same
+//! real-time policy a server applies to a slow player, reusing its backlog,
+//! so a remote server that reads slower than the stream makes the client
+//! drop stale audio and broken GOPs rather than grow; configuration and
+//! data are never dropped, and past their own bound the session closes
+//! ([`ClientError::SlowPeer`]). Messages always go out whole: what is in a
+//! transmit is at most about 64 KiB of media, so the client never needs
+//! to abandon a message part way with an RTMP Abort.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -30,12 +44,14 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::chunk::{ChunkDecoder, ChunkEncoder, ChunkError, DecoderLimits, RawMessage};
 use crate::entropy::Entropy;
+use crate::event::{Frame, FrameKind};
 use crate::handshake::{ClientHandshake, HandshakeConfig, HandshakeError};
 use crate::message::{
     type_id, Command, Connect, Data, Encoding, Message, MessageError, Play, PublishKind,
     UserControl, Value,
 };
-use crate::session::Transmit;
+use crate::session::backlog::{Backlog, Item, Overflow};
+use crate::session::{RealTimeConfig, Transmit};
 use crate::time::MediaTime;
 
 #[cfg(test)]
@@ -66,15 +82,41 @@ pub enum Role {
 
 /// How a client session connects, and the bounds on what the server can make
 /// it hold.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` output leaves out the secrets a config may carry (stream
+/// key, query, connect arguments): configs end up in logs.
+#[derive(Clone)]
 pub struct ClientConfig {
     /// The `tcUrl` sent in `connect` (`rtmp://host:port/app`): servers use it
     /// for virtual hosting and logs.
     pub tc_url: String,
     /// The App (`app` in `connect`).
     pub app: String,
-    /// The stream name given to `publish` or `play`.
+    /// The stream name given to `publish` or `play` (and, for a publisher,
+    /// `releaseStream` and `FCPublish`), before [`query`](Self::query).
     pub stream: String,
+    /// A URL query appended to the stream name as `name?query` (joined with
+    /// `&` if the name already has one), the way FFmpeg and OBS pass the
+    /// query of an RTMP URL: many servers and CDNs take per-stream tokens
+    /// there (`live/cam?token=...`). `None` or empty sends the bare name.
+    pub query: Option<String>,
+    /// Extra arguments after the `connect` command object, in order. TC
+    /// authentication tokens travel here (one App-wide token string, or a
+    /// user name and a user token; see [`crate::auth`]), as do FFmpeg's
+    /// `-rtmp_conn` values (`S:<token>` is one string argument).
+    pub connect_args: Vec<Value>,
+    /// `swfUrl` in `connect`, when set. Flash-era servers may check it
+    /// against an allow list; FFmpeg sends it with `-rtmp_swfurl`.
+    pub swf_url: Option<String>,
+    /// `pageUrl` in `connect`, when set: the web page a Flash player was
+    /// embedded in, which some servers log or check (`-rtmp_pageurl`).
+    pub page_url: Option<String>,
+    /// Enhanced RTMP: when set, `connect` announces these FourCCs (e.g.
+    /// `hvc1`, `av01`, `vp09`, `Opus`) as `fourCcList`, telling a server
+    /// that this client can send or receive them. Off by default, as a
+    /// legacy client connects: some servers change what they send once a
+    /// client claims Enhanced RTMP support.
+    pub four_cc_list: Option<Vec<String>>,
     /// Publish or play.
     pub role: Role,
     /// The chunk size announced right after the handshake. Large chunks
@@ -93,6 +135,17 @@ pub struct ClientConfig {
     /// A server that answers nothing would otherwise hold the client
     /// forever.
     pub start_timeout: Duration,
+    /// A User Control PingRequest is sent after this long without a byte
+    /// from the server (and again every interval while it stays silent).
+    /// A publisher hears little from a server (an acknowledgement every
+    /// few megabytes), so the ping's answer is what shows it is alive.
+    /// `Duration::MAX` never pings.
+    pub ping_interval: Duration,
+    /// The server is declared dead, and the session closed with
+    /// [`ClientError::PeerDead`], after this long without a byte from it: a
+    /// relay must notice a vanished origin (no FIN, no RST) to reconnect.
+    /// `Duration::MAX` never gives up.
+    pub dead_peer_timeout: Duration,
     /// The buffer length a player announces (Set Buffer Length), in
     /// milliseconds; FFmpeg sends 3000.
     pub buffer_ms: u32,
@@ -101,6 +154,15 @@ pub struct ClientConfig {
     /// evicts whoever publishes the name now; turn it off to be refused
     /// instead.
     pub release_stream: bool,
+    /// How a publisher's outbound media (what [`ClientSession::send_frame`]
+    /// queues) is kept real-time when the server reads slower than the
+    /// stream: the same policy, and the same defaults, as a server applies
+    /// to its players. Audio and video older than their lifetimes are
+    /// abandoned (video with the rest of its GOP), droppable media never
+    /// holds more than `max_backlog_bytes`, and decoder configuration and
+    /// data are never dropped. `finish_by_margin` is not used: a message
+    /// whose first chunk went out is always finished.
+    pub real_time: RealTimeConfig,
 }
 
 impl ClientConfig {
@@ -122,9 +184,90 @@ impl ClientConfig {
             limits: DecoderLimits::default(),
             handshake: HandshakeConfig::default(),
             start_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(10),
+            dead_peer_timeout: Duration::from_secs(60),
             buffer_ms: 3000,
             release_stream: true,
+            real_time: RealTimeConfig::default(),
+            query: None,
+            connect_args: Vec::new(),
+            swf_url: None,
+            page_url: None,
+            four_cc_list: None,
         }
+    }
+
+    /// The name sent to `publish` or `play`: [`stream`](Self::stream) with
+    /// [`query`](Self::query) appended.
+    pub fn stream_name(&self) -> String {
+        match self.query.as_deref().map(|q| q.trim_start_matches('?')) {
+            None | Some("") => self.stream.clone(),
+            Some(q) => {
+                let sep = if self.stream.contains('?') { '&' } else { '?' };
+                format!("{}{sep}{q}", self.stream)
+            }
+        }
+    }
+
+    /// The `connect` command object: FFmpeg's members in FFmpeg's order,
+    /// the optional ones only when set.
+    fn connect_object(&self) -> Value {
+        let mut members = vec![
+            ("app", Value::from(self.app.as_str())),
+            ("type", Value::from("nonprivate")),
+            ("flashVer", Value::from(self.flash_ver.as_str())),
+        ];
+        if let Some(swf_url) = &self.swf_url {
+            members.push(("swfUrl", Value::from(swf_url.as_str())));
+        }
+        members.push(("tcUrl", Value::from(self.tc_url.as_str())));
+        if let Some(page_url) = &self.page_url {
+            members.push(("pageUrl", Value::from(page_url.as_str())));
+        }
+        if let Some(list) = &self.four_cc_list {
+            let list = list.iter().map(|f| Value::from(f.as_str())).collect();
+            members.push(("fourCcList", Value::StrictArray(list)));
+        }
+        members.push(("objectEncoding", Value::from(0.0)));
+        Value::object(members)
+    }
+}
+
+impl std::fmt::Debug for ClientConfig {
+    /// Stream keys, queries and connect arguments are secrets (tokens):
+    /// only their sizes are shown, and `tcUrl` without its query.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tc_url = match self.tc_url.split_once('?') {
+            Some((base, _)) => format!("{base}?<redacted>"),
+            None => self.tc_url.clone(),
+        };
+        f.debug_struct("ClientConfig")
+            .field("tc_url", &tc_url)
+            .field("app", &self.app)
+            .field("stream", &format_args!("<{} bytes>", self.stream.len()))
+            .field(
+                "query",
+                &self.query.as_ref().map(|q| format!("<{} bytes>", q.len())),
+            )
+            .field(
+                "connect_args",
+                &format_args!("<{} values>", self.connect_args.len()),
+            )
+            .field("swf_url", &self.swf_url)
+            .field("page_url", &self.page_url)
+            .field("four_cc_list", &self.four_cc_list)
+            .field("role", &self.role)
+            .field("out_chunk_size", &self.out_chunk_size)
+            .field("flash_ver", &self.flash_ver)
+            .field("limits", &self.limits)
+            .field("handshake", &self.handshake)
+            .field("start_timeout", &self.start_timeout)
+            .field("ping_interval", &self.ping_interval)
+            .field("dead_peer_timeout", &self.dead_peer_timeout)
+            .field("buffer_ms", &self.buffer_ms)
+            .field("release_stream", &self.release_stream)
+            .field("real_time", &self.real_time)
+            .finish()
     }
 }
 
@@ -200,15 +343,31 @@ pub enum ClientError {
     /// The server did something no correct server does.
     #[error("protocol: {0}")]
     Protocol(&'static str),
+    /// The server stopped reading: what the client may not drop (replies,
+    /// decoder configuration, data, media sent with
+    /// [`ClientSession::send_media`]) outgrew its bound. Closing is the
+    /// only way to keep memory bounded then.
+    #[error("the server is not reading: {0}")]
+    SlowPeer(&'static str),
+    /// Nothing at all came from the server for
+    /// [`ClientConfig::dead_peer_timeout`].
+    #[error("server silent for {0:?}")]
+    PeerDead(Duration),
+    /// The configuration cannot be put on the wire (connect arguments that
+    /// do not encode as AMF0); the session closes at once.
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
-/// Why [`ClientSession::send_media`] or [`ClientSession::send_data`] refused.
+/// Why [`ClientSession::send_frame`], [`ClientSession::send_media`] or
+/// [`ClientSession::send_data`] refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
     /// Media may only be sent once the server confirmed the publish.
     #[error("not publishing")]
     NotPublishing,
-    /// The session is closed.
+    /// The session is closed (or closed on this call: [`ClientSession::error`]
+    /// says why, e.g. [`ClientError::SlowPeer`]).
     #[error("session closed")]
     Closed,
     /// RTMP cannot describe a message this long (16 MiB - 1).
@@ -233,6 +392,57 @@ enum Phase {
     Closed,
 }
 
+/// Most payload bytes of queued media one transmit carries (it always
+/// carries at least one whole message). What is in a transmit is past the
+/// real-time policy's judgement, so this is what a slow server can be
+/// handed beyond the lifetimes: half a second at 1 Mbit/s.
+const MAX_BATCH: usize = 64 * 1024;
+/// Most buffers in one transmit, well under IOV_MAX (1024); a chunk of a
+/// large message costs two (header, payload slice). A single message may
+/// exceed it: messages are never split across transmits.
+const MAX_TRANSMIT_BUFS: usize = 256;
+/// Most bytes of encoded replies and commands (acknowledgements, pongs)
+/// held for a server that does not read. Only a server that sends without
+/// reading can reach it.
+const MAX_CONTROL_BYTES: usize = 1024 * 1024;
+
+/// The deadlines a client keeps; one slot each in [`Timers`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    /// The handshake's own deadline.
+    Handshake,
+    /// The publish or play must have started ([`ClientConfig::start_timeout`]).
+    Start,
+    /// Ping a silent server.
+    Ping,
+    /// Give up on a silent server.
+    DeadPeer,
+}
+
+const TIMER_COUNT: usize = 4;
+
+/// A fixed table of deadlines indexed by [`Timer`]; the next one is a min.
+#[derive(Debug, Default)]
+struct Timers([Option<Instant>; TIMER_COUNT]);
+
+impl Timers {
+    fn set(&mut self, t: Timer, at: Option<Instant>) {
+        self.0[t as usize] = at;
+    }
+
+    fn is_due(&self, t: Timer, now: Instant) -> bool {
+        self.0[t as usize].is_some_and(|at| at <= now)
+    }
+
+    fn next(&self) -> Option<Instant> {
+        self.0.iter().flatten().min().copied()
+    }
+
+    fn clear(&mut self) {
+        self.0 = [None; TIMER_COUNT];
+    }
+}
+
 /// Transaction ids: fixed, since the dialogue sends each command once.
 mod txn {
     pub(super) const CONNECT: f64 = 1.0;
@@ -250,16 +460,33 @@ pub struct ClientSession {
     encoder: ChunkEncoder,
     decoder: ChunkDecoder,
     phase: Phase,
-    /// Bytes for the server, in order.
+    /// Encoded handshake, control and command bytes for the server, in
+    /// order; they go before any queued media.
     outbound: Vec<Bytes>,
+    /// Bytes in `outbound`, for [`MAX_CONTROL_BYTES`].
+    outbound_bytes: usize,
+    /// Media and data waiting for the socket, under the real-time policy;
+    /// encoded only when handed out, so the encoder's header state follows
+    /// the order the server sees.
+    backlog: Backlog,
+    /// The latest time the session was told: judges the backlog in
+    /// [`ClientSession::poll_transmit`], which has no time parameter.
+    now: Instant,
     /// Chunk-stream bytes queued before the handshake completed: they may
     /// only follow C2.
     held: Vec<Bytes>,
     events: VecDeque<ClientEvent>,
     /// The message stream `createStream` gave us (0 until then).
     stream_id: u32,
-    /// When the publish or play must have started.
-    start_deadline: Instant,
+    /// When the publish or play must have started (`None`: never).
+    start_deadline: Option<Instant>,
+    timers: Timers,
+    /// When the session started: the zero of ping timestamps.
+    started: Instant,
+    /// When the server last sent anything (handshake included).
+    last_input: Instant,
+    /// When the last ping went out, while the server stays silent.
+    last_ping: Option<Instant>,
     error: Option<ClientError>,
 }
 
@@ -276,8 +503,15 @@ impl ClientSession {
         let mut held = Vec::new();
         encoder.set_chunk_size(config.out_chunk_size, &mut held);
         let mut session = ClientSession {
-            start_deadline: now + config.start_timeout,
+            start_deadline: now.checked_add(config.start_timeout),
+            timers: Timers::default(),
+            started: now,
+            last_input: now,
+            last_ping: None,
             decoder: ChunkDecoder::new(config.limits),
+            backlog: Backlog::new(config.real_time.max_backlog_bytes),
+            now,
+            outbound_bytes: 0,
             config,
             handshake,
             encoder,
@@ -290,16 +524,23 @@ impl ClientSession {
         };
         let connect = Command::Connect(Connect {
             transaction_id: txn::CONNECT,
-            properties: Value::object([
-                ("app", Value::from(session.config.app.as_str())),
-                ("type", Value::from("nonprivate")),
-                ("flashVer", Value::from(session.config.flash_ver.as_str())),
-                ("tcUrl", Value::from(session.config.tc_url.as_str())),
-                ("objectEncoding", Value::from(0.0)),
-            ]),
-            args: Vec::new(),
+            properties: session.config.connect_object(),
+            args: session.config.connect_args.clone(),
         });
-        session.command(0, connect);
+        let message = Message::Command {
+            encoding: Encoding::Amf0,
+            command: connect,
+        };
+        // Only the embedder's connect arguments can fail to encode (an AMF
+        // reference to nothing): a session that cannot connect says so now
+        // rather than at the start deadline.
+        match message.to_raw(csid::COMMAND, MediaTime::ZERO, 0) {
+            Ok(raw) => session.encoder.write(&raw, &mut session.held),
+            Err(e) => {
+                session.fail(ClientError::Config(format!("connect does not encode: {e}")));
+            }
+        }
+        session.settle();
         session
     }
 
@@ -338,6 +579,24 @@ impl ClientSession {
         self.decoder.bytes_received()
     }
 
+    /// Media frames the real-time policy abandoned because the server read
+    /// too slowly (too old, over the byte budget, rest of a broken GOP),
+    /// for stats; see [`ClientConfig::real_time`].
+    pub fn dropped_frames(&self) -> u64 {
+        self.backlog.dropped_frames()
+    }
+
+    /// Payload bytes of [`dropped_frames`](Self::dropped_frames).
+    pub fn dropped_bytes(&self) -> u64 {
+        self.backlog.dropped_bytes()
+    }
+
+    /// Payload bytes of media and data queued for the server and not yet
+    /// handed out in a transmit: how far behind the server's reading is.
+    pub fn queued_bytes(&self) -> usize {
+        self.backlog.queued_bytes()
+    }
+
     // ---- inputs ---------------------------------------------------------
 
     /// Feeds bytes read from the server. Media and statuses come out of
@@ -349,25 +608,311 @@ impl ClientSession {
     ///
     /// The first protocol error the server made; the session is then closed
     /// (a [`ClientEvent::Closed`] is queued) and the error is sticky.
-    pub fn handle_input(&mut self, _now: Instant, mut data: &[u8]) -> Result<(), ClientError> {
+    pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), ClientError> {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
+        self.tick(now);
         if self.phase == Phase::Closed {
             return Ok(());
         }
+        if !data.is_empty() {
+            self.last_input = self.now;
+            self.last_ping = None;
+        }
+        let result = self.feed(data);
+        if result.is_ok() && self.outbound_bytes > MAX_CONTROL_BYTES {
+            self.outbound.clear();
+            self.outbound_bytes = 0;
+            return Err(self.fail(ClientError::SlowPeer("replies to the server piled up")));
+        }
+        self.settle();
+        result
+    }
+
+    /// The server closed the connection: the session ends, and what was
+    /// queued for it is forgotten.
+    pub fn handle_eof(&mut self, now: Instant) {
+        self.tick(now);
+        self.end("the server closed the connection");
+    }
+
+    /// Checks the deadlines: the handshake's, the start of publish or play,
+    /// the ping of a silent server and giving up on a dead one. Calling it
+    /// early is harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.tick(now);
+        let now = self.now;
+        if self.phase == Phase::Closed {
+            return;
+        }
+        if self.phase == Phase::Handshake {
+            if let Err(e) = self.handshake.handle_timeout(now) {
+                self.fail(e.into());
+                return;
+            }
+        }
+        if self.timers.is_due(Timer::DeadPeer, now) {
+            self.fail(ClientError::PeerDead(self.config.dead_peer_timeout));
+            return;
+        }
+        if self.timers.is_due(Timer::Start, now) {
+            self.end("the server did not start the stream in time");
+            return;
+        }
+        if self.timers.is_due(Timer::Ping, now) {
+            // Milliseconds since the session started, wrapping like every
+            // RTMP timestamp.
+            let stamp = now.saturating_duration_since(self.started).as_millis() as u32;
+            self.send_control(&Message::UserControl(UserControl::PingRequest(stamp)));
+            self.last_ping = Some(now);
+        }
+        self.settle();
+    }
+
+    // ---- application mutators --------------------------------------------
+
+    /// Queues a frame of the published stream at `now`, under the real-time
+    /// policy of [`ClientConfig::real_time`]: the relay push path, fed with
+    /// the core's own [`Frame`]s (their `keyframe` and `config` flags say
+    /// what may be dropped). The frame waits until
+    /// [`poll_transmit`](Self::poll_transmit) hands it out, which a runtime
+    /// does as the socket takes bytes; if the server reads slower than the
+    /// stream, audio and video too old to be worth sending are abandoned
+    /// (video until its next keyframe), so memory stays bounded and the
+    /// server gets what is current. Decoder configuration and data are never
+    /// dropped. A data frame's body (handler first, as a player receives
+    /// it) is sent behind `@setDataFrame`, so the server keeps it for late
+    /// joiners, as it would have from the original publisher.
+    ///
+    /// Memory is bounded by bytes and by entries: droppable media by
+    /// `max_backlog_bytes`, what is never dropped by the larger of 1 MiB and
+    /// that budget, and the number of queued messages by a fixed cap (16 Ki).
+    /// Media payloads are not copied: they are the broker's shared `Bytes`,
+    /// alive for at most their lifetime here. Configuration and data (small,
+    /// never dropped, so they may wait longest) are copied into their own
+    /// allocation, so a waiting one never pins a larger receive buffer and
+    /// the bound counts their true size.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::NotPublishing`] before the server confirmed the publish,
+    /// [`SendError::Closed`] after the end, [`SendError::TooLong`] for a
+    /// payload RTMP cannot frame. If never-dropped frames pile up past
+    /// their bound (the server stopped reading altogether) the session
+    /// closes with [`ClientError::SlowPeer`] and this returns
+    /// [`SendError::Closed`].
+    pub fn send_frame(&mut self, now: Instant, mut frame: Frame) -> Result<(), SendError> {
+        self.tick(now);
+        self.check_publishing()?;
+        if frame.kind == FrameKind::Data {
+            frame.payload = set_data_frame(&frame.payload);
+        } else if frame.config {
+            // Never dropped, so it may wait longest: a zero-copy slice would
+            // pin the whole receive buffer it came from, which the queue's
+            // byte bound cannot see. Configuration is small and rare.
+            frame.payload = Bytes::copy_from_slice(&frame.payload);
+        }
+        if frame.payload.len() > crate::chunk::MAX_MESSAGE_LEN {
+            return Err(SendError::TooLong(frame.payload.len()));
+        }
+        let pushed = self.backlog.push_frame(self.now, self.stream_id, frame);
+        self.overflowed(pushed)
+    }
+
+    /// Queues an audio or video message (an FLV tag body) on the published
+    /// stream, never to be dropped: for a caller that paces itself (the
+    /// load tool) or must deliver everything. It keeps its place among
+    /// frames queued with [`send_frame`](Self::send_frame). The payload is
+    /// not copied: the transmit holds the caller's `Bytes` behind the chunk
+    /// headers.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::NotPublishing`] before the server confirmed the publish,
+    /// [`SendError::Closed`] after the end, [`SendError::TooLong`] for a
+    /// payload RTMP cannot frame. What is never dropped is bounded (the
+    /// larger of 1 MiB and the real-time byte budget); past that the
+    /// session closes with [`ClientError::SlowPeer`] and this returns
+    /// [`SendError::Closed`].
+    pub fn send_media(
+        &mut self,
+        kind: MediaKind,
+        timestamp: MediaTime,
+        payload: Bytes,
+    ) -> Result<(), SendError> {
+        let (csid, type_id) = match kind {
+            MediaKind::Audio => (csid::AUDIO, type_id::AUDIO),
+            MediaKind::Video => (csid::VIDEO, type_id::VIDEO),
+        };
+        self.send_stream_message(csid, type_id, timestamp, payload)
+    }
+
+    /// Queues an AMF0 data message whose body (handler first, e.g.
+    /// `onMetaData` and its values, as an FLV script tag carries it) is sent
+    /// behind `@setDataFrame`, so the server keeps it for late joiners.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_media`](Self::send_media).
+    pub fn send_data(&mut self, timestamp: MediaTime, body: &[u8]) -> Result<(), SendError> {
+        self.send_stream_message(
+            csid::DATA,
+            type_id::DATA_AMF0,
+            timestamp,
+            set_data_frame(body),
+        )
+    }
+
+    /// Ends the session from this side: reports [`ClientEvent::Closed`],
+    /// and unpublishes or stops playing with `deleteStream`, queued behind
+    /// the media still waiting, so a relay that stops hands the server
+    /// what it had (still under the real-time policy). Flush
+    /// [`poll_transmit`](Self::poll_transmit) before closing the socket.
+    pub fn close(&mut self, reason: &str) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        if self.stream_id != 0 {
+            let delete = Message::Command {
+                encoding: Encoding::Amf0,
+                command: Command::DeleteStream {
+                    transaction_id: 0.0,
+                    stream_id: f64::from(self.stream_id),
+                },
+            };
+            let queued = delete
+                .to_raw(csid::COMMAND, MediaTime::ZERO, 0)
+                .ok()
+                .is_some_and(|raw| self.backlog.push_message(self.now, 0, raw).is_ok());
+            if !queued {
+                // Cannot happen (a small message; the bound is at least
+                // 1 MiB), but a stuck queue must not keep the server's
+                // stream alive: drop the media and say goodbye first.
+                self.backlog.clear();
+                self.send_message(&delete, csid::COMMAND, 0);
+            }
+        }
+        self.phase = Phase::Closed;
+        self.timers.clear();
+        self.events
+            .push_back(ClientEvent::Closed(reason.to_owned()));
+    }
+
+    // ---- outputs ----------------------------------------------------------
+
+    /// The next vectored write, judged at the latest time the session was
+    /// told (by any `handle_*` call or [`send_frame`](Self::send_frame)).
+    /// Call it only when the socket can take bytes, and write each transmit
+    /// whole before polling the next: media not yet polled is what the
+    /// real-time policy can still drop. See
+    /// [`poll_transmit_into`](Self::poll_transmit_into).
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        let mut t = Transmit::default();
+        self.poll_transmit_into(self.now, &mut t).then_some(t)
+    }
+
+    /// The next vectored write into `t` (cleared first, its buffer list
+    /// reused), judged at `now`; returns whether there is one. Replies and
+    /// commands come first, then queued media and data in order, each
+    /// frame checked against the real-time policy as it leaves the queue.
+    /// A transmit carries at most about 64 KiB of media, but always whole
+    /// messages: the client never abandons a message part way (no RTMP
+    /// Abort is ever needed), since what matters on a relay link is that
+    /// every message the server gets is complete, and one message in
+    /// flight adds at most its own size of lateness.
+    #[must_use]
+    pub fn poll_transmit_into(&mut self, now: Instant, t: &mut Transmit) -> bool {
+        self.tick(now);
+        t.bufs.clear();
+        t.bufs.append(&mut self.outbound);
+        self.outbound_bytes = 0;
+        let mut media = 0;
+        while media < MAX_BATCH && t.bufs.len() < MAX_TRANSMIT_BUFS {
+            let Some(next) = self.backlog.pop(self.now) else {
+                break;
+            };
+            let raw = match next.item {
+                Item::Message(raw) => raw,
+                Item::Frame(frame) => frame_message(next.stream, frame),
+            };
+            media += raw.payload.len();
+            self.encoder.write(&raw, &mut t.bufs);
+        }
+        !t.bufs.is_empty()
+    }
+
+    /// The next thing that happened, in order.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called:
+    /// the earliest of the session's deadlines; `None` once it closed.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    // ---- internals ----------------------------------------------------------
+
+    /// Time passed: the latest `now` judges the backlog (times given out of
+    /// order never move it back).
+    fn tick(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+    }
+
+    /// Re-arms the timer table from the session's state, after every change
+    /// of it.
+    fn settle(&mut self) {
+        if self.phase == Phase::Closed {
+            self.timers.clear();
+            return;
+        }
+        let c = &self.config;
+        let handshake = (self.phase == Phase::Handshake)
+            .then(|| self.handshake.poll_timeout())
+            .flatten();
+        self.timers.set(Timer::Handshake, handshake);
+        let start = (self.phase != Phase::Active)
+            .then_some(self.start_deadline)
+            .flatten();
+        self.timers.set(Timer::Start, start);
+        // A ping needs the chunk stream: not before the handshake is done.
+        let ping = self
+            .handshake
+            .is_complete()
+            .then(|| {
+                let heard = self
+                    .last_ping
+                    .map_or(self.last_input, |p| p.max(self.last_input));
+                heard.checked_add(c.ping_interval)
+            })
+            .flatten();
+        self.timers.set(Timer::Ping, ping);
+        self.timers.set(
+            Timer::DeadPeer,
+            self.last_input.checked_add(c.dead_peer_timeout),
+        );
+    }
+
+    /// Feeds server bytes through the handshake and the chunk stream.
+    fn feed(&mut self, mut data: &[u8]) -> Result<(), ClientError> {
         if self.phase == Phase::Handshake {
             let used = match self.handshake.handle_input(data) {
                 Ok(used) => used,
                 Err(e) => return Err(self.fail(e.into())),
             };
             while let Some(b) = self.handshake.poll_transmit() {
-                self.outbound.push(b);
+                self.push_outbound(b);
             }
             if self.handshake.is_complete() {
                 self.phase = Phase::Connecting;
-                let held = std::mem::take(&mut self.held);
-                self.outbound.extend(held);
+                for b in std::mem::take(&mut self.held) {
+                    self.push_outbound(b);
+                }
             }
             data = data.get(used..).unwrap_or_default();
         }
@@ -397,76 +942,25 @@ impl ClientSession {
         Ok(())
     }
 
-    /// The server closed the connection.
-    pub fn handle_eof(&mut self, _now: Instant) {
-        self.close("the server closed the connection");
+    fn fail(&mut self, e: ClientError) -> ClientError {
+        self.error = Some(e.clone());
+        // Nobody will read queued media: the connection is broken.
+        self.backlog.clear();
+        if self.phase != Phase::Closed {
+            self.phase = Phase::Closed;
+            self.events.push_back(ClientEvent::Closed(e.to_string()));
+        }
+        self.timers.clear();
+        e
     }
 
-    /// Checks the deadlines (handshake, start of publish/play); calling it
-    /// early is harmless.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    /// Ends the session because of the server (a refusal, its close, a
+    /// deadline): queued media is forgotten, `deleteStream` still goes.
+    fn end(&mut self, reason: &str) {
         if self.phase == Phase::Closed {
             return;
         }
-        if self.phase == Phase::Handshake {
-            if let Err(e) = self.handshake.handle_timeout(now) {
-                self.fail(e.into());
-                return;
-            }
-        }
-        if self.phase != Phase::Active && now >= self.start_deadline {
-            self.close("the server did not start the stream in time");
-        }
-    }
-
-    // ---- application mutators --------------------------------------------
-
-    /// Queues an audio or video message (an FLV tag body) on the published
-    /// stream. The payload is not copied: the transmit holds the caller's
-    /// `Bytes` behind the chunk headers.
-    ///
-    /// # Errors
-    ///
-    /// [`SendError::NotPublishing`] before the server confirmed the publish,
-    /// [`SendError::Closed`] after the end, [`SendError::TooLong`] for a
-    /// payload RTMP cannot frame.
-    pub fn send_media(
-        &mut self,
-        kind: MediaKind,
-        timestamp: MediaTime,
-        payload: Bytes,
-    ) -> Result<(), SendError> {
-        let (csid, type_id) = match kind {
-            MediaKind::Audio => (csid::AUDIO, type_id::AUDIO),
-            MediaKind::Video => (csid::VIDEO, type_id::VIDEO),
-        };
-        self.send_stream_message(csid, type_id, timestamp, payload)
-    }
-
-    /// Queues an AMF0 data message whose body (handler first, e.g.
-    /// `onMetaData` and its values, as an FLV script tag carries it) is sent
-    /// behind `@setDataFrame`, so the server keeps it for late joiners.
-    ///
-    /// # Errors
-    ///
-    /// As [`send_media`](Self::send_media).
-    pub fn send_data(&mut self, timestamp: MediaTime, body: &[u8]) -> Result<(), SendError> {
-        let mut b = BytesMut::with_capacity(16 + body.len());
-        // The AMF0 string "@setDataFrame": marker 0x02, u16 length, bytes.
-        b.put_u8(0x02);
-        b.put_u16(13);
-        b.put_slice(b"@setDataFrame");
-        b.put_slice(body);
-        self.send_stream_message(csid::DATA, type_id::DATA_AMF0, timestamp, b.freeze())
-    }
-
-    /// Ends the session from this side: unpublishes or stops playing
-    /// (`deleteStream`) and reports [`ClientEvent::Closed`]. Flush
-    /// [`poll_transmit`](Self::poll_transmit) before closing the socket.
-    pub fn close(&mut self, reason: &str) {
-        if self.phase == Phase::Closed {
-            return;
-        }
+        self.backlog.clear();
         if self.stream_id != 0 {
             self.command(
                 0,
@@ -477,53 +971,30 @@ impl ClientSession {
             );
         }
         self.phase = Phase::Closed;
+        self.timers.clear();
         self.events
             .push_back(ClientEvent::Closed(reason.to_owned()));
     }
 
-    // ---- outputs ----------------------------------------------------------
-
-    /// Everything queued for the server, as one vectored write.
-    #[must_use]
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        if self.outbound.is_empty() {
-            return None;
-        }
-        Some(Transmit {
-            bufs: std::mem::take(&mut self.outbound),
-        })
-    }
-
-    /// The next thing that happened, in order.
-    #[must_use]
-    pub fn poll_event(&mut self) -> Option<ClientEvent> {
-        self.events.pop_front()
-    }
-
-    /// When [`handle_timeout`](Self::handle_timeout) must next be called;
-    /// `None` once the stream started or the session closed.
-    #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.phase {
-            Phase::Active | Phase::Closed => None,
-            Phase::Handshake => Some(
-                self.handshake
-                    .poll_timeout()
-                    .map_or(self.start_deadline, |t| t.min(self.start_deadline)),
-            ),
-            _ => Some(self.start_deadline),
+    /// Whether media may be queued now.
+    fn check_publishing(&self) -> Result<(), SendError> {
+        match (self.phase, self.config.role) {
+            (Phase::Closed, _) => Err(SendError::Closed),
+            (Phase::Active, Role::Publish) => Ok(()),
+            _ => Err(SendError::NotPublishing),
         }
     }
 
-    // ---- internals ----------------------------------------------------------
-
-    fn fail(&mut self, e: ClientError) -> ClientError {
-        self.error = Some(e.clone());
-        if self.phase != Phase::Closed {
-            self.phase = Phase::Closed;
-            self.events.push_back(ClientEvent::Closed(e.to_string()));
+    /// The outcome of queueing something never dropped: past its bound the
+    /// server is not reading, and the session closes.
+    fn overflowed(&mut self, pushed: Result<(), Overflow>) -> Result<(), SendError> {
+        if pushed.is_err() {
+            self.fail(ClientError::SlowPeer(
+                "configuration, data or unpaced media piled up",
+            ));
+            return Err(SendError::Closed);
         }
-        e
+        Ok(())
     }
 
     fn send_stream_message(
@@ -533,11 +1004,7 @@ impl ClientSession {
         timestamp: MediaTime,
         payload: Bytes,
     ) -> Result<(), SendError> {
-        match (self.phase, self.config.role) {
-            (Phase::Closed, _) => return Err(SendError::Closed),
-            (Phase::Active, Role::Publish) => {}
-            _ => return Err(SendError::NotPublishing),
-        }
+        self.check_publishing()?;
         if payload.len() > crate::chunk::MAX_MESSAGE_LEN {
             return Err(SendError::TooLong(payload.len()));
         }
@@ -548,8 +1015,8 @@ impl ClientSession {
             stream_id: self.stream_id,
             payload,
         };
-        self.encoder.write(&raw, &mut self.outbound);
-        Ok(())
+        let pushed = self.backlog.push_message(self.now, self.stream_id, raw);
+        self.overflowed(pushed)
     }
 
     fn command(&mut self, stream: u32, command: Command) {
@@ -570,12 +1037,18 @@ impl ClientSession {
         let Ok(raw) = message.to_raw(csid, MediaTime::ZERO, stream) else {
             return;
         };
-        let out = if self.handshake.is_complete() {
-            &mut self.outbound
-        } else {
-            &mut self.held
-        };
-        self.encoder.write(&raw, out);
+        if !self.handshake.is_complete() {
+            self.encoder.write(&raw, &mut self.held);
+            return;
+        }
+        let start = self.outbound.len();
+        self.encoder.write(&raw, &mut self.outbound);
+        self.outbound_bytes += self.outbound[start..].iter().map(Bytes::len).sum::<usize>();
+    }
+
+    fn push_outbound(&mut self, b: Bytes) {
+        self.outbound_bytes += b.len();
+        self.outbound.push(b);
     }
 
     fn handle_message(&mut self, raw: RawMessage) -> Result<(), ClientError> {
@@ -651,7 +1124,7 @@ impl ClientSession {
                 if transaction_id == txn::RELEASE_STREAM || transaction_id == txn::FC_PUBLISH {
                     return Ok(());
                 }
-                self.close(&format!("the server refused: {}", status.code));
+                self.end(&format!("the server refused: {}", status.code));
                 Ok(())
             }
             Command::OnStatus { info } => {
@@ -670,9 +1143,13 @@ impl ClientSession {
                 self.events.push_back(ClientEvent::Status(status));
                 if let Some(event) = started {
                     self.phase = Phase::Active;
+                    if self.config.role == Role::Publish {
+                        self.backlog
+                            .open_lane(self.stream_id, self.config.real_time);
+                    }
                     self.events.push_back(event);
                 } else if fatal {
-                    self.close(&format!("the server reported {code}"));
+                    self.end(&format!("the server reported {code}"));
                 }
                 Ok(())
             }
@@ -689,7 +1166,7 @@ impl ClientSession {
                 return Ok(());
             }
             if self.config.role == Role::Publish && self.config.release_stream {
-                let name = self.config.stream.clone();
+                let name = self.config.stream_name();
                 self.command(
                     0,
                     Command::ReleaseStream {
@@ -734,7 +1211,7 @@ impl ClientSession {
     /// Sends `publish` or `play` on the new stream.
     fn start(&mut self) {
         let stream = self.stream_id;
-        let name = self.config.stream.clone();
+        let name = self.config.stream_name();
         match self.config.role {
             Role::Publish => self.command(
                 stream,
@@ -781,5 +1258,33 @@ fn status_of(info: Option<&Value>) -> Status {
         level: member("level"),
         code: member("code"),
         description: member("description"),
+    }
+}
+
+/// `body` (an AMF0 data body, handler first) behind the AMF0 string
+/// `@setDataFrame`, which tells a server to keep it for late joiners.
+fn set_data_frame(body: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(16 + body.len());
+    // The AMF0 string "@setDataFrame": marker 0x02, u16 length, bytes.
+    b.put_u8(0x02);
+    b.put_u16(13);
+    b.put_slice(b"@setDataFrame");
+    b.put_slice(body);
+    b.freeze()
+}
+
+/// A published frame as the message it travels as on `stream`.
+fn frame_message(stream: u32, frame: Frame) -> RawMessage {
+    let (csid, type_id) = match frame.kind {
+        FrameKind::Audio => (csid::AUDIO, type_id::AUDIO),
+        FrameKind::Video => (csid::VIDEO, type_id::VIDEO),
+        FrameKind::Data => (csid::DATA, type_id::DATA_AMF0),
+    };
+    RawMessage {
+        csid,
+        timestamp: frame.timestamp,
+        type_id,
+        stream_id: stream,
+        payload: frame.payload,
     }
 }

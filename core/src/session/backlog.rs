@@ -32,7 +32,7 @@ const KEEP_CAPACITY: usize = 16;
 
 /// What waits in the backlog.
 #[derive(Debug)]
-pub(super) enum Item {
+pub(crate) enum Item {
     /// A media or data frame for a player.
     Frame(Frame),
     /// A status that must stay in order with the media around it
@@ -63,14 +63,14 @@ impl Item {
 
 /// What [`Backlog::pop`] hands out next.
 #[derive(Debug)]
-pub(super) struct Next {
+pub(crate) struct Next {
     /// The player's message stream.
-    pub(super) stream: u32,
-    pub(super) item: Item,
+    pub(crate) stream: u32,
+    pub(crate) item: Item,
     /// For droppable media: when its transmission must be complete (its
     /// arrival plus lifetime plus finish-by margin); a message still partly
     /// unsent then is abandoned. `None` for what is never dropped.
-    pub(super) finish_by: Option<Instant>,
+    pub(crate) finish_by: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -91,11 +91,11 @@ struct Lane {
 
 /// The backlog was asked to hold more never-dropped data than its bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Overflow;
+pub(crate) struct Overflow;
 
 /// See the module docs.
 #[derive(Debug)]
-pub(super) struct Backlog {
+pub(crate) struct Backlog {
     queue: VecDeque<Entry>,
     lanes: BTreeMap<u32, Lane>,
     budget: usize,
@@ -107,7 +107,7 @@ pub(super) struct Backlog {
 
 impl Backlog {
     /// An empty backlog holding at most `budget` bytes of droppable media.
-    pub(super) fn new(budget: usize) -> Self {
+    pub(crate) fn new(budget: usize) -> Self {
         Backlog {
             queue: VecDeque::new(),
             lanes: BTreeMap::new(),
@@ -119,11 +119,11 @@ impl Backlog {
         }
     }
 
-    pub(super) fn dropped_frames(&self) -> u64 {
+    pub(crate) fn dropped_frames(&self) -> u64 {
         self.dropped_frames
     }
 
-    pub(super) fn dropped_bytes(&self) -> u64 {
+    pub(crate) fn dropped_bytes(&self) -> u64 {
         self.dropped_bytes
     }
 
@@ -132,12 +132,12 @@ impl Backlog {
         self.queue.front().map(|e| e.arrival)
     }
 
-    pub(super) fn queued_bytes(&self) -> usize {
+    pub(crate) fn queued_bytes(&self) -> usize {
         self.droppable_bytes + self.fixed_bytes
     }
 
     /// Starts accepting frames for `stream` under `rt`.
-    pub(super) fn open_lane(&mut self, stream: u32, rt: RealTimeConfig) {
+    pub(crate) fn open_lane(&mut self, stream: u32, rt: RealTimeConfig) {
         self.lanes.insert(
             stream,
             Lane {
@@ -155,7 +155,7 @@ impl Backlog {
     }
 
     /// Forgets everything: the session is closing.
-    pub(super) fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.queue.clear();
         self.lanes.clear();
         self.droppable_bytes = 0;
@@ -183,7 +183,7 @@ impl Backlog {
     }
 
     /// Queues a status that must stay in order with `stream`'s media.
-    pub(super) fn push_message(
+    pub(crate) fn push_message(
         &mut self,
         now: Instant,
         stream: u32,
@@ -194,7 +194,7 @@ impl Backlog {
 
     /// Queues a frame for the player on `stream`; frames for a stream
     /// without a lane (not playing) are ignored.
-    pub(super) fn push_frame(
+    pub(crate) fn push_frame(
         &mut self,
         now: Instant,
         stream: u32,
@@ -250,7 +250,7 @@ impl Backlog {
 
     /// The next item to send, after abandoning what the real-time policy
     /// says is too late.
-    pub(super) fn pop(&mut self, now: Instant) -> Option<Next> {
+    pub(crate) fn pop(&mut self, now: Instant) -> Option<Next> {
         if self.queue.is_empty() && self.queue.capacity() > KEEP_CAPACITY {
             // A join's fast-start burst (a whole GOP) is over: do not keep
             // its room for the life of the player. Steady fan-out queues a

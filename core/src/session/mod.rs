@@ -53,7 +53,7 @@ use crate::time::MediaTime;
 use backlog::{Backlog, Item};
 use pacing::Pacing;
 
-mod backlog;
+pub(crate) mod backlog;
 mod dialogue;
 mod pacing;
 mod tc;
