@@ -49,8 +49,7 @@ fn description(sim: &Sim, id: ClientId, stream: u32, code: &str) -> Option<Strin
     sim.client(id)
         .status_infos(stream)
         .iter()
-        .filter(|i| member_str(i, "code").as_deref() == Some(code))
-        .next_back()
+        .rfind(|i| member_str(i, "code").as_deref() == Some(code))
         .and_then(|i| member_str(i, "description"))
 }
 
