@@ -108,6 +108,19 @@ pub(crate) struct Limits {
           default_value_t = d().session.real_time.max_backlog_bytes as u64,
           value_parser = clap::value_parser!(u64).range(1..))]
     max_backlog_bytes: u64,
+
+    /// Memory kept per stream for fast start (the current GOP), in bytes:
+    /// payloads plus about 100 bytes of bookkeeping per frame.
+    #[arg(long, value_name = "BYTES",
+          default_value_t = d().broker.fast_start_max_bytes as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    fast_start_max_bytes: u64,
+
+    /// Frames (audio, video, data) kept per stream for fast start.
+    #[arg(long, value_name = "COUNT",
+          default_value_t = d().broker.fast_start_max_frames as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    fast_start_max_frames: u64,
 }
 
 /// Seconds as a non-negative, finite number that fits a [`Duration`].
@@ -153,6 +166,9 @@ impl Limits {
         s.max_amf_message_len = size(self.max_amf_message_size);
         s.max_amf_depth = size(self.max_amf_depth);
         s.real_time.max_backlog_bytes = size(self.max_backlog_bytes);
+        let b = &mut config.broker;
+        b.fast_start_max_bytes = size(self.fast_start_max_bytes);
+        b.fast_start_max_frames = size(self.fast_start_max_frames);
         Ok(())
     }
 }

@@ -68,10 +68,16 @@ pub struct BrokerConfig {
     /// `NetStream.Play.UnpublishNotify` (which ends FFmpeg's playback). A
     /// republish within it continues playback seamlessly.
     pub republish_grace: Duration,
-    /// Most bytes of media kept per stream for fast start (the current GOP
-    /// from its keyframe). Past it the GOP is not cached: late joiners start
-    /// at the next keyframe.
+    /// Most memory kept per stream for fast start (the current GOP from
+    /// its keyframe): payloads plus a fixed per-frame overhead for the
+    /// bookkeeping (about 100 bytes), so tiny frames count for what they
+    /// cost. Past it the GOP is not cached: late joiners start at the next
+    /// keyframe.
     pub fast_start_max_bytes: usize,
+    /// Most frames (audio, video and data) kept per stream for fast start.
+    /// 20 s of 60 fps video with two 50 fps audio tracks is 3200; past it
+    /// the GOP is not cached, as past the byte bound.
+    pub fast_start_max_frames: usize,
     /// Longest span of media time kept for fast start.
     pub fast_start_max_duration: Duration,
     /// Most data keyframes (`@setDataFrame` handlers) one stream may hold.
@@ -89,6 +95,7 @@ impl Default for BrokerConfig {
             republish_grace: Duration::from_secs(5),
             fast_start_max_bytes: 16 * 1024 * 1024,
             fast_start_max_duration: Duration::from_secs(20),
+            fast_start_max_frames: 4096,
             max_data_keyframes: 64,
             max_config_frames: 64,
             max_streams: 100_000,
@@ -286,6 +293,14 @@ impl Broker {
     /// between publishers. A stream nobody publishes or plays is freed.
     pub fn stream_count(&self) -> usize {
         self.streams.len()
+    }
+
+    /// Memory held by every stream's fast-start GOP: payload bytes plus
+    /// the bookkeeping of each cached frame. What
+    /// [`BrokerConfig::fast_start_max_bytes`] bounds per stream; for stats
+    /// (it walks the streams).
+    pub fn fast_start_memory(&self) -> usize {
+        self.streams.values().map(Stream::fast_start_memory).sum()
     }
 
     /// The session that was given `connection_id` at `connect`, while it is

@@ -35,8 +35,10 @@
 //! starting point, so a late joiner gets the data keyframes and audio
 //! configuration and then the live audio, with no added latency. Cached
 //! configuration and data keyframes are copied out of the publisher's
-//! receive buffers (small, long-lived); GOP frames are kept as shared slices
-//! (they are released at the next keyframe).
+//! receive buffers (small, long-lived); so are GOP frames under 64 KiB
+//! (see [`COPY_BELOW`]), and players share the copy. The GOP is bounded in
+//! frames and in true memory: payloads plus [`CACHED_OVERHEAD`] per frame,
+//! so a flood of tiny frames cannot grow it past its byte bound.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -210,6 +212,13 @@ impl Clock {
     }
 }
 
+/// What one cached GOP frame costs besides its payload: the entry itself
+/// in the GOP's vector, plus the shared buffer's header (`bytes` allocates
+/// one once a payload is shared) and the allocator's rounding of the
+/// payload's own allocation. Counted with every cached frame, so a flood
+/// of tiny frames is bounded by what it really costs, not by its payload.
+pub(super) const CACHED_OVERHEAD: usize = std::mem::size_of::<Cached>() + 48;
+
 /// A message kept for fast start, with the publisher's stamp in
 /// `frame.timestamp` and its place on the stream timeline.
 #[derive(Debug, Clone, PartialEq)]
@@ -349,6 +358,28 @@ fn detached(frame: &Frame) -> Frame {
     }
 }
 
+/// GOP frames smaller than this are copied out of the publisher's receive
+/// buffer when cached. The chunk decoder hands out a message that arrived
+/// in one chunk as a slice of its receive block, which is at least one
+/// read (64 KiB) and larger after a big message, and a cached slice keeps
+/// that whole block alive for as long as the GOP lasts: a publisher
+/// interleaving tiny cached frames with junk would make each cached byte
+/// pin kilobytes. A frame of at least one read's size pins at most about
+/// twice what it is counted as, so it is kept shared; below it, one copy
+/// per frame per stream (not per player, who share the copy) is at most a
+/// 64 KiB `memcpy`, noise next to the fan-out.
+const COPY_BELOW: usize = 64 * 1024;
+
+/// `frame`, copied if it is small enough that sharing the receive buffer
+/// would cost more than the copy (see [`COPY_BELOW`]).
+fn detached_if_small(frame: Frame) -> Frame {
+    if frame.payload.len() < COPY_BELOW {
+        detached(&frame)
+    } else {
+        frame
+    }
+}
+
 /// What a late joiner is sent before live media.
 #[derive(Debug, Default)]
 struct Cache {
@@ -359,6 +390,7 @@ struct Cache {
     configs: Vec<(ConfigKey, Cached)>,
     /// The current GOP, keyframe first; empty when not collecting.
     gop: Vec<Cached>,
+    /// Memory the GOP holds: payloads plus [`CACHED_OVERHEAD`] per frame.
     gop_bytes: usize,
 }
 
@@ -407,12 +439,18 @@ impl Cache {
             Some(first) => first.time,
             None => cached.time,
         };
-        let bytes = self.gop_bytes.saturating_add(cached.frame.payload.len());
+        let bytes = self
+            .gop_bytes
+            .saturating_add(cached.frame.payload.len() + CACHED_OVERHEAD);
+        let frames = self.gop.len() + 1;
         let span = i64::from(cached.time.since(start));
         let max_span =
             i64::try_from(config.fast_start_max_duration.as_millis()).unwrap_or(i64::MAX);
-        if bytes > config.fast_start_max_bytes || span > max_span {
-            debug!(bytes, span, "GOP past the fast-start bounds, not cached");
+        if bytes > config.fast_start_max_bytes
+            || frames > config.fast_start_max_frames
+            || span > max_span
+        {
+            debug!(bytes, frames, span, "GOP past the fast-start bounds, not cached");
             self.gop.clear();
             self.gop_bytes = 0;
             // Dropping the keyframe stops collection until the next one.
@@ -434,6 +472,15 @@ impl Stream {
             cache: Cache::default(),
             clock: Clock::default(),
         }
+    }
+
+    /// Memory its cached GOP holds: payloads plus per-entry bookkeeping.
+    pub(super) fn fast_start_memory(&self) -> usize {
+        self.cache
+            .gop
+            .iter()
+            .map(|c| c.frame.payload.len() + CACHED_OVERHEAD)
+            .sum()
     }
 
     /// Nobody publishes or plays it: it can be freed.
@@ -590,6 +637,7 @@ impl Stream {
             }
             frame
         } else if frame.kind == FrameKind::Video && frame.keyframe {
+            let frame = detached_if_small(frame);
             let cached = Cached {
                 frame: frame.clone(),
                 time,
@@ -600,14 +648,17 @@ impl Stream {
             if let Some(tracks) = sequence_end(frame.kind, &frame.payload) {
                 self.cache.end_sequence(frame.kind, &tracks);
             }
-            if !self.cache.gop.is_empty() {
+            if self.cache.gop.is_empty() {
+                frame
+            } else {
+                let frame = detached_if_small(frame);
                 let cached = Cached {
                     frame: frame.clone(),
                     time,
                 };
                 self.cache.push_gop(cached, config);
+                frame
             }
-            frame
         };
         trace!(kind = ?frame.kind, time = time.as_millis(), "fan out");
         for sub in &mut self.subscribers {

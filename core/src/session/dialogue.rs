@@ -90,6 +90,12 @@ impl Session {
         kind: FrameKind,
         payload: Bytes,
     ) {
+        if payload.is_empty() {
+            // Nothing a player could decode, but it would cost a cache and
+            // a backlog entry per player: a flood of these is all overhead.
+            tracing::trace!(stream, "empty media message dropped");
+            return;
+        }
         let Some(last_media) = self.publishing_mut(stream) else {
             // A player (or a publisher not yet accepted) cannot inject media.
             tracing::trace!(

@@ -1938,3 +1938,17 @@ fn without_a_merge_window_media_goes_at_once() {
     let got = p.receive_one().expect("media at once");
     assert_eq!(media(&got).len(), 1);
 }
+
+#[test]
+fn empty_media_from_a_publisher_never_reaches_the_broker() {
+    // Zero-length audio/video carries nothing a player could decode, yet
+    // each would cost a cache entry and a backlog entry per player.
+    let mut p = publisher();
+    p.send(6, 1, 0, &Message::Video(Bytes::new())).unwrap();
+    p.send(4, 1, 0, &Message::Audio(Bytes::new())).unwrap();
+    p.send(6, 1, 40, &Message::Video(avc_key(100))).unwrap();
+    let events = p.take_events();
+    let frames = frame_events(&events);
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert!(frames[0].keyframe);
+}
