@@ -527,13 +527,18 @@ impl Server {
 
     fn run_work(&mut self, now: Instant, work: &mut Vec<SessionId>) {
         while let Some(id) = work.pop() {
-            if let Some(slot) = self.slots.get_mut(&id) {
-                while let Some(event) = slot.session.poll_event() {
-                    if event == SessionEvent::Closed {
-                        slot.closed_sent = true;
-                    }
-                    self.broker.handle_event(now, id, event);
+            while let Some(slot) = self.slots.get_mut(&id) {
+                let Some(event) = slot.session.poll_event() else {
+                    break;
+                };
+                if event == SessionEvent::Closed {
+                    slot.closed_sent = true;
                 }
+                self.broker.handle_event(now, id, event);
+                // Each event's fan-out reaches its sessions before the next
+                // event is handled, so the broker's queue holds one event's
+                // worth (a frame per player), never frames times players.
+                self.deliver(now, work);
             }
             self.refresh_deadline(id);
             self.deliver(now, work);

@@ -109,6 +109,19 @@ pub(crate) struct Limits {
           value_parser = clap::value_parser!(u64).range(1..))]
     max_backlog_bytes: u64,
 
+    /// `relay` and `broadcast` commands one connection may send per
+    /// second; past it the connection is closed.
+    #[arg(long, value_name = "COUNT", default_value_t = d().session.max_relays_per_second,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_relays_per_second: u32,
+
+    /// Bytes of `relay` and `broadcast` bodies one connection may send per
+    /// second; past it the connection is closed.
+    #[arg(long, value_name = "BYTES",
+          default_value_t = d().session.max_relay_bytes_per_second as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_relay_bytes_per_second: u64,
+
     /// Memory kept per stream for fast start (the current GOP), in bytes:
     /// payloads plus about 100 bytes of bookkeeping per frame.
     #[arg(long, value_name = "BYTES",
@@ -166,6 +179,8 @@ impl Limits {
         s.max_amf_message_len = size(self.max_amf_message_size);
         s.max_amf_depth = size(self.max_amf_depth);
         s.real_time.max_backlog_bytes = size(self.max_backlog_bytes);
+        s.max_relays_per_second = self.max_relays_per_second;
+        s.max_relay_bytes_per_second = size(self.max_relay_bytes_per_second);
         let b = &mut config.broker;
         b.fast_start_max_bytes = size(self.fast_start_max_bytes);
         b.fast_start_max_frames = size(self.fast_start_max_frames);

@@ -103,6 +103,19 @@ impl Default for BrokerConfig {
     }
 }
 
+/// Bytes one entry of the broker's output queue takes (the recipient and
+/// the event; payloads are shared, not counted). The queue holds at most
+/// one event's fan-out when the runtime drains it after every event, as
+/// [`crate::server::Server`] does.
+pub const OUTPUT_ENTRY_BYTES: usize = std::mem::size_of::<(SessionId, BrokerEvent)>();
+
+/// Most memory of output queue room kept once the queue has drained: a
+/// burst (a runtime that drained late, a broadcast to a huge App) does not
+/// keep its room for the life of the server, while the steady fan-out of
+/// one frame to ~18 000 players reuses its room instead of reallocating it
+/// per frame.
+pub const OUTPUT_KEEP_BYTES: usize = 1024 * 1024;
+
 /// Most message streams (publishes plus plays) one session may hold in the
 /// broker. Sessions already bound their message streams; this keeps the
 /// broker's own maps bounded even if a session did not.
@@ -168,6 +181,8 @@ pub struct Broker {
     graces: BTreeSet<(Instant, StreamKey)>,
     published: usize,
     output: Outbox,
+    /// Most entries the output queue held at once (stats).
+    output_peak: usize,
     /// TC `watch` registrations.
     watches: Watches,
 }
@@ -187,6 +202,7 @@ impl Broker {
             graces: BTreeSet::new(),
             published: 0,
             output: VecDeque::new(),
+            output_peak: 0,
             watches: Watches::default(),
         }
     }
@@ -269,7 +285,23 @@ impl Broker {
     /// The next event for a session, with its recipient.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<(SessionId, BrokerEvent)> {
-        self.output.pop_front()
+        self.output_peak = self.output_peak.max(self.output.len());
+        let next = self.output.pop_front();
+        if next.is_none() && self.output.capacity() * OUTPUT_ENTRY_BYTES > OUTPUT_KEEP_BYTES {
+            self.output.shrink_to(OUTPUT_KEEP_BYTES / OUTPUT_ENTRY_BYTES);
+        }
+        next
+    }
+
+    /// Memory the output queue holds right now (its room, used or not).
+    pub fn output_memory(&self) -> usize {
+        self.output.capacity() * OUTPUT_ENTRY_BYTES
+    }
+
+    /// The most memory the output queue's entries ever took at once: a
+    /// runtime draining after every event keeps it to one event's fan-out.
+    pub fn output_peak_memory(&self) -> usize {
+        self.output_peak * OUTPUT_ENTRY_BYTES
     }
 
     /// The next deadline, if any: the earliest republish grace to expire

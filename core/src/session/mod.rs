@@ -100,6 +100,16 @@ pub struct SessionConfig {
     /// 50 ms by ~40 %, at up to that much added latency. Replies and
     /// statuses are never held, and a full batch goes at once.
     pub merge_window: Duration,
+    /// Most `relay` and `broadcast` commands one connection may send per
+    /// second. Each costs the broker an entry per recipient (every member
+    /// of the App for a broadcast), so a client sending them as fast as it
+    /// can write is closed ([`SessionError::Flood`]). TC chat and
+    /// signalling apps send a few per second.
+    pub max_relays_per_second: u32,
+    /// Most bytes of `relay` and `broadcast` bodies one connection may
+    /// send per second; past it, closed as for
+    /// [`SessionConfig::max_relays_per_second`].
+    pub max_relay_bytes_per_second: usize,
     /// The `fmsVer` property sent in the `connect` result.
     pub fms_version: String,
     /// TC's simplified RTMP dialect, for clients that mishandle parts of
@@ -131,6 +141,8 @@ impl Default for SessionConfig {
             dead_peer_timeout: Duration::from_secs(60),
             real_time: RealTimeConfig::default(),
             merge_window: Duration::ZERO,
+            max_relays_per_second: 100,
+            max_relay_bytes_per_second: 1024 * 1024,
             fms_version: "FMS/3,5,7,7009".to_owned(),
             simplified_rtmp: false,
             auth_keys: AuthKeys::default(),
@@ -287,6 +299,11 @@ pub enum SessionError {
     /// bounded then.
     #[error("peer is not reading: {0}")]
     SlowPeer(&'static str),
+    /// The peer sent more of something costly than its rate bound allows
+    /// (`relay`/`broadcast` past [`SessionConfig::max_relays_per_second`]
+    /// or [`SessionConfig::max_relay_bytes_per_second`]).
+    #[error("flood: {0}")]
+    Flood(String),
 }
 
 /// One server-side RTMP connection; see the module docs for the run loop.
@@ -333,6 +350,8 @@ pub struct Session {
     peer_info: Vec<String>,
     /// The user name of a user-token `connect` (TC auth).
     user: Option<String>,
+    /// `relay`/`broadcast` sent in the current second.
+    relay_meter: tc::RelayMeter,
 }
 
 /// Where the connection is in its life.
@@ -565,6 +584,7 @@ impl Session {
             last_ping: None,
             peer_info: Vec::new(),
             user: None,
+            relay_meter: tc::RelayMeter::default(),
         }
     }
 
