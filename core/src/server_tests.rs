@@ -344,3 +344,44 @@ fn one_read_of_tiny_media_never_queues_frames_times_players_in_the_broker() {
         "the broker keeps {kept} bytes of output queue after the burst"
     );
 }
+
+#[test]
+fn one_read_is_handled_a_bounded_turn_at_a_time() {
+    // A read of thousands of messages must not be one unbounded slice of
+    // work: every other connection waits for it.
+    let now = Instant::now();
+    let mut server = Server::new(ServerConfig::default());
+    let mut publisher = on_stream(&mut server, now, 1, "publish", "flood");
+    let player = on_stream(&mut server, now, 100, "play", "flood");
+    let mut bytes = Vec::new();
+    for n in 0..4096u32 {
+        let raw = Message::Audio(Bytes::from(vec![0xAF, 1, n as u8]))
+            .to_raw(4, MediaTime::from_millis(n), 1)
+            .expect("encodes");
+        let mut bufs: Vec<Bytes> = Vec::new();
+        publisher.encoder.write(&raw, &mut bufs);
+        bytes.extend(bufs.concat());
+    }
+    server
+        .handle_input(now, publisher.id, &bytes)
+        .expect("valid input");
+    let first = server.session(player.id).map_or(0, |s| s.backlog_entries());
+    assert!(
+        (1..=crate::session::MAX_MESSAGES_PER_TURN).contains(&first),
+        "one turn handed the player {first} frames"
+    );
+    assert!(server.has_pending_input(publisher.id));
+    // The runtime gives other connections a turn, then continues; the
+    // rest arrives in order, none lost.
+    let mut turns = 1;
+    while server.has_pending_input(publisher.id) {
+        server
+            .handle_input(now, publisher.id, &[])
+            .expect("valid input");
+        turns += 1;
+        assert!(turns < 1000, "the pending input never drains");
+    }
+    let total = server.session(player.id).map_or(0, |s| s.backlog_entries());
+    assert_eq!(total, 4096);
+    assert!(turns >= 4096 / crate::session::MAX_MESSAGES_PER_TURN);
+}

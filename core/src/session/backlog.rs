@@ -132,6 +132,10 @@ impl Backlog {
         self.queue.front().map(|e| e.arrival)
     }
 
+    pub(super) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
     pub(super) fn queued_bytes(&self) -> usize {
         self.droppable_bytes + self.fixed_bytes
     }

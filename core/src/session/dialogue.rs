@@ -28,6 +28,11 @@ use crate::message::{
 use crate::session::RealTimeConfig;
 use crate::time::MediaTime;
 
+/// Most messages acted on from one aggregate message; the rest are
+/// dropped. FMS-style aggregates carry a fraction of a second of frames
+/// (tens); an 8 MiB aggregate of 16-byte messages would be 500 000.
+const MAX_AGGREGATE_MESSAGES: usize = 256;
+
 /// Longest command name echoed back in an `_error` or logged.
 const MAX_ECHOED_NAME: usize = 64;
 
@@ -170,7 +175,9 @@ impl Session {
             );
             return;
         }
-        for sub in split_aggregate(raw) {
+        // An aggregate is one message of a turn however many it holds:
+        // bounded, so a tiny-message aggregate cannot undo the turn bound.
+        for sub in split_aggregate(raw).take(MAX_AGGREGATE_MESSAGES) {
             match sub {
                 Ok(msg) => self.handle_message(now, msg),
                 Err(e) => {

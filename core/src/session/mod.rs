@@ -352,6 +352,11 @@ pub struct Session {
     user: Option<String>,
     /// `relay`/`broadcast` sent in the current second.
     relay_meter: tc::RelayMeter,
+    /// Input not handled yet: the last turn's budget ran out (complete
+    /// messages may wait in the decoder, bytes in `held`).
+    input_pending: bool,
+    /// Input not yet given to the decoder, in order.
+    held: Vec<u8>,
 }
 
 /// Where the connection is in its life.
@@ -527,6 +532,36 @@ const CHUNK_HEADER_ESTIMATE: usize = 16;
 /// Replies answer the peer's own commands, so only a peer that sends
 /// without reading can reach it.
 const MAX_CONTROL_BYTES: usize = 1024 * 1024;
+/// Most messages one [`Session::handle_input`] call acts on; the rest of
+/// the input waits for the next call. A message can fan out to every
+/// player of a stream (or, as a broadcast, to every member of an App), so
+/// this bounds the work one connection's read may cause before other
+/// connections get a turn: a read of thousands of tiny messages would
+/// otherwise keep a whole server busy for seconds. A real publisher's
+/// read holds a handful of frames.
+pub const MAX_MESSAGES_PER_TURN: usize = 64;
+/// Most payload bytes of messages one [`Session::handle_input`] call acts
+/// on (AMF decoding and copies grow with bytes, not messages); at least
+/// one message is always handled, however large.
+pub const MAX_PAYLOAD_PER_TURN: usize = 256 * 1024;
+/// What one [`Session::handle_input`] call has acted on so far.
+#[derive(Debug, Default)]
+struct Turn {
+    messages: usize,
+    payload: usize,
+}
+
+impl Turn {
+    fn count(&mut self, payload: usize) {
+        self.messages += 1;
+        self.payload = self.payload.saturating_add(payload);
+    }
+
+    fn is_spent(&self) -> bool {
+        self.messages >= MAX_MESSAGES_PER_TURN || self.payload >= MAX_PAYLOAD_PER_TURN
+    }
+}
+
 /// Input is handed to the chunk decoder in pieces this large and drained
 /// between them, so one large read cannot trip its buffer limit.
 const INPUT_PIECE: usize = 64 * 1024;
@@ -585,6 +620,8 @@ impl Session {
             peer_info: Vec::new(),
             user: None,
             relay_meter: tc::RelayMeter::default(),
+            input_pending: false,
+            held: Vec::new(),
         }
     }
 
@@ -628,6 +665,22 @@ impl Session {
         self.backlog.queued_bytes()
     }
 
+    /// Entries (frames and in-band statuses) waiting in the players'
+    /// backlog right now, for stats and tests of its bounds.
+    pub fn backlog_entries(&self) -> usize {
+        self.backlog.len()
+    }
+
+    /// Whether input given to [`Session::handle_input`] is not all handled
+    /// yet: a call handles at most one turn's worth
+    /// ([`MAX_MESSAGES_PER_TURN`] messages or [`MAX_PAYLOAD_PER_TURN`]
+    /// bytes of their payload) and keeps the rest. The runtime should not
+    /// read more from this peer meanwhile, but let other connections have
+    /// their turn and then call `handle_input(now, &[])` to continue.
+    pub fn has_pending_input(&self) -> bool {
+        self.input_pending && self.error.is_none()
+    }
+
     /// Messages whose transmission started but that were abandoned before
     /// the end (their finish-by deadline passed) with an RTMP Abort; they
     /// are also counted in [`Session::dropped_frames`].
@@ -658,7 +711,9 @@ impl Session {
         if self.phase == Phase::Handshake {
             data = self.feed_handshake(now, data);
         }
-        if matches!(self.phase, Phase::AwaitConnect | Phase::Connected) && !data.is_empty() {
+        if matches!(self.phase, Phase::AwaitConnect | Phase::Connected)
+            && (!data.is_empty() || self.input_pending)
+        {
             self.feed_chunks(now, data);
         }
         self.settle(now);
@@ -1045,33 +1100,97 @@ impl Session {
     }
 
     /// Hands bytes to the chunk decoder in bounded pieces, acting on every
-    /// message as it completes.
+    /// message as it completes, for at most one turn (see
+    /// [`MAX_MESSAGES_PER_TURN`]); what is left waits, in order, for the
+    /// next call.
     fn feed_chunks(&mut self, now: Instant, data: &[u8]) {
-        let piece = INPUT_PIECE.min(self.config.decoder_limits.max_buffered_bytes.max(1));
-        for part in data.chunks(piece) {
-            if let Err(e) = self.decoder.handle_input(part) {
-                self.fail(now, SessionError::Chunk(e));
+        let mut turn = Turn::default();
+        if self.input_pending {
+            // What earlier turns left: messages the decoder already holds,
+            // then input it was not given yet, then `data`.
+            if !self.drain_decoder(now, &mut turn) {
+                self.hold(now, data, true);
                 return;
             }
-            loop {
-                match self.decoder.poll_message() {
-                    Ok(Some(raw)) => {
-                        self.handle_message(now, raw);
-                        if self.error.is_some() {
-                            return;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        self.fail(now, SessionError::Chunk(e));
-                        return;
-                    }
-                }
+            let held = std::mem::take(&mut self.held);
+            if !self.feed_pieces(now, &held, &mut turn) {
+                self.hold(now, data, true);
+                return;
             }
-            while let Some(sequence) = self.decoder.poll_acknowledgement() {
-                self.send_control(Message::Acknowledgement { sequence });
+            self.input_pending = false;
+        }
+        self.feed_pieces(now, data, &mut turn);
+    }
+
+    /// Gives `data` to the decoder piece by piece, acting on messages as
+    /// they complete. False if the turn ended first: the rest of `data` is
+    /// then held.
+    fn feed_pieces(&mut self, now: Instant, data: &[u8], turn: &mut Turn) -> bool {
+        let piece = INPUT_PIECE.min(self.config.decoder_limits.max_buffered_bytes.max(1));
+        let mut rest = data;
+        while !rest.is_empty() {
+            let (part, tail) = rest.split_at(piece.min(rest.len()));
+            rest = tail;
+            if let Err(e) = self.decoder.handle_input(part) {
+                self.fail(now, SessionError::Chunk(e));
+                return false;
+            }
+            if !self.drain_decoder(now, turn) {
+                self.hold(now, rest, false);
+                return false;
             }
         }
+        true
+    }
+
+    /// Acts on the decoder's complete messages until it has none (true) or
+    /// the turn is spent or the session failed (false).
+    fn drain_decoder(&mut self, now: Instant, turn: &mut Turn) -> bool {
+        let drained = loop {
+            if self.error.is_some() {
+                return false;
+            }
+            if turn.is_spent() {
+                self.input_pending = true;
+                break false;
+            }
+            match self.decoder.poll_message() {
+                Ok(Some(raw)) => {
+                    turn.count(raw.payload.len());
+                    self.handle_message(now, raw);
+                }
+                Ok(None) => break true,
+                Err(e) => {
+                    self.fail(now, SessionError::Chunk(e));
+                    return false;
+                }
+            }
+        };
+        while let Some(sequence) = self.decoder.poll_acknowledgement() {
+            self.send_control(Message::Acknowledgement { sequence });
+        }
+        drained
+    }
+
+    /// Keeps input for a later turn. A runtime reads no more while input
+    /// is pending, so this holds at most the rest of one read; input given
+    /// while some is still pending (`more`: a runtime that kept reading)
+    /// is held to the decoder's buffer limit.
+    fn hold(&mut self, now: Instant, data: &[u8], more: bool) {
+        if data.is_empty() || self.error.is_some() {
+            return;
+        }
+        self.input_pending = true;
+        let buffered = self.held.len() + data.len() + self.decoder.buffered_bytes();
+        let limit = self.config.decoder_limits.max_buffered_bytes;
+        if more && buffered > limit {
+            self.fail(
+                now,
+                SessionError::Chunk(crate::chunk::ChunkError::BufferLimit { buffered, limit }),
+            );
+            return;
+        }
+        self.held.extend_from_slice(data);
     }
 
     /// After every input: enforce the bound on owed output and re-arm the
@@ -1125,6 +1244,9 @@ impl Session {
         self.error = Some(error);
         self.phase = Phase::Closing;
         self.handshake = None;
+        // Input is ignored from now on.
+        self.held = Vec::new();
+        self.input_pending = false;
         self.backlog.clear();
         // Nobody will read the rest of it; what is still owed goes on
         // other chunk streams.
