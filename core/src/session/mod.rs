@@ -483,9 +483,11 @@ enum Timer {
     Linger,
     /// When media held by the merge window must go out.
     Merge,
+    /// When a player's queued media may next outlive its lifetime.
+    Expire,
 }
 
-const TIMER_COUNT: usize = 7;
+const TIMER_COUNT: usize = 8;
 
 /// A fixed table of deadlines indexed by [`Timer`]; the next one is a min.
 #[derive(Debug, Default)]
@@ -775,6 +777,11 @@ impl Session {
                     // Held media is due: the next poll hands it out.
                     self.timers.set(Timer::Merge, None);
                 }
+                if self.timers.is_due(Timer::Expire, now) {
+                    // A player that is not polled (its socket takes
+                    // nothing) still loses media past its lifetime.
+                    self.backlog.expire(now);
+                }
                 if self.timers.is_due(Timer::DeadPeer, now) {
                     self.fail(now, SessionError::PeerDead(self.config.dead_peer_timeout));
                 } else if self.timers.is_due(Timer::PublisherIdle, now) {
@@ -886,6 +893,8 @@ impl Session {
         if self.control.is_empty() {
             self.timers.set(Timer::Linger, None);
         }
+        // Popping may have emptied the backlog: no expiry to wait for.
+        self.timers.set(Timer::Expire, self.backlog.next_expiry());
         if bufs.is_empty() {
             return false;
         }
@@ -1207,6 +1216,7 @@ impl Session {
         if self.phase != Phase::Connected {
             return;
         }
+        self.timers.set(Timer::Expire, self.backlog.next_expiry());
         let c = &self.config;
         let heard = self
             .last_input

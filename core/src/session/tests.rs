@@ -1952,3 +1952,27 @@ fn empty_media_from_a_publisher_never_reaches_the_broker() {
     assert_eq!(frames.len(), 1, "{frames:?}");
     assert!(frames[0].keyframe);
 }
+
+#[test]
+fn a_stalled_players_backlog_is_released_by_lifetime_on_a_timer() {
+    // A player whose socket takes nothing is never polled for a transmit:
+    // its media must still go once its lifetime has passed.
+    let (mut p, s) = player();
+    give(&mut p, s, video_config_frame());
+    give(&mut p, s, key_frame(0, 1000));
+    for i in 0..100 {
+        give(&mut p, s, audio_frame(i * 20, 100));
+        give(&mut p, s, inter_frame(i * 20, 1000));
+    }
+    assert_eq!(p.session.backlog_entries(), 202);
+    let due = p.session.poll_timeout().expect("a deadline");
+    assert!(due <= p.now + Duration::from_secs(3), "{due:?}");
+    p.advance(Duration::from_millis(3100));
+    // Only the configuration (never dropped) is left.
+    assert_eq!(p.session.backlog_entries(), 1);
+    assert_eq!(p.session.dropped_frames(), 201);
+    assert!(
+        p.session.poll_timeout().map_or(true, |d| d > p.now),
+        "a deadline stays due"
+    );
+}
