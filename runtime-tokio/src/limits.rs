@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use tincan_core::amf::MAX_DEPTH;
+use tincan_core::session::MAX_STREAMS;
 use tincan_tokio::ServerConfig;
 
 /// The core's defaults, which the flags' defaults are read from.
@@ -53,10 +54,10 @@ pub(crate) struct Limits {
           default_value_t = d().session.dead_peer_timeout.as_secs_f64())]
     dead_peer_timeout: f64,
 
-    /// Message streams (createStream) one connection may hold at once;
-    /// more are answered with an error.
+    /// Message streams (createStream) one connection may hold at once
+    /// (at most 20); more are answered with an error.
     #[arg(long, value_name = "COUNT", default_value_t = d().session.max_streams,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_STREAMS)))]
     max_streams: u32,
 
     /// Largest chunk size a client may select with Set Chunk Size, in

@@ -465,13 +465,22 @@ impl Session {
     }
 
     fn create_stream(&mut self, stream: u32, encoding: Encoding, transaction_id: f64) {
-        let limit = self.config.max_streams;
+        let limit = self.config.max_streams.min(super::MAX_STREAMS);
         if self.streams.len() >= limit as usize {
             let why = format!("too many streams (at most {limit} at once)");
             self.call_failed(stream, encoding, transaction_id, &why);
             return;
         }
-        let id = self.next_stream_id;
+        // Skip ids whose chunk stream ids a live stream uses: fewer than
+        // MAX_STREAMS are live, so one of the next MAX_STREAMS is free.
+        let mut id = self.next_stream_id;
+        for _ in 0..super::MAX_STREAMS {
+            let set = super::stream_csids(id).0;
+            if !self.streams.keys().any(|&s| super::stream_csids(s).0 == set) {
+                break;
+            }
+            id = id.wrapping_add(1).max(1);
+        }
         let Some(next) = id.checked_add(1) else {
             self.call_failed(stream, encoding, transaction_id, "stream ids exhausted");
             return;

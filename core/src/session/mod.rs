@@ -79,7 +79,8 @@ pub struct SessionConfig {
     /// Window Acknowledgement Size announced to the peer, and the Set Peer
     /// Bandwidth size.
     pub window_ack_size: u32,
-    /// Message streams (createStream) one connection may hold at once.
+    /// Message streams (createStream) one connection may hold at once; at
+    /// most [`MAX_STREAMS`] (a larger value acts as it).
     pub max_streams: u32,
     /// The time from the end of the handshake allowed for `connect`.
     pub connect_timeout: Duration,
@@ -520,11 +521,18 @@ const CSID_CONTROL: u32 = 2;
 /// Chunk stream for commands on message stream 0.
 const CSID_COMMAND: u32 = 3;
 
+/// The most message streams one connection can hold at once: each live
+/// stream has its own set of three chunk stream ids (see `stream_csids`),
+/// and there are 20 sets, all below 64 so every basic header is one byte.
+/// Two live streams on one set would corrupt each other's compressed
+/// headers. Clients use one or two streams.
+pub const MAX_STREAMS: u32 = 20;
+
 /// Chunk streams of message stream `stream`: status/data, audio, video.
 /// Each stream gets its own three (cycling), all below 64 so every basic
 /// header is one byte, and audio and video never share header state.
 fn stream_csids(stream: u32) -> (u32, u32, u32) {
-    let base = 4 + 3 * (stream.wrapping_sub(1) % 20);
+    let base = 4 + 3 * (stream.wrapping_sub(1) % MAX_STREAMS);
     (base, base + 1, base + 2)
 }
 

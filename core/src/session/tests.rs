@@ -1976,3 +1976,32 @@ fn a_stalled_players_backlog_is_released_by_lifetime_on_a_timer() {
         "a deadline stays due"
     );
 }
+
+#[test]
+fn live_message_streams_never_share_chunk_stream_ids() {
+    // Message streams are mapped onto 20 sets of chunk stream ids; two
+    // live streams on one set would corrupt each other's headers.
+    let mut p = Pair::connected_with(SessionConfig {
+        max_streams: 64,
+        ..SessionConfig::default()
+    });
+    let mut live: Vec<u32> = (0..20).map(|_| create_stream(&mut p)).collect();
+    p.command(
+        0,
+        Command::DeleteStream {
+            transaction_id: 0.0,
+            stream_id: 2.0,
+        },
+    );
+    live.retain(|&s| s != 2);
+    p.receive();
+    live.push(create_stream(&mut p));
+    let mut sets: Vec<u32> = live.iter().map(|&s| stream_csids(s).0).collect();
+    sets.sort_unstable();
+    sets.dedup();
+    assert_eq!(sets.len(), live.len(), "streams {live:?}");
+    // A 21st live stream would have to share: refused.
+    p.command(0, create_stream_cmd(9.0));
+    let got = p.receive();
+    assert_eq!(got[0].command(), Some("_error"), "{got:?}");
+}
