@@ -40,7 +40,7 @@
 //! frames and in true memory: payloads plus [`CACHED_OVERHEAD`] per frame,
 //! so a flood of tiny frames cannot grow it past its byte bound.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -73,7 +73,11 @@ pub(super) struct Stream {
     /// for a stream whose name nobody told us yet). For logs only.
     pub(super) name: Option<String>,
     pub(super) publisher: Option<Publisher>,
+    /// In no particular order (fan-out walks them all).
     subscribers: Vec<Subscriber>,
+    /// Where each (session, message stream) is in `subscribers`, so a
+    /// player leaving a stream of thousands is not a search through them.
+    positions: HashMap<(SessionId, u32), usize>,
     /// The republish grace deadline after the publisher left, mirrored in
     /// the broker's deadline set.
     pub(super) grace: Option<Instant>,
@@ -468,6 +472,7 @@ impl Stream {
             name: None,
             publisher: None,
             subscribers: Vec::new(),
+            positions: HashMap::new(),
             grace: None,
             cache: Cache::default(),
             clock: Clock::default(),
@@ -556,6 +561,10 @@ impl Stream {
         if sub.live {
             self.fast_start(&mut sub, out);
         }
+        // The broker stops a message stream's play before a new one.
+        self.unsubscribe(session, stream_id);
+        self.positions
+            .insert((session, stream_id), self.subscribers.len());
         self.subscribers.push(sub);
     }
 
@@ -591,12 +600,17 @@ impl Stream {
 
     /// A `closeStream`/`deleteStream`/close of one player.
     pub(super) fn unsubscribe(&mut self, session: SessionId, stream_id: u32) {
-        if let Some(i) = self
-            .subscribers
-            .iter()
-            .position(|s| s.session == session && s.stream_id == stream_id)
-        {
-            self.subscribers.swap_remove(i);
+        let Some(i) = self.positions.remove(&(session, stream_id)) else {
+            return;
+        };
+        self.subscribers.swap_remove(i);
+        if let Some(moved) = self.subscribers.get(i) {
+            self.positions.insert((moved.session, moved.stream_id), i);
+        }
+        if self.subscribers.is_empty() {
+            // A stream that had a crowd does not keep its room.
+            self.subscribers = Vec::new();
+            self.positions = HashMap::new();
         }
     }
 

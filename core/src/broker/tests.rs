@@ -1162,3 +1162,45 @@ fn gop_cache_is_dropped_past_max_frames() {
     h.play(player, 1, "foo");
     assert!(h.events_for(player).is_empty());
 }
+
+#[test]
+fn players_leaving_in_any_order_leave_the_rest_subscribed() {
+    let mut h = Harness::new();
+    let publisher = h.connect("live");
+    h.publish(publisher, 1, "foo");
+    let players: Vec<SessionId> = (0..50).map(|_| h.connect("live")).collect();
+    for &p in &players {
+        h.play(p, 1, "foo");
+        h.play(p, 2, "foo");
+    }
+    h.drain();
+    // Every third player stops one of its two plays, others close.
+    for (i, &p) in players.iter().enumerate() {
+        match i % 3 {
+            0 => h.send(p, SessionEvent::StopPlay { stream: 2 }),
+            1 => h.send(p, SessionEvent::Closed),
+            _ => {}
+        }
+    }
+    h.frame(publisher, 1, inter(40));
+    let mut got: Vec<(SessionId, u32)> = h
+        .drain()
+        .into_iter()
+        .filter_map(|(to, e)| match e {
+            BrokerEvent::Frame { stream, .. } => Some((to, stream)),
+            _ => None,
+        })
+        .collect();
+    got.sort_unstable();
+    let mut want = Vec::new();
+    for (i, &p) in players.iter().enumerate() {
+        match i % 3 {
+            0 => want.push((p, 1)),
+            1 => {}
+            _ => want.extend([(p, 1), (p, 2)]),
+        }
+    }
+    want.sort_unstable();
+    assert_eq!(got, want);
+    h.broker.check_invariants().unwrap();
+}
