@@ -267,7 +267,9 @@ impl Peer {
         let mut bufs: Vec<Bytes> = Vec::new();
         self.encoder.write(&raw, &mut bufs);
         let bytes: Vec<u8> = bufs.concat();
-        server.handle_input(now, self.id, &bytes).expect("valid input");
+        server
+            .handle_input(now, self.id, &bytes)
+            .expect("valid input");
     }
 }
 

@@ -288,7 +288,8 @@ impl Broker {
         self.output_peak = self.output_peak.max(self.output.len());
         let next = self.output.pop_front();
         if next.is_none() && self.output.capacity() * OUTPUT_ENTRY_BYTES > OUTPUT_KEEP_BYTES {
-            self.output.shrink_to(OUTPUT_KEEP_BYTES / OUTPUT_ENTRY_BYTES);
+            self.output
+                .shrink_to(OUTPUT_KEEP_BYTES / OUTPUT_ENTRY_BYTES);
         }
         next
     }

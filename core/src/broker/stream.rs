@@ -454,7 +454,10 @@ impl Cache {
             || frames > config.fast_start_max_frames
             || span > max_span
         {
-            debug!(bytes, frames, span, "GOP past the fast-start bounds, not cached");
+            debug!(
+                bytes,
+                frames, span, "GOP past the fast-start bounds, not cached"
+            );
             self.gop.clear();
             self.gop_bytes = 0;
             // Dropping the keyframe stops collection until the next one.

@@ -1113,7 +1113,11 @@ fn tiny_frames_after_a_keyframe_are_bounded_in_true_memory() {
     // All within the GOP's duration bound (20 s).
     for i in 0..100_000 {
         let ts = i / 10;
-        h.frame(publisher, 1, frame(FrameKind::Audio, ts, &[0xAF], false, false));
+        h.frame(
+            publisher,
+            1,
+            frame(FrameKind::Audio, ts, &[0xAF], false, false),
+        );
     }
     let memory = h.broker.fast_start_memory();
     assert!(memory <= max, "fast-start cache holds {memory} bytes");

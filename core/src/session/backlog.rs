@@ -162,7 +162,10 @@ impl Backlog {
         let mut kept = Vec::new();
         let mut next: Option<Instant> = None;
         while let Some(front) = self.queue.front() {
-            let old_enough = front.arrival.checked_add(shortest).is_some_and(|at| at <= now);
+            let old_enough = front
+                .arrival
+                .checked_add(shortest)
+                .is_some_and(|at| at <= now);
             if !old_enough {
                 next = min_instant(next, front.arrival.checked_add(shortest));
                 break;

@@ -476,7 +476,11 @@ impl Session {
         let mut id = self.next_stream_id;
         for _ in 0..super::MAX_STREAMS {
             let set = super::stream_csids(id).0;
-            if !self.streams.keys().any(|&s| super::stream_csids(s).0 == set) {
+            if !self
+                .streams
+                .keys()
+                .any(|&s| super::stream_csids(s).0 == set)
+            {
                 break;
             }
             id = id.wrapping_add(1).max(1);

@@ -394,7 +394,7 @@ fn broadcasts_within_the_rate_keep_the_session() {
             p.command(0, command("broadcast", vec![Value::from("chat")]));
         }
         p.advance(Duration::from_secs(1));
-        let _ = p.command(0, other_cmd_ack());
+        p.command(0, other_cmd_ack());
     }
     assert!(p.session.error().is_none(), "{:?}", p.session.error());
 }
