@@ -13,7 +13,16 @@
 //! 2. Bytes arrive: [`Server::handle_input`]; the peer closed its side:
 //!    [`Server::handle_eof`]; a deadline passed: [`Server::handle_timeout`].
 //!    Session events reach the broker and broker output reaches the
-//!    sessions inside these calls, in the broker's order.
+//!    sessions inside these calls, in the broker's order. One
+//!    `handle_input` acts on at most one turn of input
+//!    ([`crate::session::MAX_MESSAGES_PER_TURN`] messages or
+//!    [`crate::session::MAX_PAYLOAD_PER_TURN`] bytes) and keeps the rest,
+//!    so no connection's read can hold up the others. While
+//!    [`Server::has_pending_input`] says so, the runtime reads no more from
+//!    that socket (the peer is held back by TCP, not by memory here),
+//!    gives other connections their turn (a task yields, an event loop
+//!    moves on to the next ready connection), then calls `handle_input`
+//!    with no bytes to continue.
 //! 3. Drain [`Server::poll_ready`]: every id it names may have new output
 //!    (or may have closed) and its socket should be written to.
 //! 4. For a connection whose socket can take bytes, drain
@@ -879,6 +888,15 @@ impl Server {
         result
     }
 
+    /// Whether connection `id` has input not handled yet (see the module
+    /// docs): don't read its socket, give other connections a turn, then
+    /// call [`Server::handle_input`] with no bytes to continue.
+    pub fn has_pending_input(&self, id: SessionId) -> bool {
+        self.slots
+            .get(&id)
+            .is_some_and(|s| s.session.has_pending_input())
+    }
+
     /// Connection `id`'s peer closed its side.
     pub fn handle_eof(&mut self, now: Instant, id: SessionId) {
         let Some(slot) = self.slots.get_mut(&id) else {
@@ -1147,6 +1165,10 @@ impl Server {
         while let Some(id) = work.pop() {
             while let Some(event) = self.slots.get_mut(&id).and_then(|s| s.session.poll_event()) {
                 self.dispatch(now, id, event);
+                // Each event's fan-out reaches its sessions before the next
+                // event is handled, so the broker's queue holds one event's
+                // worth (a frame per player), never frames times players.
+                self.deliver(now, work);
             }
             self.refresh_deadline(id);
             self.deliver(now, work);

@@ -250,3 +250,140 @@ fn poll_transmit_into_hands_out_the_same_bytes_in_one_reused_list() {
     assert!(lists.windows(2).all(|w| w[0] == w[1]), "list reallocated");
     assert!(t.bufs.is_empty());
 }
+
+impl Peer {
+    /// Sends `message` on message stream `stream` at `ts`.
+    fn send_on(
+        &mut self,
+        server: &mut Server,
+        now: Instant,
+        message: &Message,
+        csid: u32,
+        stream: u32,
+    ) {
+        let raw = message
+            .to_raw(csid, MediaTime::ZERO, stream)
+            .expect("test message encodes");
+        let mut bufs: Vec<Bytes> = Vec::new();
+        self.encoder.write(&raw, &mut bufs);
+        let bytes: Vec<u8> = bufs.concat();
+        server
+            .handle_input(now, self.id, &bytes)
+            .expect("valid input");
+    }
+}
+
+/// A connection that created stream 1 and sent `publish`/`play` of `name`.
+fn on_stream(server: &mut Server, now: Instant, n: u64, verb: &str, name: &str) -> Peer {
+    use crate::message::{Play, PublishKind};
+    let mut peer = connected(server, now, n);
+    let create = Message::Command {
+        encoding: Encoding::Amf0,
+        command: Command::CreateStream {
+            transaction_id: 2.0,
+        },
+    };
+    peer.send(server, now, &create, 3);
+    drain(server, now, peer.id);
+    let command = match verb {
+        "publish" => Command::Publish {
+            transaction_id: 0.0,
+            name: Some(name.to_owned()),
+            kind: PublishKind::Live,
+        },
+        _ => Command::Play(Play {
+            transaction_id: 0.0,
+            name: name.to_owned(),
+            start: -2.0,
+            duration: -1.0,
+            reset: true,
+            options: None,
+        }),
+    };
+    let msg = Message::Command {
+        encoding: Encoding::Amf0,
+        command,
+    };
+    peer.send_on(server, now, &msg, 8, 1);
+    drain(server, now, peer.id);
+    peer
+}
+
+#[test]
+fn one_read_of_tiny_media_never_queues_frames_times_players_in_the_broker() {
+    let now = Instant::now();
+    let mut server = Server::new(ServerConfig::default());
+    let mut publisher = on_stream(&mut server, now, 1, "publish", "flood");
+    let players: Vec<Peer> = (0..20)
+        .map(|n| on_stream(&mut server, now, 100 + n, "play", "flood"))
+        .collect();
+    // One 64 KiB read of 1-byte audio messages (2 bytes each on the wire
+    // once the header compresses to one byte).
+    let mut bytes = Vec::new();
+    for _ in 0..32 * 1024 {
+        let raw = Message::Audio(Bytes::from_static(&[0xAF]))
+            .to_raw(4, MediaTime::ZERO, 1)
+            .expect("encodes");
+        let mut bufs: Vec<Bytes> = Vec::new();
+        publisher.encoder.write(&raw, &mut bufs);
+        bytes.extend(bufs.concat());
+    }
+    bytes.truncate(64 * 1024);
+    server
+        .handle_input(now, publisher.id, &bytes)
+        .expect("valid input");
+    // At most one event's fan-out (a frame to each player) waits in the
+    // broker at once, and its room is not kept afterwards.
+    let entry = crate::broker::OUTPUT_ENTRY_BYTES;
+    let peak = server.broker().output_peak_memory();
+    assert!(
+        peak <= (players.len() + 1) * entry,
+        "the broker's output queue peaked at {peak} bytes"
+    );
+    let kept = server.broker().output_memory();
+    assert!(
+        kept <= crate::broker::OUTPUT_KEEP_BYTES,
+        "the broker keeps {kept} bytes of output queue after the burst"
+    );
+}
+
+#[test]
+fn one_read_is_handled_a_bounded_turn_at_a_time() {
+    // A read of thousands of messages must not be one unbounded slice of
+    // work: every other connection waits for it.
+    let now = Instant::now();
+    let mut server = Server::new(ServerConfig::default());
+    let mut publisher = on_stream(&mut server, now, 1, "publish", "flood");
+    let player = on_stream(&mut server, now, 100, "play", "flood");
+    let mut bytes = Vec::new();
+    for n in 0..4096u32 {
+        let raw = Message::Audio(Bytes::from(vec![0xAF, 1, n as u8]))
+            .to_raw(4, MediaTime::from_millis(n), 1)
+            .expect("encodes");
+        let mut bufs: Vec<Bytes> = Vec::new();
+        publisher.encoder.write(&raw, &mut bufs);
+        bytes.extend(bufs.concat());
+    }
+    server
+        .handle_input(now, publisher.id, &bytes)
+        .expect("valid input");
+    let first = server.session(player.id).map_or(0, |s| s.backlog_entries());
+    assert!(
+        (1..=crate::session::MAX_MESSAGES_PER_TURN).contains(&first),
+        "one turn handed the player {first} frames"
+    );
+    assert!(server.has_pending_input(publisher.id));
+    // The runtime gives other connections a turn, then continues; the
+    // rest arrives in order, none lost.
+    let mut turns = 1;
+    while server.has_pending_input(publisher.id) {
+        server
+            .handle_input(now, publisher.id, &[])
+            .expect("valid input");
+        turns += 1;
+        assert!(turns < 1000, "the pending input never drains");
+    }
+    let total = server.session(player.id).map_or(0, |s| s.backlog_entries());
+    assert_eq!(total, 4096);
+    assert!(turns >= 4096 / crate::session::MAX_MESSAGES_PER_TURN);
+}

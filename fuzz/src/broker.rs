@@ -84,6 +84,7 @@ pub fn broker(data: &[u8]) {
         republish_grace: Duration::from_secs(1),
         fast_start_max_bytes: 4096,
         fast_start_max_duration: Duration::from_secs(2),
+        fast_start_max_frames: 64,
         max_data_keyframes: 4,
         max_config_frames: 4,
         max_streams: 8,

@@ -59,8 +59,9 @@ pub(crate) struct EventLoop {
     buf: Vec<u8>,
     /// Connections that used up their write budget: written again next turn.
     again: Vec<SessionId>,
-    /// Connections that used up their read budget: read again next turn
-    /// (mio is edge-triggered, so no new event would say so).
+    /// Connections that used up their read budget, or whose last read the
+    /// core has not all handled: read (or continue) next turn (mio is
+    /// edge-triggered, so no new event would say so).
     unread: Vec<SessionId>,
     /// Connections the core said are finished, by deadline; always in
     /// order, since every deadline is the time it was pushed plus `LINGER`.
@@ -233,6 +234,18 @@ impl EventLoop {
                 self.unread.push(id);
                 return;
             }
+            if !conn.removed && self.core.has_pending_input(id) {
+                // The core keeps the rest of the last read: one turn of it
+                // now, reading no more until it is all handled, and every
+                // other connection gets its turn in between.
+                if let Err(e) = self.core.handle_input(now, id, &[]) {
+                    debug!(id = %id, error = %e, "session error");
+                }
+                if self.core.has_pending_input(id) {
+                    self.unread.push(id);
+                    return;
+                }
+            }
             budget -= 1;
             match conn.stream.read(&mut self.buf) {
                 Ok(0) => {
@@ -250,6 +263,10 @@ impl EventLoop {
                     // status it owes; it is finished like any other.
                     if let Err(e) = self.core.handle_input(now, id, &self.buf[..n]) {
                         debug!(id = %id, error = %e, "session error");
+                    }
+                    if self.core.has_pending_input(id) {
+                        self.unread.push(id);
+                        return;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,

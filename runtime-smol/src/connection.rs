@@ -27,8 +27,10 @@ const LINGER: Duration = Duration::from_millis(500);
 enum Wake {
     Readable(io::Result<()>),
     Writable(io::Result<()>),
-    /// The core named it ready, or it yielded with output left.
+    /// The core named it ready.
     Again,
+    /// It yielded with output or input left: other tasks had a turn.
+    Yielded,
     /// The session is over but the peer never took its last transmit.
     GiveUp,
 }
@@ -82,7 +84,10 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: Async<TcpStr
         // 2. Wait for whatever can move this connection next. The `poll_*`
         //    forms keep this task's interest registered between waits; the
         //    `readable()` future drops it, costing an `epoll_ctl` per wake.
-        let readable = when(read_open, async {
+        // Input the core has not handled yet: read no more, let other
+        // tasks have a turn, then continue it.
+        let busy = shared.with(|s, _| s.has_pending_input(id));
+        let readable = when(read_open && !busy, async {
             Wake::Readable(future::poll_fn(|cx| stream.poll_readable(cx)).await)
         });
         let writable = when(!pending.is_empty(), async {
@@ -92,9 +97,9 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: Async<TcpStr
             bell.wait().await;
             Wake::Again
         };
-        let yielded = when(more_output, async {
+        let yielded = when(more_output || busy, async {
             future::yield_now().await;
-            Wake::Again
+            Wake::Yielded
         });
         let late = async {
             match give_up {
@@ -116,7 +121,12 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: Async<TcpStr
                 Ok(false) => read_open = false,
                 Err(e) => break Err(e),
             },
-            Wake::Writable(Ok(())) | Wake::Again => {}
+            Wake::Yielded if busy => {
+                if let Err(e) = shared.with(|s, now| s.handle_input(now, id, &[])) {
+                    debug!(error = %e, "session error");
+                }
+            }
+            Wake::Writable(Ok(())) | Wake::Again | Wake::Yielded => {}
         }
     };
     shared.unregister(id);

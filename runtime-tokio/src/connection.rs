@@ -71,9 +71,12 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: TcpStream) {
                 None => std::future::pending().await,
             }
         };
+        // Input the core has not handled yet: read no more, let other
+        // tasks have a turn, then continue it.
+        let busy = shared.with(|s, _| s.has_pending_input(id));
         // 2. Wait for whatever can move this connection next.
         tokio::select! {
-            r = stream.readable(), if read_open => {
+            r = stream.readable(), if read_open && !busy => {
                 if let Err(e) = r {
                     break Err(e);
                 }
@@ -90,7 +93,13 @@ pub(crate) async fn run(shared: Arc<Shared>, id: SessionId, stream: TcpStream) {
             }
             () = bell.0.notified() => {}
             () = give_up => break Ok(()),
-            () = tokio::task::yield_now(), if more_output => {}
+            () = tokio::task::yield_now(), if more_output || busy => {
+                if busy {
+                    if let Err(e) = shared.with(|s, now| s.handle_input(now, id, &[])) {
+                        debug!(error = %e, "session error");
+                    }
+                }
+            }
         }
     };
     shared.unregister(id);

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use tincan_core::amf::MAX_DEPTH;
+use tincan_core::session::MAX_STREAMS;
 use tincan_tokio::ServerConfig;
 
 /// The core's defaults, which the flags' defaults are read from.
@@ -53,10 +54,10 @@ pub(crate) struct Limits {
           default_value_t = d().session.dead_peer_timeout.as_secs_f64())]
     dead_peer_timeout: f64,
 
-    /// Message streams (createStream) one connection may hold at once;
-    /// more are answered with an error.
+    /// Message streams (createStream) one connection may hold at once
+    /// (at most 20); more are answered with an error.
     #[arg(long, value_name = "COUNT", default_value_t = d().session.max_streams,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_STREAMS)))]
     max_streams: u32,
 
     /// Largest chunk size a client may select with Set Chunk Size, in
@@ -108,6 +109,32 @@ pub(crate) struct Limits {
           default_value_t = d().session.real_time.max_backlog_bytes as u64,
           value_parser = clap::value_parser!(u64).range(1..))]
     max_backlog_bytes: u64,
+
+    /// `relay` and `broadcast` commands one connection may send per
+    /// second; past it the connection is closed.
+    #[arg(long, value_name = "COUNT", default_value_t = d().session.max_relays_per_second,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_relays_per_second: u32,
+
+    /// Bytes of `relay` and `broadcast` bodies one connection may send per
+    /// second; past it the connection is closed.
+    #[arg(long, value_name = "BYTES",
+          default_value_t = d().session.max_relay_bytes_per_second as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_relay_bytes_per_second: u64,
+
+    /// Memory kept per stream for fast start (the current GOP), in bytes:
+    /// payloads plus about 100 bytes of bookkeeping per frame.
+    #[arg(long, value_name = "BYTES",
+          default_value_t = d().broker.fast_start_max_bytes as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    fast_start_max_bytes: u64,
+
+    /// Frames (audio, video, data) kept per stream for fast start.
+    #[arg(long, value_name = "COUNT",
+          default_value_t = d().broker.fast_start_max_frames as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    fast_start_max_frames: u64,
 }
 
 /// Seconds as a non-negative, finite number that fits a [`Duration`].
@@ -153,6 +180,11 @@ impl Limits {
         s.max_amf_message_len = size(self.max_amf_message_size);
         s.max_amf_depth = size(self.max_amf_depth);
         s.real_time.max_backlog_bytes = size(self.max_backlog_bytes);
+        s.max_relays_per_second = self.max_relays_per_second;
+        s.max_relay_bytes_per_second = size(self.max_relay_bytes_per_second);
+        let b = &mut config.broker;
+        b.fast_start_max_bytes = size(self.fast_start_max_bytes);
+        b.fast_start_max_frames = size(self.fast_start_max_frames);
         Ok(())
     }
 }

@@ -189,6 +189,12 @@ impl NetClient {
         self.eof
     }
 
+    /// Bytes given to [`NetClient::send_bytes`] the socket has not taken
+    /// yet.
+    pub fn unsent(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Writes `bytes` as they are, after anything queued before.
     pub fn send_bytes(&mut self, bytes: &[u8]) {
         self.pump();
@@ -359,6 +365,9 @@ pub struct Load {
     published: Arc<AtomicU64>,
     player_eof: Arc<AtomicBool>,
     publisher_eof: Arc<AtomicBool>,
+    /// Longest time (ms) the player went without video since the last
+    /// [`Load::reset_gap`].
+    max_gap_ms: Arc<AtomicU64>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -372,6 +381,7 @@ impl Load {
         let published = Arc::new(AtomicU64::new(0));
         let player_eof = Arc::new(AtomicBool::new(false));
         let publisher_eof = Arc::new(AtomicBool::new(false));
+        let max_gap_ms = Arc::new(AtomicU64::new(0));
         let mut publisher = NetClient::connect(port, 1);
         publisher.connect_app("live");
         let pub_stream = publisher.start_publish(name);
@@ -390,8 +400,9 @@ impl Load {
         }
         {
             let (stop, eof, video) = (stop.clone(), player_eof.clone(), video.clone());
+            let gap = max_gap_ms.clone();
             threads.push(thread::spawn(move || {
-                play_loop(player, play_stream, &video, &stop);
+                play_loop(player, play_stream, &video, &gap, &stop);
                 eof.store(true, Ordering::SeqCst);
             }));
         }
@@ -401,6 +412,7 @@ impl Load {
             published,
             player_eof,
             publisher_eof,
+            max_gap_ms,
             threads,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -422,6 +434,17 @@ impl Load {
     /// Video frames the publisher sent so far (the next frame's number).
     pub fn published(&self) -> u64 {
         self.published.load(Ordering::SeqCst)
+    }
+
+    /// Starts measuring [`Load::max_gap`] afresh.
+    pub fn reset_gap(&self) {
+        self.max_gap_ms.store(0, Ordering::SeqCst);
+    }
+
+    /// The longest the healthy player went without a video frame since
+    /// [`Load::reset_gap`] (or the start).
+    pub fn max_gap(&self) -> Duration {
+        Duration::from_millis(self.max_gap_ms.load(Ordering::SeqCst))
     }
 
     /// Video frames the healthy player received so far.
@@ -506,8 +529,15 @@ fn publish_loop(
     }
 }
 
-fn play_loop(mut c: NetClient, stream: u32, video: &AtomicU64, stop: &AtomicBool) {
+fn play_loop(
+    mut c: NetClient,
+    stream: u32,
+    video: &AtomicU64,
+    max_gap_ms: &AtomicU64,
+    stop: &AtomicBool,
+) {
     let mut seen = 0;
+    let mut last_video = Instant::now();
     while !stop.load(Ordering::SeqCst) && !c.is_eof() {
         c.pump();
         let received = c.sim_ref().received();
@@ -517,6 +547,11 @@ fn play_loop(mut c: NetClient, stream: u32, video: &AtomicU64, stop: &AtomicBool
             .count();
         seen = received.len();
         video.fetch_add(new as u64, Ordering::SeqCst);
+        let gap = last_video.elapsed().as_millis() as u64;
+        max_gap_ms.fetch_max(gap, Ordering::SeqCst);
+        if new > 0 {
+            last_video = Instant::now();
+        }
         thread::sleep(Duration::from_millis(5));
     }
 }

@@ -770,3 +770,114 @@ fn message_past_the_configured_size_closes_only_the_attacker() {
     );
     scene.assert_recovered();
 }
+
+// ---- publisher floods ------------------------------------------------------
+
+/// How long each flood lasts.
+const FLOOD: Duration = Duration::from_secs(8);
+
+/// How much the server's RSS may grow while a hostile publisher floods
+/// tiny media to its own players: their backlogs (16 384 entries each),
+/// the fast-start GOP (4096 frames, 16 MiB), one read held per connection.
+const FLOOD_RSS_BOUND_KIB: u64 = 48 * 1024;
+
+/// Players of the attacker's own stream, so each of its frames fans out.
+const FLOOD_PLAYERS: usize = 4;
+
+/// A publisher floods `message` (an encoded chunk stream, repeated) at its
+/// own stream with players, while the healthy player of another stream
+/// must never go a second without video and the server's memory stays
+/// bounded.
+fn publisher_flood(what: &str, message: impl Fn(u32, u32) -> Vec<u8>) {
+    let mut scene = Scene::start(&[]);
+    let mut a = scene.connected_attacker();
+    let stream = a.start_publish("flood");
+    // Players of the flood that read everything they get.
+    let mut players: Vec<NetClient> = (0..FLOOD_PLAYERS)
+        .map(|i| {
+            let mut p = NetClient::connect(scene.server.port(), 200 + i as u64);
+            p.connect_app("live");
+            p.sim().keep_payloads_up_to(0);
+            p.start_play("flood");
+            p
+        })
+        .collect();
+    a.sim()
+        .send_video(stream, 0, tincan_tests::sim::media::avc_keyframe(&[1; 64]));
+    a.pump();
+    let mut burst = Vec::new();
+    for n in 0..32_768u32 {
+        burst.extend(message(stream, n));
+    }
+    scene.load.reset_gap();
+    let start = Instant::now();
+    let mut peak = 0;
+    let mut sent = 0usize;
+    while start.elapsed() < FLOOD {
+        // Only as fast as the server takes it: what it has not read waits
+        // in this test process, not in the server.
+        if a.unsent() < burst.len() {
+            a.send_bytes(&burst);
+            sent += burst.len();
+        } else {
+            a.pump();
+        }
+        for p in &mut players {
+            p.pump();
+        }
+        peak = peak.max(rss_kib(scene.pid));
+    }
+    let gap = scene.load.max_gap();
+    assert!(
+        !a.is_eof(),
+        "{what}: the flooding publisher was disconnected"
+    );
+    eprintln!(
+        "{what}: the server took {} MiB in {FLOOD:?}; server RSS baseline {} KiB, peak {peak} KiB \
+         (+{} KiB); healthy player's longest gap {gap:?}",
+        sent >> 20,
+        scene.baseline_kib,
+        peak.saturating_sub(scene.baseline_kib)
+    );
+    assert!(
+        gap <= Duration::from_secs(1),
+        "{what}: the healthy player went {gap:?} without video"
+    );
+    assert!(
+        peak <= scene.baseline_kib + FLOOD_RSS_BOUND_KIB,
+        "{what}: server RSS peaked at {peak} KiB, baseline {} KiB + {FLOOD_RSS_BOUND_KIB}",
+        scene.baseline_kib
+    );
+    drop(a);
+    drop(players);
+    scene
+        .load
+        .assert_flowing(Duration::from_secs(1), "after the flood");
+    assert!(scene.server.is_running(), "the server died");
+}
+
+/// One tiny audio message on the publisher's audio chunk stream: a type-3
+/// header (one byte) once the first carried the length.
+fn tiny_audio(stream: u32, n: u32) -> Vec<u8> {
+    if n == 0 {
+        chunk_type0(4, 1, type_id::AUDIO, stream, &[0xAF])
+    } else {
+        vec![0xC4, 0xAF]
+    }
+}
+
+#[test]
+fn publisher_flooding_tiny_media_stays_bounded_and_fair() {
+    publisher_flood("tiny audio", tiny_audio);
+}
+
+#[test]
+fn publisher_flooding_empty_media_stays_bounded_and_fair() {
+    publisher_flood("empty video", |stream, n| {
+        if n == 0 {
+            chunk_type0(6, 0, type_id::VIDEO, stream, &[])
+        } else {
+            vec![0xC6]
+        }
+    });
+}

@@ -74,10 +74,16 @@ pub struct BrokerConfig {
     /// `NetStream.Play.UnpublishNotify` (which ends FFmpeg's playback). A
     /// republish within it continues playback seamlessly.
     pub republish_grace: Duration,
-    /// Most bytes of media kept per stream for fast start (the current GOP
-    /// from its keyframe). Past it the GOP is not cached: late joiners start
-    /// at the next keyframe.
+    /// Most memory kept per stream for fast start (the current GOP from
+    /// its keyframe): payloads plus a fixed per-frame overhead for the
+    /// bookkeeping (about 100 bytes), so tiny frames count for what they
+    /// cost. Past it the GOP is not cached: late joiners start at the next
+    /// keyframe.
     pub fast_start_max_bytes: usize,
+    /// Most frames (audio, video and data) kept per stream for fast start.
+    /// 20 s of 60 fps video with two 50 fps audio tracks is 3200; past it
+    /// the GOP is not cached, as past the byte bound.
+    pub fast_start_max_frames: usize,
     /// Longest span of media time kept for fast start.
     pub fast_start_max_duration: Duration,
     /// Most data keyframes (`@setDataFrame` handlers) one stream may hold.
@@ -102,6 +108,7 @@ impl Default for BrokerConfig {
             republish_grace: Duration::from_secs(5),
             fast_start_max_bytes: 16 * 1024 * 1024,
             fast_start_max_duration: Duration::from_secs(20),
+            fast_start_max_frames: 4096,
             max_data_keyframes: 64,
             max_config_frames: 64,
             max_streams: 100_000,
@@ -109,6 +116,19 @@ impl Default for BrokerConfig {
         }
     }
 }
+
+/// Bytes one entry of the broker's output queue takes (the recipient and
+/// the event; payloads are shared, not counted). The queue holds at most
+/// one event's fan-out when the runtime drains it after every event, as
+/// [`crate::server::Server`] does.
+pub const OUTPUT_ENTRY_BYTES: usize = std::mem::size_of::<(SessionId, BrokerEvent)>();
+
+/// Most memory of output queue room kept once the queue has drained: a
+/// burst (a runtime that drained late, a broadcast to a huge App) does not
+/// keep its room for the life of the server, while the steady fan-out of
+/// one frame to ~18 000 players reuses its room instead of reallocating it
+/// per frame.
+pub const OUTPUT_KEEP_BYTES: usize = 1024 * 1024;
 
 /// Most message streams (publishes plus plays) one session may hold in the
 /// broker. Sessions already bound their message streams; this keeps the
@@ -252,6 +272,8 @@ pub struct Broker {
     /// Publish and play starts and ends, for the embedder. One entry per
     /// accepted request or end, drained after every call.
     notices: VecDeque<Notice>,
+    /// Most entries the output queue held at once (stats).
+    output_peak: usize,
     /// TC `watch` registrations.
     watches: Watches,
 }
@@ -272,6 +294,7 @@ impl Broker {
             published: 0,
             output: VecDeque::new(),
             notices: VecDeque::new(),
+            output_peak: 0,
             watches: Watches::default(),
         }
     }
@@ -392,7 +415,24 @@ impl Broker {
     /// The next event for a session, with its recipient.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<(SessionId, BrokerEvent)> {
-        self.output.pop_front()
+        self.output_peak = self.output_peak.max(self.output.len());
+        let next = self.output.pop_front();
+        if next.is_none() && self.output.capacity() * OUTPUT_ENTRY_BYTES > OUTPUT_KEEP_BYTES {
+            self.output
+                .shrink_to(OUTPUT_KEEP_BYTES / OUTPUT_ENTRY_BYTES);
+        }
+        next
+    }
+
+    /// Memory the output queue holds right now (its room, used or not).
+    pub fn output_memory(&self) -> usize {
+        self.output.capacity() * OUTPUT_ENTRY_BYTES
+    }
+
+    /// The most memory the output queue's entries ever took at once: a
+    /// runtime draining after every event keeps it to one event's fan-out.
+    pub fn output_peak_memory(&self) -> usize {
+        self.output_peak * OUTPUT_ENTRY_BYTES
     }
 
     /// The next publish or play start or end, for the embedder. Drain after
@@ -476,6 +516,14 @@ impl Broker {
     /// between publishers. A stream nobody publishes or plays is freed.
     pub fn stream_count(&self) -> usize {
         self.streams.len()
+    }
+
+    /// Memory held by every stream's fast-start GOP: payload bytes plus
+    /// the bookkeeping of each cached frame. What
+    /// [`BrokerConfig::fast_start_max_bytes`] bounds per stream; for stats
+    /// (it walks the streams).
+    pub fn fast_start_memory(&self) -> usize {
+        self.streams.values().map(Stream::fast_start_memory).sum()
     }
 
     /// The session that was given `connection_id` at `connect`, while it is

@@ -35,10 +35,12 @@
 //! starting point, so a late joiner gets the data keyframes and audio
 //! configuration and then the live audio, with no added latency. Cached
 //! configuration and data keyframes are copied out of the publisher's
-//! receive buffers (small, long-lived); GOP frames are kept as shared slices
-//! (they are released at the next keyframe).
+//! receive buffers (small, long-lived); so are GOP frames under 64 KiB
+//! (see [`COPY_BELOW`]), and players share the copy. The GOP is bounded in
+//! frames and in true memory: payloads plus [`CACHED_OVERHEAD`] per frame,
+//! so a flood of tiny frames cannot grow it past its byte bound.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -79,7 +81,11 @@ pub(super) struct Stream {
     /// What the current publisher sends, from its sequence headers and
     /// metadata.
     pub(super) media: MediaInfo,
+    /// In no particular order (fan-out walks them all).
     subscribers: Vec<Subscriber>,
+    /// Where each (session, message stream) is in `subscribers`, so a
+    /// player leaving a stream of thousands is not a search through them.
+    positions: HashMap<(SessionId, u32), usize>,
     /// The republish grace deadline after the publisher left, mirrored in
     /// the broker's deadline set.
     pub(super) grace: Option<Instant>,
@@ -222,6 +228,13 @@ impl Clock {
     }
 }
 
+/// What one cached GOP frame costs besides its payload: the entry itself
+/// in the GOP's vector, plus the shared buffer's header (`bytes` allocates
+/// one once a payload is shared) and the allocator's rounding of the
+/// payload's own allocation. Counted with every cached frame, so a flood
+/// of tiny frames is bounded by what it really costs, not by its payload.
+pub(super) const CACHED_OVERHEAD: usize = std::mem::size_of::<Cached>() + 48;
+
 /// A message kept for fast start, with the publisher's stamp in
 /// `frame.timestamp` and its place on the stream timeline.
 #[derive(Debug, Clone, PartialEq)]
@@ -361,6 +374,28 @@ fn detached(frame: &Frame) -> Frame {
     }
 }
 
+/// GOP frames smaller than this are copied out of the publisher's receive
+/// buffer when cached. The chunk decoder hands out a message that arrived
+/// in one chunk as a slice of its receive block, which is at least one
+/// read (64 KiB) and larger after a big message, and a cached slice keeps
+/// that whole block alive for as long as the GOP lasts: a publisher
+/// interleaving tiny cached frames with junk would make each cached byte
+/// pin kilobytes. A frame of at least one read's size pins at most about
+/// twice what it is counted as, so it is kept shared; below it, one copy
+/// per frame per stream (not per player, who share the copy) is at most a
+/// 64 KiB `memcpy`, noise next to the fan-out.
+const COPY_BELOW: usize = 64 * 1024;
+
+/// `frame`, copied if it is small enough that sharing the receive buffer
+/// would cost more than the copy (see [`COPY_BELOW`]).
+fn detached_if_small(frame: Frame) -> Frame {
+    if frame.payload.len() < COPY_BELOW {
+        detached(&frame)
+    } else {
+        frame
+    }
+}
+
 /// What a late joiner is sent before live media.
 #[derive(Debug, Default)]
 struct Cache {
@@ -371,6 +406,7 @@ struct Cache {
     configs: Vec<(ConfigKey, Cached)>,
     /// The current GOP, keyframe first; empty when not collecting.
     gop: Vec<Cached>,
+    /// Memory the GOP holds: payloads plus [`CACHED_OVERHEAD`] per frame.
     gop_bytes: usize,
 }
 
@@ -419,12 +455,21 @@ impl Cache {
             Some(first) => first.time,
             None => cached.time,
         };
-        let bytes = self.gop_bytes.saturating_add(cached.frame.payload.len());
+        let bytes = self
+            .gop_bytes
+            .saturating_add(cached.frame.payload.len() + CACHED_OVERHEAD);
+        let frames = self.gop.len() + 1;
         let span = i64::from(cached.time.since(start));
         let max_span =
             i64::try_from(config.fast_start_max_duration.as_millis()).unwrap_or(i64::MAX);
-        if bytes > config.fast_start_max_bytes || span > max_span {
-            debug!(bytes, span, "GOP past the fast-start bounds, not cached");
+        if bytes > config.fast_start_max_bytes
+            || frames > config.fast_start_max_frames
+            || span > max_span
+        {
+            debug!(
+                bytes,
+                frames, span, "GOP past the fast-start bounds, not cached"
+            );
             self.gop.clear();
             self.gop_bytes = 0;
             // Dropping the keyframe stops collection until the next one.
@@ -482,10 +527,20 @@ impl Stream {
             meters: Meters::new(now),
             media: MediaInfo::default(),
             subscribers: Vec::new(),
+            positions: HashMap::new(),
             grace: None,
             cache: Cache::default(),
             clock: Clock::default(),
         }
+    }
+
+    /// Memory its cached GOP holds: payloads plus per-entry bookkeeping.
+    pub(super) fn fast_start_memory(&self) -> usize {
+        self.cache
+            .gop
+            .iter()
+            .map(|c| c.frame.payload.len() + CACHED_OVERHEAD)
+            .sum()
     }
 
     /// Nobody publishes or plays it: it can be freed.
@@ -575,6 +630,10 @@ impl Stream {
         if sub.live {
             self.fast_start(&mut sub, out);
         }
+        // The broker stops a message stream's play before a new one.
+        self.unsubscribe(session, stream_id);
+        self.positions
+            .insert((session, stream_id), self.subscribers.len());
         self.subscribers.push(sub);
     }
 
@@ -610,12 +669,17 @@ impl Stream {
 
     /// A `closeStream`/`deleteStream`/close of one player.
     pub(super) fn unsubscribe(&mut self, session: SessionId, stream_id: u32) {
-        if let Some(i) = self
-            .subscribers
-            .iter()
-            .position(|s| s.session == session && s.stream_id == stream_id)
-        {
-            self.subscribers.swap_remove(i);
+        let Some(i) = self.positions.remove(&(session, stream_id)) else {
+            return;
+        };
+        self.subscribers.swap_remove(i);
+        if let Some(moved) = self.subscribers.get(i) {
+            self.positions.insert((moved.session, moved.stream_id), i);
+        }
+        if self.subscribers.is_empty() {
+            // A stream that had a crowd does not keep its room.
+            self.subscribers = Vec::new();
+            self.positions = HashMap::new();
         }
     }
 
@@ -656,6 +720,7 @@ impl Stream {
             }
             frame
         } else if frame.kind == FrameKind::Video && frame.keyframe {
+            let frame = detached_if_small(frame);
             let cached = Cached {
                 frame: frame.clone(),
                 time,
@@ -666,14 +731,17 @@ impl Stream {
             if let Some(tracks) = sequence_end(frame.kind, &frame.payload) {
                 self.cache.end_sequence(frame.kind, &tracks);
             }
-            if !self.cache.gop.is_empty() {
+            if self.cache.gop.is_empty() {
+                frame
+            } else {
+                let frame = detached_if_small(frame);
                 let cached = Cached {
                     frame: frame.clone(),
                     time,
                 };
                 self.cache.push_gop(cached, config);
+                frame
             }
-            frame
         };
         trace!(kind = ?frame.kind, time = time.as_millis(), "fan out");
         for sub in &mut self.subscribers {

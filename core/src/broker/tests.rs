@@ -558,11 +558,17 @@ fn stop_play_ends_delivery() {
 // ---------------------------------------------------------------- fan-out
 
 #[test]
-fn gop_frames_share_the_publisher_payload() {
+fn large_gop_frames_share_the_publisher_payload() {
     let mut h = Harness::new();
     let publisher = h.connect("live");
     h.publish(publisher, 1, "foo");
-    let keyframe = key(0);
+    // Frames of at least one read (64 KiB) are not copied when cached.
+    let mut big = key(0).payload.to_vec();
+    big.resize(64 * 1024, 0xAA);
+    let keyframe = Frame {
+        payload: Bytes::from(big),
+        ..key(0)
+    };
     let sent = keyframe.payload.as_ptr();
     h.frame(publisher, 1, keyframe);
     let live = h.connect("live");
@@ -764,7 +770,7 @@ fn sequence_end_forgets_the_track_config() {
 #[test]
 fn gop_cache_is_dropped_past_max_bytes() {
     let mut h = Harness::with(BrokerConfig {
-        fast_start_max_bytes: 15,
+        fast_start_max_bytes: 15 + 2 * super::stream::CACHED_OVERHEAD,
         ..BrokerConfig::default()
     });
     let publisher = h.connect("live");
@@ -783,7 +789,7 @@ fn gop_cache_is_dropped_past_max_bytes() {
 #[test]
 fn gop_cache_resumes_at_the_next_keyframe() {
     let mut h = Harness::with(BrokerConfig {
-        fast_start_max_bytes: 15,
+        fast_start_max_bytes: 15 + 2 * super::stream::CACHED_OVERHEAD,
         ..BrokerConfig::default()
     });
     let publisher = h.connect("live");
@@ -1134,4 +1140,117 @@ fn fast_start_interleaves_a_bursty_muxers_gop_by_timestamp() {
             (FrameKind::Audio, 90),
         ]
     );
+}
+
+// ------------------------------------------------------- fast-start bounds
+
+#[test]
+fn tiny_frames_after_a_keyframe_are_bounded_in_true_memory() {
+    // Counting payload bytes only, a flood of 1-byte frames after a
+    // keyframe cost ~50 bytes of bookkeeping per byte counted.
+    let max = 1024 * 1024;
+    let mut h = Harness::with(BrokerConfig {
+        fast_start_max_bytes: max,
+        ..BrokerConfig::default()
+    });
+    let publisher = h.connect("live");
+    h.publish(publisher, 1, "foo");
+    h.frame(publisher, 1, key(0));
+    // All within the GOP's duration bound (20 s).
+    for i in 0..100_000 {
+        let ts = i / 10;
+        h.frame(
+            publisher,
+            1,
+            frame(FrameKind::Audio, ts, &[0xAF], false, false),
+        );
+    }
+    let memory = h.broker.fast_start_memory();
+    assert!(memory <= max, "fast-start cache holds {memory} bytes");
+}
+
+#[test]
+fn small_cached_frames_do_not_pin_the_publishers_receive_buffer() {
+    let mut h = Harness::new();
+    let publisher = h.connect("live");
+    h.publish(publisher, 1, "foo");
+    // The decoder hands out single-chunk messages as slices of its
+    // receive block: a 100-byte keyframe inside a 256 KiB block.
+    let mut block = vec![0u8; 256 * 1024];
+    block[..6].copy_from_slice(&[0x17, 1, 0, 0, 0, 0xAA]);
+    let block = Bytes::from(block);
+    let range = block.as_ptr() as usize..block.as_ptr() as usize + block.len();
+    let keyframe = Frame {
+        payload: block.slice(..100),
+        ..key(0)
+    };
+    h.frame(publisher, 1, keyframe);
+    drop(block);
+    let late = h.connect("live");
+    h.play(late, 1, "foo");
+    let got = payloads(&h.events_for(late));
+    assert_eq!(got.len(), 1);
+    assert!(
+        !range.contains(&(got[0].as_ptr() as usize)),
+        "the cached 100-byte frame still points into the 256 KiB block"
+    );
+}
+
+#[test]
+fn gop_cache_is_dropped_past_max_frames() {
+    let mut h = Harness::with(BrokerConfig {
+        fast_start_max_frames: 3,
+        ..BrokerConfig::default()
+    });
+    let publisher = h.connect("live");
+    h.publish(publisher, 1, "foo");
+    for f in [key(0), inter(40), inter(80), inter(120)] {
+        h.frame(publisher, 1, f);
+    }
+    assert_eq!(h.broker.fast_start_memory(), 0);
+    let player = h.connect("live");
+    h.play(player, 1, "foo");
+    assert!(h.events_for(player).is_empty());
+}
+
+#[test]
+fn players_leaving_in_any_order_leave_the_rest_subscribed() {
+    let mut h = Harness::new();
+    let publisher = h.connect("live");
+    h.publish(publisher, 1, "foo");
+    let players: Vec<SessionId> = (0..50).map(|_| h.connect("live")).collect();
+    for &p in &players {
+        h.play(p, 1, "foo");
+        h.play(p, 2, "foo");
+    }
+    h.drain();
+    // Every third player stops one of its two plays, others close.
+    for (i, &p) in players.iter().enumerate() {
+        match i % 3 {
+            0 => h.send(p, SessionEvent::StopPlay { stream: 2 }),
+            1 => h.send(p, SessionEvent::Closed),
+            _ => {}
+        }
+    }
+    h.frame(publisher, 1, inter(40));
+    let mut got: Vec<(SessionId, u32)> = h
+        .drain()
+        .into_iter()
+        .filter_map(|(to, e)| match e {
+            BrokerEvent::Frame { stream, .. } => Some((to, stream)),
+            _ => None,
+        })
+        .collect();
+    got.sort_unstable();
+    let mut want = Vec::new();
+    for (i, &p) in players.iter().enumerate() {
+        match i % 3 {
+            0 => want.push((p, 1)),
+            1 => {}
+            _ => want.extend([(p, 1), (p, 2)]),
+        }
+    }
+    want.sort_unstable();
+    assert_eq!(got, want);
+    h.broker.check_invariants().unwrap();
 }

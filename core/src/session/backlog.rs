@@ -77,6 +77,8 @@ pub(crate) struct Next {
 struct Entry {
     stream: u32,
     arrival: Instant,
+    /// Position in the order of pushes (for the lanes' lazy drops).
+    seq: u64,
     item: Item,
 }
 
@@ -87,6 +89,22 @@ struct Lane {
     /// Video must resume at a keyframe: set when video was abandoned and no
     /// keyframe of this stream is queued, or when video was turned back on.
     skip_video: bool,
+    /// Queued video broke: [`Backlog::pop`] abandons this stream's queued
+    /// inter frames until it reaches one of its keyframes. Dropping the
+    /// rest of a GOP this way costs nothing at the moment of the drop,
+    /// where removing it from the queue would scan every entry.
+    skip_queued: bool,
+    /// Queued video of this stream older than this (by `seq`) is
+    /// abandoned when popped (`expire_previous_gop`).
+    video_floor: u64,
+    /// Droppable keyframes of this stream in the queue.
+    queued_keys: usize,
+}
+
+impl Lane {
+    fn shortest_lifetime(&self) -> std::time::Duration {
+        self.rt.audio_lifetime.min(self.rt.video_lifetime)
+    }
 }
 
 /// The backlog was asked to hold more never-dropped data than its bound.
@@ -103,6 +121,10 @@ pub(crate) struct Backlog {
     fixed_bytes: usize,
     dropped_frames: u64,
     dropped_bytes: u64,
+    next_seq: u64,
+    /// When [`Backlog::expire`] may next have something to abandon; may be
+    /// early, never late.
+    expiry: Option<Instant>,
 }
 
 impl Backlog {
@@ -116,7 +138,67 @@ impl Backlog {
             fixed_bytes: 0,
             dropped_frames: 0,
             dropped_bytes: 0,
+            next_seq: 0,
+            expiry: None,
         }
+    }
+
+    /// When media may next outlive its lifetime in the queue: the
+    /// session's timer for [`Backlog::expire`].
+    pub(super) fn next_expiry(&self) -> Option<Instant> {
+        self.expiry
+    }
+
+    /// Abandons queued media that outlived its lifetime, as
+    /// [`Backlog::pop`] would when its turn came, for a player that is
+    /// not polled at all (its socket takes nothing): so a stalled player
+    /// holds at most its lifetimes' worth, not its whole byte budget.
+    /// Looks only at entries old enough to have expired.
+    pub(super) fn expire(&mut self, now: Instant) {
+        let Some(shortest) = self.lanes.values().map(Lane::shortest_lifetime).min() else {
+            self.expiry = None;
+            return;
+        };
+        let mut kept = Vec::new();
+        let mut next: Option<Instant> = None;
+        while let Some(front) = self.queue.front() {
+            let old_enough = front
+                .arrival
+                .checked_add(shortest)
+                .is_some_and(|at| at <= now);
+            if !old_enough {
+                next = min_instant(next, front.arrival.checked_add(shortest));
+                break;
+            }
+            let Some(entry) = self.queue.pop_front() else {
+                break;
+            };
+            let deadline = match (&entry.item, self.lanes.get(&entry.stream)) {
+                (Item::Frame(f), Some(lane)) if f.is_droppable() => match f.kind {
+                    FrameKind::Audio => entry.arrival.checked_add(lane.rt.audio_lifetime),
+                    FrameKind::Video => entry.arrival.checked_add(lane.rt.video_lifetime),
+                    FrameKind::Data => None,
+                },
+                _ => None,
+            };
+            match deadline {
+                Some(at) if at <= now => {
+                    self.unaccount(&entry);
+                    self.count_drop(entry.item.len());
+                    if entry.item.droppable_video().is_some() {
+                        self.drop_rest_of_gop(entry.stream);
+                    }
+                }
+                _ => {
+                    next = min_instant(next, deadline);
+                    kept.push(entry);
+                }
+            }
+        }
+        for entry in kept.into_iter().rev() {
+            self.queue.push_front(entry);
+        }
+        self.expiry = next;
     }
 
     pub(crate) fn dropped_frames(&self) -> u64 {
@@ -132,17 +214,26 @@ impl Backlog {
         self.queue.front().map(|e| e.arrival)
     }
 
+    pub(super) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
     pub(crate) fn queued_bytes(&self) -> usize {
         self.droppable_bytes + self.fixed_bytes
     }
 
     /// Starts accepting frames for `stream` under `rt`.
     pub(crate) fn open_lane(&mut self, stream: u32, rt: RealTimeConfig) {
+        // Frames a previous play of this stream queued stay queued.
+        let queued_keys = self.lanes.get(&stream).map_or(0, |l| l.queued_keys);
         self.lanes.insert(
             stream,
             Lane {
                 rt,
                 skip_video: false,
+                skip_queued: false,
+                video_floor: 0,
+                queued_keys,
             },
         );
     }
@@ -160,6 +251,7 @@ impl Backlog {
         self.lanes.clear();
         self.droppable_bytes = 0;
         self.fixed_bytes = 0;
+        self.expiry = None;
     }
 
     /// The player turned `kind` (or, with `None`, all media) off: removes
@@ -207,10 +299,8 @@ impl Backlog {
             if frame.keyframe {
                 lane.skip_video = false;
                 if lane.rt.expire_previous_gop {
-                    self.remove_where(
-                        |e| e.stream == stream && e.item.droppable_video().is_some(),
-                        true,
-                    );
+                    // Everything queued before it goes when popped.
+                    lane.video_floor = self.next_seq;
                 }
             } else if lane.skip_video {
                 // No keyframe is queued since video broke: undecodable.
@@ -239,9 +329,21 @@ impl Backlog {
         } else {
             self.fixed_bytes += len;
         }
+        if item.droppable_video() == Some(true) {
+            if let Some(lane) = self.lanes.get_mut(&stream) {
+                lane.queued_keys += 1;
+            }
+        }
+        if self.expiry.is_none() {
+            let shortest = self.lanes.values().map(Lane::shortest_lifetime).min();
+            self.expiry = shortest.and_then(|l| now.checked_add(l));
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
         self.queue.push_back(Entry {
             stream,
             arrival: now,
+            seq,
             item,
         });
         while self.droppable_bytes > self.budget && self.drop_oldest() {}
@@ -258,10 +360,14 @@ impl Backlog {
             self.queue.shrink_to(KEEP_CAPACITY);
         }
         while let Some(entry) = self.queue.pop_front() {
-            self.unaccount(&entry.item);
+            self.unaccount(&entry);
+            if self.queue.is_empty() {
+                self.expiry = None;
+            }
             let Entry {
                 stream,
                 arrival,
+                seq,
                 item,
             } = entry;
             let Item::Frame(frame) = item else {
@@ -291,7 +397,12 @@ impl Backlog {
                         continue;
                     }
                     FrameKind::Video => {
-                        if !frame.keyframe && lane.skip_video {
+                        if seq < lane.video_floor {
+                            // An earlier GOP, expired by a newer keyframe.
+                            self.count_drop(frame.payload.len());
+                            continue;
+                        }
+                        if !frame.keyframe && (lane.skip_video || lane.skip_queued) {
                             self.count_drop(frame.payload.len());
                             continue;
                         }
@@ -302,6 +413,7 @@ impl Backlog {
                         }
                         if frame.keyframe {
                             lane.skip_video = false;
+                            lane.skip_queued = false;
                         }
                     }
                     _ => {}
@@ -335,7 +447,7 @@ impl Backlog {
         let Some(entry) = self.queue.remove(i) else {
             return false;
         };
-        self.unaccount(&entry.item);
+        self.unaccount(&entry);
         self.count_drop(entry.item.len());
         if entry.item.droppable_video().is_some() {
             self.drop_rest_of_gop(entry.stream);
@@ -346,26 +458,14 @@ impl Backlog {
     /// Video of `stream` broke: abandons its queued droppable video up to
     /// its next keyframe, or, if none is queued, marks the lane so that
     /// video resumes at the next keyframe to arrive.
+    ///
+    /// Constant time: the queued frames are abandoned as [`Backlog::pop`]
+    /// reaches them (their bytes stay counted until then, so the budget
+    /// still holds), rather than searched for now.
     fn drop_rest_of_gop(&mut self, stream: u32) {
-        let mut found_key = false;
-        self.remove_where(
-            |e| {
-                if found_key || e.stream != stream {
-                    return false;
-                }
-                match e.item.droppable_video() {
-                    Some(true) => {
-                        found_key = true;
-                        false
-                    }
-                    Some(false) => true,
-                    None => false,
-                }
-            },
-            true,
-        );
         if let Some(lane) = self.lanes.get_mut(&stream) {
-            lane.skip_video = !found_key;
+            lane.skip_queued = true;
+            lane.skip_video = lane.queued_keys == 0;
         }
     }
 
@@ -373,9 +473,15 @@ impl Backlog {
     /// whether they are policy drops (stats) or unwanted.
     fn remove_where(&mut self, mut doomed: impl FnMut(&Entry) -> bool, count: bool) {
         let (mut droppable, mut fixed, mut frames) = (0, 0, 0);
+        let lanes = &mut self.lanes;
         self.queue.retain(|e| {
             if !doomed(e) {
                 return true;
+            }
+            if e.item.droppable_video() == Some(true) {
+                if let Some(lane) = lanes.get_mut(&e.stream) {
+                    lane.queued_keys = lane.queued_keys.saturating_sub(1);
+                }
             }
             if e.item.is_droppable() {
                 droppable += e.item.len();
@@ -393,7 +499,13 @@ impl Backlog {
         }
     }
 
-    fn unaccount(&mut self, item: &Item) {
+    fn unaccount(&mut self, entry: &Entry) {
+        let item = &entry.item;
+        if item.droppable_video() == Some(true) {
+            if let Some(lane) = self.lanes.get_mut(&entry.stream) {
+                lane.queued_keys = lane.queued_keys.saturating_sub(1);
+            }
+        }
         if item.is_droppable() {
             self.droppable_bytes -= item.len();
         } else {
@@ -404,6 +516,13 @@ impl Backlog {
     fn count_drop(&mut self, len: usize) {
         self.dropped_frames += 1;
         self.dropped_bytes += len as u64;
+    }
+}
+
+fn min_instant(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

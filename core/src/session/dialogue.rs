@@ -32,6 +32,11 @@ use crate::message::{
 use crate::session::RealTimeConfig;
 use crate::time::MediaTime;
 
+/// Most messages acted on from one aggregate message; the rest are
+/// dropped. FMS-style aggregates carry a fraction of a second of frames
+/// (tens); an 8 MiB aggregate of 16-byte messages would be 500 000.
+const MAX_AGGREGATE_MESSAGES: usize = 256;
+
 /// Longest command name echoed back in an `_error` or logged.
 const MAX_ECHOED_NAME: usize = 64;
 
@@ -39,7 +44,7 @@ impl Session {
     /// One complete message from the chunk layer.
     pub(super) fn handle_message(&mut self, now: Instant, raw: RawMessage) {
         if self.phase == Phase::ConnectPending {
-            self.hold(now, raw);
+            self.hold_until_connected(now, raw);
             return;
         }
         let limits = (self.config.max_amf_message_len, self.config.max_amf_depth);
@@ -82,9 +87,9 @@ impl Session {
     /// Keeps a message that arrived while `connect` waits for its decision,
     /// to replay once approved; a client that sends more than a handful
     /// then is not a client that waits for a reply, and is closed.
-    fn hold(&mut self, now: Instant, raw: RawMessage) {
-        if self.held.len() >= MAX_HELD_MESSAGES
-            || self.held_bytes + raw.payload.len() > MAX_HELD_BYTES
+    fn hold_until_connected(&mut self, now: Instant, raw: RawMessage) {
+        if self.held_messages.len() >= MAX_HELD_MESSAGES
+            || self.held_messages_bytes + raw.payload.len() > MAX_HELD_BYTES
         {
             self.fail(
                 now,
@@ -92,8 +97,8 @@ impl Session {
             );
             return;
         }
-        self.held_bytes += raw.payload.len();
-        self.held.push_back(raw);
+        self.held_messages_bytes += raw.payload.len();
+        self.held_messages.push_back(raw);
     }
 
     /// The last media time of `stream` if it is an accepted publish.
@@ -115,6 +120,12 @@ impl Session {
         kind: FrameKind,
         payload: Bytes,
     ) {
+        if payload.is_empty() {
+            // Nothing a player could decode, but it would cost a cache and
+            // a backlog entry per player: a flood of these is all overhead.
+            tracing::trace!(stream, "empty media message dropped");
+            return;
+        }
         let Some(last_media) = self.publishing_mut(stream) else {
             // A player (or a publisher not yet accepted) cannot inject media.
             tracing::trace!(
@@ -191,7 +202,9 @@ impl Session {
             );
             return;
         }
-        for sub in split_aggregate(raw) {
+        // An aggregate is one message of a turn however many it holds:
+        // bounded, so a tiny-message aggregate cannot undo the turn bound.
+        for sub in split_aggregate(raw).take(MAX_AGGREGATE_MESSAGES) {
             match sub {
                 Ok(msg) => self.handle_message(now, msg),
                 Err(e) => {
@@ -526,13 +539,26 @@ impl Session {
     }
 
     fn create_stream(&mut self, stream: u32, encoding: Encoding, transaction_id: f64) {
-        let limit = self.config.max_streams;
+        let limit = self.config.max_streams.min(super::MAX_STREAMS);
         if self.streams.len() >= limit as usize {
             let why = format!("too many streams (at most {limit} at once)");
             self.call_failed(stream, encoding, transaction_id, &why);
             return;
         }
-        let id = self.next_stream_id;
+        // Skip ids whose chunk stream ids a live stream uses: fewer than
+        // MAX_STREAMS are live, so one of the next MAX_STREAMS is free.
+        let mut id = self.next_stream_id;
+        for _ in 0..super::MAX_STREAMS {
+            let set = super::stream_csids(id).0;
+            if !self
+                .streams
+                .keys()
+                .any(|&s| super::stream_csids(s).0 == set)
+            {
+                break;
+            }
+            id = id.wrapping_add(1).max(1);
+        }
         let Some(next) = id.checked_add(1) else {
             self.call_failed(stream, encoding, transaction_id, "stream ids exhausted");
             return;

@@ -81,7 +81,8 @@ pub struct SessionConfig {
     /// Window Acknowledgement Size announced to the peer, and the Set Peer
     /// Bandwidth size.
     pub window_ack_size: u32,
-    /// Message streams (createStream) one connection may hold at once.
+    /// Message streams (createStream) one connection may hold at once; at
+    /// most [`MAX_STREAMS`] (a larger value acts as it).
     pub max_streams: u32,
     /// The time from the end of the handshake allowed for `connect`.
     pub connect_timeout: Duration,
@@ -102,6 +103,16 @@ pub struct SessionConfig {
     /// 50 ms by ~40 %, at up to that much added latency. Replies and
     /// statuses are never held, and a full batch goes at once.
     pub merge_window: Duration,
+    /// Most `relay` and `broadcast` commands one connection may send per
+    /// second. Each costs the broker an entry per recipient (every member
+    /// of the App for a broadcast), so a client sending them as fast as it
+    /// can write is closed ([`SessionError::Flood`]). TC chat and
+    /// signalling apps send a few per second.
+    pub max_relays_per_second: u32,
+    /// Most bytes of `relay` and `broadcast` bodies one connection may
+    /// send per second; past it, closed as for
+    /// [`SessionConfig::max_relays_per_second`].
+    pub max_relay_bytes_per_second: usize,
     /// The `fmsVer` property sent in the `connect` result.
     pub fms_version: String,
     /// TC's simplified RTMP dialect, for clients that mishandle parts of
@@ -144,6 +155,8 @@ impl Default for SessionConfig {
             dead_peer_timeout: Duration::from_secs(60),
             real_time: RealTimeConfig::default(),
             merge_window: Duration::ZERO,
+            max_relays_per_second: 100,
+            max_relay_bytes_per_second: 1024 * 1024,
             fms_version: "FMS/3,5,7,7009".to_owned(),
             simplified_rtmp: false,
             auth_keys: AuthKeys::default(),
@@ -302,6 +315,11 @@ pub enum SessionError {
     /// bounded then.
     #[error("peer is not reading: {0}")]
     SlowPeer(&'static str),
+    /// The peer sent more of something costly than its rate bound allows
+    /// (`relay`/`broadcast` past [`SessionConfig::max_relays_per_second`]
+    /// or [`SessionConfig::max_relay_bytes_per_second`]).
+    #[error("flood: {0}")]
+    Flood(String),
 }
 
 /// One server-side RTMP connection; see the module docs for the run loop.
@@ -359,12 +377,19 @@ pub struct Session {
     /// Messages that arrived while `connect` waited, replayed in order
     /// once it is approved. Bounded by [`MAX_HELD_MESSAGES`] and
     /// [`MAX_HELD_BYTES`].
-    held: VecDeque<RawMessage>,
-    held_bytes: usize,
+    held_messages: VecDeque<RawMessage>,
+    held_messages_bytes: usize,
     /// Media frames received from this connection's accepted publishes.
     frames_in: u64,
     /// Media frames handed out to this connection's players.
     frames_out: u64,
+    /// `relay`/`broadcast` sent in the current second.
+    relay_meter: tc::RelayMeter,
+    /// Input not handled yet: the last turn's budget ran out (complete
+    /// messages may wait in the decoder, bytes in `held`).
+    input_pending: bool,
+    /// Input not yet given to the decoder, in order.
+    held: Vec<u8>,
 }
 
 /// Most messages a client may send while its `connect` waits for a
@@ -520,9 +545,11 @@ enum Timer {
     Linger,
     /// When media held by the merge window must go out.
     Merge,
+    /// When a player's queued media may next outlive its lifetime.
+    Expire,
 }
 
-const TIMER_COUNT: usize = 7;
+const TIMER_COUNT: usize = 8;
 
 /// A fixed table of deadlines indexed by [`Timer`]; the next one is a min.
 #[derive(Debug, Default)]
@@ -555,11 +582,18 @@ const CSID_CONTROL: u32 = 2;
 /// Chunk stream for commands on message stream 0.
 const CSID_COMMAND: u32 = 3;
 
+/// The most message streams one connection can hold at once: each live
+/// stream has its own set of three chunk stream ids (see `stream_csids`),
+/// and there are 20 sets, all below 64 so every basic header is one byte.
+/// Two live streams on one set would corrupt each other's compressed
+/// headers. Clients use one or two streams.
+pub const MAX_STREAMS: u32 = 20;
+
 /// Chunk streams of message stream `stream`: status/data, audio, video.
 /// Each stream gets its own three (cycling), all below 64 so every basic
 /// header is one byte, and audio and video never share header state.
 fn stream_csids(stream: u32) -> (u32, u32, u32) {
-    let base = 4 + 3 * (stream.wrapping_sub(1) % 20);
+    let base = 4 + 3 * (stream.wrapping_sub(1) % MAX_STREAMS);
     (base, base + 1, base + 2)
 }
 
@@ -569,6 +603,36 @@ const CHUNK_HEADER_ESTIMATE: usize = 16;
 /// Replies answer the peer's own commands, so only a peer that sends
 /// without reading can reach it.
 const MAX_CONTROL_BYTES: usize = 1024 * 1024;
+/// Most messages one [`Session::handle_input`] call acts on; the rest of
+/// the input waits for the next call. A message can fan out to every
+/// player of a stream (or, as a broadcast, to every member of an App), so
+/// this bounds the work one connection's read may cause before other
+/// connections get a turn: a read of thousands of tiny messages would
+/// otherwise keep a whole server busy for seconds. A real publisher's
+/// read holds a handful of frames.
+pub const MAX_MESSAGES_PER_TURN: usize = 64;
+/// Most payload bytes of messages one [`Session::handle_input`] call acts
+/// on (AMF decoding and copies grow with bytes, not messages); at least
+/// one message is always handled, however large.
+pub const MAX_PAYLOAD_PER_TURN: usize = 256 * 1024;
+/// What one [`Session::handle_input`] call has acted on so far.
+#[derive(Debug, Default)]
+struct Turn {
+    messages: usize,
+    payload: usize,
+}
+
+impl Turn {
+    fn count(&mut self, payload: usize) {
+        self.messages += 1;
+        self.payload = self.payload.saturating_add(payload);
+    }
+
+    fn is_spent(&self) -> bool {
+        self.messages >= MAX_MESSAGES_PER_TURN || self.payload >= MAX_PAYLOAD_PER_TURN
+    }
+}
+
 /// Input is handed to the chunk decoder in pieces this large and drained
 /// between them, so one large read cannot trip its buffer limit.
 const INPUT_PIECE: usize = 64 * 1024;
@@ -630,10 +694,13 @@ impl Session {
             tc_url: None,
             next_seq: 1,
             pending_connect: None,
-            held: VecDeque::new(),
-            held_bytes: 0,
+            held_messages: VecDeque::new(),
+            held_messages_bytes: 0,
             frames_in: 0,
             frames_out: 0,
+            relay_meter: tc::RelayMeter::default(),
+            input_pending: false,
+            held: Vec::new(),
         }
     }
 
@@ -689,14 +756,14 @@ impl Session {
         };
         self.finish_connect(*pending);
         // What the client sent meanwhile, in order, as if it arrived now.
-        while let Some(raw) = self.held.pop_front() {
+        while let Some(raw) = self.held_messages.pop_front() {
             if self.phase != Phase::Connected {
                 break;
             }
             self.handle_message(now, raw);
         }
-        self.held.clear();
-        self.held_bytes = 0;
+        self.held_messages.clear();
+        self.held_messages_bytes = 0;
         self.settle(now);
         true
     }
@@ -712,8 +779,8 @@ impl Session {
         let Some(pending) = self.pending_connect.take() else {
             return false;
         };
-        self.held.clear();
-        self.held_bytes = 0;
+        self.held_messages.clear();
+        self.held_messages_bytes = 0;
         tracing::info!(app = %pending.info.app, reason = %denial, "connect refused");
         self.reject_connect(
             now,
@@ -755,6 +822,22 @@ impl Session {
         self.backlog.queued_bytes()
     }
 
+    /// Entries (frames and in-band statuses) waiting in the players'
+    /// backlog right now, for stats and tests of its bounds.
+    pub fn backlog_entries(&self) -> usize {
+        self.backlog.len()
+    }
+
+    /// Whether input given to [`Session::handle_input`] is not all handled
+    /// yet: a call handles at most one turn's worth
+    /// ([`MAX_MESSAGES_PER_TURN`] messages or [`MAX_PAYLOAD_PER_TURN`]
+    /// bytes of their payload) and keeps the rest. The runtime should not
+    /// read more from this peer meanwhile, but let other connections have
+    /// their turn and then call `handle_input(now, &[])` to continue.
+    pub fn has_pending_input(&self) -> bool {
+        self.input_pending && self.error.is_none()
+    }
+
     /// Messages whose transmission started but that were abandoned before
     /// the end (their finish-by deadline passed) with an RTMP Abort; they
     /// are also counted in [`Session::dropped_frames`].
@@ -788,7 +871,7 @@ impl Session {
         if matches!(
             self.phase,
             Phase::AwaitConnect | Phase::ConnectPending | Phase::Connected
-        ) && !data.is_empty()
+        ) && (!data.is_empty() || self.input_pending)
         {
             self.feed_chunks(now, data);
         }
@@ -852,6 +935,11 @@ impl Session {
                 if self.timers.is_due(Timer::Merge, now) {
                     // Held media is due: the next poll hands it out.
                     self.timers.set(Timer::Merge, None);
+                }
+                if self.timers.is_due(Timer::Expire, now) {
+                    // A player that is not polled (its socket takes
+                    // nothing) still loses media past its lifetime.
+                    self.backlog.expire(now);
                 }
                 if self.timers.is_due(Timer::DeadPeer, now) {
                     self.fail(now, SessionError::PeerDead(self.config.dead_peer_timeout));
@@ -964,6 +1052,8 @@ impl Session {
         if self.control.is_empty() {
             self.timers.set(Timer::Linger, None);
         }
+        // Popping may have emptied the backlog: no expiry to wait for.
+        self.timers.set(Timer::Expire, self.backlog.next_expiry());
         if bufs.is_empty() {
             return false;
         }
@@ -1179,33 +1269,97 @@ impl Session {
     }
 
     /// Hands bytes to the chunk decoder in bounded pieces, acting on every
-    /// message as it completes.
+    /// message as it completes, for at most one turn (see
+    /// [`MAX_MESSAGES_PER_TURN`]); what is left waits, in order, for the
+    /// next call.
     fn feed_chunks(&mut self, now: Instant, data: &[u8]) {
-        let piece = INPUT_PIECE.min(self.config.decoder_limits.max_buffered_bytes.max(1));
-        for part in data.chunks(piece) {
-            if let Err(e) = self.decoder.handle_input(part) {
-                self.fail(now, SessionError::Chunk(e));
+        let mut turn = Turn::default();
+        if self.input_pending {
+            // What earlier turns left: messages the decoder already holds,
+            // then input it was not given yet, then `data`.
+            if !self.drain_decoder(now, &mut turn) {
+                self.hold(now, data, true);
                 return;
             }
-            loop {
-                match self.decoder.poll_message() {
-                    Ok(Some(raw)) => {
-                        self.handle_message(now, raw);
-                        if self.error.is_some() {
-                            return;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        self.fail(now, SessionError::Chunk(e));
-                        return;
-                    }
-                }
+            let held = std::mem::take(&mut self.held);
+            if !self.feed_pieces(now, &held, &mut turn) {
+                self.hold(now, data, true);
+                return;
             }
-            while let Some(sequence) = self.decoder.poll_acknowledgement() {
-                self.send_control(Message::Acknowledgement { sequence });
+            self.input_pending = false;
+        }
+        self.feed_pieces(now, data, &mut turn);
+    }
+
+    /// Gives `data` to the decoder piece by piece, acting on messages as
+    /// they complete. False if the turn ended first: the rest of `data` is
+    /// then held.
+    fn feed_pieces(&mut self, now: Instant, data: &[u8], turn: &mut Turn) -> bool {
+        let piece = INPUT_PIECE.min(self.config.decoder_limits.max_buffered_bytes.max(1));
+        let mut rest = data;
+        while !rest.is_empty() {
+            let (part, tail) = rest.split_at(piece.min(rest.len()));
+            rest = tail;
+            if let Err(e) = self.decoder.handle_input(part) {
+                self.fail(now, SessionError::Chunk(e));
+                return false;
+            }
+            if !self.drain_decoder(now, turn) {
+                self.hold(now, rest, false);
+                return false;
             }
         }
+        true
+    }
+
+    /// Acts on the decoder's complete messages until it has none (true) or
+    /// the turn is spent or the session failed (false).
+    fn drain_decoder(&mut self, now: Instant, turn: &mut Turn) -> bool {
+        let drained = loop {
+            if self.error.is_some() {
+                return false;
+            }
+            if turn.is_spent() {
+                self.input_pending = true;
+                break false;
+            }
+            match self.decoder.poll_message() {
+                Ok(Some(raw)) => {
+                    turn.count(raw.payload.len());
+                    self.handle_message(now, raw);
+                }
+                Ok(None) => break true,
+                Err(e) => {
+                    self.fail(now, SessionError::Chunk(e));
+                    return false;
+                }
+            }
+        };
+        while let Some(sequence) = self.decoder.poll_acknowledgement() {
+            self.send_control(Message::Acknowledgement { sequence });
+        }
+        drained
+    }
+
+    /// Keeps input for a later turn. A runtime reads no more while input
+    /// is pending, so this holds at most the rest of one read; input given
+    /// while some is still pending (`more`: a runtime that kept reading)
+    /// is held to the decoder's buffer limit.
+    fn hold(&mut self, now: Instant, data: &[u8], more: bool) {
+        if data.is_empty() || self.error.is_some() {
+            return;
+        }
+        self.input_pending = true;
+        let buffered = self.held.len() + data.len() + self.decoder.buffered_bytes();
+        let limit = self.config.decoder_limits.max_buffered_bytes;
+        if more && buffered > limit {
+            self.fail(
+                now,
+                SessionError::Chunk(crate::chunk::ChunkError::BufferLimit { buffered, limit }),
+            );
+            return;
+        }
+        self.held.extend_from_slice(data);
     }
 
     /// After every input: enforce the bound on owed output and re-arm the
@@ -1222,6 +1376,7 @@ impl Session {
         if self.phase != Phase::Connected {
             return;
         }
+        self.timers.set(Timer::Expire, self.backlog.next_expiry());
         let c = &self.config;
         let heard = self
             .last_input
@@ -1259,6 +1414,9 @@ impl Session {
         self.error = Some(error);
         self.phase = Phase::Closing;
         self.handshake = None;
+        // Input is ignored from now on.
+        self.held = Vec::new();
+        self.input_pending = false;
         self.backlog.clear();
         // Nobody will read the rest of it; what is still owed goes on
         // other chunk streams.

@@ -6,7 +6,7 @@
 //! hands the same `Bytes` to one recipient (`relay`) or to every member of
 //! an App (`broadcast`), and each recipient queues it as is.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -117,6 +117,9 @@ impl Session {
     /// `relay` (to `Some(target)`) or `broadcast` (`None`): encodes the
     /// `onRelay` command the recipients get and hands it to the broker.
     pub(super) fn relay(&mut self, target: Option<String>, args: Vec<Value>) {
+        if self.error.is_some() {
+            return;
+        }
         let mut all = Vec::with_capacity(args.len() + 1);
         all.push(Value::from(self.connection_id.as_str()));
         all.extend(args);
@@ -138,6 +141,16 @@ impl Session {
                 return;
             }
         };
+        // Only input brings a relay, and input sets `last_input` to now.
+        let now = self.last_input;
+        let (max_count, max_bytes) = (
+            self.config.max_relays_per_second,
+            self.config.max_relay_bytes_per_second,
+        );
+        if let Err(why) = self.relay_meter.take(now, body.len(), max_count, max_bytes) {
+            self.fail(now, SessionError::Flood(why));
+            return;
+        }
         let event = match target {
             Some(target) => SessionEvent::Relay { target, body },
             None => SessionEvent::Broadcast { body },
@@ -181,5 +194,47 @@ impl Session {
                 args: vec![Value::from(connection_id)],
             }),
         );
+    }
+}
+
+/// Counts a connection's `relay`/`broadcast` commands in one-second
+/// windows, for [`SessionConfig::max_relays_per_second`](super::SessionConfig).
+#[derive(Debug, Default)]
+pub(super) struct RelayMeter {
+    /// When the current window started, and what it counted so far.
+    window: Option<(Instant, u32, usize)>,
+}
+
+impl RelayMeter {
+    /// Counts one relay of `len` bytes at `now`, or says which bound the
+    /// window would pass.
+    fn take(
+        &mut self,
+        now: Instant,
+        len: usize,
+        max_count: u32,
+        max_bytes: usize,
+    ) -> Result<(), String> {
+        let (start, count, bytes) = match self.window {
+            Some((start, count, bytes))
+                if now.saturating_duration_since(start) < Duration::from_secs(1) =>
+            {
+                (start, count, bytes)
+            }
+            _ => (now, 0, 0),
+        };
+        let (count, bytes) = (count + 1, bytes.saturating_add(len));
+        if count > max_count {
+            return Err(format!(
+                "more than {max_count} relay/broadcast commands in one second"
+            ));
+        }
+        if bytes > max_bytes {
+            return Err(format!(
+                "more than {max_bytes} bytes of relay/broadcast in one second"
+            ));
+        }
+        self.window = Some((start, count, bytes));
+        Ok(())
     }
 }

@@ -355,3 +355,51 @@ fn relays_to_a_client_that_does_not_read_are_dropped_not_fatal() {
     assert!(p.session.error().is_none(), "{:?}", p.session.error());
     assert!(p.session.control_bytes <= MAX_CONTROL_BYTES / 2);
 }
+
+#[test]
+fn a_broadcast_flood_closes_the_sender() {
+    // Each broadcast costs the broker an entry per member of the App; a
+    // member sending them as fast as it can write must be cut off.
+    let mut p = Pair::connected();
+    let mut sent = 0;
+    for _ in 0..10_000 {
+        if p.session.error().is_some() {
+            break;
+        }
+        p.command(0, command("broadcast", vec![Value::from("spam")]));
+        sent += 1;
+    }
+    let events = p.take_events();
+    let broadcasts = events
+        .iter()
+        .filter(|e| matches!(e, SessionEvent::Broadcast { .. }))
+        .count();
+    assert!(
+        matches!(p.session.error(), Some(SessionError::Flood(_))),
+        "after {sent} broadcasts: {:?}",
+        p.session.error()
+    );
+    assert!(
+        broadcasts <= SessionConfig::default().max_relays_per_second as usize,
+        "{broadcasts} broadcasts reached the broker"
+    );
+}
+
+#[test]
+fn broadcasts_within_the_rate_keep_the_session() {
+    let mut p = Pair::connected();
+    let rate = SessionConfig::default().max_relays_per_second;
+    for _ in 0..3 {
+        for _ in 0..rate {
+            p.command(0, command("broadcast", vec![Value::from("chat")]));
+        }
+        p.advance(Duration::from_secs(1));
+        p.command(0, other_cmd_ack());
+    }
+    assert!(p.session.error().is_none(), "{:?}", p.session.error());
+}
+
+/// Any command that refreshes the session's notion of "now".
+fn other_cmd_ack() -> Command {
+    command("setPeerInfo", vec![])
+}

@@ -130,7 +130,11 @@ impl Pair {
 
     /// Bytes from the client to the session.
     pub(super) fn input(&mut self, data: &[u8]) -> Result<(), SessionError> {
-        let r = self.session.handle_input(self.now, data);
+        let mut r = self.session.handle_input(self.now, data);
+        // As a runtime does: the rest of the input, a turn at a time.
+        while r.is_ok() && self.session.has_pending_input() {
+            r = self.session.handle_input(self.now, &[]);
+        }
         self.poll_events();
         r
     }

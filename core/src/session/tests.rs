@@ -1958,3 +1958,70 @@ fn without_a_merge_window_media_goes_at_once() {
     let got = p.receive_one().expect("media at once");
     assert_eq!(media(&got).len(), 1);
 }
+
+#[test]
+fn empty_media_from_a_publisher_never_reaches_the_broker() {
+    // Zero-length audio/video carries nothing a player could decode, yet
+    // each would cost a cache entry and a backlog entry per player.
+    let mut p = publisher();
+    p.send(6, 1, 0, &Message::Video(Bytes::new())).unwrap();
+    p.send(4, 1, 0, &Message::Audio(Bytes::new())).unwrap();
+    p.send(6, 1, 40, &Message::Video(avc_key(100))).unwrap();
+    let events = p.take_events();
+    let frames = frame_events(&events);
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert!(frames[0].keyframe);
+}
+
+#[test]
+fn a_stalled_players_backlog_is_released_by_lifetime_on_a_timer() {
+    // A player whose socket takes nothing is never polled for a transmit:
+    // its media must still go once its lifetime has passed.
+    let (mut p, s) = player();
+    give(&mut p, s, video_config_frame());
+    give(&mut p, s, key_frame(0, 1000));
+    for i in 0..100 {
+        give(&mut p, s, audio_frame(i * 20, 100));
+        give(&mut p, s, inter_frame(i * 20, 1000));
+    }
+    assert_eq!(p.session.backlog_entries(), 202);
+    let due = p.session.poll_timeout().expect("a deadline");
+    assert!(due <= p.now + Duration::from_secs(3), "{due:?}");
+    p.advance(Duration::from_millis(3100));
+    // Only the configuration (never dropped) is left.
+    assert_eq!(p.session.backlog_entries(), 1);
+    assert_eq!(p.session.dropped_frames(), 201);
+    assert!(
+        p.session.poll_timeout().map_or(true, |d| d > p.now),
+        "a deadline stays due"
+    );
+}
+
+#[test]
+fn live_message_streams_never_share_chunk_stream_ids() {
+    // Message streams are mapped onto 20 sets of chunk stream ids; two
+    // live streams on one set would corrupt each other's headers.
+    let mut p = Pair::connected_with(SessionConfig {
+        max_streams: 64,
+        ..SessionConfig::default()
+    });
+    let mut live: Vec<u32> = (0..20).map(|_| create_stream(&mut p)).collect();
+    p.command(
+        0,
+        Command::DeleteStream {
+            transaction_id: 0.0,
+            stream_id: 2.0,
+        },
+    );
+    live.retain(|&s| s != 2);
+    p.receive();
+    live.push(create_stream(&mut p));
+    let mut sets: Vec<u32> = live.iter().map(|&s| stream_csids(s).0).collect();
+    sets.sort_unstable();
+    sets.dedup();
+    assert_eq!(sets.len(), live.len(), "streams {live:?}");
+    // A 21st live stream would have to share: refused.
+    p.command(0, create_stream_cmd(9.0));
+    let got = p.receive();
+    assert_eq!(got[0].command(), Some("_error"), "{got:?}");
+}

@@ -278,6 +278,9 @@ struct Conn {
     closed_at: Option<Duration>,
     /// Every buffer handed to the link since [`Sim::record_transmits`].
     transmitted: Option<Vec<Bytes>>,
+    /// Bytes the client sent that the server has not been given yet (the
+    /// socket's receive queue while the server has input pending).
+    inbound: VecDeque<Bytes>,
 }
 
 /// Most rounds [`Sim::run`] takes before declaring the system livelocked.
@@ -401,6 +404,7 @@ impl Sim {
             removed: None,
             closed_at: None,
             transmitted: self.recording.then(Vec::new),
+            inbound: VecDeque::new(),
         });
         self.active.insert(id);
         Ok(ClientId(id))
@@ -727,14 +731,22 @@ impl Sim {
             // have finished.
             let mut touched = conn.wants_write;
             if !conn.client.frozen {
-                for b in conn.client.take_outbound() {
+                conn.inbound.extend(conn.client.take_outbound());
+                // One turn per visit, as a runtime gives one: the rest of
+                // a read the server kept first, else the next read. A
+                // protocol error is sticky in the session, which still
+                // flushes what it owes; the harness just keeps pumping.
+                if self.server.has_pending_input(sid) {
                     progress = true;
                     touched = true;
-                    // A protocol error is sticky in the session, which still
-                    // flushes what it owes; the harness just keeps pumping.
+                    let _ = self.server.handle_input(now, sid, &[]);
+                } else if let Some(b) = conn.inbound.pop_front() {
+                    progress = true;
+                    touched = true;
                     let _ = self.server.handle_input(now, sid, &b);
                 }
-                if conn.client.closed && !conn.eof_given {
+                let drained = conn.inbound.is_empty() && !self.server.has_pending_input(sid);
+                if conn.client.closed && !conn.eof_given && drained {
                     conn.eof_given = true;
                     progress = true;
                     touched = true;
