@@ -1,5 +1,5 @@
-//! Drives the tincan sans-IO core over tokio sockets; the reference server
-//! binary `tincan` lives here.
+//! Drives the tincan sans-IO core over tokio sockets. The reference server
+//! binary `tincan` is built on it in `server/` (crate `tincan-server`).
 //!
 //! The adapter is deliberately thin: the whole server (sessions, broker,
 //! timers, limits, graceful shutdown) is the core's

@@ -37,7 +37,7 @@ pub fn tincan_binary() -> &'static Path {
         // Always ask cargo: it rebuilds a stale binary and is a no-op
         // otherwise, so a test never runs yesterday's server.
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "tincan-tokio", "--bin", "tincan"])
+            .args(["build", "--quiet", "-p", "tincan-server", "--bin", "tincan"])
             .args(["--profile", cargo_profile])
             .arg("--target-dir")
             .arg(target_dir)
