@@ -2,7 +2,6 @@
 
 #![forbid(unsafe_code)]
 
-mod bench;
 mod limits;
 
 use std::net::SocketAddr;
@@ -35,10 +34,6 @@ enum Command {
     /// token) or `user@App` (for a user token). With -K and a token as the
     /// message it computes an RTMFP nonce-hashed token.
     Token(Token),
-    /// Load tools that measure any RTMP server from the outside (fan-out
-    /// to N players, idle connections); see docs/performance.md.
-    #[command(subcommand)]
-    Bench(bench::Bench),
 }
 
 /// A master key from the command line; never shown by `Debug`, so it
@@ -236,7 +231,6 @@ fn main() -> ExitCode {
     let serve = match Cli::parse().command {
         Command::Serve(serve) => serve,
         Command::Token(token) => return print_tokens(&token),
-        Command::Bench(b) => return bench::run(b),
     };
     let config = match serve.config() {
         Ok(config) => config,
