@@ -4,7 +4,9 @@
 //! settings ([`DriverConfig`]) and close log, and, for the
 //! task-per-connection adapters, the core behind one lock
 //! ([`LockedServer`]) and the one per-connection driver
-//! ([`driver::drive`]) behind a small [`Runtime`] trait.
+//! ([`driver::drive`]) behind a small [`Runtime`] trait. With the `cli`
+//! feature, `cli` holds the one command-line definition of the core's
+//! settings that every serving program uses.
 //!
 //! It is plain `std` + `socket2`, executor-agnostic: tokio, mio and smol
 //! sockets all expose the file descriptor and a non-blocking vectored
@@ -15,6 +17,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod driver;
 mod locked;
 

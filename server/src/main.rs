@@ -2,15 +2,11 @@
 
 #![forbid(unsafe_code)]
 
-mod limits;
-
-use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tincan_core::auth::{calculator_line, parse_hex, AuthKeys};
-use tincan_tokio::ServerConfig;
+use tincan_core::auth::calculator_line;
+use tincan_net::cli::{Keys, ServeArgs};
 use tracing::error;
 use tracing_subscriber::EnvFilter;
 
@@ -36,46 +32,6 @@ enum Command {
     Token(Token),
 }
 
-/// A master key from the command line; never shown by `Debug`, so it
-/// cannot reach a log by accident.
-#[derive(Clone)]
-struct Key(Vec<u8>);
-
-impl std::fmt::Debug for Key {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Key(<redacted>)")
-    }
-}
-
-fn text_key(s: &str) -> Result<Key, String> {
-    Ok(Key(s.as_bytes().to_vec()))
-}
-
-fn hex_key(s: &str) -> Result<Key, String> {
-    parse_hex(s).map(Key).map_err(|e| e.to_string())
-}
-
-/// Master keys, as `serve` and `token` both take them.
-#[derive(Debug, clap::Args)]
-struct Keys {
-    /// Authentication master key (text); repeat for several. With at least
-    /// one key (here or -K), `connect` must carry a token made with one of
-    /// them: an App-wide token, HMAC-SHA-256(key, App) in lower-case hex,
-    /// or a user name and HMAC-SHA-256(key, user@App).
-    #[arg(short = 'k', long = "auth-key", value_name = "KEY", value_parser = text_key)]
-    text: Vec<Key>,
-
-    /// Authentication master key given in hex (binary); repeat for several.
-    #[arg(short = 'K', long = "auth-key-hex", value_name = "HEX", value_parser = hex_key)]
-    hex: Vec<Key>,
-}
-
-impl Keys {
-    fn all(&self) -> impl Iterator<Item = &[u8]> {
-        self.text.iter().chain(&self.hex).map(|k| k.0.as_slice())
-    }
-}
-
 #[derive(Debug, clap::Args)]
 struct Token {
     #[command(flatten)]
@@ -86,57 +42,10 @@ struct Token {
     messages: Vec<String>,
 }
 
+/// `tincan serve`: the settings every runtime's server takes, and the
+/// tokio runtime's own.
 #[derive(Debug, clap::Args)]
 struct Serve {
-    /// Address to listen on; repeat for several. IPv6 addresses (e.g.
-    /// `[::]:1935`) are bound IPv6-only, so list `0.0.0.0:1935` as well for
-    /// both families.
-    #[arg(long = "listen", value_name = "ADDR", default_value = "0.0.0.0:1935")]
-    listen: Vec<SocketAddr>,
-
-    /// Log filter (tracing env-filter syntax, e.g. `info` or
-    /// `tincan_core=debug`). Overrides RUST_LOG; default `info`.
-    #[arg(long, value_name = "FILTER")]
-    log: Option<String>,
-
-    /// Seconds players wait for a new publisher after a stream's publisher
-    /// leaves before they are told the stream stopped.
-    #[arg(long, value_name = "SECS", value_parser = seconds)]
-    republish_grace: Option<Duration>,
-
-    /// Seconds audio may wait for a slow player before it is abandoned
-    /// (TC's -A; default 2). A player may ask for another value in its
-    /// play options, up to 10 s or twice this.
-    #[arg(short = 'A', long, value_name = "SECS", value_parser = seconds)]
-    audio_lifetime: Option<Duration>,
-
-    /// Seconds video may wait for a slow player before the rest of its GOP
-    /// is abandoned (TC's -V; default 3).
-    #[arg(short = 'V', long, value_name = "SECS", value_parser = seconds)]
-    video_lifetime: Option<Duration>,
-
-    /// Extra seconds, past its lifetime, that a message already partly
-    /// sent gets to finish before the rest is abandoned with an RTMP Abort
-    /// (TC's -F; default 0.5).
-    #[arg(short = 'F', long, value_name = "SECS", value_parser = seconds)]
-    finish_by_margin: Option<Duration>,
-
-    /// Speak TC's simplified RTMP dialect to every client, for clients
-    /// that mishandle header compression or chunk-size changes: each
-    /// message starts with a full header, chunks stay 128 bytes, no Set
-    /// Peer Bandwidth (see docs/tc-parity.md).
-    #[arg(long)]
-    simplified_rtmp: bool,
-
-    /// Drop the unsent rest of a GOP as soon as the next keyframe arrives.
-    #[arg(long)]
-    expire_previous_gop: bool,
-
-    /// Seconds clients get to leave after a graceful shutdown starts before
-    /// the rest are closed.
-    #[arg(short = 't', long, value_name = "SECS", value_parser = seconds, default_value = "300")]
-    shutdown_deadline: Duration,
-
     /// Worker threads that run connections (default: one per CPU, but one
     /// on a machine of two CPUs or fewer). The core sits behind one lock
     /// while the kernel's work of reads and writes runs outside it, so more
@@ -146,29 +55,8 @@ struct Serve {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
 
-    /// Milliseconds a player's media may wait so that what arrives
-    /// meanwhile shares one write (SRS's merged write; default 0: write at
-    /// once). Trades latency for CPU: on loopback 20 ms saved ~30 % of the
-    /// server's CPU per delivered GB (docs/performance.md).
-    #[arg(long, value_name = "MS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1000))]
-    merge_window_ms: u64,
-
     #[command(flatten)]
-    keys: Keys,
-
-    /// Text sent to every client as `serverInfo` in the connect result's
-    /// info object (e.g. which server or build it reached).
-    #[arg(long, value_name = "STRING")]
-    server_info: Option<String>,
-
-    // Boxed: the limits are most of the struct, and clap builds it once.
-    #[command(flatten)]
-    limits: Box<limits::Limits>,
-}
-
-fn seconds(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s.parse().map_err(|e| format!("{e}"))?;
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("{e}"))
+    args: ServeArgs,
 }
 
 impl Serve {
@@ -185,31 +73,14 @@ impl Serve {
             },
         }
     }
+}
 
-    fn config(&self) -> Result<ServerConfig, String> {
-        let mut config = ServerConfig::default();
-        self.limits.apply(&mut config)?;
-        if let Some(d) = self.republish_grace {
-            config.broker.republish_grace = d;
-        }
-        let rt = &mut config.session.real_time;
-        if let Some(d) = self.audio_lifetime {
-            rt.audio_lifetime = d;
-        }
-        if let Some(d) = self.video_lifetime {
-            rt.video_lifetime = d;
-        }
-        if let Some(d) = self.finish_by_margin {
-            rt.finish_by_margin = d;
-        }
-        rt.expire_previous_gop |= self.expire_previous_gop;
-        config.session.simplified_rtmp = self.simplified_rtmp;
-        config.session.merge_window = Duration::from_millis(self.merge_window_ms);
-        config.shutdown_deadline = self.shutdown_deadline;
-        config.session.auth_keys = AuthKeys::new(self.keys.all().map(<[u8]>::to_vec));
-        config.session.server_info.clone_from(&self.server_info);
-        Ok(config)
-    }
+/// Raises this process's soft limit on open files to its hard limit: each
+/// connection is a file descriptor, and the common soft default (1024)
+/// would refuse clients long before `--max-connections`. Returns the limit
+/// now in force.
+fn raise_open_files_limit() -> std::io::Result<u64> {
+    rlimit::increase_nofile_limit(u64::MAX)
 }
 
 /// `tincan token`: the TC Server's calculator output, one line per key and
@@ -232,14 +103,14 @@ fn main() -> ExitCode {
         Command::Serve(serve) => serve,
         Command::Token(token) => return print_tokens(&token),
     };
-    let config = match serve.config() {
+    let config = match serve.args.settings.config() {
         Ok(config) => config,
         Err(e) => {
             eprintln!("tincan: {e}");
             return ExitCode::from(2);
         }
     };
-    let filter = match &serve.log {
+    let filter = match &serve.args.log {
         Some(f) => EnvFilter::try_new(f),
         None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
     };
@@ -258,7 +129,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
-    match limits::raise_open_files_limit() {
+    match raise_open_files_limit() {
         Ok(n) if (n as usize) < config.max_connections.saturating_add(64) => tracing::warn!(
             open_files = n,
             max_connections = config.max_connections,
@@ -277,12 +148,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let keys = serve.keys.all().count();
+    let keys = serve.args.settings.keys().all().count();
     if keys > 0 {
         tracing::info!(keys, "connect requires an authentication token");
     }
     let result = runtime.block_on(async {
-        let server = tincan_tokio::Server::bind(&serve.listen, config).await?;
+        let server = tincan_tokio::Server::bind(&serve.args.listen, config).await?;
         watch_signals(server.handle())?;
         server.run().await
     });
