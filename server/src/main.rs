@@ -12,7 +12,8 @@ use tracing_subscriber::EnvFilter;
 
 /// tincan: a live-media server for RTMP ("TC") clients.
 #[derive(Debug, Parser)]
-#[command(version)]
+// Named after the binary, not the package, so `--version` says `tincan`.
+#[command(name = "tincan", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
