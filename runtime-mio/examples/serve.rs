@@ -5,7 +5,7 @@
 //! `NetConnection.Shutdown.Notify` and get `-t` seconds to leave); SIGINT or
 //! a second SIGTERM stops at once.
 
-#[path = "../../runtime-net/serve_cli.rs"]
+#[path = "../../net/serve_cli.rs"]
 mod serve_cli;
 
 use std::process::ExitCode;

@@ -14,7 +14,9 @@ use tincan_core::server::Server;
 use tincan_core::session::Transmit;
 use tracing::{debug, info, warn};
 
-use crate::{Control, LISTENER_BASE, SHUTDOWN, STOP, STOP_FLUSH, WAKER};
+use tincan_net::DriverConfig;
+
+use crate::{Control, LISTENER_BASE, SHUTDOWN, STOP, WAKER};
 
 /// Bytes read per `read`; each read is handed to the core at once.
 const READ_BUF: usize = 64 * 1024;
@@ -24,9 +26,6 @@ const READ_BUDGET: usize = 16;
 /// Transmits written to one connection per turn, so a player with a deep
 /// backlog on a fast link cannot starve everyone else on this thread.
 const WRITE_BUDGET: usize = 64;
-/// How long a finished connection may take to write its last transmit and
-/// then see the peer close, before its socket is dropped anyway.
-const LINGER: Duration = Duration::from_millis(500);
 
 /// One accepted socket.
 #[derive(Debug)]
@@ -38,7 +37,8 @@ struct Conn {
     read_open: bool,
     /// Whether WRITABLE interest is registered.
     writable: bool,
-    /// Set once the core said the session is finished: within `LINGER`
+    /// Set once the core said the session is finished: within the linger
+    /// time ([`DriverConfig::linger`])
     /// the last transmit is written and the peer has closed, or the socket
     /// goes anyway.
     finishing: bool,
@@ -64,10 +64,13 @@ pub(crate) struct EventLoop {
     /// edge-triggered, so no new event would say so).
     unread: Vec<SessionId>,
     /// Connections the core said are finished, by deadline; always in
-    /// order, since every deadline is the time it was pushed plus `LINGER`.
+    /// order, since every deadline is the time it was pushed plus the linger time.
     finishing: VecDeque<(Instant, SessionId)>,
     /// Set by a stop: when the loop gives up on flushing.
     stop_at: Option<Instant>,
+    /// How long a finished connection may take to write its last transmit
+    /// and then see the peer close, and how long a stop may flush.
+    driver: DriverConfig,
 }
 
 impl EventLoop {
@@ -76,6 +79,7 @@ impl EventLoop {
         poll: Poll,
         listeners: Vec<TcpListener>,
         control: Arc<Control>,
+        driver: DriverConfig,
     ) -> Self {
         EventLoop {
             core,
@@ -89,6 +93,7 @@ impl EventLoop {
             unread: Vec::new(),
             finishing: VecDeque::new(),
             stop_at: None,
+            driver,
         }
     }
 
@@ -148,7 +153,7 @@ impl EventLoop {
         if state == STOP && self.stop_at.is_none() {
             info!(connections = self.conns.len(), "stopping");
             self.listeners.clear();
-            self.stop_at = Some(now + STOP_FLUSH);
+            self.stop_at = Some(now + self.driver.stop_flush);
             self.core.close_all(now, "server shutting down");
         }
     }
@@ -300,7 +305,7 @@ impl EventLoop {
             self.finishing.pop_front();
             if let Some(conn) = self.conns.remove(&id) {
                 if !conn.removed {
-                    self.forget(now, id, Some("its last transmit timed out"));
+                    self.forget(now, id, Some(&"its last transmit timed out"));
                 }
             }
         }
@@ -357,7 +362,7 @@ impl EventLoop {
         if self.core.is_closed(id) {
             if !conn.finishing {
                 conn.finishing = true;
-                self.finishing.push_back((now + LINGER, id));
+                self.finishing.push_back((now + self.driver.linger, id));
             }
             if conn.pending.is_empty() {
                 self.finish(now, id);
@@ -366,7 +371,8 @@ impl EventLoop {
     }
 
     /// The session is over and its last byte written: tell the core, close
-    /// our side, and keep reading until the peer closes too (or `LINGER`).
+    /// our side, and keep reading until the peer closes too (or the linger
+    /// time runs out).
     /// Dropping a socket with unread input sends a reset, and a reset can
     /// destroy the goodbye status before the peer reads it.
     fn finish(&mut self, now: Instant, id: SessionId) {
@@ -387,35 +393,23 @@ impl EventLoop {
     fn drop_conn(&mut self, now: Instant, id: SessionId, error: &io::Error) {
         if let Some(conn) = self.conns.remove(&id) {
             if !conn.removed {
-                self.forget(now, id, Some(&error.to_string()));
+                self.forget(now, id, Some(error));
             }
         }
     }
 
     /// Removes `id` from the core and logs how it ended.
-    fn forget(&mut self, now: Instant, id: SessionId, socket_error: Option<&str>) {
+    fn forget(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        socket_error: Option<&dyn std::fmt::Display>,
+    ) {
         let span = self.core.span(id);
         let Some(closed) = self.core.remove(now, id) else {
             return;
         };
-        let reason = closed.error.map(|e| e.to_string());
-        let reason = reason.as_deref().unwrap_or("none");
-        let (frames, bytes) = (closed.dropped_frames, closed.dropped_bytes);
         let _entered = span.as_ref().map(|s| s.enter());
-        match socket_error {
-            None => info!(
-                reason,
-                dropped_frames = frames,
-                dropped_bytes = bytes,
-                "closed"
-            ),
-            Some(error) => info!(
-                error,
-                reason,
-                dropped_frames = frames,
-                dropped_bytes = bytes,
-                "closed on socket error"
-            ),
-        }
+        tincan_net::driver::log_closed(Some(&closed), socket_error);
     }
 }

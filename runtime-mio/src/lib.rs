@@ -33,7 +33,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use mio::net::TcpListener;
 use mio::{Interest, Poll, Token, Waker};
@@ -41,14 +40,10 @@ use tracing::{info, warn};
 
 pub use tincan_core as core;
 pub use tincan_core::server::ServerConfig;
+pub use tincan_net::DriverConfig;
 
 use crate::event_loop::EventLoop;
 
-/// How long sessions get to flush their goodbye after [`Handle::stop`]
-/// before the remaining connections are dropped: long enough for a status
-/// message to reach a healthy peer, short enough that a stuck peer cannot
-/// hold the process.
-pub const STOP_FLUSH: Duration = Duration::from_secs(2);
 /// Tokens at the top of the range; sessions use their id, which counts up
 /// from zero and never gets there.
 pub(crate) const WAKER: Token = Token(usize::MAX);
@@ -64,6 +59,7 @@ pub(crate) const STOP: u8 = 2;
 pub struct Server {
     listeners: Vec<TcpListener>,
     config: ServerConfig,
+    driver: DriverConfig,
     poll: Poll,
     control: Arc<Control>,
 }
@@ -90,7 +86,8 @@ impl Handle {
     }
 
     /// Closes every connection now ("server shutting down"), lets them
-    /// flush briefly, and makes [`Server::run`] return.
+    /// flush for [`DriverConfig::stop_flush`], and makes [`Server::run`]
+    /// return.
     pub fn stop(&self) {
         self.set(STOP);
     }
@@ -124,9 +121,17 @@ impl Server {
         Ok(Server {
             listeners,
             config,
+            driver: DriverConfig::default(),
             poll,
             control,
         })
+    }
+
+    /// Replaces the close-time timings (linger, stop flush), for an
+    /// embedder whose peers need other values than the defaults.
+    pub fn with_driver_config(mut self, driver: DriverConfig) -> Server {
+        self.driver = driver;
+        self
     }
 
     /// The addresses actually bound (a port 0 resolved).
@@ -146,13 +151,11 @@ impl Server {
 
     /// Serves on this thread until drained after [`Handle::shutdown`], or
     /// after [`Handle::stop`]. Errors only if the poller itself fails.
-    /// Serves on this thread until drained after [`Handle::shutdown`], or
-    /// after [`Handle::stop`]. Errors only if the poller itself fails.
     pub fn run(self) -> io::Result<()> {
         for addr in self.local_addrs() {
             info!(%addr, "listening");
         }
         let core = tincan_core::server::Server::new(self.config);
-        EventLoop::new(core, self.poll, self.listeners, self.control).run()
+        EventLoop::new(core, self.poll, self.listeners, self.control, self.driver).run()
     }
 }

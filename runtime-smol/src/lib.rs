@@ -43,15 +43,10 @@ use tracing::{info, warn, Instrument};
 
 pub use tincan_core as core;
 pub use tincan_core::server::ServerConfig;
+pub use tincan_net::DriverConfig;
 
 use crate::shared::{bell, Bell, Shared, Waiter};
 use tincan_net::Bell as _;
-
-/// How long sessions get to flush their goodbye after [`Handle::stop`]
-/// before the remaining connections are dropped: long enough for a status
-/// message to reach a healthy peer, short enough that a stuck peer cannot
-/// hold the process.
-pub const STOP_FLUSH: Duration = Duration::from_secs(2);
 
 const RUN: u8 = 0;
 const SHUTDOWN: u8 = 1;
@@ -62,6 +57,7 @@ const STOP: u8 = 2;
 pub struct Server {
     listeners: Vec<Async<TcpListener>>,
     config: ServerConfig,
+    driver: DriverConfig,
     control: Arc<Control>,
     waiter: Waiter,
 }
@@ -89,8 +85,9 @@ impl Handle {
         self.set(SHUTDOWN);
     }
 
-    /// Stops at once: every session is closed, gets [`STOP_FLUSH`] to
-    /// flush its goodbye, then [`Server::run`] returns.
+    /// Stops at once: every session is closed, gets
+    /// [`DriverConfig::stop_flush`] to flush its goodbye, then
+    /// [`Server::run`] returns.
     pub fn stop(&self) {
         self.set(STOP);
     }
@@ -115,12 +112,20 @@ impl Server {
         Ok(Server {
             listeners,
             config,
+            driver: DriverConfig::default(),
             control: Arc::new(Control {
                 state: AtomicU8::new(RUN),
                 bell,
             }),
             waiter,
         })
+    }
+
+    /// Replaces the close-time timings (linger, stop flush), for an
+    /// embedder whose peers need other values than the defaults.
+    pub fn with_driver_config(mut self, driver: DriverConfig) -> Server {
+        self.driver = driver;
+        self
     }
 
     /// The addresses actually bound (port 0 resolved).
@@ -194,7 +199,7 @@ impl Server {
                     // Reap finished connections so the list does not grow
                     // with the number ever served.
                     conns.retain(|c| !c.is_finished());
-                    if let Some(task) = accept(ex, &shared, stream, peer) {
+                    if let Some(task) = accept(ex, &shared, self.driver, stream, peer) {
                         conns.push(task);
                     }
                 }
@@ -218,7 +223,7 @@ impl Server {
                 true
             };
             let late = async {
-                Timer::after(STOP_FLUSH).await;
+                Timer::after(self.driver.stop_flush).await;
                 false
             };
             if !flushed.or(late).await {
@@ -240,6 +245,7 @@ impl Server {
 fn accept(
     ex: &Executor<'_>,
     shared: &Arc<Shared>,
+    driver: DriverConfig,
     stream: TcpStream,
     peer: SocketAddr,
 ) -> Option<Task<()>> {
@@ -257,7 +263,7 @@ fn accept(
     let span = span.unwrap_or_else(tracing::Span::none);
     match Async::new(stream) {
         Ok(stream) => {
-            let conn = connection::run(shared.clone(), id, stream).instrument(span);
+            let conn = connection::run(shared.clone(), id, stream, driver).instrument(span);
             Some(ex.spawn(conn))
         }
         Err(e) => {

@@ -7,7 +7,6 @@ use std::time::Instant;
 use smol::channel::{self, Receiver, Sender};
 use smol::future::FutureExt;
 use smol::Timer;
-use tincan_core::event::SessionId;
 use tincan_core::server::ServerConfig;
 use tincan_net::LockedServer;
 
@@ -52,13 +51,6 @@ pub(crate) fn new(config: ServerConfig) -> (Arc<Shared>, Waiter) {
         Arc::new(LockedServer::new(config, timer, Instant::now)),
         waiter,
     )
-}
-
-/// Gives connection `id` its bell and returns the side its task waits on.
-pub(crate) fn register(shared: &Shared, id: SessionId) -> Waiter {
-    let (bell, waiter) = bell();
-    shared.register(id, bell);
-    waiter
 }
 
 /// Drives the core's deadlines (session timers, republish grace, shutdown

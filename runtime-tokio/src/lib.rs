@@ -1,5 +1,5 @@
-//! Drives the tincan sans-IO core over tokio sockets; the reference server
-//! binary `tincan` lives here.
+//! Drives the tincan sans-IO core over tokio sockets. The reference server
+//! binary `tincan` is built on it in `server/` (crate `tincan-server`).
 //!
 //! The adapter is deliberately thin: the whole server (sessions, broker,
 //! timers, limits, graceful shutdown) is the core's
@@ -43,14 +43,9 @@ use tracing::{info, warn, Instrument};
 
 pub use tincan_core as core;
 pub use tincan_core::server::ServerConfig;
+pub use tincan_net::DriverConfig;
 
 use crate::shared::Shared;
-
-/// How long sessions get to flush their goodbye after [`Handle::stop`]
-/// before the remaining connections are dropped: long enough for a status
-/// message to reach a healthy peer, short enough that a stuck peer cannot
-/// hold the process.
-pub const STOP_FLUSH: Duration = Duration::from_secs(2);
 
 /// What the owner of a [`Handle`] asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +60,7 @@ enum Control {
 pub struct Server {
     listeners: Vec<TcpListener>,
     config: ServerConfig,
+    driver: DriverConfig,
     control: Arc<watch::Sender<Control>>,
 }
 
@@ -89,8 +85,9 @@ impl Handle {
         });
     }
 
-    /// Stops at once: every session is closed, gets [`STOP_FLUSH`] to
-    /// flush its goodbye, then [`Server::run`] returns.
+    /// Stops at once: every session is closed, gets
+    /// [`DriverConfig::stop_flush`] to flush its goodbye, then
+    /// [`Server::run`] returns.
     pub fn stop(&self) {
         self.control.send_replace(Control::Stop);
     }
@@ -108,8 +105,16 @@ impl Server {
         Ok(Server {
             listeners,
             config,
+            driver: DriverConfig::default(),
             control: Arc::new(watch::channel(Control::Run).0),
         })
+    }
+
+    /// Replaces the close-time timings (linger, stop flush), for an
+    /// embedder whose peers need other values than the defaults.
+    pub fn with_driver_config(mut self, driver: DriverConfig) -> Server {
+        self.driver = driver;
+        self
     }
 
     /// The addresses actually bound (port 0 resolved).
@@ -164,7 +169,7 @@ impl Server {
             }
             tokio::select! {
                 accepted = accept_any(&listeners) => match accepted {
-                    Ok((stream, peer)) => accept(&shared, &mut conns, stream, peer),
+                    Ok((stream, peer)) => accept(&shared, self.driver, &mut conns, stream, peer),
                     Err(e) => {
                         // Usually out of file descriptors: back off instead
                         // of spinning; it clears as connections close.
@@ -183,7 +188,7 @@ impl Server {
             drop(listeners);
             info!(connections = conns.len(), "stopping");
             shared.with(|s, now| s.close_all(now, "server shutting down"));
-            let flushed = tokio::time::timeout(STOP_FLUSH, async {
+            let flushed = tokio::time::timeout(self.driver.stop_flush, async {
                 while conns.join_next().await.is_some() {}
             })
             .await;
@@ -201,7 +206,13 @@ impl Server {
     }
 }
 
-fn accept(shared: &Arc<Shared>, conns: &mut JoinSet<()>, stream: TcpStream, peer: SocketAddr) {
+fn accept(
+    shared: &Arc<Shared>,
+    driver: DriverConfig,
+    conns: &mut JoinSet<()>,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
     let accepted = shared.with(|s, now| {
         s.accept(now, Some(peer), &mut tincan_net::os_entropy)
             .map(|id| (id, s.span(id)))
@@ -209,7 +220,7 @@ fn accept(shared: &Arc<Shared>, conns: &mut JoinSet<()>, stream: TcpStream, peer
     match accepted {
         Ok((id, span)) => {
             let span = span.unwrap_or_else(tracing::Span::none);
-            conns.spawn(connection::run(shared.clone(), id, stream).instrument(span));
+            conns.spawn(connection::run(shared.clone(), id, stream, driver).instrument(span));
         }
         Err(refusal) => warn!(%peer, %refusal, "connection refused"),
     }

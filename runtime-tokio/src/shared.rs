@@ -24,7 +24,7 @@ pub(crate) type Shared = LockedServer<TokioBell>;
 
 /// The core takes `std` instants; reading tokio's clock keeps a paused test
 /// clock meaningful.
-fn now() -> Instant {
+pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 

@@ -17,38 +17,49 @@ use crate::ChildGuard;
 /// (or found fresh) once per test process.
 pub fn tincan_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        // Tests run from <target>/<profile>/deps/; the binary lives in
-        // <target>/<profile>/. This honours CARGO_TARGET_DIR and --release
-        // without guessing.
-        let exe = std::env::current_exe().expect("path of the test executable");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test executable lives in <target>/<profile>/deps");
-        let profile = profile_dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("debug")
-            .to_owned();
-        let target_dir = profile_dir.parent().expect("<target>/<profile>");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let cargo_profile = if profile == "debug" { "dev" } else { &profile };
-        // Always ask cargo: it rebuilds a stale binary and is a no-op
-        // otherwise, so a test never runs yesterday's server.
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "tincan-tokio", "--bin", "tincan"])
-            .args(["--profile", cargo_profile])
-            .arg("--target-dir")
-            .arg(target_dir)
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .status()
-            .expect("run cargo to build tincan");
-        assert!(status.success(), "building tincan failed");
-        let bin = profile_dir.join("tincan");
-        assert!(bin.is_file(), "{} was not built", bin.display());
-        bin
-    })
+    BIN.get_or_init(|| workspace_binary("tincan-server", "tincan"))
+}
+
+/// The `tincan-bench` load tool, built (or found fresh) like
+/// [`tincan_binary`].
+pub fn bench_binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| workspace_binary("tincan-bench", "tincan-bench"))
+}
+
+/// Builds binary `bin` of workspace package `package` with the profile these
+/// tests were built with, and returns its path.
+fn workspace_binary(package: &str, bin: &str) -> PathBuf {
+    // Tests run from <target>/<profile>/deps/; the binary lives in
+    // <target>/<profile>/. This honours CARGO_TARGET_DIR and --release
+    // without guessing.
+    let exe = std::env::current_exe().expect("path of the test executable");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in <target>/<profile>/deps");
+    let profile = profile_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("debug")
+        .to_owned();
+    let target_dir = profile_dir.parent().expect("<target>/<profile>");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let cargo_profile = if profile == "debug" { "dev" } else { &profile };
+    // Always ask cargo: it rebuilds a stale binary and is a no-op
+    // otherwise, so a test never runs yesterday's build.
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "-p", package, "--bin", bin])
+        .args(["--profile", cargo_profile])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .status()
+        .unwrap_or_else(|e| panic!("run cargo to build {bin}: {e}"));
+    assert!(status.success(), "building {bin} failed");
+    let path = profile_dir.join(bin);
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
 }
 
 /// A `tincan serve` process on a loopback port of its own, killed on drop.

@@ -1,4 +1,4 @@
-//! `tincan bench`: the load tools measure a real `tincan serve` over real
+//! `tincan-bench`: the load tools measure a real `tincan serve` over real
 //! sockets and report what they promise (every player complete, latencies
 //! from the in-media marker, first frames that start on a keyframe, the
 //! server's CPU and memory), so the side-by-side comparison can trust them.
@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tincan_tests::require_tool;
-use tincan_tests::server::{tincan_binary, TestServer};
+use tincan_tests::server::{bench_binary, TestServer};
 
 /// A small H.264 + AAC FLV (320x240, 25 fps, a keyframe every second,
 /// 6 s), made once per test process.
@@ -36,13 +36,12 @@ fn small_flv(dir: &Path) -> PathBuf {
     out
 }
 
-/// Runs `tincan bench ARGS`; returns (success, last stdout line, stderr).
+/// Runs `tincan-bench ARGS`; returns (success, last stdout line, stderr).
 fn bench(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(tincan_binary())
-        .arg("bench")
+    let out = Command::new(bench_binary())
         .args(args)
         .output()
-        .expect("run tincan bench");
+        .expect("run tincan-bench");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout.lines().last().unwrap_or_default().to_owned();
     (

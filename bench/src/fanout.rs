@@ -1,4 +1,4 @@
-//! `tincan bench fanout`: one publisher, N players, over real sockets.
+//! `tincan-bench fanout`: one publisher, N players, over real sockets.
 //!
 //! The publisher runs on its own thread so that pacing never waits behind
 //! player work; it sends the FLV's tags at their media times (looping with

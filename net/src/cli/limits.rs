@@ -1,23 +1,22 @@
-//! The `tincan serve` flags for every bound a peer can push against, each
-//! a field of the core's [`ServerConfig`] with its default shown in
-//! `--help` (taken from the core, so the two cannot disagree). Why each
-//! default is what it is: docs/limits.md.
+//! The flags for every bound a peer can push against, each a field of the
+//! core's [`ServerConfig`] with its default shown in `--help` (taken from
+//! the core, so the two cannot disagree). Why each default is what it is:
+//! docs/limits.md.
 
 use std::time::Duration;
 
 use tincan_core::amf::MAX_DEPTH;
+use tincan_core::server::ServerConfig;
 use tincan_core::session::MAX_STREAMS;
-use tincan_tokio::ServerConfig;
 
-/// The core's defaults, which the flags' defaults are read from.
-fn d() -> ServerConfig {
-    ServerConfig::default()
-}
+use super::{d, secs};
 
-/// Limits on what clients can make the server hold (see docs/limits.md).
+/// Limits on what clients can make the server hold (see docs/limits.md),
+/// one flag per field of the core's configuration, so an operator can
+/// tighten or loosen any bound without a rebuild.
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Limits (see docs/limits.md)")]
-pub(crate) struct Limits {
+pub struct Limits {
     /// Most connections served at once; more are refused at accept.
     #[arg(long, value_name = "COUNT", default_value_t = d().max_connections as u64,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -137,13 +136,6 @@ pub(crate) struct Limits {
     fast_start_max_frames: u64,
 }
 
-/// Seconds as a non-negative, finite number that fits a [`Duration`].
-fn secs(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
-    Duration::try_from_secs_f64(v).map_err(|e| format!("{e}"))?;
-    Ok(v)
-}
-
 /// A count that fits `usize` (it always does on 64-bit targets; on 32-bit
 /// ones a huge value means "no limit" anyway).
 fn size(v: u64) -> usize {
@@ -153,7 +145,7 @@ fn size(v: u64) -> usize {
 impl Limits {
     /// Writes the flags into `config`, or says which combination cannot
     /// work.
-    pub(crate) fn apply(&self, config: &mut ServerConfig) -> Result<(), String> {
+    pub fn apply(&self, config: &mut ServerConfig) -> Result<(), String> {
         if self.max_buffered_bytes <= self.max_message_size {
             return Err(format!(
                 "--max-buffered-bytes ({}) must be above --max-message-size ({}), or a \
@@ -187,12 +179,4 @@ impl Limits {
         b.fast_start_max_frames = size(self.fast_start_max_frames);
         Ok(())
     }
-}
-
-/// Raises this process's soft limit on open files to its hard limit: each
-/// connection is a file descriptor, and the common soft default (1024)
-/// would refuse clients long before `--max-connections`. Returns the limit
-/// now in force.
-pub(crate) fn raise_open_files_limit() -> std::io::Result<u64> {
-    rlimit::increase_nofile_limit(u64::MAX)
 }

@@ -1,8 +1,12 @@
 //! What every tincan runtime adapter shares: how listeners are bound,
 //! which options an accepted socket gets, how a [`Transmit`] is written to
-//! a non-blocking socket, where randomness comes from, and (for the
-//! task-per-connection adapters) the core behind one lock,
-//! [`LockedServer`].
+//! a non-blocking socket, where randomness comes from, the close-time
+//! settings ([`DriverConfig`]) and close log, and, for the
+//! task-per-connection adapters, the core behind one lock
+//! ([`LockedServer`]) and the one per-connection driver
+//! ([`driver::drive`]) behind a small [`Runtime`] trait. With the `cli`
+//! feature, `cli` holds the one command-line definition of the core's
+//! settings that every serving program uses.
 //!
 //! It is plain `std` + `socket2`, executor-agnostic: tokio, mio and smol
 //! sockets all expose the file descriptor and a non-blocking vectored
@@ -13,8 +17,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+#[cfg(feature = "cli")]
+pub mod cli;
+pub mod driver;
 mod locked;
 
+pub use driver::{DriverConfig, Runtime};
 pub use locked::{Bell, LockedServer};
 
 use std::io::{self, IoSlice};

@@ -1,14 +1,15 @@
-//! `tincan bench`: load tools that drive any RTMP server over real sockets
+//! `tincan-bench`: load tools that drive any RTMP server over real sockets
 //! with the core's own [`ClientSession`](tincan_core::client::ClientSession),
 //! and measure it from the outside (/proc), so tincan, nginx-rtmp and
-//! node-media-server are measured alike.
+//! node-media-server are measured alike. It is its own binary so that the
+//! production `tincan` carries no measurement code.
 //!
-//! - `bench fanout`: one publisher sends a real FLV paced in real time, N
+//! - `tincan-bench fanout`: one publisher sends a real FLV paced in real time, N
 //!   players play it; reports delivered bytes, per-player completeness,
 //!   latency (from a marker inside the H.264 frames, see [`flv`]), time to
 //!   first frame, the server's CPU and memory, and the tool's own CPU so a
 //!   saturated tool is visible.
-//! - `bench idle`: N connections that connect and then sit idle; reports
+//! - `tincan-bench idle`: N connections that connect and then sit idle; reports
 //!   what each costs the server in memory.
 //!
 //! The inputs the comparison uses are made with ffmpeg (720p30 H.264 at
@@ -23,8 +24,10 @@
 //! and the 500 kbit/s variant with `size=640x360`, `-b:v 436k -maxrate 436k
 //! -bufsize 872k` and `-b:a 64k`.
 
+#![forbid(unsafe_code)]
+
 mod fanout;
-pub(crate) mod flv;
+mod flv;
 mod idle;
 mod proc;
 
@@ -33,7 +36,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The ffmpeg command that makes a suitable input, for `--help`.
 const INPUT_HELP: &str = "\
@@ -44,8 +47,16 @@ The input must be an FLV with H.264 video (AAC audio optional). Make the 720p30 
 and the 500 kbit/s variant with size=640x360, -b:v 436k -maxrate 436k -bufsize 872k, -b:a 64k.";
 
 /// Load tools for RTMP servers (any server, not only tincan).
+#[derive(Debug, Parser)]
+#[command(name = "tincan-bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+/// The load tools.
 #[derive(Debug, Subcommand)]
-pub(crate) enum Bench {
+enum Bench {
     /// One publisher, N players: delivered bytes, completeness, latency,
     /// first frame, server CPU and memory.
     #[command(after_help = INPUT_HELP)]
@@ -54,7 +65,7 @@ pub(crate) enum Bench {
     Idle(IdleArgs),
 }
 
-/// `bench fanout` options.
+/// `tincan-bench fanout` options.
 #[derive(Debug, Args)]
 pub(crate) struct FanoutArgs {
     /// Where to publish: rtmp://HOST:PORT/APP/STREAM.
@@ -105,7 +116,7 @@ pub(crate) enum Stage {
     Connect,
 }
 
-/// `bench idle` options.
+/// `tincan-bench idle` options.
 #[derive(Debug, Args)]
 pub(crate) struct IdleArgs {
     /// The App to connect to: rtmp://HOST:PORT/APP.
@@ -129,20 +140,21 @@ pub(crate) struct IdleArgs {
     settle: f64,
 }
 
-/// Runs a bench subcommand.
-pub(crate) fn run(bench: Bench) -> ExitCode {
-    // Thousands of sockets need the open-files limit raised, as serve does.
-    if let Err(e) = crate::limits::raise_open_files_limit() {
-        eprintln!("tincan bench: cannot raise the open-files limit: {e}");
+fn main() -> ExitCode {
+    // Thousands of sockets need the open-files limit raised, as `tincan
+    // serve` does: the common soft default (1024) would fail a run of a
+    // thousand players.
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        eprintln!("tincan-bench: cannot raise the open-files limit: {e}");
     }
-    let result = match bench {
+    let result = match Cli::parse().bench {
         Bench::Fanout(args) => fanout::run(&args),
         Bench::Idle(args) => idle::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tincan bench: {e}");
+            eprintln!("tincan-bench: {e}");
             ExitCode::FAILURE
         }
     }

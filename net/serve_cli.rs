@@ -1,37 +1,39 @@
 //! The command line of the mio and smol example servers, included by both
-//! (`#[path]`): the same flags, logging and signals as `tincan serve`, so
-//! each example is only "bind, run" on its own runtime.
+//! (`#[path]`): the same flags (`tincan_net::cli`, the definition `tincan
+//! serve` uses too), logging and signals as `tincan serve`, so each example
+//! is only "bind, run" on its own runtime.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tincan_core::server::ServerConfig;
+use tincan_net::cli::ServeArgs;
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
 /// Serve RTMP until SIGINT or SIGTERM.
 #[derive(Debug, Parser)]
 struct Args {
-    /// Address to listen on; repeat for several.
-    #[arg(long = "listen", value_name = "ADDR", default_value = "0.0.0.0:1935")]
-    listen: Vec<SocketAddr>,
-    /// Log filter (tracing env-filter syntax); overrides RUST_LOG, default `info`.
-    #[arg(long, value_name = "FILTER")]
-    log: Option<String>,
-    /// Seconds clients get to leave after a graceful shutdown starts.
-    #[arg(short = 't', long, value_name = "SECS", default_value_t = 300.0)]
-    shutdown_deadline: f64,
+    /// Every setting `tincan serve` has, from the one shared definition.
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 /// Parses the arguments and starts logging: the addresses to listen on and
 /// the configuration to serve them with, or the exit code of a bad command
 /// line.
 pub fn setup() -> Result<(Vec<SocketAddr>, ServerConfig), ExitCode> {
-    let args = Args::parse();
+    let args = Args::parse().serve;
+    let config = match args.settings.config() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("serve: {e}");
+            return Err(ExitCode::from(2));
+        }
+    };
     let filter = match &args.log {
         Some(f) => EnvFilter::try_new(f),
         None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
@@ -45,14 +47,10 @@ pub fn setup() -> Result<(Vec<SocketAddr>, ServerConfig), ExitCode> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let Ok(deadline) = Duration::try_from_secs_f64(args.shutdown_deadline) else {
-        eprintln!("serve: bad shutdown deadline");
-        return Err(ExitCode::from(2));
-    };
-    let config = ServerConfig {
-        shutdown_deadline: deadline,
-        ..ServerConfig::default()
-    };
+    let keys = args.settings.keys().all().count();
+    if keys > 0 {
+        info!(keys, "connect requires an authentication token");
+    }
     Ok((args.listen, config))
 }
 

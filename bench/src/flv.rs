@@ -1,4 +1,4 @@
-//! The FLV input of `bench fanout`, and the latency marker carried inside
+//! The FLV input of `tincan-bench fanout`, and the latency marker carried inside
 //! its H.264 frames.
 //!
 //! The marker has to survive any server unchanged and leave the stream

@@ -1,4 +1,4 @@
-//! `tincan bench idle`: what an idle connection costs the server.
+//! `tincan-bench idle`: what an idle connection costs the server.
 //!
 //! Opens N connections (a bounded number at a time, so the server's accept
 //! backlog is not what is measured), takes each to the chosen stage (TCP,

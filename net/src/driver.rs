@@ -1,0 +1,356 @@
+//! The one per-connection driver of the task-per-connection adapters
+//! (tokio, smol): socket in, session, socket out, and the close sequence.
+//!
+//! What differs between executors (how a socket reports readiness, how a
+//! task sleeps, yields and is woken) sits behind [`Runtime`], in the style of
+//! quinn's runtime trait: each adapter implements it in a few dozen lines
+//! and spawns [`drive`] once per accepted connection. Everything that
+//! decides behaviour (the write budget, one pending transmit, the read
+//! buffer, linger, the close log) lives here once.
+
+use std::future::{poll_fn, Future};
+use std::io::{self, IoSlice};
+use std::net::Shutdown;
+use std::os::fd::AsFd;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tincan_core::event::SessionId;
+use tincan_core::server::Closed;
+use tincan_core::session::{SessionError, Transmit};
+use tracing::{debug, info};
+
+use crate::{Bell, LockedServer};
+
+/// Bytes read from the socket per read; one read is handed to the core at
+/// once, so a buffer this size serves every connection of a thread.
+pub const READ_BUF: usize = 64 * 1024;
+
+/// Transmits written in one go before a connection lets reads and other
+/// tasks in, so a player with a deep backlog cannot starve its own input
+/// or its neighbours.
+pub const WRITE_BUDGET: usize = 64;
+
+/// The close-time timings every adapter uses. They are settings, not
+/// constants, because what is right depends on the peers: a server whose
+/// players sit behind slow links may give them longer to take their
+/// goodbye, a test may want them short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DriverConfig {
+    /// How long a closed connection may take to write its last transmit,
+    /// and then how long it waits for the peer to close its side (default
+    /// 500 ms each). Long enough for a healthy peer to read its goodbye
+    /// status; short enough that a peer that stopped reading cannot keep
+    /// a closed connection, or a shutting-down server, alive.
+    pub linger: Duration,
+    /// How long sessions get to flush their goodbye after a stop (the
+    /// adapters' `Handle::stop`) before the remaining connections are
+    /// dropped (default 2 s): long enough for a status message to reach a
+    /// healthy peer, short enough that a stuck peer cannot hold the
+    /// process.
+    pub stop_flush: Duration,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            linger: Duration::from_millis(500),
+            stop_flush: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What [`drive`] needs from an executor: readiness and non-blocking IO on
+/// its TCP stream, a bell, a timer, a yield and its clock. Implemented on
+/// a marker type by each adapter; every method is a thin forward to the
+/// executor's own API.
+pub trait Runtime {
+    /// The executor's registered, non-blocking TCP stream.
+    type Stream: AsFd;
+    /// The ringing side of a connection's bell, which the core's ready
+    /// queue rings (see [`LockedServer::with`]).
+    type Bell: Bell;
+    /// The waiting side of a connection's bell.
+    type Waiter;
+
+    /// A new bell and its waiting side. A ring before the task waits must
+    /// not be lost.
+    fn bell() -> (Self::Bell, Self::Waiter);
+
+    /// Resolves once rung (at once if rung since the last wait).
+    fn rung(waiter: &Self::Waiter) -> impl Future<Output = ()>;
+
+    /// The executor's clock (tokio's, so that a paused test clock stays
+    /// meaningful).
+    fn now() -> Instant;
+
+    /// Resolves at `deadline`, as measured by [`Runtime::now`].
+    fn sleep_until(deadline: Instant) -> impl Future<Output = ()>;
+
+    /// Lets other tasks run before this one continues.
+    fn yield_now() -> impl Future<Output = ()>;
+
+    /// Ready once the stream may have something to read (or an error).
+    /// Keeps the task's interest registered between calls where the
+    /// executor allows it.
+    fn poll_readable(stream: &Self::Stream, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Ready once the stream may take more bytes (or an error).
+    fn poll_writable(stream: &Self::Stream, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// A non-blocking read; `WouldBlock` when nothing is there, which must
+    /// make the next [`Runtime::poll_readable`] wait for new readiness.
+    fn try_read(stream: &Self::Stream, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// A non-blocking vectored write; `WouldBlock` when the socket is full.
+    fn try_write_vectored(stream: &Self::Stream, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+}
+
+/// What woke a waiting connection.
+enum Wake {
+    Readable(io::Result<()>),
+    Writable(io::Result<()>),
+    /// The core named it ready.
+    Again,
+    /// It yielded, with output or input left.
+    Yielded,
+    /// The session is over but the peer never took its last transmit.
+    GiveUp,
+}
+
+/// Runs one accepted connection until its session closes or the socket
+/// fails; the core decides everything else (shutdown, limits, timers).
+///
+/// Call it inside the connection's span (the core's
+/// [`span`](tincan_core::server::Server::span)): its logs name no session.
+/// Its future is small (the read buffer is per thread, the close-time
+/// buffer boxed) because an idle connection costs its task's size for as
+/// long as it lives.
+pub async fn drive<R: Runtime>(
+    shared: Arc<LockedServer<R::Bell>>,
+    id: SessionId,
+    stream: R::Stream,
+    config: DriverConfig,
+) {
+    info!("accepted");
+    crate::configure(&stream);
+    let (bell, waiter) = R::bell();
+    shared.register(id, bell);
+    // One buffer list per connection, refilled in place: no allocation per
+    // write.
+    let mut pending = Transmit::default();
+    let mut read_open = true;
+    // Once the session is closed, how long its last transmit may take.
+    let mut give_up = None;
+    let outcome: io::Result<()> = loop {
+        // 1. Write while the socket takes it, taking the next transmit from
+        //    the core only once the previous one is fully written.
+        let more_output = match write::<R>(&shared, id, &stream, &mut pending) {
+            Ok(more) => more,
+            Err(e) => break Err(e),
+        };
+        // The core counts a transmit as sent once handed out; what is still
+        // pending here is ours to finish before the socket goes.
+        let (closed, busy) = shared.with(|s, _| (s.is_closed(id), s.has_pending_input(id)));
+        if closed {
+            if pending.is_empty() {
+                break Ok(());
+            }
+            // A peer that stopped reading must not keep the task (and a
+            // graceful shutdown) alive forever.
+            give_up.get_or_insert_with(|| R::now() + config.linger);
+        }
+        // 2. Wait for whatever can move this connection next. Input the
+        //    core has not handled yet (`busy`: its turn's budget ran out)
+        //    means: read no more, let other tasks have a turn, then go on
+        //    with it.
+        let mut rung = pin!(R::rung(&waiter));
+        let mut yielded = pin!((more_output || busy).then(R::yield_now));
+        let mut late = pin!(give_up.map(R::sleep_until));
+        let wake = poll_fn(|cx| {
+            if read_open && !busy {
+                if let Poll::Ready(r) = R::poll_readable(&stream, cx) {
+                    return Poll::Ready(Wake::Readable(r));
+                }
+            }
+            if !pending.is_empty() {
+                if let Poll::Ready(r) = R::poll_writable(&stream, cx) {
+                    return Poll::Ready(Wake::Writable(r));
+                }
+            }
+            if rung.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Wake::Again);
+            }
+            if let Some(y) = yielded.as_mut().as_pin_mut() {
+                if y.poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Yielded);
+                }
+            }
+            if let Some(l) = late.as_mut().as_pin_mut() {
+                if l.poll(cx).is_ready() {
+                    return Poll::Ready(Wake::GiveUp);
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+        match wake {
+            Wake::GiveUp => {
+                break Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the peer did not take the last transmit",
+                ))
+            }
+            Wake::Readable(Err(e)) | Wake::Writable(Err(e)) => break Err(e),
+            Wake::Readable(Ok(())) => match read::<R>(&shared, id, &stream) {
+                Ok(true) => {}
+                Ok(false) => read_open = false,
+                Err(e) => break Err(e),
+            },
+            Wake::Yielded if busy => {
+                if let Err(e) = shared.with(|s, now| s.handle_input(now, id, &[])) {
+                    tracing::debug!(error = %e, "session error");
+                }
+            }
+            Wake::Writable(Ok(())) | Wake::Again | Wake::Yielded => {}
+        }
+    };
+    shared.unregister(id);
+    let closed = shared.with(|s, now| s.remove(now, id));
+    log_closed(
+        closed.as_ref(),
+        outcome.as_ref().err().map(|e| e as &dyn std::fmt::Display),
+    );
+    if outcome.is_ok() && read_open {
+        // Boxed: its read buffer would otherwise be part of every
+        // connection's task for the whole life of the connection.
+        Box::pin(linger::<R>(&stream, config.linger)).await;
+    }
+}
+
+/// Writes transmits while the socket takes them, up to [`WRITE_BUDGET`].
+/// `Ok(true)` when the budget ran out with output left (the task should
+/// yield and come back).
+fn write<R: Runtime>(
+    shared: &LockedServer<R::Bell>,
+    id: SessionId,
+    stream: &R::Stream,
+    pending: &mut Transmit,
+) -> io::Result<bool> {
+    let mut budget = WRITE_BUDGET;
+    loop {
+        if pending.is_empty() && !shared.with(|s, now| s.poll_transmit_into(now, id, pending)) {
+            return Ok(false);
+        }
+        if !crate::write_transmit(pending, |b| R::try_write_vectored(stream, b))? {
+            return Ok(false);
+        }
+        budget -= 1;
+        if budget == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+thread_local! {
+    /// The read buffer of every connection this thread runs: a read is
+    /// handed to the core before the task awaits again, so one buffer per
+    /// thread serves them all, and an idle connection costs no 64 KiB.
+    static READ: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_BUF]);
+}
+
+/// Reads what the socket has into the core. `Ok(false)` once the peer has
+/// closed its side.
+fn read<R: Runtime>(
+    shared: &LockedServer<R::Bell>,
+    id: SessionId,
+    stream: &R::Stream,
+) -> io::Result<bool> {
+    READ.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        match R::try_read(stream, &mut buf) {
+            Ok(0) => {
+                shared.with(|s, now| s.handle_eof(now, id));
+                Ok(false)
+            }
+            Ok(n) => {
+                // An error closes the session, which flushes the status it
+                // owes; the task carries on until the core says closed.
+                if let Err(e) = shared.with(|s, now| s.handle_input(now, id, &buf[..n])) {
+                    debug!(error = %e, "session error");
+                }
+                Ok(true)
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(true)
+            }
+            Err(e) => Err(e),
+        }
+    })
+}
+
+/// Closes our side and reads what the peer still sends until it closes too,
+/// for at most `limit`. Closing a socket with unread input makes the kernel
+/// send a reset, and a reset can destroy the goodbye status we just wrote
+/// before the peer reads it.
+async fn linger<R: Runtime>(stream: &R::Stream, limit: Duration) {
+    if socket2::SockRef::from(stream)
+        .shutdown(Shutdown::Write)
+        .is_err()
+    {
+        return;
+    }
+    let mut buf = [0u8; 4096];
+    let mut late = pin!(R::sleep_until(R::now() + limit));
+    poll_fn(|cx| {
+        if late.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        loop {
+            match R::poll_readable(stream, cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Ready(Ok(())) => {}
+            }
+            match R::try_read(stream, &mut buf) {
+                Ok(0) => return Poll::Ready(()),
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(_) => return Poll::Ready(()),
+            }
+        }
+    })
+    .await;
+}
+
+/// Logs how a connection ended, the same way in every adapter (the mio
+/// loop too): `closed`, or `closed on socket error` with the error, each
+/// with the session's close reason and what its real-time policy dropped.
+/// `closed` is what [`Server::remove`](tincan_core::server::Server::remove)
+/// returned; call it inside the connection's span.
+pub fn log_closed(closed: Option<&Closed>, socket_error: Option<&dyn std::fmt::Display>) {
+    let reason = closed
+        .and_then(|c| c.error.as_ref().map(SessionError::to_string))
+        .unwrap_or_else(|| "none".to_owned());
+    let reason = reason.as_str();
+    let (dropped_frames, dropped_bytes) = closed
+        .map(|c| (c.dropped_frames, c.dropped_bytes))
+        .unwrap_or_default();
+    match socket_error {
+        None => info!(reason, dropped_frames, dropped_bytes, "closed"),
+        Some(e) => {
+            info!(error = %e, reason, dropped_frames, dropped_bytes, "closed on socket error")
+        }
+    }
+}

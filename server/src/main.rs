@@ -1,0 +1,199 @@
+//! `tincan`: the reference live-media RTMP server.
+
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tincan_core::auth::calculator_line;
+use tincan_net::cli::{Keys, ServeArgs};
+use tracing::error;
+use tracing_subscriber::EnvFilter;
+
+/// tincan: a live-media server for RTMP ("TC") clients.
+#[derive(Debug, Parser)]
+// Named after the binary, not the package, so `--version` says `tincan`.
+#[command(name = "tincan", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve RTMP. The first SIGTERM starts a graceful shutdown (clients
+    /// are told NetConnection.Shutdown.Notify; the server exits when they
+    /// have gone or at the shutdown deadline); a second SIGTERM or a SIGINT
+    /// exits at once.
+    Serve(Serve),
+    /// Print TC authentication tokens: one `,auth,<token>,<message>` line
+    /// per key and message, where a message is an App name (for an App-wide
+    /// token) or `user@App` (for a user token). With -K and a token as the
+    /// message it computes an RTMFP nonce-hashed token.
+    Token(Token),
+}
+
+#[derive(Debug, clap::Args)]
+struct Token {
+    #[command(flatten)]
+    keys: Keys,
+
+    /// App names or `user@App` strings to make tokens for.
+    #[arg(value_name = "MESSAGE", required = true)]
+    messages: Vec<String>,
+}
+
+/// `tincan serve`: the settings every runtime's server takes, and the
+/// tokio runtime's own.
+#[derive(Debug, clap::Args)]
+struct Serve {
+    /// Worker threads that run connections (default: one per CPU, but one
+    /// on a machine of two CPUs or fewer). The core sits behind one lock
+    /// while the kernel's work of reads and writes runs outside it, so more
+    /// threads add throughput where CPUs are spare; on two shared CPUs one
+    /// thread used 5-20 % less CPU per delivered GB and never stalled on a
+    /// preempted lock holder (docs/performance.md).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
+
+    #[command(flatten)]
+    args: ServeArgs,
+}
+
+impl Serve {
+    /// `--threads`, or the default: one per CPU, except one on a machine of
+    /// two CPUs or fewer, where the server shares its CPUs with the
+    /// kernel's network work and a second worker mostly waits for the lock
+    /// (measured in docs/performance.md).
+    fn worker_threads(&self) -> usize {
+        match self.threads {
+            Some(n) => usize::from(n),
+            None => match std::thread::available_parallelism().map_or(1, usize::from) {
+                n if n <= 2 => 1,
+                n => n,
+            },
+        }
+    }
+}
+
+/// Raises this process's soft limit on open files to its hard limit: each
+/// connection is a file descriptor, and the common soft default (1024)
+/// would refuse clients long before `--max-connections`. Returns the limit
+/// now in force.
+fn raise_open_files_limit() -> std::io::Result<u64> {
+    rlimit::increase_nofile_limit(u64::MAX)
+}
+
+/// `tincan token`: the TC Server's calculator output, one line per key and
+/// message.
+fn print_tokens(token: &Token) -> ExitCode {
+    if token.keys.all().next().is_none() {
+        eprintln!("tincan token: give at least one key with -k or -K");
+        return ExitCode::from(2);
+    }
+    for key in token.keys.all() {
+        for message in &token.messages {
+            println!("{}", calculator_line(key, message));
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn main() -> ExitCode {
+    let serve = match Cli::parse().command {
+        Command::Serve(serve) => serve,
+        Command::Token(token) => return print_tokens(&token),
+    };
+    let config = match serve.args.settings.config() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("tincan: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = match &serve.args.log {
+        Some(f) => EnvFilter::try_new(f),
+        None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
+    };
+    let filter = match filter {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("tincan: bad log filter: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Colour codes only help a person at a terminal; in a log file they
+        // are noise.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+
+    match raise_open_files_limit() {
+        Ok(n) if (n as usize) < config.max_connections.saturating_add(64) => tracing::warn!(
+            open_files = n,
+            max_connections = config.max_connections,
+            "the open-files limit is below --max-connections: raise the hard limit \
+             (ulimit -Hn) or clients will be refused early"
+        ),
+        Ok(n) => tracing::debug!(open_files = n, "open-files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-files limit"),
+    }
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(serve.worker_threads());
+    let runtime = match builder.enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!(error = %e, "cannot start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let keys = serve.args.settings.keys().all().count();
+    if keys > 0 {
+        tracing::info!(keys, "connect requires an authentication token");
+    }
+    let result = runtime.block_on(async {
+        let server = tincan_tokio::Server::bind(&serve.args.listen, config).await?;
+        watch_signals(server.handle())?;
+        server.run().await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!(error = %e, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The first SIGTERM shuts down gracefully; a second SIGTERM or any SIGINT
+/// stops at once (TC Server semantics). The handlers are installed before
+/// the server starts, so an early signal is not lost.
+fn watch_signals(handle: tincan_tokio::Handle) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::spawn(async move {
+        let mut terms = 0;
+        loop {
+            tokio::select! {
+                _ = int.recv() => {
+                    tracing::info!("SIGINT: stopping now");
+                    handle.stop();
+                }
+                _ = term.recv() => {
+                    terms += 1;
+                    if terms == 1 {
+                        tracing::info!("SIGTERM: shutting down gracefully");
+                        handle.shutdown();
+                    } else {
+                        tracing::info!("second SIGTERM: stopping now");
+                        handle.stop();
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
+}
