@@ -73,6 +73,11 @@ impl<B: Bell> LockedServer<B> {
                 timer_armed,
             } = &mut *state;
             let result = f(server, (self.clock)());
+            // Nothing in these adapters takes the core's reports or
+            // requests yet: drained here, so the core's queue never holds
+            // them, and a request (only asked for when the configuration
+            // gives decisions to an embedder) is denied at its deadline.
+            while server.poll_event().is_some() {}
             while let Some(id) = server.poll_ready() {
                 if let Some(bell) = bells.get(&id) {
                     rung.push(bell.clone());

@@ -289,6 +289,9 @@ impl EventLoop {
     fn flush_all(&mut self, now: Instant, writable: &mut Vec<SessionId>) {
         let mut ids = std::mem::take(&mut self.again);
         ids.append(writable);
+        // The loop hands no reports or requests to its caller yet: drained
+        // so the core's queue never holds them.
+        while self.core.poll_event().is_some() {}
         while let Some(id) = self.core.poll_ready() {
             ids.push(id);
         }

@@ -660,10 +660,7 @@ fn query_is_appended_to_the_published_and_played_names() {
         crate::server::ServerEvent::PublishStarted { name, query, .. } => Some((name, query)),
         _ => None,
     });
-    assert_eq!(
-        published,
-        Some(("cam".to_owned(), "token=abc".to_owned()))
-    );
+    assert_eq!(published, Some(("cam".to_owned(), "token=abc".to_owned())));
 }
 
 #[test]

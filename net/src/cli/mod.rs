@@ -123,6 +123,20 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(0..=1000))]
     merge_window_ms: u64,
 
+    /// Highest publish priority a connection may ask for with
+    /// `NAME?priority=N`: a publish takes over a live name only at a higher
+    /// priority, and `releaseStream` evicts only a publish below the
+    /// caller's maximum. 0: a live name is never taken over
+    /// (docs/tc-parity.md).
+    #[arg(long, value_name = "N", default_value_t = d().session.max_publish_priority)]
+    max_publish_priority: u32,
+
+    /// Let `releaseStream` evict whoever publishes the name, whatever the
+    /// priorities (TC's old behaviour: an encoder always takes over a stuck
+    /// publish, and a second encoder on a live key kicks out the first).
+    #[arg(long)]
+    release_stream_evicts_any: bool,
+
     /// Authentication master keys.
     #[command(flatten)]
     keys: Keys,
@@ -151,6 +165,8 @@ impl Settings {
         rt.expire_previous_gop |= self.expire_previous_gop;
         config.session.simplified_rtmp |= self.simplified_rtmp;
         config.session.merge_window = Duration::from_millis(self.merge_window_ms);
+        config.session.max_publish_priority = self.max_publish_priority;
+        config.broker.release_stream_evicts_any |= self.release_stream_evicts_any;
         config.shutdown_deadline = dur(self.shutdown_deadline);
         config.session.auth_keys = AuthKeys::new(self.keys.all().map(<[u8]>::to_vec));
         if self.server_info.is_some() {
