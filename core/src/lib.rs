@@ -68,4 +68,5 @@ mod redact;
 pub mod server;
 pub mod session;
 pub mod stats;
+pub mod tap;
 pub mod time;

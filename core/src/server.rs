@@ -63,8 +63,10 @@ use crate::entropy::Entropy;
 use crate::event::{
     BrokerEvent, ConnectInfo, Denial, PlayRejection, PublishRejection, SessionEvent, SessionId,
 };
+use crate::session::RealTimeConfig;
 use crate::session::{Session, SessionConfig, SessionError, Transmit};
 use crate::stats::{ConnectionStats, RateMeter, Role, StreamStats, Traffic};
+use crate::tap::{SourceError, SourceId, SourceState, TapId, TapItem, TapState, TAP_STREAM};
 
 /// Who decides a kind of request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -109,6 +111,10 @@ impl Default for Approvals {
 pub enum Transport {
     /// RTMP over TCP, accepted by a listener.
     Rtmp,
+    /// An embedder's tap ([`Server::open_tap`]): reads a stream from code.
+    Tap,
+    /// An embedder's source ([`Server::open_source`]): publishes from code.
+    Source,
 }
 
 impl Transport {
@@ -116,6 +122,8 @@ impl Transport {
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Rtmp => "rtmp",
+            Transport::Tap => "tap",
+            Transport::Source => "source",
         }
     }
 }
@@ -490,6 +498,17 @@ pub struct Server {
     /// Decision deadlines, earliest first; an entry is live while its
     /// ticket is pending.
     ticket_deadlines: BTreeSet<(Instant, Ticket)>,
+    /// The embedder's taps and sources.
+    participants: IdMap<Participant>,
+    /// Taps that may have something to drain, each at most once.
+    ready_taps: VecDeque<TapId>,
+}
+
+/// An embedder's participant of the broker: no connection, no session.
+#[derive(Debug)]
+enum Participant {
+    Tap(Box<TapState>),
+    Source(SourceState),
 }
 
 impl Server {
@@ -512,6 +531,8 @@ impl Server {
             next_ticket: 1,
             pending: HashMap::new(),
             ticket_deadlines: BTreeSet::new(),
+            participants: IdMap::default(),
+            ready_taps: VecDeque::new(),
         }
     }
 
@@ -744,6 +765,257 @@ impl Server {
         let t = Ticket(self.next_ticket);
         self.next_ticket += 1;
         t
+    }
+
+    /// Subscribes a tap to stream `name` of App `app` (a `?query` is split
+    /// off as for players, `asis:` and `sha256:` work): it gets what a
+    /// player of that name would, fast start included, under `rt` (the
+    /// server's player defaults if `None`). Refused as a play would be
+    /// (a name nobody can publish, the stream limit) or while shutting down.
+    pub fn open_tap(
+        &mut self,
+        now: Instant,
+        app: &str,
+        name: &str,
+        rt: Option<RealTimeConfig>,
+    ) -> Result<TapId, PlayRejection> {
+        if self.shutdown_at.is_some() {
+            return Err(PlayRejection::Denied(Denial::policy(
+                "server shutting down",
+            )));
+        }
+        let id = self.broker.open_session();
+        let rt = rt.unwrap_or(self.config.session.real_time);
+        self.participants
+            .insert(id, Participant::Tap(Box::new(TapState::new(rt))));
+        self.join(now, id, app, "tap", Transport::Tap);
+        let (name, query) = crate::session::split_query(name);
+        let request = crate::event::PlayRequest {
+            seq: 1,
+            name,
+            query,
+        };
+        self.broker.handle_event(
+            now,
+            id,
+            SessionEvent::Play {
+                stream: TAP_STREAM,
+                request,
+            },
+        );
+        self.route(now);
+        let rejected = match self.participants.get_mut(&id) {
+            Some(Participant::Tap(tap)) => tap.rejected.take(),
+            _ => None,
+        };
+        if let Some(reason) = rejected {
+            self.leave(now, id);
+            return Err(reason);
+        }
+        Ok(TapId(id))
+    }
+
+    /// The next item of tap `tap`, judged by the real-time policy at `now`
+    /// (media older than its lifetime is abandoned, as for a player).
+    #[must_use]
+    pub fn poll_tap(&mut self, now: Instant, tap: TapId) -> Option<TapItem> {
+        match self.participants.get_mut(&tap.0)? {
+            Participant::Tap(t) => t.pop(now),
+            Participant::Source(_) => None,
+        }
+    }
+
+    /// The next tap that may have items since it was last named (each at
+    /// most once until named again): drain it with [`Server::poll_tap`].
+    #[must_use]
+    pub fn poll_tap_ready(&mut self) -> Option<TapId> {
+        while let Some(tap) = self.ready_taps.pop_front() {
+            if let Some(Participant::Tap(t)) = self.participants.get_mut(&tap.0) {
+                t.queued = false;
+                return Some(tap);
+            }
+        }
+        None
+    }
+
+    /// Media frames and bytes the real-time policy abandoned before tap
+    /// `tap` drained them, and the payload bytes it holds now.
+    pub fn tap_backlog(&self, tap: TapId) -> Option<(u64, u64, usize)> {
+        match self.participants.get(&tap.0)? {
+            Participant::Tap(t) => {
+                let (frames, bytes) = t.dropped();
+                Some((frames, bytes, t.queued_bytes()))
+            }
+            Participant::Source(_) => None,
+        }
+    }
+
+    /// Ends tap `tap`: the broker forgets its subscription.
+    pub fn close_tap(&mut self, now: Instant, tap: TapId) {
+        if matches!(self.participants.get(&tap.0), Some(Participant::Tap(_))) {
+            self.leave(now, tap.0);
+        }
+    }
+
+    /// Publishes stream `name` of App `app` from code, at `priority` (a
+    /// higher one takes over a live publish of the name, as for an
+    /// encoder). Refused as an encoder's publish would be (a name already
+    /// published at an equal or higher priority, a bad name, the stream
+    /// limit) or while shutting down.
+    pub fn open_source(
+        &mut self,
+        now: Instant,
+        app: &str,
+        name: &str,
+        priority: u32,
+    ) -> Result<SourceId, PublishRejection> {
+        if self.shutdown_at.is_some() {
+            return Err(PublishRejection::Denied(Denial::policy(
+                "server shutting down",
+            )));
+        }
+        let id = self.broker.open_session();
+        self.participants.insert(
+            id,
+            Participant::Source(SourceState {
+                live: false,
+                rejected: None,
+            }),
+        );
+        self.join(now, id, app, "source", Transport::Source);
+        let (name, query) = crate::session::split_query(name);
+        self.broker.handle_event(
+            now,
+            id,
+            SessionEvent::Publish {
+                stream: TAP_STREAM,
+                seq: 1,
+                name,
+                query,
+                kind: crate::message::PublishKind::Live,
+                priority,
+            },
+        );
+        self.route(now);
+        let rejected = match self.participants.get_mut(&id) {
+            Some(Participant::Source(s)) => s.rejected.take(),
+            _ => None,
+        };
+        if let Some(reason) = rejected {
+            self.leave(now, id);
+            return Err(reason);
+        }
+        Ok(SourceId(id))
+    }
+
+    /// One message from source `source`, as an encoder's publish would
+    /// send it (`timestamp` on the source's own timeline; the broker
+    /// rebases it for players).
+    pub fn source_frame(
+        &mut self,
+        now: Instant,
+        source: SourceId,
+        frame: crate::event::Frame,
+    ) -> Result<(), SourceError> {
+        self.live_source(source)?;
+        if frame.payload.is_empty() && frame.kind != crate::event::FrameKind::Data {
+            return Ok(()); // as the session drops empty media
+        }
+        self.broker.handle_event(
+            now,
+            source.0,
+            SessionEvent::Frame {
+                stream: TAP_STREAM,
+                frame,
+            },
+        );
+        self.route(now);
+        Ok(())
+    }
+
+    /// `@setDataFrame` from source `source`: `frame` (a data frame whose
+    /// payload is `handler` and its values, AMF0) becomes the stream's data
+    /// keyframe for `handler`, sent to every player and late joiner.
+    pub fn source_data_frame(
+        &mut self,
+        now: Instant,
+        source: SourceId,
+        handler: &str,
+        frame: crate::event::Frame,
+    ) -> Result<(), SourceError> {
+        self.live_source(source)?;
+        self.broker.handle_event(
+            now,
+            source.0,
+            SessionEvent::SetDataFrame {
+                stream: TAP_STREAM,
+                handler: handler.to_owned(),
+                frame,
+            },
+        );
+        self.route(now);
+        Ok(())
+    }
+
+    fn live_source(&self, source: SourceId) -> Result<(), SourceError> {
+        match self.participants.get(&source.0) {
+            Some(Participant::Source(s)) if s.live => Ok(()),
+            Some(Participant::Source(_)) => Err(SourceError::Evicted),
+            _ => Err(SourceError::Unknown),
+        }
+    }
+
+    /// Ends source `source`'s publish, as an encoder's unpublish: players
+    /// wait out the republish grace.
+    pub fn close_source(&mut self, now: Instant, source: SourceId) {
+        if matches!(
+            self.participants.get(&source.0),
+            Some(Participant::Source(_))
+        ) {
+            self.leave(now, source.0);
+        }
+    }
+
+    /// A participant joins `app` (the broker's `connect`) and is reported
+    /// opened.
+    fn join(&mut self, now: Instant, id: SessionId, app: &str, kind: &str, transport: Transport) {
+        let info = ConnectInfo {
+            app: app.to_owned(),
+            connection_id: format!("{kind}-{id}"),
+            ..ConnectInfo::default()
+        };
+        self.report(ServerEvent::Opened {
+            id,
+            peer: None,
+            transport,
+        });
+        self.broker
+            .handle_event(now, id, SessionEvent::Connected(Box::new(info)));
+    }
+
+    /// A participant leaves: the broker forgets it, it is reported closed.
+    fn leave(&mut self, now: Instant, id: SessionId) {
+        let Some(p) = self.participants.remove(&id) else {
+            return;
+        };
+        let (dropped_frames, dropped_bytes) = match &p {
+            Participant::Tap(t) => t.dropped(),
+            Participant::Source(_) => (0, 0),
+        };
+        let closed_already = matches!(&p, Participant::Tap(t) if t.closed);
+        if !closed_already {
+            self.broker.handle_event(now, id, SessionEvent::Closed);
+        }
+        self.route(now);
+        self.report(ServerEvent::Closed {
+            id,
+            error: None,
+            duration: Duration::ZERO,
+            bytes_in: 0,
+            bytes_out: 0,
+            dropped_frames,
+            dropped_bytes,
+        });
     }
 
     /// Statistics of connection `id`, if it is served.
@@ -1341,10 +1613,79 @@ impl Server {
     }
 
     fn deliver(&mut self, now: Instant, work: &mut Vec<SessionId>) {
+        let mut overflowed = Vec::new();
+        loop {
+            self.deliver_once(now, work, &mut overflowed);
+            if overflowed.is_empty() {
+                return;
+            }
+            // A tap whose never-dropped data outgrew its backlog is closed
+            // as a player would be; the broker forgets it.
+            for id in overflowed.drain(..) {
+                tracing::warn!(tap = %id, "tap not drained: closed");
+                self.broker.handle_event(now, id, SessionEvent::Closed);
+            }
+        }
+    }
+
+    /// A broker event for a tap or a source (no session of its own).
+    fn deliver_to_participant(
+        &mut self,
+        now: Instant,
+        target: SessionId,
+        event: BrokerEvent,
+        overflowed: &mut Vec<SessionId>,
+    ) -> bool {
+        let Some(p) = self.participants.get_mut(&target) else {
+            return false;
+        };
+        match p {
+            Participant::Tap(tap) => {
+                let kept = match event {
+                    BrokerEvent::Frame { frame, .. } => tap.push_frame(now, frame),
+                    BrokerEvent::PublishNotify { .. } => tap.push_notice(now, true),
+                    BrokerEvent::UnpublishNotify { .. } => tap.push_notice(now, false),
+                    BrokerEvent::PlayRejected { reason, .. } => {
+                        tap.rejected = Some(reason);
+                        true
+                    }
+                    _ => true,
+                };
+                if !kept && !tap.closed {
+                    tap.closed = true;
+                    overflowed.push(target);
+                }
+                if !tap.queued {
+                    tap.queued = true;
+                    self.ready_taps.push_back(TapId(target));
+                }
+            }
+            Participant::Source(source) => match event {
+                BrokerEvent::PublishAccepted { .. } => source.live = true,
+                BrokerEvent::PublishRejected { reason, .. } => source.rejected = Some(reason),
+                BrokerEvent::PublishEvicted { .. } => {
+                    tracing::info!(source = %target, "source's publish ended by another publisher");
+                    source.live = false;
+                }
+                _ => {}
+            },
+        }
+        true
+    }
+
+    fn deliver_once(
+        &mut self,
+        now: Instant,
+        work: &mut Vec<SessionId>,
+        overflowed: &mut Vec<SessionId>,
+    ) {
         while let Some((target, event)) = self.broker.poll_output() {
-            // A target without a slot has just closed; its events are moot.
             let Some(slot) = self.slots.get_mut(&target) else {
-                self.undelivered += 1;
+                if !self.deliver_to_participant(now, target, event, overflowed) {
+                    // A target without a slot has just closed; its events
+                    // are moot.
+                    self.undelivered += 1;
+                }
                 continue;
             };
             slot.session.handle_broker_event(now, event);

@@ -54,6 +54,7 @@ use backlog::{Backlog, Item};
 use pacing::Pacing;
 
 pub(crate) mod backlog;
+pub(crate) use dialogue::split_query;
 mod dialogue;
 mod pacing;
 mod tc;

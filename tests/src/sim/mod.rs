@@ -509,6 +509,15 @@ impl Sim {
         std::iter::from_fn(|| self.server.poll_event()).collect()
     }
 
+    /// Runs `f` on the server as an embedder would (taps, sources,
+    /// statistics), then runs until nothing moves.
+    pub fn with_server<R>(&mut self, f: impl FnOnce(&mut Server, Instant) -> R) -> R {
+        let now = self.now();
+        let result = f(&mut self.server, now);
+        self.run();
+        result
+    }
+
     /// The embedder approves `ticket` ([`Server::approve`]); runs until
     /// nothing moves.
     pub fn approve(&mut self, ticket: Ticket) -> Result<(), TicketError> {
