@@ -59,10 +59,13 @@ use std::time::{Duration, Instant};
 use std::collections::BTreeSet;
 
 use crate::broker::{Broker, BrokerConfig, Notice};
+use crate::client::ClientEvent;
+use crate::conn::Conn;
 use crate::entropy::Entropy;
 use crate::event::{
     BrokerEvent, ConnectInfo, Denial, PlayRejection, PublishRejection, SessionEvent, SessionId,
 };
+use crate::outbound::{Dial, Outbound, OutboundConfig};
 use crate::session::RealTimeConfig;
 use crate::session::{Session, SessionConfig, SessionError, Transmit};
 use crate::stats::{ConnectionStats, RateMeter, Role, StreamStats, Traffic};
@@ -115,6 +118,8 @@ pub enum Transport {
     Tap,
     /// An embedder's source ([`Server::open_source`]): publishes from code.
     Source,
+    /// RTMP over TCP, dialed by the server ([`Server::connect`]).
+    RtmpOut,
 }
 
 impl Transport {
@@ -124,6 +129,7 @@ impl Transport {
             Transport::Rtmp => "rtmp",
             Transport::Tap => "tap",
             Transport::Source => "source",
+            Transport::RtmpOut => "rtmp-out",
         }
     }
 }
@@ -260,6 +266,14 @@ pub enum ServerEvent {
         name: String,
         /// The description now.
         info: Box<crate::media::MediaInfo>,
+    },
+    /// What the remote server of an outbound connection said: connected,
+    /// publishing, playing, a status, closed.
+    Outbound {
+        /// The connection.
+        id: SessionId,
+        /// What happened.
+        event: ClientEvent,
     },
     /// A play ended.
     PlayStopped {
@@ -446,7 +460,7 @@ pub struct Closed {
 /// One connection as the server keeps it.
 #[derive(Debug)]
 struct Slot {
-    session: Session,
+    conn: Conn,
     peer: Option<SocketAddr>,
     ip: Option<IpAddr>,
     transport: Transport,
@@ -500,6 +514,8 @@ pub struct Server {
     ticket_deadlines: BTreeSet<(Instant, Ticket)>,
     /// The embedder's taps and sources.
     participants: IdMap<Participant>,
+    /// Outbound connections the runtime has to dial.
+    dials: VecDeque<Dial>,
     /// Taps that may have something to drain, each at most once.
     ready_taps: VecDeque<TapId>,
 }
@@ -533,6 +549,7 @@ impl Server {
             ticket_deadlines: BTreeSet::new(),
             participants: IdMap::default(),
             ready_taps: VecDeque::new(),
+            dials: VecDeque::new(),
         }
     }
 
@@ -553,7 +570,7 @@ impl Server {
 
     /// A connection's session, for stats and logs.
     pub fn session(&self, id: SessionId) -> Option<&Session> {
-        self.slots.get(&id).map(|s| &s.session)
+        self.slots.get(&id).and_then(|s| s.conn.session())
     }
 
     /// The `tracing` span of a connection (its id and peer address), so the
@@ -598,18 +615,30 @@ impl Server {
         };
         match pending.asked {
             Asked::Connect => {
-                if !slot.span.in_scope(|| slot.session.approve_connect(now)) {
+                let approved = slot
+                    .conn
+                    .session_mut()
+                    .is_some_and(|s| slot.span.in_scope(|| s.approve_connect(now)));
+                if !approved {
                     return Err(TicketError::Stale(ticket));
                 }
             }
             Asked::Publish { stream, seq, event } => {
-                if !slot.session.publish_pending(stream, seq) {
+                if !slot
+                    .conn
+                    .session()
+                    .is_some_and(|s| s.publish_pending(stream, seq))
+                {
                     return Err(TicketError::Stale(ticket));
                 }
                 self.broker.handle_event(now, id, event);
             }
             Asked::Play { stream, seq, event } => {
-                if !slot.session.play_pending(stream, seq) {
+                if !slot
+                    .conn
+                    .session()
+                    .is_some_and(|s| s.play_pending(stream, seq))
+                {
                     return Err(TicketError::Stale(ticket));
                 }
                 self.broker.handle_event(now, id, event);
@@ -645,12 +674,15 @@ impl Server {
         let Some(slot) = self.slots.get_mut(&id) else {
             return false;
         };
+        let Some(session) = slot.conn.session_mut() else {
+            return false;
+        };
         let done = slot.span.in_scope(|| match pending.asked {
-            Asked::Connect => slot.session.deny_connect(now, &denial),
+            Asked::Connect => session.deny_connect(now, &denial),
             Asked::Publish { stream, seq, .. } => {
-                let live = slot.session.publish_pending(stream, seq);
+                let live = session.publish_pending(stream, seq);
                 if live {
-                    slot.session.handle_broker_event(
+                    session.handle_broker_event(
                         now,
                         BrokerEvent::PublishRejected {
                             stream,
@@ -662,9 +694,9 @@ impl Server {
                 live
             }
             Asked::Play { stream, seq, .. } => {
-                let live = slot.session.play_pending(stream, seq);
+                let live = session.play_pending(stream, seq);
                 if live {
-                    slot.session.handle_broker_event(
+                    session.handle_broker_event(
                         now,
                         BrokerEvent::PlayRejected {
                             stream,
@@ -1018,11 +1050,132 @@ impl Server {
         });
     }
 
+    /// Opens an outbound RTMP connection to `config.target` (see
+    /// [`crate::outbound`]): it is a connection like an accepted one,
+    /// counted against [`ServerConfig::max_connections`], with its own id,
+    /// timers, events and statistics. The runtime learns where to dial from
+    /// [`Server::poll_dial`] and reports the outcome with
+    /// [`Server::handle_dialed`]; from then on it drives the socket as any
+    /// other.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        config: OutboundConfig,
+        entropy: &mut dyn Entropy,
+    ) -> Result<SessionId, Refusal> {
+        if self.shutdown_at.is_some() {
+            return Err(Refusal::ShuttingDown);
+        }
+        if self.slots.len() >= self.config.max_connections {
+            return Err(Refusal::TooManyConnections(self.config.max_connections));
+        }
+        let id = self.broker.open_session();
+        let span = tracing::info_span!("out", id = %id, target = %config.target);
+        let target = config.target.clone();
+        let outbound = span.in_scope(|| Outbound::new(now, id, config, entropy));
+        self.slots.insert(
+            id,
+            Box::new(Slot {
+                conn: Conn::Client(Box::new(outbound)),
+                peer: None,
+                ip: None,
+                transport: Transport::RtmpOut,
+                opened: now,
+                bytes_in: 0,
+                bytes_out: 0,
+                rate_in: RateMeter::new(now),
+                rate_out: RateMeter::new(now),
+                tickets: Vec::new(),
+                deadline: None,
+                queued: false,
+                closed_sent: false,
+                span,
+            }),
+        );
+        self.report(ServerEvent::Opened {
+            id,
+            peer: None,
+            transport: Transport::RtmpOut,
+        });
+        self.dials.push_back(Dial { id, target });
+        self.settle(now, id);
+        Ok(id)
+    }
+
+    /// The next outbound connection to dial, if any.
+    #[must_use]
+    pub fn poll_dial(&mut self) -> Option<Dial> {
+        self.dials.pop_front()
+    }
+
+    /// The runtime dialed outbound connection `id`: connected to `peer`,
+    /// or failed (the connection then closes with that reason and is
+    /// removed like any other).
+    pub fn handle_dialed(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        result: Result<SocketAddr, String>,
+    ) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        let span = slot.span.clone();
+        let Conn::Client(out) = &mut slot.conn else {
+            return;
+        };
+        match result {
+            Ok(peer) => {
+                tracing::info!(parent: &span, %peer, "dialed");
+                out.dialed = true;
+                slot.peer = Some(peer);
+            }
+            Err(why) => {
+                tracing::info!(parent: &span, why = %why, "dial failed");
+                out.dial_failed(now, &why);
+            }
+        }
+        self.mark_ready(id);
+        self.settle(now, id);
+    }
+
     /// Statistics of connection `id`, if it is served.
     pub fn connection_stats(&self, now: Instant, id: SessionId) -> Option<ConnectionStats> {
         let slot = self.slots.get(&id)?;
-        let s = &slot.session;
         let (publishes, plays) = self.broker.roles_of(id);
+        let (dropped_frames, dropped_bytes) = slot.conn.dropped();
+        let s = match &slot.conn {
+            Conn::Server(s) => s,
+            Conn::Client(c) => {
+                return Some(ConnectionStats {
+                    peer: slot.peer,
+                    transport: slot.transport,
+                    app: c.app().map(str::to_owned),
+                    connection_id: format!("relay-{id}"),
+                    flash_ver: None,
+                    role: if publishes > 0 {
+                        Role::Publisher
+                    } else if plays > 0 {
+                        Role::Player
+                    } else {
+                        Role::Connecting
+                    },
+                    uptime: now.saturating_duration_since(slot.opened),
+                    input: Traffic {
+                        bytes: slot.bytes_in,
+                        frames: 0,
+                    },
+                    output: Traffic {
+                        bytes: slot.bytes_out,
+                        frames: 0,
+                    },
+                    bitrate_in: slot.rate_in.bits_per_second(now),
+                    bitrate_out: slot.rate_out.bits_per_second(now),
+                    dropped_frames,
+                    dropped_bytes,
+                });
+            }
+        };
         let role = if !s.is_connected() && s.app().is_none() {
             Role::Connecting
         } else if publishes > 0 {
@@ -1050,8 +1203,8 @@ impl Server {
             },
             bitrate_in: slot.rate_in.bits_per_second(now),
             bitrate_out: slot.rate_out.bits_per_second(now),
-            dropped_frames: s.dropped_frames(),
-            dropped_bytes: s.dropped_bytes(),
+            dropped_frames,
+            dropped_bytes,
         })
     }
 
@@ -1114,7 +1267,7 @@ impl Server {
         self.slots.insert(
             id,
             Box::new(Slot {
-                session,
+                conn: Conn::Server(session),
                 peer,
                 ip,
                 transport: Transport::Rtmp,
@@ -1154,7 +1307,7 @@ impl Server {
         };
         slot.bytes_in += data.len() as u64;
         slot.rate_in.add(now, data.len() as u64);
-        let result = slot.span.in_scope(|| slot.session.handle_input(now, data));
+        let result = slot.span.in_scope(|| slot.conn.handle_input(now, data));
         self.mark_ready(id);
         self.settle(now, id);
         result
@@ -1166,7 +1319,7 @@ impl Server {
     pub fn has_pending_input(&self, id: SessionId) -> bool {
         self.slots
             .get(&id)
-            .is_some_and(|s| s.session.has_pending_input())
+            .is_some_and(|s| s.conn.has_pending_input())
     }
 
     /// Connection `id`'s peer closed its side.
@@ -1174,7 +1327,7 @@ impl Server {
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
         };
-        slot.span.in_scope(|| slot.session.handle_eof(now));
+        slot.span.in_scope(|| slot.conn.handle_eof(now));
         self.mark_ready(id);
         self.settle(now, id);
     }
@@ -1194,7 +1347,7 @@ impl Server {
                 continue; // moved since this entry was pushed
             }
             slot.deadline = None;
-            slot.span.in_scope(|| slot.session.handle_timeout(now));
+            slot.span.in_scope(|| slot.conn.handle_timeout(now));
             self.mark_ready(id);
             self.settle(now, id);
         }
@@ -1235,7 +1388,7 @@ impl Server {
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
         };
-        slot.span.in_scope(|| slot.session.close(now, reason));
+        slot.span.in_scope(|| slot.conn.close(now, reason));
         self.mark_ready(id);
         self.settle(now, id);
     }
@@ -1270,7 +1423,7 @@ impl Server {
         let ids: Vec<SessionId> = self.slots.keys().copied().collect();
         for id in ids {
             if let Some(slot) = self.slots.get_mut(&id) {
-                slot.span.in_scope(|| slot.session.notify_shutdown(now));
+                slot.span.in_scope(|| slot.conn.notify_shutdown(now));
                 self.mark_ready(id);
                 self.settle(now, id);
             }
@@ -1285,7 +1438,7 @@ impl Server {
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, id: SessionId) -> Option<Transmit> {
         let slot = self.slots.get_mut(&id)?;
-        let t = slot.session.poll_transmit(now);
+        let t = slot.conn.poll_transmit(now);
         if let Some(t) = &t {
             slot.bytes_out += t.len() as u64;
             slot.rate_out.add(now, t.len() as u64);
@@ -1293,7 +1446,7 @@ impl Server {
         // Handing out output rarely changes anything the broker or the
         // timer heap must hear about; settling only then keeps the
         // per-transmit cost of fan-out to the session's own work.
-        if slot.session.has_events() || slot.session.poll_timeout() != slot.deadline {
+        if slot.conn.has_events() || slot.conn.poll_timeout() != slot.deadline {
             self.settle(now, id);
         }
         t
@@ -1308,12 +1461,12 @@ impl Server {
         let Some(slot) = self.slots.get_mut(&id) else {
             return false;
         };
-        let filled = slot.session.poll_transmit_into(now, t);
+        let filled = slot.conn.poll_transmit_into(now, t);
         if filled {
             slot.bytes_out += t.len() as u64;
             slot.rate_out.add(now, t.len() as u64);
         }
-        if slot.session.has_events() || slot.session.poll_timeout() != slot.deadline {
+        if slot.conn.has_events() || slot.conn.poll_timeout() != slot.deadline {
             self.settle(now, id);
         }
         filled
@@ -1351,7 +1504,7 @@ impl Server {
     /// out everything it owed (or it is unknown). The runtime finishes
     /// writing its last transmit, then calls [`Server::remove`].
     pub fn is_closed(&self, id: SessionId) -> bool {
-        self.slots.get(&id).map_or(true, |s| s.session.is_closed())
+        self.slots.get(&id).map_or(true, |s| s.conn.is_closed())
     }
 
     /// Forgets connection `id` (its socket is gone or done). If the broker
@@ -1360,7 +1513,7 @@ impl Server {
     pub fn remove(&mut self, now: Instant, id: SessionId) -> Option<Closed> {
         let slot = self.slots.get_mut(&id)?;
         if !slot.closed_sent {
-            slot.span.in_scope(|| slot.session.handle_eof(now));
+            slot.span.in_scope(|| slot.conn.handle_eof(now));
             self.settle(now, id);
         }
         let slot = self.slots.remove(&id)?;
@@ -1386,9 +1539,9 @@ impl Server {
             }
         }
         let closed = Closed {
-            error: slot.session.error().cloned(),
-            dropped_frames: slot.session.dropped_frames(),
-            dropped_bytes: slot.session.dropped_bytes(),
+            error: slot.conn.error(),
+            dropped_frames: slot.conn.dropped().0,
+            dropped_bytes: slot.conn.dropped().1,
         };
         self.report(ServerEvent::Closed {
             id,
@@ -1435,12 +1588,18 @@ impl Server {
 
     fn run_work(&mut self, now: Instant, work: &mut Vec<SessionId>) {
         while let Some(id) = work.pop() {
-            while let Some(event) = self.slots.get_mut(&id).and_then(|s| s.session.poll_event()) {
+            while let Some(event) = self.slots.get_mut(&id).and_then(|s| s.conn.poll_event()) {
                 self.dispatch(now, id, event);
                 // Each event's fan-out reaches its sessions before the next
                 // event is handled, so the broker's queue holds one event's
                 // worth (a frame per player), never frames times players.
                 self.deliver(now, work);
+            }
+            while let Some(event) = self.slots.get_mut(&id).and_then(|s| match &mut s.conn {
+                Conn::Client(c) => c.poll_report(),
+                Conn::Server(_) => None,
+            }) {
+                self.report(ServerEvent::Outbound { id, event });
             }
             self.refresh_deadline(id);
             self.deliver(now, work);
@@ -1534,7 +1693,7 @@ impl Server {
         query: &str,
         priority: u32,
     ) -> StreamRequest {
-        let session = self.slots.get(&id).map(|s| &s.session);
+        let session = self.slots.get(&id).and_then(|s| s.conn.session());
         StreamRequest {
             stream,
             app: session
@@ -1688,7 +1847,7 @@ impl Server {
                 }
                 continue;
             };
-            slot.session.handle_broker_event(now, event);
+            slot.conn.handle_broker_event(now, event);
             if !slot.queued {
                 slot.queued = true;
                 self.ready.push_back(target);
@@ -1704,7 +1863,7 @@ impl Server {
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
         };
-        let d = slot.session.poll_timeout();
+        let d = slot.conn.poll_timeout();
         if d != slot.deadline {
             slot.deadline = d;
             if let Some(d) = d {

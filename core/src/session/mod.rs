@@ -316,6 +316,10 @@ pub enum SessionError {
     /// bounded then.
     #[error("peer is not reading: {0}")]
     SlowPeer(&'static str),
+    /// An outbound connection ([`crate::server::Server::connect`]) ended:
+    /// it could not be dialed, or its RTMP client failed or was closed.
+    #[error("outbound: {0}")]
+    Outbound(String),
     /// The peer sent more of something costly than its rate bound allows
     /// (`relay`/`broadcast` past [`SessionConfig::max_relays_per_second`]
     /// or [`SessionConfig::max_relay_bytes_per_second`]).

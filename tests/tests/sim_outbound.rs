@@ -1,0 +1,390 @@
+//! Outbound connections between whole servers in memory: an edge pulling a
+//! stream from an origin, an origin pushing one to another server, and a
+//! dial that fails. Each server is the core's `Server`, joined to the
+//! others and to RTMP clients by in-memory pipes that this file's small
+//! runtime drives the way the real ones do (dial, write while there is
+//! output, read, remove what closed).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tincan_core::client::{ClientConfig, ClientEvent, ClientSession, MediaKind, Role};
+use tincan_core::entropy::SeededEntropy;
+use tincan_core::event::SessionId;
+use tincan_core::outbound::{Link, OutboundConfig};
+use tincan_core::server::{Server, ServerConfig, ServerEvent, Transport};
+use tincan_core::session::{SessionError, Transmit};
+use tincan_core::time::MediaTime;
+use tincan_tests::sim::media::{avc_inter, avc_keyframe, avc_sequence_header};
+
+/// One end of a pipe.
+enum End {
+    Server(usize, SessionId),
+    Client(usize),
+}
+
+struct Pipe {
+    a: End,
+    b: End,
+    closed: bool,
+}
+
+struct World {
+    now: Instant,
+    servers: Vec<Server>,
+    clients: Vec<(ClientSession, Vec<ClientEvent>)>,
+    pipes: Vec<Pipe>,
+    events: Vec<Vec<ServerEvent>>,
+    seed: u64,
+}
+
+fn addr(n: usize) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::new(127, 0, 0, n as u8 + 1), 1935))
+}
+
+impl World {
+    fn new(servers: usize) -> Self {
+        World {
+            now: Instant::now(),
+            servers: (0..servers)
+                .map(|_| Server::new(ServerConfig::default()))
+                .collect(),
+            clients: Vec::new(),
+            pipes: Vec::new(),
+            events: vec![Vec::new(); servers],
+            seed: 1,
+        }
+    }
+
+    fn entropy(&mut self) -> SeededEntropy {
+        self.seed += 1;
+        SeededEntropy::new(self.seed)
+    }
+
+    /// A client connected to server `s`.
+    fn client(&mut self, s: usize, role: Role, stream: &str) -> usize {
+        let mut e = self.entropy();
+        let id = self.servers[s]
+            .accept(self.now, Some(addr(100 + self.clients.len())), &mut e)
+            .unwrap();
+        let config = ClientConfig::new("rtmp://127.0.0.1/live", "live", stream, role);
+        let mut e = self.entropy();
+        self.clients
+            .push((ClientSession::new(self.now, config, &mut e), Vec::new()));
+        let c = self.clients.len() - 1;
+        self.pipes.push(Pipe {
+            a: End::Client(c),
+            b: End::Server(s, id),
+            closed: false,
+        });
+        self.run();
+        c
+    }
+
+    fn outbound(
+        &mut self,
+        s: usize,
+        target: usize,
+        role: Role,
+        stream: &str,
+        link: Link,
+    ) -> SessionId {
+        let config = OutboundConfig {
+            target: format!("server{target}"),
+            client: ClientConfig::new("rtmp://127.0.0.1/live", "live", stream, role),
+            link,
+        };
+        let mut e = self.entropy();
+        let id = self.servers[s].connect(self.now, config, &mut e).unwrap();
+        self.run();
+        id
+    }
+
+    /// Everything `end` has to send.
+    fn take(&mut self, end: &End) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        let mut t = Transmit::default();
+        match *end {
+            End::Server(s, id) => {
+                while self.servers[s].poll_transmit_into(self.now, id, &mut t) {
+                    out.append(&mut t.bufs);
+                }
+            }
+            End::Client(c) => {
+                while self.clients[c].0.poll_transmit_into(self.now, &mut t) {
+                    out.append(&mut t.bufs);
+                }
+            }
+        }
+        out
+    }
+
+    fn give(&mut self, end: &End, data: &[Bytes]) {
+        match *end {
+            End::Server(s, id) => {
+                for b in data {
+                    let _ = self.servers[s].handle_input(self.now, id, b);
+                }
+                while self.servers[s].has_pending_input(id) {
+                    let _ = self.servers[s].handle_input(self.now, id, &[]);
+                }
+            }
+            End::Client(c) => {
+                for b in data {
+                    let _ = self.clients[c].0.handle_input(self.now, b);
+                }
+                let (client, events) = &mut self.clients[c];
+                events.extend(std::iter::from_fn(|| client.poll_event()));
+            }
+        }
+    }
+
+    fn closed(&self, end: &End) -> bool {
+        match *end {
+            End::Server(s, id) => self.servers[s].is_closed(id),
+            End::Client(c) => self.clients[c].0.is_closed(),
+        }
+    }
+
+    fn eof(&mut self, end: &End) {
+        match *end {
+            End::Server(s, id) => {
+                self.servers[s].handle_eof(self.now, id);
+                self.servers[s].remove(self.now, id);
+            }
+            End::Client(c) => self.clients[c].0.handle_eof(self.now),
+        }
+    }
+
+    fn run(&mut self) {
+        for _ in 0..200 {
+            let mut moved = false;
+            for s in 0..self.servers.len() {
+                while let Some(dial) = self.servers[s].poll_dial() {
+                    moved = true;
+                    let target = dial
+                        .target
+                        .strip_prefix("server")
+                        .and_then(|n| n.parse::<usize>().ok())
+                        .filter(|n| *n < self.servers.len());
+                    match target {
+                        Some(t) => {
+                            let mut e = self.entropy();
+                            let accepted = self.servers[t]
+                                .accept(self.now, Some(addr(s)), &mut e)
+                                .unwrap();
+                            self.servers[s].handle_dialed(self.now, dial.id, Ok(addr(t)));
+                            self.pipes.push(Pipe {
+                                a: End::Server(s, dial.id),
+                                b: End::Server(t, accepted),
+                                closed: false,
+                            });
+                        }
+                        None => self.servers[s].handle_dialed(
+                            self.now,
+                            dial.id,
+                            Err("connection refused".to_owned()),
+                        ),
+                    }
+                }
+            }
+            let mut pipes = std::mem::take(&mut self.pipes);
+            for p in pipes.iter_mut().filter(|p| !p.closed) {
+                let ab = self.take(&p.a);
+                let ba = self.take(&p.b);
+                moved |= !ab.is_empty() || !ba.is_empty();
+                self.give(&p.b, &ab);
+                self.give(&p.a, &ba);
+                let (ca, cb) = (self.closed(&p.a), self.closed(&p.b));
+                if ca || cb {
+                    p.closed = true;
+                    moved = true;
+                    for (closed, other, this) in [(ca, &p.b, &p.a), (cb, &p.a, &p.b)] {
+                        if closed {
+                            if let End::Server(s, id) = *this {
+                                self.servers[s].remove(self.now, id);
+                            }
+                            self.eof(other);
+                        }
+                    }
+                }
+            }
+            self.pipes = pipes;
+            for (s, server) in self.servers.iter_mut().enumerate() {
+                server.handle_timeout(self.now);
+                // A dial that failed closes a slot no pipe holds.
+                let ids: Vec<SessionId> = server.connection_ids().collect();
+                for id in ids {
+                    if server.is_closed(id) {
+                        server.remove(self.now, id);
+                        moved = true;
+                    }
+                }
+                while server.poll_ready().is_some() {}
+                self.events[s].extend(std::iter::from_fn(|| server.poll_event()));
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn advance(&mut self, by: Duration) {
+        let steps = (by.as_millis() / 10).max(1);
+        for _ in 0..steps {
+            self.now += Duration::from_millis(10);
+            self.run();
+        }
+    }
+
+    fn publish(&mut self, c: usize, ts: u32, payload: Bytes) {
+        self.clients[c]
+            .0
+            .send_media(MediaKind::Video, MediaTime::from_millis(ts), payload)
+            .expect("publishing");
+        self.run();
+    }
+
+    fn received(&self, c: usize) -> Vec<Bytes> {
+        self.clients[c]
+            .1
+            .iter()
+            .filter_map(|e| match e {
+                ClientEvent::Media { payload, .. } => Some(payload.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn stream() -> Vec<Bytes> {
+    vec![
+        avc_sequence_header(b"sps"),
+        avc_keyframe(b"key"),
+        avc_inter(b"p1"),
+        avc_inter(b"p2"),
+    ]
+}
+
+#[test]
+fn an_edge_pulls_a_stream_from_its_origin_for_its_players() {
+    let mut w = World::new(2);
+    let publisher = w.client(0, Role::Publish, "cam");
+    let frames = stream();
+    w.publish(publisher, 0, frames[0].clone());
+    w.publish(publisher, 0, frames[1].clone());
+    let relay = w.outbound(
+        1,
+        0,
+        Role::Play,
+        "cam",
+        Link::Pull {
+            app: "live".into(),
+            name: "cam".into(),
+            priority: 0,
+        },
+    );
+    let player = w.client(1, Role::Play, "cam");
+    w.publish(publisher, 40, frames[2].clone());
+    w.publish(publisher, 80, frames[3].clone());
+    assert_eq!(w.received(player), frames);
+    let now = w.now;
+    let stats = w.servers[1].stream_stats(now, "live", "cam").unwrap();
+    assert_eq!(stats.publisher, Some(relay));
+    let conn = w.servers[1].connection_stats(now, relay).unwrap();
+    assert_eq!(conn.transport, Transport::RtmpOut);
+    assert!(conn.input.bytes > 0);
+    assert!(w.events[1].iter().any(
+        |e| matches!(e, ServerEvent::Outbound { id, event: ClientEvent::Playing } if *id == relay)
+    ));
+}
+
+#[test]
+fn an_origin_pushes_a_stream_to_another_server() {
+    let mut w = World::new(2);
+    let publisher = w.client(0, Role::Publish, "cam");
+    let frames = stream();
+    w.publish(publisher, 0, frames[0].clone());
+    w.publish(publisher, 0, frames[1].clone());
+    let player = w.client(1, Role::Play, "pushed");
+    let push = w.outbound(
+        0,
+        1,
+        Role::Publish,
+        "pushed",
+        Link::Push {
+            app: "live".into(),
+            name: "cam".into(),
+        },
+    );
+    w.publish(publisher, 40, frames[2].clone());
+    w.publish(publisher, 80, frames[3].clone());
+    // The push starts from the origin's fast start: the whole GOP arrives.
+    assert_eq!(w.received(player), frames);
+    assert!(w.events[0].iter().any(
+        |e| matches!(e, ServerEvent::Outbound { id, event: ClientEvent::Publishing } if *id == push)
+    ));
+    let now = w.now;
+    assert_eq!(
+        w.servers[0]
+            .stream_stats(now, "live", "cam")
+            .unwrap()
+            .subscribers,
+        1
+    );
+}
+
+#[test]
+fn a_dial_that_fails_closes_the_connection_with_the_reason() {
+    let mut w = World::new(1);
+    let id = w.outbound(0, 7, Role::Play, "cam", Link::None);
+    w.advance(Duration::from_millis(50));
+    assert!(w.servers[0].connection_stats(w.now, id).is_none());
+    let closed = w.events[0].iter().find_map(|e| match e {
+        ServerEvent::Closed { id: c, error, .. } if *c == id => Some(error.clone()),
+        _ => None,
+    });
+    let Some(Some(SessionError::Outbound(why))) = closed else {
+        panic!("a Closed event with the dial error, got {:?}", w.events[0]);
+    };
+    assert!(why.contains("connection refused"), "{why}");
+}
+
+#[test]
+fn edge_players_continue_through_a_republish_at_the_origin() {
+    let mut w = World::new(2);
+    let first = w.client(0, Role::Publish, "cam");
+    w.publish(first, 0, avc_keyframe(b"first"));
+    w.outbound(
+        1,
+        0,
+        Role::Play,
+        "cam",
+        Link::Pull {
+            app: "live".into(),
+            name: "cam".into(),
+            priority: 0,
+        },
+    );
+    let player = w.client(1, Role::Play, "cam");
+    w.clients[first].0.close("encoder restart");
+    w.run();
+    w.advance(Duration::from_secs(1));
+    assert_eq!(w.servers[0].broker().published_count(), 0);
+    // The relay keeps playing the origin's name, so the edge stream stays.
+    assert_eq!(w.servers[1].broker().published_count(), 1);
+    let second = w.client(0, Role::Publish, "cam");
+    w.publish(second, 0, avc_keyframe(b"second"));
+    w.publish(second, 40, avc_inter(b"after"));
+    let got = w.received(player);
+    assert_eq!(
+        got,
+        [
+            avc_keyframe(b"first"),
+            avc_keyframe(b"second"),
+            avc_inter(b"after")
+        ]
+    );
+    assert!(!w.clients[player].0.is_closed());
+}
