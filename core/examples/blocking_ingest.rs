@@ -17,7 +17,11 @@ use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use tincan_core::event::{BrokerEvent, Frame, FrameKind, SessionEvent};
+
+#[path = "common/flv.rs"]
+mod flv;
+use flv::FlvWriter;
+use tincan_core::event::{BrokerEvent, SessionEvent};
 use tincan_core::session::{Session, SessionConfig};
 
 /// Drives one connection until it closes, appending every frame the client
@@ -108,42 +112,6 @@ pub fn serve_connection(mut socket: TcpStream, out: &mut impl Write) -> io::Resu
 fn os_random(buf: &mut [u8]) {
     let mut urandom = std::fs::File::open("/dev/urandom").expect("/dev/urandom is readable");
     urandom.read_exact(buf).expect("/dev/urandom gives bytes");
-}
-
-/// Just enough FLV for a recording: the file header, then one tag per
-/// frame with the publisher's own timestamps.
-struct FlvWriter<'a, W: Write> {
-    out: &'a mut W,
-    tags: u64,
-}
-
-impl<'a, W: Write> FlvWriter<'a, W> {
-    fn new(out: &'a mut W) -> io::Result<Self> {
-        // "FLV", version 1, audio + video, header size 9, then the
-        // PreviousTagSize0 of 0.
-        out.write_all(&[b'F', b'L', b'V', 1, 0x05, 0, 0, 0, 9, 0, 0, 0, 0])?;
-        Ok(FlvWriter { out, tags: 0 })
-    }
-
-    fn write(&mut self, frame: &Frame) -> io::Result<()> {
-        let tag_type = match frame.kind {
-            FrameKind::Audio => 8,
-            FrameKind::Video => 9,
-            FrameKind::Data => 18,
-        };
-        let len = frame.payload.len() as u32;
-        let ts = frame.timestamp.as_millis();
-        let mut header = [0u8; 11];
-        header[0] = tag_type;
-        header[1..4].copy_from_slice(&len.to_be_bytes()[1..]);
-        header[4..7].copy_from_slice(&ts.to_be_bytes()[1..]);
-        header[7] = (ts >> 24) as u8;
-        self.out.write_all(&header)?;
-        self.out.write_all(&frame.payload)?;
-        self.out.write_all(&(len + 11).to_be_bytes())?;
-        self.tags += 1;
-        Ok(())
-    }
 }
 
 #[allow(dead_code)] // the conformance tests include this file for serve_connection only
