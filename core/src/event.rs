@@ -122,6 +122,22 @@ pub struct ConnectInfo {
     pub user: Option<String>,
 }
 
+impl ConnectInfo {
+    /// Heap memory it holds (strings, the command object and arguments),
+    /// so queues of it can be bounded in true memory.
+    pub fn heap_size(&self) -> usize {
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+        self.app.capacity()
+            + self.connection_id.capacity()
+            + opt(&self.tc_url)
+            + opt(&self.flash_ver)
+            + opt(&self.user)
+            + self.command_object.heap_size()
+            + self.args.capacity() * std::mem::size_of::<Value>()
+            + self.args.iter().map(Value::heap_size).sum::<usize>()
+    }
+}
+
 impl Default for ConnectInfo {
     fn default() -> Self {
         ConnectInfo {

@@ -321,6 +321,39 @@ pub enum ServerEvent {
     },
 }
 
+/// The memory one queued event holds: its slot in the queue and what it
+/// owns on the heap.
+fn event_bytes(event: &ServerEvent) -> usize {
+    let strings = |ss: &[&String]| ss.iter().map(|s| s.capacity()).sum::<usize>();
+    let request = |r: &StreamRequest| {
+        std::mem::size_of::<StreamRequest>()
+            + strings(&[&r.app, &r.name, &r.query, &r.connection_id])
+            + r.tc_url.as_ref().map_or(0, String::capacity)
+            + r.user.as_ref().map_or(0, String::capacity)
+    };
+    let heap = match event {
+        ServerEvent::Connected { info, .. } | ServerEvent::ConnectRequest { info, .. } => {
+            std::mem::size_of::<ConnectInfo>() + info.heap_size()
+        }
+        ServerEvent::PublishRequest { request: r, .. }
+        | ServerEvent::PlayRequest { request: r, .. } => request(r),
+        ServerEvent::PublishStarted {
+            app, name, query, ..
+        }
+        | ServerEvent::PlayStarted {
+            app, name, query, ..
+        } => strings(&[app, name, query]),
+        ServerEvent::PublishEnded { app, name, .. }
+        | ServerEvent::PlayStopped { app, name, .. } => strings(&[app, name]),
+        ServerEvent::MediaChanged { app, name, info } => strings(&[app, name]) + info.heap_size(),
+        // Errors and statuses carry short texts.
+        ServerEvent::Closed { .. } | ServerEvent::Outbound { .. } | ServerEvent::Opened { .. } => {
+            256
+        }
+    };
+    std::mem::size_of::<ServerEvent>() + heap
+}
+
 /// A request waiting on a ticket.
 #[derive(Debug)]
 struct Pending {
@@ -407,11 +440,13 @@ pub struct ServerConfig {
     pub shutdown_deadline: Duration,
     /// Which requests the embedder decides (by default, none).
     pub approvals: Approvals,
-    /// Most [`ServerEvent`]s kept for an embedder that does not drain
-    /// them. Past it, reports are dropped (and counted in
-    /// [`Server::events_dropped`]) and new requests are denied at once, so
-    /// an embedder that stopped listening cannot grow server memory.
-    pub max_queued_events: usize,
+    /// Most memory (bytes, estimated from what each event holds: names,
+    /// the connect command object, media descriptions) of [`ServerEvent`]s
+    /// kept for an embedder that does not drain them. Past it, reports are
+    /// dropped (and counted in [`Server::events_dropped`]) and new requests
+    /// are denied at once, so neither an embedder that stopped listening
+    /// nor clients sending large `connect` objects can grow server memory.
+    pub max_queued_event_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -423,7 +458,7 @@ impl Default for ServerConfig {
             max_connections_per_ip: 5_000,
             shutdown_deadline: Duration::from_secs(300),
             approvals: Approvals::default(),
-            max_queued_events: 65_536,
+            max_queued_event_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -506,6 +541,8 @@ pub struct Server {
     /// [`Server::undelivered`]).
     undelivered: u64,
     events: VecDeque<ServerEvent>,
+    /// Estimated memory of `events`.
+    events_bytes: usize,
     events_dropped: u64,
     next_ticket: u64,
     pending: HashMap<Ticket, Pending>,
@@ -543,6 +580,7 @@ impl Server {
             shutdown_done: false,
             undelivered: 0,
             events: VecDeque::new(),
+            events_bytes: 0,
             events_dropped: 0,
             next_ticket: 1,
             pending: HashMap::new(),
@@ -588,7 +626,7 @@ impl Server {
     }
 
     /// Reports dropped because the event queue was full (see
-    /// [`ServerConfig::max_queued_events`]).
+    /// [`ServerConfig::max_queued_event_bytes`]).
     pub fn events_dropped(&self) -> u64 {
         self.events_dropped
     }
@@ -601,7 +639,16 @@ impl Server {
     /// The next thing the embedder should hear about; see the module docs.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front()?;
+        self.events_bytes = self.events_bytes.saturating_sub(event_bytes(&event));
+        if self.events.is_empty() {
+            self.events_bytes = 0;
+            // A burst's room is not kept for good.
+            if self.events.capacity() > 1024 {
+                self.events.shrink_to(1024);
+            }
+        }
+        Some(event)
     }
 
     /// Approves the request waiting on `ticket`: a connect succeeds, a
@@ -748,17 +795,19 @@ impl Server {
     /// Queues a report for the embedder, or counts it dropped if the queue
     /// is full.
     fn report(&mut self, event: ServerEvent) {
-        if self.events.len() >= self.config.max_queued_events {
+        let bytes = event_bytes(&event);
+        if self.events_bytes + bytes > self.config.max_queued_event_bytes {
             self.events_dropped += 1;
             return;
         }
+        self.events_bytes += bytes;
         self.events.push_back(event);
     }
 
     /// Turns a session's request into a ticket and a [`ServerEvent`], or
     /// refuses it at once if the embedder is not keeping up.
     fn ask(&mut self, now: Instant, id: SessionId, asked: Asked, event: ServerEvent) {
-        if self.events.len() >= self.config.max_queued_events {
+        if self.events_bytes + event_bytes(&event) > self.config.max_queued_event_bytes {
             self.events_dropped += 1;
             let pending = Pending {
                 id,
@@ -790,6 +839,7 @@ impl Server {
             },
         );
         self.ticket_deadlines.insert((deadline, ticket));
+        self.events_bytes += event_bytes(&event);
         self.events.push_back(event);
     }
 

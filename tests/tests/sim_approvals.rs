@@ -503,3 +503,58 @@ fn the_embedder_hears_what_a_stream_carries_and_when_it_goes() {
         .iter()
         .any(|e| matches!(e, ServerEvent::MediaChanged { info, .. } if info.is_empty())));
 }
+
+fn connect_with_a_large_object(sim: &mut Sim, bytes: usize) -> (ClientId, f64) {
+    use tincan_core::message::Value;
+    let id = sim.add_client();
+    let properties = Value::object([
+        ("app", Value::from("live")),
+        ("tcUrl", Value::from("rtmp://127.0.0.1/live")),
+        ("padding", Value::from("x".repeat(bytes).as_str())),
+    ]);
+    let t = sim.client_mut(id).connect_with(properties, vec![]);
+    sim.run();
+    (id, t)
+}
+
+#[test]
+fn undrained_events_are_bounded_in_memory_even_with_large_connect_objects() {
+    let mut sim = Sim::with_config(SimConfig {
+        max_queued_event_bytes: 1024 * 1024,
+        ..SimConfig::default()
+    });
+    for _ in 0..40 {
+        connect_with_a_large_object(&mut sim, 100_000);
+    }
+    // 40 connects of ~100 KB each would be ~4 MB of events.
+    assert!(sim.server().events_dropped() > 0);
+    let kept = sim.take_events();
+    let connects = kept
+        .iter()
+        .filter(|e| matches!(e, ServerEvent::Connected { .. }))
+        .count();
+    assert!(
+        (5..=10).contains(&connects),
+        "{connects} connect events kept"
+    );
+}
+
+#[test]
+fn a_request_the_event_queue_cannot_hold_is_refused_at_once() {
+    let mut sim = Sim::with_config(SimConfig {
+        max_queued_event_bytes: 300_000,
+        approvals: Approvals {
+            connect: Decider::Embedder,
+            ..Approvals::default()
+        },
+        ..SimConfig::default()
+    });
+    let (first, t1) = connect_with_a_large_object(&mut sim, 200_000);
+    let (second, t2) = connect_with_a_large_object(&mut sim, 200_000);
+    assert!(sim.client(first).reply(t1).is_none(), "the first waits");
+    let refused = sim.client(second).reply(t2).expect("refused at once");
+    assert_eq!(
+        refused.info_str("description").as_deref(),
+        Some("server busy")
+    );
+}

@@ -57,6 +57,38 @@ pub enum Value {
 }
 
 impl Value {
+    /// Heap memory this value holds beyond its own size (strings, member
+    /// lists, nested values), by capacity: what keeping it costs, so queues
+    /// of decoded values can be bounded in true memory.
+    pub fn heap_size(&self) -> usize {
+        let members = |m: &Vec<(String, Value)>| {
+            m.capacity() * std::mem::size_of::<(String, Value)>()
+                + m.iter()
+                    .map(|(k, v)| k.capacity() + v.heap_size())
+                    .sum::<usize>()
+        };
+        match self {
+            Value::String(s) | Value::XmlDocument(s) => s.capacity(),
+            Value::Object(m) | Value::EcmaArray(m) => members(m),
+            Value::TypedObject {
+                class_name,
+                properties,
+            } => class_name.capacity() + members(properties),
+            Value::StrictArray(items) => {
+                items.capacity() * std::mem::size_of::<Value>()
+                    + items.iter().map(Value::heap_size).sum::<usize>()
+            }
+            Value::AvmPlus(v) => v.heap_size(),
+            Value::Number(_)
+            | Value::Boolean(_)
+            | Value::Null
+            | Value::Undefined
+            | Value::Reference(_)
+            | Value::Date { .. }
+            | Value::Unsupported => 0,
+        }
+    }
+
     /// The text of a string value, looking through an AMF3 switch, so that
     /// command parsing works the same for AMF0 and AMF3 clients.
     pub fn as_str(&self) -> Option<&str> {

@@ -100,6 +100,46 @@ pub struct Object {
 }
 
 impl Value {
+    /// Heap memory this value holds beyond its own size, by capacity (a
+    /// string shared through the AMF3 reference table is counted at each
+    /// use: an overestimate, never an underestimate).
+    pub fn heap_size(&self) -> usize {
+        fn members(m: &[(Arc<str>, Value)], cap: usize) -> usize {
+            cap * std::mem::size_of::<(Arc<str>, Value)>()
+                + m.iter()
+                    .map(|(k, v)| k.len() + v.heap_size())
+                    .sum::<usize>()
+        }
+        fn values(v: &Vec<Value>) -> usize {
+            v.capacity() * std::mem::size_of::<Value>()
+                + v.iter().map(Value::heap_size).sum::<usize>()
+        }
+        match self {
+            Value::String(s) | Value::XmlDocument(s) | Value::Xml(s) => s.len(),
+            Value::Array { assoc, dense } => members(assoc, assoc.capacity()) + values(dense),
+            Value::Object(o) => {
+                o.class_name.len()
+                    + members(&o.sealed, o.sealed.capacity())
+                    + o.dynamic.as_ref().map_or(0, |d| members(d, d.capacity()))
+            }
+            Value::ByteArray(b) => b.len(),
+            Value::VectorInt { items, .. } => items.capacity() * 4,
+            Value::VectorUint { items, .. } => items.capacity() * 4,
+            Value::VectorDouble { items, .. } => items.capacity() * 8,
+            Value::VectorObject {
+                type_name, items, ..
+            } => type_name.len() + values(items),
+            Value::Dictionary { entries, .. } => {
+                entries.capacity() * std::mem::size_of::<(Value, Value)>()
+                    + entries
+                        .iter()
+                        .map(|(k, v)| k.heap_size() + v.heap_size())
+                        .sum::<usize>()
+            }
+            _ => 0,
+        }
+    }
+
     /// The text of a string value.
     pub fn as_str(&self) -> Option<&str> {
         match self {

@@ -267,7 +267,17 @@ impl MediaInfo {
         self.audio.iter().find(|t| t.track == track)
     }
 
-    /// Whether nothing is known yet.
+    /// Heap memory the description holds, so queues of descriptions (the
+    /// server's events) can be bounded in true memory.
+    pub fn heap_size(&self) -> usize {
+        use std::mem::size_of;
+        self.video.capacity() * size_of::<VideoTrackInfo>()
+            + self.audio.capacity() * size_of::<AudioTrackInfo>()
+            + self.video_layers.capacity() * size_of::<Layers<VideoTrackInfo>>()
+            + self.audio_layers.capacity() * size_of::<Layers<AudioTrackInfo>>()
+    }
+
+    /// Whether nothing is known: no track of either kind.
     pub fn is_empty(&self) -> bool {
         self.video.is_empty() && self.audio.is_empty()
     }

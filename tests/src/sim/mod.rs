@@ -96,6 +96,8 @@ pub struct SimConfig {
     pub shutdown_deadline: Duration,
     /// [`ServerConfig::approvals`].
     pub approvals: Approvals,
+    /// [`ServerConfig::max_queued_event_bytes`].
+    pub max_queued_event_bytes: usize,
     /// Seed for every handshake and connection id.
     pub seed: u64,
     /// Granularity at which busy rate-limited links deliver.
@@ -112,6 +114,7 @@ impl Default for SimConfig {
             max_connections_per_ip: server.max_connections_per_ip,
             shutdown_deadline: server.shutdown_deadline,
             approvals: server.approvals,
+            max_queued_event_bytes: server.max_queued_event_bytes,
             seed: 0x5EED,
             link_tick: Duration::from_millis(1),
         }
@@ -128,7 +131,7 @@ impl SimConfig {
             max_connections_per_ip: self.max_connections_per_ip,
             shutdown_deadline: self.shutdown_deadline,
             approvals: self.approvals,
-            ..ServerConfig::default()
+            max_queued_event_bytes: self.max_queued_event_bytes,
         }
     }
 }
