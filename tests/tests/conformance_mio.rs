@@ -1,10 +1,14 @@
 //! The conformance suite, run against the mio runtime.
 
+use tincan_core::event::{Denial, SessionId};
+use tincan_core::server::{Ticket, TicketError};
+use tincan_core::stats::{ConnectionStats, StreamStats};
 use tincan_tests::conformance::{Control, Ready, Running, Runtime, ServerConfig, EPHEMERAL};
 
 /// mio's blocking event loop on the server's own thread.
 struct Mio;
 
+/// The handle answers from the suite's threads, through the loop's waker.
 struct MioControl(tincan_mio::Handle);
 
 impl Control for MioControl {
@@ -14,6 +18,24 @@ impl Control for MioControl {
     fn stop(&self) {
         self.0.stop();
     }
+    fn approve(&self, ticket: Ticket) -> Result<(), TicketError> {
+        self.0.approve(ticket)
+    }
+    fn deny(&self, ticket: Ticket, denial: Denial) -> Result<(), TicketError> {
+        self.0.deny(ticket, denial)
+    }
+    fn connection_stats(&self, id: SessionId) -> Option<ConnectionStats> {
+        self.0.connection_stats(id)
+    }
+    fn connections(&self) -> Vec<(SessionId, ConnectionStats)> {
+        self.0.connections()
+    }
+    fn stream_stats(&self, app: &str, name: &str) -> Option<StreamStats> {
+        self.0.stream_stats(app, name)
+    }
+    fn streams(&self) -> Vec<StreamStats> {
+        self.0.streams()
+    }
 }
 
 impl Runtime for Mio {
@@ -22,8 +44,13 @@ impl Runtime for Mio {
     fn start(config: ServerConfig) -> Running {
         Running::spawn(Self::NAME, move |ready: Ready| {
             let server = tincan_mio::Server::bind(&[EPHEMERAL], config)?;
+            let events = ready.events();
             ready.ready(server.local_addrs()[0], MioControl(server.handle()));
-            server.run()
+            // The callback runs on the loop's thread and must not block:
+            // an unbounded std channel never does.
+            server.run_with(move |_turn, event| {
+                let _ = events.send(event);
+            })
         })
     }
 }
