@@ -23,6 +23,31 @@
 //! smol::block_on(server.run())
 //! # }
 //! ```
+//!
+//! The [`Handle`] is also the embedder's way in: [`Handle::events`] streams
+//! the core's [`ServerEvent`](tincan_core::server::ServerEvent)s (bounded,
+//! in order, never holding up a connection), [`Handle::approve`] and
+//! [`Handle::deny`] answer the requests [`ServerConfig::approvals`] gives
+//! to the embedder, and the statistics getters read connections and
+//! streams.
+//!
+//! ```no_run
+//! # fn main() -> std::io::Result<()> {
+//! use tincan_smol::core::server::ServerEvent;
+//!
+//! let server = tincan_smol::Server::bind(&["127.0.0.1:1935".parse().unwrap()], Default::default())?;
+//! let mut events = server.events(); // before run(): nothing is missed
+//! let log = async move {
+//!     while let Some(event) = events.next().await {
+//!         if let ServerEvent::Connected { id, info } = event {
+//!             println!("{id} connected to {}", info.app);
+//!         }
+//!     }
+//! };
+//! // The event stream ends once `run` has returned.
+//! smol::block_on(smol::future::zip(server.run(), log)).0
+//! # }
+//! ```
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]

@@ -23,6 +23,14 @@
 //! server.run().await
 //! # }
 //! ```
+//!
+//! The [`Handle`] is also the embedder's way in: [`Handle::events`] streams
+//! the core's [`ServerEvent`](tincan_core::server::ServerEvent)s (bounded,
+//! in order, never holding up a connection), [`Handle::approve`] and
+//! [`Handle::deny`] answer the requests
+//! [`ServerConfig::approvals`] gives to the embedder, and the statistics
+//! getters read connections and streams; docs/embedding.md has a worked
+//! example.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
@@ -53,6 +61,13 @@ use tincan_core::server::{Ticket, TicketError};
 use tincan_core::stats::{ConnectionStats, StreamStats};
 
 use crate::shared::{Shared, TokioBell};
+
+/// docs/embedding.md, whose tokio example is compiled as this crate's doc
+/// test so the guide cannot drift from the API (its other code blocks are
+/// `ignore` or not Rust).
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/embedding.md")]
+struct EmbeddingGuide;
 
 /// What the owner of a [`Handle`] asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
