@@ -56,3 +56,84 @@ impl Runtime for Mio {
 }
 
 tincan_tests::conformance_suite!(Mio);
+
+/// What only mio has: the callback answers on the loop's own thread,
+/// through its `Turn`, and a plain `run()` refuses requests at once.
+mod mio_only {
+    use std::time::Duration;
+
+    use tincan_core::server::{Approvals, Decider, ServerEvent};
+    use tincan_core::stats::Role;
+    use tincan_tests::conformance::rtmp::RtmpClient;
+    use tincan_tests::conformance::{Ready, Running, ServerConfig, EPHEMERAL};
+    use tincan_tests::sim::member_str;
+
+    use super::MioControl;
+
+    fn deciding_publishes() -> ServerConfig {
+        ServerConfig {
+            approvals: Approvals {
+                publish: Decider::Embedder,
+                ..Approvals::default()
+            },
+            ..ServerConfig::default()
+        }
+    }
+
+    /// A connected client's publish of `name`; returns it and its stream
+    /// once a status arrived on that stream.
+    fn publish(server: &Running, name: &str) -> (RtmpClient, u32) {
+        let mut c = RtmpClient::connect(server.addr());
+        c.connect_app();
+        let stream = c.create_stream();
+        c.sim_mut().publish(stream, name);
+        let answered = c.pump_until(Duration::from_secs(10), |s| !s.statuses(stream).is_empty());
+        assert!(answered, "no status: {}", c.describe());
+        (c, stream)
+    }
+
+    #[test]
+    fn the_callback_approves_through_its_turn_and_reads_statistics_there() {
+        let server = Running::spawn("mio", |ready: Ready| {
+            let server = tincan_mio::Server::bind(&[EPHEMERAL], deciding_publishes())?;
+            ready.ready(server.local_addrs()[0], MioControl(server.handle()));
+            server.run_with(|turn, event| {
+                if let ServerEvent::PublishRequest { ticket, id, .. } = event {
+                    // Read in the turn: the requester is connected, not yet
+                    // a publisher.
+                    let role = turn.connection_stats(id).map(|s| s.role);
+                    if role == Some(Role::Idle) {
+                        turn.approve(ticket).expect("a live ticket");
+                    }
+                }
+            })
+        });
+        let (c, stream) = publish(&server, "turned");
+        assert_eq!(
+            c.sim().statuses(stream),
+            vec!["NetStream.Publish.Start".to_owned()],
+            "{}",
+            c.describe()
+        );
+    }
+
+    #[test]
+    fn without_a_callback_a_request_is_denied_at_once() {
+        let server = Running::spawn("mio", |ready: Ready| {
+            let server = tincan_mio::Server::bind(&[EPHEMERAL], deciding_publishes())?;
+            ready.ready(server.local_addrs()[0], MioControl(server.handle()));
+            server.run()
+        });
+        let (c, stream) = publish(&server, "unheard");
+        let infos = c.sim().status_infos(stream);
+        let first = infos.first().expect("a status");
+        assert_eq!(
+            member_str(first, "code").as_deref(),
+            Some("NetStream.Publish.Denied")
+        );
+        assert_eq!(
+            member_str(first, "description").as_deref(),
+            Some("no decider")
+        );
+    }
+}
