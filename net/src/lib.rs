@@ -3,7 +3,8 @@
 //! a non-blocking socket, where randomness comes from, the close-time
 //! settings ([`DriverConfig`]) and close log, and, for the
 //! task-per-connection adapters, the core behind one lock
-//! ([`LockedServer`]) and the one per-connection driver
+//! ([`LockedServer`], which also hands the core's events to a bounded
+//! [`EventSink`] and takes answers back) and the one per-connection driver
 //! ([`driver::drive`]) behind a small [`Runtime`] trait. With the `cli`
 //! feature, `cli` holds the one command-line definition of the core's
 //! settings that every serving program uses.
@@ -23,7 +24,7 @@ pub mod driver;
 mod locked;
 
 pub use driver::{DriverConfig, Runtime};
-pub use locked::{Bell, LockedServer};
+pub use locked::{Bell, EventSink, LockedServer, SinkError, DEFAULT_EVENT_CAPACITY};
 
 use std::io::{self, IoSlice};
 use std::net::{SocketAddr, TcpListener};

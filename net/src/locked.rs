@@ -1,13 +1,124 @@
 //! The core [`Server`] behind one short lock, for adapters that run a task
 //! per connection (tokio, smol): every core call runs under the lock, and
 //! the connections it names ready are woken once the lock is released.
+//!
+//! The lock is also where the core's [`ServerEvent`]s leave it: drained
+//! under the lock after every call into the subscriber's bounded channel
+//! ([`EventSink`]), never waiting on it.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use tincan_core::event::SessionId;
-use tincan_core::server::{Server, ServerConfig};
+use tincan_core::event::{Denial, SessionId};
+use tincan_core::server::{Server, ServerConfig, ServerEvent, Ticket, TicketError};
+use tincan_core::stats::{ConnectionStats, StreamStats};
+use tracing::{debug, info, warn};
+
+/// How many events an adapter's event stream holds by default before it
+/// drops reports: a burst of a few thousand connections (a benchmark, a
+/// reconnect storm) fits, and a stalled embedder costs at most this many
+/// events of memory.
+pub const DEFAULT_EVENT_CAPACITY: usize = 4096;
+
+/// Why an [`EventSink`] did not take an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkError {
+    /// The channel is full: the embedder is behind. The event is dropped
+    /// and counted; nothing waits for room.
+    Full,
+    /// The receiving side is gone: the embedder stopped listening.
+    Closed,
+}
+
+/// The sending side of an executor's bounded channel, as [`LockedServer`]
+/// uses it: called under the core's lock, so it must never wait.
+pub trait EventSink: Send {
+    /// Hands `event` to the embedder without waiting.
+    fn try_send(&self, event: ServerEvent) -> Result<(), SinkError>;
+}
+
+/// The subscriber of a [`LockedServer`]'s events, and what was lost on
+/// the way to it.
+#[derive(Default)]
+struct Subscription {
+    sink: Option<Box<dyn EventSink>>,
+    /// Set once the adapter stopped serving: a later subscriber's stream
+    /// ends at once instead of waiting forever.
+    finished: bool,
+    /// Reports dropped because the channel was full, in total.
+    dropped: u64,
+    /// Reports dropped in the current burst (0: delivering), so a stalled
+    /// embedder costs one warning per burst, not one per event.
+    burst: u64,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("subscribed", &self.sink.is_some())
+            .field("finished", &self.finished)
+            .field("dropped", &self.dropped)
+            .finish()
+    }
+}
+
+impl Subscription {
+    /// Drains every event the core has queued into the sink, in the
+    /// core's order. A request the embedder will never see (no
+    /// subscriber, a full channel, a receiver gone) is denied at once, as
+    /// the core does when its own queue is full, so its client is not
+    /// left waiting for the decision deadline.
+    fn deliver(&mut self, server: &mut Server, now: Instant) {
+        while let Some(event) = server.poll_event() {
+            let ticket = request_ticket(&event);
+            let Some(sink) = &self.sink else {
+                if let Some(ticket) = ticket {
+                    let _ = server.deny(now, ticket, Denial::policy("no decider"));
+                }
+                continue;
+            };
+            match sink.try_send(event) {
+                Ok(()) => {
+                    if self.burst > 0 {
+                        info!(dropped = self.burst, "event subscriber caught up");
+                        self.burst = 0;
+                    }
+                }
+                Err(SinkError::Full) => {
+                    if self.burst == 0 {
+                        warn!(
+                            "event subscriber is behind and its channel is full: \
+                             dropping reports and denying requests until it catches up"
+                        );
+                    }
+                    self.burst += 1;
+                    self.dropped += 1;
+                    if let Some(ticket) = ticket {
+                        let _ = server.deny(now, ticket, Denial::policy("server busy"));
+                    }
+                }
+                Err(SinkError::Closed) => {
+                    debug!("event subscriber gone");
+                    self.sink = None;
+                    if let Some(ticket) = ticket {
+                        let _ = server.deny(now, ticket, Denial::policy("no decider"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The ticket of a request event.
+fn request_ticket(event: &ServerEvent) -> Option<Ticket> {
+    match event {
+        ServerEvent::ConnectRequest { ticket, .. }
+        | ServerEvent::PublishRequest { ticket, .. }
+        | ServerEvent::PlayRequest { ticket, .. } => Some(*ticket),
+        _ => None,
+    }
+}
 
 /// How an executor wakes a waiting task. A ring sent before the task waits
 /// must not be lost (tokio's `Notify` keeps a permit; a one-slot channel
@@ -24,6 +135,8 @@ struct State<B> {
     bells: HashMap<SessionId, B>,
     /// The deadline the timer task sleeps toward.
     timer_armed: Option<Instant>,
+    /// Where the core's events go.
+    events: Subscription,
 }
 
 /// The core shared by the accept loop, the timer task and every connection
@@ -45,6 +158,7 @@ impl<B: Bell> LockedServer<B> {
                 server: Server::new(config),
                 bells: HashMap::new(),
                 timer_armed: None,
+                events: Subscription::default(),
             }),
             timer,
             clock,
@@ -71,13 +185,15 @@ impl<B: Bell> LockedServer<B> {
                 server,
                 bells,
                 timer_armed,
+                events,
             } = &mut *state;
-            let result = f(server, (self.clock)());
-            // Nothing in these adapters takes the core's reports or
-            // requests yet: drained here, so the core's queue never holds
-            // them, and a request (only asked for when the configuration
-            // gives decisions to an embedder) is denied at its deadline.
-            while server.poll_event().is_some() {}
+            let now = (self.clock)();
+            let result = f(server, now);
+            // Under the lock, so events reach the channel in the core's
+            // order even when tasks on several threads call in at once;
+            // `try_send` never waits, so no connection task is held up by
+            // a slow subscriber.
+            events.deliver(server, now);
             while let Some(id) = server.poll_ready() {
                 if let Some(bell) = bells.get(&id) {
                     rung.push(bell.clone());
@@ -97,6 +213,84 @@ impl<B: Bell> LockedServer<B> {
             self.timer.ring();
         }
         result
+    }
+
+    /// Runs `f` on the core under the lock, for what only reads it
+    /// (statistics): nothing can become ready, so nothing is rung.
+    pub fn inspect<R>(&self, f: impl FnOnce(&Server, Instant) -> R) -> R {
+        let state = self.lock();
+        f(&state.server, (self.clock)())
+    }
+
+    /// Sends every event from now on to `sink`, replacing (and so ending)
+    /// any earlier subscriber. Events drained before the first subscriber
+    /// came were dropped; subscribe before serving to see them all.
+    pub fn subscribe(&self, sink: Box<dyn EventSink>) {
+        let mut state = self.lock();
+        if state.events.finished {
+            return; // dropping the sink ends the subscriber's stream
+        }
+        state.events.sink = Some(sink);
+    }
+
+    /// Reports the embedder never got because its channel (or the core's
+    /// own queue) was full.
+    pub fn events_dropped(&self) -> u64 {
+        let state = self.lock();
+        state.events.dropped + state.server.events_dropped()
+    }
+
+    /// [`Server::approve`], waking whatever the answer makes ready.
+    pub fn approve(&self, ticket: Ticket) -> Result<(), TicketError> {
+        self.with(|s, now| s.approve(now, ticket))
+    }
+
+    /// [`Server::deny`], waking whatever the answer makes ready.
+    pub fn deny(&self, ticket: Ticket, denial: Denial) -> Result<(), TicketError> {
+        self.with(|s, now| s.deny(now, ticket, denial))
+    }
+
+    /// [`Server::connection_stats`] now.
+    pub fn connection_stats(&self, id: SessionId) -> Option<ConnectionStats> {
+        self.inspect(|s, now| s.connection_stats(now, id))
+    }
+
+    /// Every connection's statistics now, by id.
+    pub fn connections(&self) -> Vec<(SessionId, ConnectionStats)> {
+        self.inspect(|s, now| {
+            let mut all: Vec<_> = s
+                .connection_ids()
+                .filter_map(|id| s.connection_stats(now, id).map(|st| (id, st)))
+                .collect();
+            all.sort_unstable_by_key(|(id, _)| *id);
+            all
+        })
+    }
+
+    /// [`Server::stream_stats`] now.
+    pub fn stream_stats(&self, app: &str, name: &str) -> Option<StreamStats> {
+        self.inspect(|s, now| s.stream_stats(now, app, name))
+    }
+
+    /// Every stream's statistics now.
+    pub fn streams(&self) -> Vec<StreamStats> {
+        self.inspect(|s, now| s.streams_stats(now).collect())
+    }
+
+    /// Ends serving: connections whose tasks were dropped before they
+    /// finished (a stop past its flush time) are removed, so each still
+    /// gets its `Closed` event, then the event stream ends once its
+    /// subscriber has read what is left.
+    pub fn finish(&self) {
+        self.with(|s, now| {
+            let ids: Vec<SessionId> = s.connection_ids().collect();
+            for id in ids {
+                let _ = s.remove(now, id);
+            }
+        });
+        let mut state = self.lock();
+        state.events.sink = None;
+        state.events.finished = true;
     }
 
     /// Gives connection `id` the bell its task waits on.
@@ -150,5 +344,85 @@ mod tests {
         assert_eq!(conn.0.get(), 1);
         // The deadline did not move earlier: the timer is not rung again.
         assert_eq!(timer.0.get(), 1);
+    }
+
+    /// A bounded channel as a sink, as the adapters' are.
+    struct Bounded(std::sync::mpsc::SyncSender<ServerEvent>);
+
+    impl EventSink for Bounded {
+        fn try_send(&self, event: ServerEvent) -> Result<(), SinkError> {
+            self.0.try_send(event).map_err(|e| match e {
+                std::sync::mpsc::TrySendError::Full(_) => SinkError::Full,
+                std::sync::mpsc::TrySendError::Disconnected(_) => SinkError::Closed,
+            })
+        }
+    }
+
+    fn accept(shared: &LockedServer<Count>) -> SessionId {
+        shared
+            .with(|s, now| s.accept(now, None, &mut |b: &mut [u8]| b.fill(7)))
+            .unwrap()
+    }
+
+    fn opened(event: ServerEvent) -> SessionId {
+        match event {
+            ServerEvent::Opened { id, .. } => id,
+            other => panic!("Opened expected, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn events_reach_the_subscriber_in_the_order_the_core_produced_them() {
+        let shared = LockedServer::new(ServerConfig::default(), Count::default(), Instant::now);
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        shared.subscribe(Box::new(Bounded(tx)));
+        let ids: Vec<SessionId> = (0..3).map(|_| accept(&shared)).collect();
+        let seen: Vec<SessionId> = rx.try_iter().map(opened).collect();
+        assert_eq!(seen, ids);
+        assert_eq!(shared.events_dropped(), 0);
+    }
+
+    #[test]
+    fn a_full_channel_drops_and_counts_reports_and_never_waits() {
+        let shared = LockedServer::new(ServerConfig::default(), Count::default(), Instant::now);
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        shared.subscribe(Box::new(Bounded(tx)));
+        let first = accept(&shared);
+        accept(&shared);
+        accept(&shared);
+        assert_eq!(shared.events_dropped(), 2);
+        assert_eq!(opened(rx.try_recv().unwrap()), first);
+        // Caught up: the next report is delivered again.
+        let fourth = accept(&shared);
+        assert_eq!(opened(rx.try_recv().unwrap()), fourth);
+        assert_eq!(shared.events_dropped(), 2);
+    }
+
+    #[test]
+    fn without_a_subscriber_events_are_drained_and_the_stream_ends_with_the_server() {
+        let shared = LockedServer::new(ServerConfig::default(), Count::default(), Instant::now);
+        let early = accept(&shared);
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        shared.subscribe(Box::new(Bounded(tx)));
+        // Nothing from before the subscription is kept for it.
+        assert!(rx.try_recv().is_err());
+        shared.finish();
+        // The connection left behind gets its Closed, then the stream ends.
+        match rx.try_recv() {
+            Ok(ServerEvent::Closed { id, .. }) => assert_eq!(id, early),
+            other => panic!("Closed expected, got {other:?}"),
+        }
+        assert_eq!(
+            rx.try_recv(),
+            Err(std::sync::mpsc::TryRecvError::Disconnected)
+        );
+        // A subscriber that comes after the end sees the end at once.
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        shared.subscribe(Box::new(Bounded(tx)));
+        assert_eq!(
+            rx.try_recv(),
+            Err(std::sync::mpsc::TryRecvError::Disconnected)
+        );
+        assert_eq!(shared.connections(), vec![]);
     }
 }

@@ -9,14 +9,17 @@ use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-use tincan_core::event::SessionId;
-use tincan_core::server::Server;
+use tincan_core::event::{Denial, SessionId};
+use tincan_core::server::{Server, ServerEvent};
 use tincan_core::session::Transmit;
 use tracing::{debug, info, warn};
 
 use tincan_net::DriverConfig;
 
-use crate::{Control, LISTENER_BASE, SHUTDOWN, STOP, WAKER};
+use crate::{Control, Turn, LISTENER_BASE, SHUTDOWN, STOP, WAKER};
+
+/// The embedder's event callback, if it took the events.
+pub(crate) type OnEvent<'a> = Option<&'a mut dyn FnMut(&mut Turn<'_>, ServerEvent)>;
 
 /// Bytes read per `read`; each read is handed to the core at once.
 const READ_BUF: usize = 64 * 1024;
@@ -97,14 +100,21 @@ impl EventLoop {
         }
     }
 
-    pub(crate) fn run(&mut self) -> io::Result<()> {
+    pub(crate) fn run(&mut self, mut on_event: OnEvent<'_>) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let mut writable = Vec::new();
         loop {
             let now = Instant::now();
             self.control(now);
             self.flush_all(now, &mut writable);
+            // Events after the writes, which may have removed connections
+            // (their `Closed`); what an answer in the callback makes ready
+            // is written in this same turn, and may report more.
+            while self.deliver(now, &mut on_event) {
+                self.flush_ready(now);
+            }
             if self.is_done(now) {
+                self.finish_all(now, &mut on_event);
                 return Ok(());
             }
             let timeout = if self.again.is_empty() && self.unread.is_empty() {
@@ -143,8 +153,12 @@ impl EventLoop {
         }
     }
 
-    /// Applies what the [`Handle`] asked for.
+    /// Applies what the [`Handle`] asked for: answers and statistics from
+    /// other threads, shutdown, stop.
     fn control(&mut self, now: Instant) {
+        for request in self.control.take_requests() {
+            request(&mut self.core, now);
+        }
         let state = self.control.state.load(Ordering::SeqCst);
         if state == SHUTDOWN && !self.core.is_shutting_down() {
             self.listeners.clear(); // refuse at the kernel, not after a handshake
@@ -156,6 +170,59 @@ impl EventLoop {
             self.stop_at = Some(now + self.driver.stop_flush);
             self.core.close_all(now, "server shutting down");
         }
+    }
+
+    /// Hands every queued event to the callback, in the core's order;
+    /// whether there was any. Without a callback they are dropped, and a
+    /// request (asked for only when the configuration gives decisions to
+    /// the embedder) is denied at once rather than at its deadline.
+    fn deliver(&mut self, now: Instant, on_event: &mut OnEvent<'_>) -> bool {
+        let mut any = false;
+        while let Some(event) = self.core.poll_event() {
+            any = true;
+            match on_event {
+                Some(f) => f(
+                    &mut Turn {
+                        core: &mut self.core,
+                        now,
+                    },
+                    event,
+                ),
+                None => match event {
+                    ServerEvent::ConnectRequest { ticket, .. }
+                    | ServerEvent::PublishRequest { ticket, .. }
+                    | ServerEvent::PlayRequest { ticket, .. } => {
+                        let _ = self.core.deny(now, ticket, Denial::policy("no decider"));
+                    }
+                    _ => {}
+                },
+            }
+        }
+        any
+    }
+
+    /// Writes the connections the core named ready (after an answer).
+    fn flush_ready(&mut self, now: Instant) {
+        let mut ids = Vec::new();
+        while let Some(id) = self.core.poll_ready() {
+            ids.push(id);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            self.flush(now, id);
+        }
+    }
+
+    /// The loop is over: connections a stop gave up on are removed from
+    /// the core, so each still gets its `Closed` event.
+    fn finish_all(&mut self, now: Instant, on_event: &mut OnEvent<'_>) {
+        let ids: Vec<SessionId> = self.core.connection_ids().collect();
+        for id in ids {
+            self.conns.remove(&id);
+            self.forget(now, id, None);
+        }
+        while self.deliver(now, on_event) {}
     }
 
     fn is_done(&self, now: Instant) -> bool {
@@ -289,9 +356,6 @@ impl EventLoop {
     fn flush_all(&mut self, now: Instant, writable: &mut Vec<SessionId>) {
         let mut ids = std::mem::take(&mut self.again);
         ids.append(writable);
-        // The loop hands no reports or requests to its caller yet: drained
-        // so the core's queue never holds them.
-        while self.core.poll_event().is_some() {}
         while let Some(id) = self.core.poll_ready() {
             ids.push(id);
         }

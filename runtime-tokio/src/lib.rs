@@ -23,11 +23,20 @@
 //! server.run().await
 //! # }
 //! ```
+//!
+//! The [`Handle`] is also the embedder's way in: [`Handle::events`] streams
+//! the core's [`ServerEvent`](tincan_core::server::ServerEvent)s (bounded,
+//! in order, never holding up a connection), [`Handle::approve`] and
+//! [`Handle::deny`] answer the requests
+//! [`ServerConfig::approvals`] gives to the embedder, and the statistics
+//! getters read connections and streams; docs/embedding.md has a worked
+//! example.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
 mod connection;
+mod events;
 mod shared;
 
 use std::io;
@@ -43,9 +52,22 @@ use tracing::{info, warn, Instrument};
 
 pub use tincan_core as core;
 pub use tincan_core::server::ServerConfig;
-pub use tincan_net::DriverConfig;
+pub use tincan_net::{DriverConfig, DEFAULT_EVENT_CAPACITY};
 
-use crate::shared::Shared;
+pub use crate::events::Events;
+
+use tincan_core::event::{Denial, SessionId};
+use tincan_core::server::{Ticket, TicketError};
+use tincan_core::stats::{ConnectionStats, StreamStats};
+
+use crate::shared::{Shared, TokioBell};
+
+/// docs/embedding.md, whose tokio example is compiled as this crate's doc
+/// test so the guide cannot drift from the API (its other code blocks are
+/// `ignore` or not Rust).
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/embedding.md")]
+struct EmbeddingGuide;
 
 /// What the owner of a [`Handle`] asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,22 +77,94 @@ enum Control {
     Stop,
 }
 
-/// Bound listeners and the configuration to serve them with.
+/// Bound listeners and the core that will serve them.
 #[derive(Debug)]
 pub struct Server {
     listeners: Vec<TcpListener>,
-    config: ServerConfig,
+    /// Created at bind time, not in [`Server::run`], so a [`Handle`] can
+    /// subscribe to events, answer tickets and read statistics before and
+    /// while the server runs.
+    shared: Arc<Shared>,
+    timer_bell: TokioBell,
     driver: DriverConfig,
     control: Arc<watch::Sender<Control>>,
 }
 
-/// Asks a running [`Server`] to stop, from any thread or task.
+/// The embedder's side of a [`Server`], from any thread or task: stop it,
+/// take its events, answer its requests, read its statistics. Cheap to
+/// clone; every clone reaches the same server. This is what an HTTP API,
+/// metrics or an auth hook are built on.
 #[derive(Debug, Clone)]
 pub struct Handle {
     control: Arc<watch::Sender<Control>>,
+    shared: Arc<Shared>,
 }
 
 impl Handle {
+    /// The server's [`ServerEvent`](tincan_core::server::ServerEvent)s from
+    /// now on, in the order they happened, through a channel of
+    /// [`DEFAULT_EVENT_CAPACITY`] events. One subscriber at a time: a new
+    /// call ends the previous stream. Subscribe before [`Server::run`] to
+    /// miss nothing; without a subscriber, events cost nothing and requests
+    /// are denied at once.
+    ///
+    /// Connection tasks never wait for the subscriber: if it falls behind
+    /// and the channel fills, reports are dropped (counted by
+    /// [`Handle::events_dropped`], one warning per burst) and requests are
+    /// denied at once with "server busy".
+    pub fn events(&self) -> Events {
+        self.events_with_capacity(DEFAULT_EVENT_CAPACITY)
+    }
+
+    /// [`Handle::events`] with a channel of `capacity` events (at least
+    /// one), for an embedder whose bursts or pauses differ from the
+    /// default's.
+    pub fn events_with_capacity(&self, capacity: usize) -> Events {
+        let (events, sink) = events::channel(capacity);
+        self.shared.subscribe(Box::new(sink));
+        events
+    }
+
+    /// Reports the subscriber never got because it was behind.
+    pub fn events_dropped(&self) -> u64 {
+        self.shared.events_dropped()
+    }
+
+    /// Approves the request waiting on `ticket` (from a
+    /// `ConnectRequest`, `PublishRequest` or `PlayRequest` event); see
+    /// [`Server::approve`](tincan_core::server::Server::approve). An
+    /// approved publish or play may still be refused by the broker.
+    pub fn approve(&self, ticket: Ticket) -> Result<(), TicketError> {
+        self.shared.approve(ticket)
+    }
+
+    /// Refuses the request waiting on `ticket`: the client gets the
+    /// status `denial` picks, with its description; see
+    /// [`Server::deny`](tincan_core::server::Server::deny).
+    pub fn deny(&self, ticket: Ticket, denial: Denial) -> Result<(), TicketError> {
+        self.shared.deny(ticket, denial)
+    }
+
+    /// Connection `id`'s statistics now, if it is still served.
+    pub fn connection_stats(&self, id: SessionId) -> Option<ConnectionStats> {
+        self.shared.connection_stats(id)
+    }
+
+    /// Every connection's statistics now, by id.
+    pub fn connections(&self) -> Vec<(SessionId, ConnectionStats)> {
+        self.shared.connections()
+    }
+
+    /// Stream `name` of App `app`'s statistics now, if it exists.
+    pub fn stream_stats(&self, app: &str, name: &str) -> Option<StreamStats> {
+        self.shared.stream_stats(app, name)
+    }
+
+    /// Every stream's statistics now.
+    pub fn streams(&self) -> Vec<StreamStats> {
+        self.shared.streams()
+    }
+
     /// Graceful shutdown (TC semantics): new connections are refused,
     /// connected clients are told `NetConnection.Shutdown.Notify`, and
     /// [`Server::run`] returns once they have all gone, or closes the rest
@@ -102,9 +196,11 @@ impl Server {
             .iter()
             .map(|addr| bind_one(*addr))
             .collect::<io::Result<_>>()?;
+        let (shared, timer_bell) = shared::new(config);
         Ok(Server {
             listeners,
-            config,
+            shared,
+            timer_bell,
             driver: DriverConfig::default(),
             control: Arc::new(watch::channel(Control::Run).0),
         })
@@ -125,11 +221,18 @@ impl Server {
             .collect()
     }
 
-    /// A handle to shut the server down once it runs.
+    /// A handle to the server: shut it down, take its events, answer its
+    /// requests, read its statistics.
     pub fn handle(&self) -> Handle {
         Handle {
             control: self.control.clone(),
+            shared: self.shared.clone(),
         }
+    }
+
+    /// The server's events; [`Handle::events`] on this server's handle.
+    pub fn events(&self) -> Events {
+        self.handle().events()
     }
 
     /// Serves RTMP until a [`Handle`] shuts it down or stops it.
@@ -140,8 +243,8 @@ impl Server {
         for addr in self.local_addrs() {
             info!(%addr, "listening");
         }
-        let (shared, timer_bell) = shared::new(self.config);
-        let timer = tokio::spawn(shared::run_timer(shared.clone(), timer_bell));
+        let shared = self.shared;
+        let timer = tokio::spawn(shared::run_timer(shared.clone(), self.timer_bell));
         let mut control = self.control.subscribe();
         let mut listeners = self.listeners;
         let mut conns = JoinSet::new();
@@ -201,6 +304,9 @@ impl Server {
             }
         }
         timer.abort();
+        // Connections dropped at the flush deadline still get their
+        // `Closed`, then the event stream ends.
+        shared.finish();
         info!("stopped");
         Ok(())
     }

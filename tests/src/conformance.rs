@@ -9,21 +9,27 @@
 //! the same behaviour: real clients (FFmpeg, rtmpdump, GStreamer) publishing
 //! and playing, several streams at once, play before publish, republish, fast
 //! start, a reader that stops reading, clients that vanish in every phase,
-//! and graceful shutdown.
+//! graceful shutdown, and the embedder's side: the server's events, requests
+//! it approves or denies by ticket from another thread, and statistics.
 //!
 //! Every server runs on a thread of its own, so the test thread is free to
 //! drive clients and the three suites can run side by side: ports are
 //! ephemeral and temporary files live in per-test directories.
 
 pub mod cases;
+pub mod embedder;
 pub mod media;
 pub mod rtmp;
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tincan_core::event::{Denial, SessionId};
+use tincan_core::server::{ServerEvent, Ticket, TicketError};
+use tincan_core::stats::{ConnectionStats, StreamStats};
 
 pub use tincan_core::server::ServerConfig;
 
@@ -50,7 +56,7 @@ pub trait Runtime {
 }
 
 /// What the suite can ask of a running server, whatever its runtime; the
-/// runtime's own handle implements it.
+/// runtime's own handle implements it, usable from any thread.
 pub trait Control: Send + Sync {
     /// Graceful shutdown: refuse new connections, tell every client
     /// `NetConnection.Shutdown.Notify`, return once they are gone or at the
@@ -58,13 +64,27 @@ pub trait Control: Send + Sync {
     fn shutdown(&self);
     /// Close everything now and return.
     fn stop(&self);
+    /// Approves the request waiting on `ticket`.
+    fn approve(&self, ticket: Ticket) -> Result<(), TicketError>;
+    /// Refuses the request waiting on `ticket` with `denial`.
+    fn deny(&self, ticket: Ticket, denial: Denial) -> Result<(), TicketError>;
+    /// Connection `id`'s statistics now.
+    fn connection_stats(&self, id: SessionId) -> Option<ConnectionStats>;
+    /// Every connection's statistics now.
+    fn connections(&self) -> Vec<(SessionId, ConnectionStats)>;
+    /// A stream's statistics now.
+    fn stream_stats(&self, app: &str, name: &str) -> Option<StreamStats>;
+    /// Every stream's statistics now.
+    fn streams(&self) -> Vec<StreamStats>;
 }
 
-/// Handed to a runtime's serving closure: call [`Ready::ready`] once the
-/// listener is bound, before running the server.
+/// Handed to a runtime's serving closure: subscribe to the server's events
+/// and forward them to [`Ready::events`], then call [`Ready::ready`] once
+/// the listener is bound, before running the server.
 #[derive(Debug)]
 pub struct Ready {
     tx: mpsc::Sender<(SocketAddr, Box<dyn Control>)>,
+    events: mpsc::Sender<ServerEvent>,
 }
 
 impl std::fmt::Debug for dyn Control {
@@ -74,6 +94,12 @@ impl std::fmt::Debug for dyn Control {
 }
 
 impl Ready {
+    /// Where the runtime forwards every event its server reports, in
+    /// order; the suite reads them with [`Running::wait_event`].
+    pub fn events(&self) -> mpsc::Sender<ServerEvent> {
+        self.events.clone()
+    }
+
     /// The server listens on `addr` and is controlled through `control`.
     pub fn ready(self, addr: SocketAddr, control: impl Control + 'static) {
         // The receiver is gone only if the test already gave up on us.
@@ -86,7 +112,11 @@ impl Ready {
 pub struct Running {
     name: &'static str,
     addr: SocketAddr,
-    control: Box<dyn Control>,
+    control: Arc<dyn Control>,
+    /// Events not yet read into `log`.
+    events: Mutex<mpsc::Receiver<ServerEvent>>,
+    /// Every event read so far, in order.
+    log: Mutex<Vec<ServerEvent>>,
     done: mpsc::Receiver<io::Result<()>>,
     /// What `run` returned, once it did.
     result: Option<io::Result<()>>,
@@ -104,10 +134,14 @@ impl Running {
     {
         let (ready_tx, ready_rx) = mpsc::channel();
         let (done_tx, done_rx) = mpsc::channel();
+        let (events_tx, events_rx) = mpsc::channel();
         let thread = thread::Builder::new()
             .name(format!("tincan-{name}"))
             .spawn(move || {
-                let result = serve(Ready { tx: ready_tx });
+                let result = serve(Ready {
+                    tx: ready_tx,
+                    events: events_tx,
+                });
                 let _ = done_tx.send(result);
             })
             .expect("spawn the server thread");
@@ -115,7 +149,9 @@ impl Running {
             Ok((addr, control)) => Running {
                 name,
                 addr,
-                control,
+                control: control.into(),
+                events: Mutex::new(events_rx),
+                log: Mutex::new(Vec::new()),
                 done: done_rx,
                 result: None,
                 thread: Some(thread),
@@ -144,6 +180,49 @@ impl Running {
     /// `rtmp://127.0.0.1:PORT/live/NAME`.
     pub fn url(&self, name: &str) -> String {
         format!("rtmp://{}/live/{name}", self.addr)
+    }
+
+    /// The server's control, to use from another thread.
+    pub fn control(&self) -> Arc<dyn Control> {
+        self.control.clone()
+    }
+
+    /// The first event so far, or arriving within `timeout`, for which
+    /// `matches` holds (earlier events count too: every event is kept).
+    pub fn wait_event(
+        &self,
+        timeout: Duration,
+        matches: impl Fn(&ServerEvent) -> bool,
+    ) -> Option<ServerEvent> {
+        let deadline = Instant::now() + timeout;
+        let events = self.events.lock().expect("events lock");
+        let mut log = self.log.lock().expect("log lock");
+        // Whatever already arrived first, so the log is complete.
+        log.extend(events.try_iter());
+        if let Some(e) = log.iter().find(|e| matches(e)) {
+            return Some(e.clone());
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match events.recv_timeout(left) {
+                Ok(e) => {
+                    let hit = matches(&e);
+                    log.push(e.clone());
+                    if hit {
+                        return Some(e);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Every event the server reported so far, in order.
+    pub fn events(&self) -> Vec<ServerEvent> {
+        let events = self.events.lock().expect("events lock");
+        let mut log = self.log.lock().expect("log lock");
+        log.extend(events.try_iter());
+        log.clone()
     }
 
     /// Starts a graceful shutdown (see [`Control::shutdown`]).
@@ -232,6 +311,11 @@ macro_rules! conformance_suite {
             graceful_shutdown_refuses_new_connections,
             graceful_shutdown_of_idle_server_returns_at_once,
             stop_closes_every_connection_and_returns,
+            events_report_a_connection_from_open_to_close,
+            embedder_approves_a_publish_from_another_thread,
+            embedder_denied_play_gets_stream_not_found_and_connection_stays_usable,
+            embedder_denied_connect_is_rejected_with_the_description,
+            handle_statistics_show_a_published_stream_and_its_players,
         );
     };
     (@cases $runtime:ty; $($case:ident),* $(,)?) => {

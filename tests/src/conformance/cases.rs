@@ -20,6 +20,14 @@ use super::{Running, Runtime, ServerConfig};
 use crate::server::Client;
 use crate::sim::SimClient;
 
+pub use super::embedder::{
+    embedder_approves_a_publish_from_another_thread,
+    embedder_denied_connect_is_rejected_with_the_description,
+    embedder_denied_play_gets_stream_not_found_and_connection_stays_usable,
+    events_report_a_connection_from_open_to_close,
+    handle_statistics_show_a_published_stream_and_its_players,
+};
+
 /// Longest any single step may take; the happy path takes a few seconds.
 const TIMEOUT: Duration = Duration::from_secs(20);
 
