@@ -133,6 +133,13 @@ impl Conn {
         }
     }
 
+    pub(crate) fn aborted(&self) -> u64 {
+        match self {
+            Conn::Server(s) => s.aborted_messages(),
+            Conn::Client(_) => 0,
+        }
+    }
+
     pub(crate) fn dropped(&self) -> (u64, u64) {
         match self {
             Conn::Server(s) => (s.dropped_frames(), s.dropped_bytes()),

@@ -68,7 +68,7 @@ use crate::event::{
 use crate::outbound::{Dial, Outbound, OutboundConfig};
 use crate::session::RealTimeConfig;
 use crate::session::{Session, SessionConfig, SessionError, Transmit};
-use crate::stats::{ConnectionStats, RateMeter, Role, StreamStats, Traffic};
+use crate::stats::{ConnectionStats, RateMeter, Role, StreamStats, Totals, Traffic};
 use crate::tap::{SourceError, SourceId, SourceState, TapId, TapItem, TapState, TAP_STREAM};
 
 /// Who decides a kind of request.
@@ -123,6 +123,16 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// Its index in [`Totals::opened`].
+    fn index(self) -> usize {
+        match self {
+            Transport::Rtmp => 0,
+            Transport::RtmpOut => 1,
+            Transport::Tap => 2,
+            Transport::Source => 3,
+        }
+    }
+
     /// A short lower-case name for logs, metrics labels and the API.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -319,6 +329,23 @@ pub enum ServerEvent {
         /// What it asked for.
         request: Box<StreamRequest>,
     },
+}
+
+/// Counts a refusal the broker sends (or relays from the embedder).
+fn count_rejection(t: &mut Totals, event: &BrokerEvent) {
+    match event {
+        BrokerEvent::PublishRejected { reason, .. } => match reason {
+            PublishRejection::AlreadyPublishing => t.publishes_rejected_taken += 1,
+            PublishRejection::BadName(_) => t.publishes_rejected_name += 1,
+            PublishRejection::TooManyStreams => t.publishes_rejected_limit += 1,
+            _ => t.publishes_rejected_denied += 1,
+        },
+        BrokerEvent::PlayRejected { reason, .. } => match reason {
+            PlayRejection::Denied(_) => t.plays_rejected_denied += 1,
+            _ => t.plays_rejected_limit += 1,
+        },
+        _ => {}
+    }
 }
 
 /// The memory one queued event holds: its slot in the queue and what it
@@ -543,6 +570,7 @@ pub struct Server {
     events: VecDeque<ServerEvent>,
     /// Estimated memory of `events`.
     events_bytes: usize,
+    totals: Totals,
     events_dropped: u64,
     next_ticket: u64,
     pending: HashMap<Ticket, Pending>,
@@ -581,6 +609,7 @@ impl Server {
             undelivered: 0,
             events: VecDeque::new(),
             events_bytes: 0,
+            totals: Totals::default(),
             events_dropped: 0,
             next_ticket: 1,
             pending: HashMap::new(),
@@ -629,6 +658,11 @@ impl Server {
     /// [`ServerConfig::max_queued_event_bytes`]).
     pub fn events_dropped(&self) -> u64 {
         self.events_dropped
+    }
+
+    /// Server-wide counters since start (they only go up), for metrics.
+    pub fn totals(&self) -> &Totals {
+        &self.totals
     }
 
     /// Requests waiting for the embedder's decision.
@@ -717,6 +751,11 @@ impl Server {
     /// Tells the session of `pending` its request is refused; false if the
     /// request is no longer there.
     fn refuse(&mut self, now: Instant, pending: Pending, denial: Denial) -> bool {
+        match pending.asked {
+            Asked::Connect => {} // counted when the session closes
+            Asked::Publish { .. } => self.totals.publishes_rejected_denied += 1,
+            Asked::Play { .. } => self.totals.plays_rejected_denied += 1,
+        }
         let id = pending.id;
         let Some(slot) = self.slots.get_mut(&id) else {
             return false;
@@ -795,6 +834,12 @@ impl Server {
     /// Queues a report for the embedder, or counts it dropped if the queue
     /// is full.
     fn report(&mut self, event: ServerEvent) {
+        match &event {
+            ServerEvent::Opened { transport, .. } => self.totals.opened[transport.index()] += 1,
+            ServerEvent::PublishStarted { .. } => self.totals.publishes += 1,
+            ServerEvent::PlayStarted { .. } => self.totals.plays += 1,
+            _ => {}
+        }
         let bytes = event_bytes(&event);
         if self.events_bytes + bytes > self.config.max_queued_event_bytes {
             self.events_dropped += 1;
@@ -1223,6 +1268,7 @@ impl Server {
                     bitrate_out: slot.rate_out.bits_per_second(now),
                     dropped_frames,
                     dropped_bytes,
+                    aborted_messages: 0,
                 });
             }
         };
@@ -1255,6 +1301,7 @@ impl Server {
             bitrate_out: slot.rate_out.bits_per_second(now),
             dropped_frames,
             dropped_bytes,
+            aborted_messages: s.aborted_messages(),
         })
     }
 
@@ -1293,15 +1340,18 @@ impl Server {
         entropy: &mut dyn Entropy,
     ) -> Result<SessionId, Refusal> {
         if self.shutdown_at.is_some() {
+            self.totals.refused_shutting_down += 1;
             return Err(Refusal::ShuttingDown);
         }
         if self.slots.len() >= self.config.max_connections {
+            self.totals.refused_connection_limit += 1;
             return Err(Refusal::TooManyConnections(self.config.max_connections));
         }
         let ip = peer.map(|p| p.ip());
         if let Some(ip) = ip {
             let n = self.per_ip.get(&ip).copied().unwrap_or(0);
             if n >= self.config.max_connections_per_ip {
+                self.totals.refused_per_address_limit += 1;
                 return Err(Refusal::TooManyFromAddress(
                     self.config.max_connections_per_ip,
                 ));
@@ -1593,6 +1643,17 @@ impl Server {
             dropped_frames: slot.conn.dropped().0,
             dropped_bytes: slot.conn.dropped().1,
         };
+        let t = &mut self.totals;
+        t.closed_bytes_in += slot.bytes_in;
+        t.closed_bytes_out += slot.bytes_out;
+        t.closed_dropped_frames += closed.dropped_frames;
+        t.closed_dropped_bytes += closed.dropped_bytes;
+        t.closed_aborts += slot.conn.aborted();
+        match &closed.error {
+            Some(SessionError::Handshake(_)) => t.handshake_failures += 1,
+            Some(SessionError::ConnectRejected(_)) => t.connects_rejected += 1,
+            _ => {}
+        }
         self.report(ServerEvent::Closed {
             id,
             error: closed.error.clone(),
@@ -1889,6 +1950,7 @@ impl Server {
         overflowed: &mut Vec<SessionId>,
     ) {
         while let Some((target, event)) = self.broker.poll_output() {
+            count_rejection(&mut self.totals, &event);
             let Some(slot) = self.slots.get_mut(&target) else {
                 if !self.deliver_to_participant(now, target, event, overflowed) {
                     // A target without a slot has just closed; its events

@@ -136,6 +136,8 @@ pub struct ConnectionStats {
     pub dropped_frames: u64,
     /// Payload bytes of those frames.
     pub dropped_bytes: u64,
+    /// Messages abandoned part way with an RTMP Abort.
+    pub aborted_messages: u64,
 }
 
 /// One stream's statistics, from [`crate::broker::Broker::stream_stats`].
@@ -165,6 +167,55 @@ pub struct StreamStats {
     pub uptime: Duration,
     /// What the stream carries, from its sequence headers and metadata.
     pub media: crate::media::MediaInfo,
+}
+
+/// Server-wide counters since the server started, for metrics: they only
+/// ever go up. From [`crate::server::Server::totals`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    /// Connections accepted, by transport: RTMP accepted, RTMP dialed
+    /// out, taps, sources.
+    pub opened: [u64; 4],
+    /// Connections refused at accept because the server was shutting down.
+    pub refused_shutting_down: u64,
+    /// Connections refused at accept by the connection limit.
+    pub refused_connection_limit: u64,
+    /// Connections refused at accept by the per-address limit.
+    pub refused_per_address_limit: u64,
+    /// Sessions that closed because their handshake failed or timed out.
+    pub handshake_failures: u64,
+    /// `connect`s refused (bad or missing token, no App, the embedder).
+    pub connects_rejected: u64,
+    /// Publishes accepted.
+    pub publishes: u64,
+    /// Plays accepted.
+    pub plays: u64,
+    /// Publishes refused because the name was live at an equal or higher
+    /// priority.
+    pub publishes_rejected_taken: u64,
+    /// Publishes refused for their name.
+    pub publishes_rejected_name: u64,
+    /// Publishes refused by the stream limit.
+    pub publishes_rejected_limit: u64,
+    /// Publishes refused by the embedder or its deadline.
+    pub publishes_rejected_denied: u64,
+    /// Plays refused for their name or by a stream limit.
+    pub plays_rejected_limit: u64,
+    /// Plays refused by the embedder or its deadline.
+    pub plays_rejected_denied: u64,
+    /// Bytes read from connections that closed (live ones are in their
+    /// [`ConnectionStats`]).
+    pub closed_bytes_in: u64,
+    /// Bytes written to connections that closed.
+    pub closed_bytes_out: u64,
+    /// Media frames the real-time policy abandoned, on connections that
+    /// closed.
+    pub closed_dropped_frames: u64,
+    /// Payload bytes of those frames.
+    pub closed_dropped_bytes: u64,
+    /// Messages abandoned part way with an RTMP Abort, on connections that
+    /// closed.
+    pub closed_aborts: u64,
 }
 
 #[cfg(test)]

@@ -558,3 +558,31 @@ fn a_request_the_event_queue_cannot_hold_is_refused_at_once() {
         Some("server busy")
     );
 }
+
+#[test]
+fn totals_count_opens_publishes_plays_refusals_and_closed_traffic() {
+    let mut sim = sim(Decider::Local, Decider::Local, Decider::Embedder);
+    let (_publisher, _) = sim.start_publisher("live", "cam");
+    let (dup, ds) = connected_stream(&mut sim);
+    sim.client_mut(dup).publish(ds, "cam");
+    sim.run();
+    let (player, ps) = connected_stream(&mut sim);
+    sim.take_events();
+    sim.client_mut(player).play(ps, "cam", -2.0);
+    sim.run();
+    let ticket = one_ticket(&mut sim, "play");
+    sim.deny(ticket, Denial::policy("no")).unwrap();
+    sim.client_mut(player).play(ps, "cam", -2.0);
+    sim.run();
+    let ticket = one_ticket(&mut sim, "play");
+    sim.approve(ticket).unwrap();
+    let received = sim.client(player).bytes_received();
+    sim.drop_connection(player);
+    let t = *sim.server().totals();
+    assert_eq!(t.opened[0], 3);
+    assert_eq!((t.publishes, t.plays), (1, 1));
+    assert_eq!(t.publishes_rejected_taken, 1);
+    assert_eq!(t.plays_rejected_denied, 1);
+    assert_eq!(t.closed_bytes_out, received);
+    assert!(t.closed_bytes_in > 0);
+}
