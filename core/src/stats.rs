@@ -221,10 +221,11 @@ pub struct Totals {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::test_now;
 
     #[test]
     fn a_rate_is_the_bytes_of_the_last_whole_seconds() {
-        let t0 = Instant::now();
+        let t0 = test_now();
         let mut m = RateMeter::new(t0);
         for s in 0..10u64 {
             m.add(t0 + Duration::from_millis(s * 1000 + 500), 1000);
@@ -235,7 +236,7 @@ mod tests {
 
     #[test]
     fn a_young_meter_averages_over_its_age() {
-        let t0 = Instant::now();
+        let t0 = test_now();
         let mut m = RateMeter::new(t0);
         m.add(t0, 500);
         m.add(t0 + Duration::from_millis(1500), 1500);
@@ -245,7 +246,7 @@ mod tests {
 
     #[test]
     fn silence_reads_as_zero_and_old_counts_leave_the_window() {
-        let t0 = Instant::now();
+        let t0 = test_now();
         let mut m = RateMeter::new(t0);
         m.add(t0, 1_000_000);
         assert_eq!(m.bits_per_second(t0 + Duration::from_secs(1)), 8_000_000);

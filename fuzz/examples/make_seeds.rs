@@ -99,6 +99,9 @@ fn main() {
         "seed-tc-relay-broadcast-watch",
         &seed::server_tc_seed(),
     );
+    for (name, bytes) in seed::server_decision_seeds() {
+        write(root, "corpus", "server", &format!("seed-{name}"), &bytes);
+    }
     write(
         root,
         "corpus",

@@ -20,7 +20,7 @@ mod session;
 pub use broker::{broker, op as broker_op};
 pub use client::client;
 pub use codec::{amf0, amf3, chunk_decoder, chunk_roundtrip, handshake, media_tag, message};
-pub use server::{connection_ids, op as server_op, server};
+pub use server::{connection_ids, op as server_op, server, server_run, ServerRun};
 pub use session::{op as session_op, session};
 
 /// A target's body: panics on a broken invariant.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use tincan_core::amf::amf0::Value;
 use tincan_core::chunk::{ChunkDecoder, ChunkEncoder, DecoderLimits};
-use tincan_core::message::{Command, Connect, Encoding, Message};
+use tincan_core::message::{Command, Connect, Encoding, Message, Play, PublishKind};
 use tincan_core::time::MediaTime;
 
 use crate::script::ScriptWriter;
@@ -397,16 +397,21 @@ pub fn regressions() -> Vec<(&'static str, &'static str, Vec<u8>)> {
 /// A client's bytes: a simple handshake (C0+C1+C2), then `commands` as
 /// AMF0 command messages on message stream 0.
 fn client_bytes(commands: Vec<Command>) -> Vec<u8> {
+    client_bytes_on(commands.into_iter().map(|c| (0, c)).collect())
+}
+
+/// [`client_bytes`] with each command on its own message stream.
+fn client_bytes_on(commands: Vec<(u32, Command)>) -> Vec<u8> {
     let mut bytes = vec![3u8];
     bytes.resize(HANDSHAKE_LEN, 0);
     let mut enc = ChunkEncoder::new();
     let mut out = Vec::new();
-    for command in commands {
+    for (stream, command) in commands {
         let msg = Message::Command {
             encoding: Encoding::Amf0,
             command,
         };
-        if let Ok(raw) = msg.to_raw(3, MediaTime::ZERO, 0) {
+        if let Ok(raw) = msg.to_raw(3, MediaTime::ZERO, stream) {
             enc.write(&raw, &mut out);
         }
     }
@@ -480,6 +485,99 @@ pub fn server_tc_seed() -> Vec<u8> {
     w.u8(server_op::TURN);
     w.u8(server_op::REMOVE).u8(2).u8(server_op::TURN);
     w.bytes
+}
+
+/// A client that connects to App `live`, creates message stream 1 and
+/// publishes (`publish`) or plays `name` on it.
+fn stream_client(publish: bool, name: &str) -> Vec<u8> {
+    let request = if publish {
+        Command::Publish {
+            transaction_id: 0.0,
+            name: Some(name.to_owned()),
+            kind: PublishKind::Live,
+        }
+    } else {
+        Command::Play(Play {
+            transaction_id: 0.0,
+            name: name.to_owned(),
+            start: -2.0,
+            duration: -1.0,
+            reset: true,
+            options: None,
+        })
+    };
+    client_bytes_on(vec![
+        (0, connect("live")),
+        (
+            0,
+            Command::CreateStream {
+                transaction_id: 2.0,
+            },
+        ),
+        (1, request),
+    ])
+}
+
+/// Server seeds where the embedder decides (`server_op::APPROVALS`): its
+/// connect, publish and play tickets approved, refused, answered twice,
+/// left to time out, and refused for it when it does not drain events.
+pub fn server_decision_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    use server_op as op;
+    let publisher = stream_client(true, "cam");
+    let player = stream_client(false, "cam");
+    // Connects a client, approves its connect (the newest ticket) and then
+    // answers its stream request with `answer` (ops and arguments).
+    let client = |w: &mut ScriptWriter, i: u8, bytes: &[u8], answer: &[u8]| {
+        w.u8(op::ACCEPT).u8(i);
+        w.runs(&[op::INPUT, i], bytes);
+        w.u8(op::TURN).u8(op::EVENTS).u8(op::APPROVE).u8(0);
+        w.u8(op::TURN).u8(op::EVENTS).raw(answer).u8(op::TURN);
+    };
+    let mut out = Vec::new();
+
+    // All three decided: a publish approved, a play refused (not found)
+    // then answered again (stale), a second player left to time out, a
+    // second publisher of the live name approved and refused by the
+    // broker.
+    let mut w = ScriptWriter::default();
+    w.u8(op::APPROVALS).u8(0b111);
+    client(&mut w, 0, &publisher, &[op::APPROVE, 0]);
+    client(&mut w, 1, &player, &[op::DENY, 0, 2, op::APPROVE, 0]);
+    client(&mut w, 2, &player, &[]);
+    w.u8(op::DECISION_TIMEOUT).u8(op::TURN);
+    client(&mut w, 3, &publisher, &[op::APPROVE, 0, op::DENY, 0, 0]);
+    w.u8(op::SHUTDOWN).u8(op::TURN).u8(op::EVENTS);
+    w.u8(op::DEADLINE).u8(op::TURN);
+    out.push(("decisions-approve-deny-stale-timeout", w.bytes));
+
+    // Only publish and play decided: a play approved before the publish,
+    // the publisher removed with its request pending (its ticket stale).
+    let mut w = ScriptWriter::default();
+    w.u8(op::APPROVALS).u8(0b110);
+    for (i, bytes) in [(0u8, &player), (1, &publisher)] {
+        w.u8(op::ACCEPT).u8(i);
+        w.runs(&[op::INPUT, i], bytes);
+        w.u8(op::TURN);
+    }
+    w.u8(op::EVENTS).u8(op::APPROVE).u8(1);
+    w.u8(op::REMOVE).u8(1).u8(op::TURN);
+    w.u8(op::APPROVE).u8(0).u8(op::DENY).u8(0).u8(1);
+    w.u8(op::EVENTS).u8(op::TURN);
+    out.push(("decisions-publish-play-removed", w.bytes));
+
+    // A small event queue nobody drains: later requests are refused
+    // ("server busy") and their connections closed.
+    let mut w = ScriptWriter::default();
+    w.u8(op::APPROVALS).u8(0b1111);
+    for i in 0..6u8 {
+        w.u8(op::ACCEPT).u8(i % 3);
+        w.runs(&[op::INPUT, i], &player);
+        w.u8(op::TURN);
+    }
+    w.u8(op::EVENTS).u8(op::APPROVE).u8(0).u8(op::APPROVE).u8(3);
+    w.u8(op::TURN).u8(op::EVENTS).u8(op::DEADLINE).u8(op::TURN);
+    out.push(("decisions-busy", w.bytes));
+    out
 }
 
 /// A session seed for TC messaging: connect, then relay, broadcast, watch

@@ -137,3 +137,31 @@ fn client_seeds_reach_the_stream() {
         assert!(reached, "seed {name} does not reach the stream: {events:?}");
     }
 }
+
+/// The server's decision seeds reach what the decision operations check:
+/// tickets of every kind, answers taken, answers refused as stale, and
+/// tickets expired by the decision deadline. A seed that stopped at a
+/// refused connect would fuzz none of it.
+#[test]
+fn server_decision_seeds_reach_the_tickets() {
+    let mut total = tincan_fuzz::ServerRun::default();
+    for (name, input) in tincan_fuzz::seed::server_decision_seeds() {
+        let run = tincan_fuzz::server_run(&input);
+        eprintln!("{name}: {run:?}");
+        assert!(run.answered > 0, "seed {name} answers nothing: {run:?}");
+        total.connect_tickets += run.connect_tickets;
+        total.publish_tickets += run.publish_tickets;
+        total.play_tickets += run.play_tickets;
+        total.answered += run.answered;
+        total.stale += run.stale;
+        total.expired += run.expired;
+    }
+    assert!(
+        total.connect_tickets > 0
+            && total.publish_tickets > 0
+            && total.play_tickets > 0
+            && total.stale > 0
+            && total.expired > 0,
+        "the decision seeds miss a path: {total:?}"
+    );
+}

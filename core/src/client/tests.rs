@@ -16,6 +16,7 @@ use crate::handshake::{HandshakeConfig, ServerHandshake};
 use crate::message::{Command, Connect, Encoding, Message, UserControl, Value};
 use crate::server::{Server, ServerConfig};
 use crate::session::Transmit;
+use crate::testing::test_now;
 use crate::time::MediaTime;
 
 /// The tests' client config for `role` on `live/<stream>`.
@@ -44,7 +45,7 @@ impl Net {
         Net {
             server: Server::new(config),
             links: Vec::new(),
-            now: Instant::now(),
+            now: test_now(),
         }
     }
 
@@ -268,7 +269,7 @@ fn second_publisher_without_release_gets_bad_name_and_closes() {
 #[test]
 fn media_before_publish_start_is_refused() {
     let mut client = ClientSession::new(
-        Instant::now(),
+        test_now(),
         ClientConfig::new("rtmp://x.invalid/live", "live", "cam", Role::Publish),
         &mut SeededEntropy::new(1),
     );
@@ -284,7 +285,7 @@ fn media_before_publish_start_is_refused() {
 
 #[test]
 fn bad_server_version_is_a_sticky_error_not_a_panic() {
-    let now = Instant::now();
+    let now = test_now();
     let mut client = ClientSession::new(
         now,
         ClientConfig::new("rtmp://x.invalid/live", "live", "cam", Role::Play),
@@ -300,7 +301,7 @@ fn bad_server_version_is_a_sticky_error_not_a_panic() {
 
 #[test]
 fn silent_server_times_out_the_start() {
-    let now = Instant::now();
+    let now = test_now();
     let mut client = ClientSession::new(
         now,
         ClientConfig::new("rtmp://x.invalid/live", "live", "cam", Role::Play),
@@ -336,7 +337,7 @@ impl RawServer {
     }
 
     fn with_config(config: ClientConfig) -> Self {
-        let now = Instant::now();
+        let now = test_now();
         let mut client = ClientSession::new(now, config, &mut SeededEntropy::new(1));
         let mut hs =
             ServerHandshake::new(now, HandshakeConfig::default(), &mut SeededEntropy::new(2));
@@ -620,7 +621,7 @@ fn connect_args_that_do_not_encode_close_the_session_at_once() {
     let mut c = config(Role::Play, "cam");
     // A reference to a complex value never written.
     c.connect_args = vec![Value::Reference(3)];
-    let mut client = ClientSession::new(Instant::now(), c, &mut SeededEntropy::new(1));
+    let mut client = ClientSession::new(test_now(), c, &mut SeededEntropy::new(1));
     assert!(client.is_closed());
     assert!(matches!(client.error(), Some(ClientError::Config(_))));
     assert!(matches!(client.poll_event(), Some(ClientEvent::Closed(_))));

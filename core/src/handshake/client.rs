@@ -295,6 +295,7 @@ mod tests {
     use super::super::ServerHandshake;
     use super::*;
     use crate::entropy::SeededEntropy;
+    use crate::testing::test_now;
 
     fn config(kind: HandshakeKind, check: ServerCheck) -> HandshakeConfig {
         HandshakeConfig {
@@ -306,7 +307,7 @@ mod tests {
 
     /// A client started now, with seed 3 for its random bytes.
     fn client(config: HandshakeConfig) -> ClientHandshake {
-        ClientHandshake::new(Instant::now(), config, &mut SeededEntropy::new(3))
+        ClientHandshake::new(test_now(), config, &mut SeededEntropy::new(3))
     }
 
     const DIGEST0: HandshakeKind = HandshakeKind::Digest {
@@ -319,7 +320,7 @@ mod tests {
     /// Runs a client and a server against each other over in-memory pipes,
     /// delivering whatever each side has queued, and returns both.
     fn pair(client_config: HandshakeConfig) -> (ClientHandshake, ServerHandshake) {
-        let now = Instant::now();
+        let now = test_now();
         let mut c = ClientHandshake::new(now, client_config, &mut SeededEntropy::new(1));
         let mut s =
             ServerHandshake::new(now, HandshakeConfig::default(), &mut SeededEntropy::new(2));
@@ -424,7 +425,7 @@ mod tests {
 
     #[test]
     fn tampered_s2_signature_is_rejected() {
-        let now = Instant::now();
+        let now = test_now();
         let mut c =
             ClientHandshake::new(now, HandshakeConfig::default(), &mut SeededEntropy::new(1));
         let mut s =
@@ -511,7 +512,7 @@ mod tests {
 
     #[test]
     fn client_times_out_at_the_deadline_only() {
-        let now = Instant::now();
+        let now = test_now();
         let mut c =
             ClientHandshake::new(now, HandshakeConfig::default(), &mut SeededEntropy::new(3));
         let deadline = now + Duration::from_secs(10);
@@ -526,7 +527,7 @@ mod tests {
 
     #[test]
     fn same_seed_gives_same_client_bytes() {
-        let now = Instant::now();
+        let now = test_now();
         let run = |seed| {
             let mut entropy = SeededEntropy::new(seed);
             let mut c = ClientHandshake::new(now, HandshakeConfig::default(), &mut entropy);

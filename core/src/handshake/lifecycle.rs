@@ -186,10 +186,11 @@ fn fill(buf: &mut Vec<u8>, want: usize, input: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::test_now;
 
     #[test]
     fn a_rejected_second_packet_leaves_the_handshake_failed_not_complete() {
-        let now = Instant::now();
+        let now = test_now();
         let mut life = Lifecycle::new("test", now, Duration::from_secs(10));
         let mut input = vec![RTMP_VERSION];
         input.extend_from_slice(&[0; 2 * PACKET_LEN]);

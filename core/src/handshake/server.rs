@@ -258,6 +258,7 @@ mod tests {
     use super::super::test_util::*;
     use super::*;
     use crate::entropy::SeededEntropy;
+    use crate::testing::test_now;
 
     fn server(now: Instant) -> ServerHandshake {
         ServerHandshake::new(now, HandshakeConfig::default(), &mut SeededEntropy::new(1))
@@ -273,7 +274,7 @@ mod tests {
 
     #[test]
     fn librtmp_simple_c1_gets_zero_version_s1_and_s2_echoing_c1() {
-        let mut s = server(Instant::now());
+        let mut s = server(test_now());
         let c0c1 = librtmp_c0c1(123_456, 7);
         let out = answer(&mut s, &c0c1);
         assert_eq!(out.len(), 1 + 2 * SIG);
@@ -289,7 +290,7 @@ mod tests {
 
     #[test]
     fn librtmp_c2_echoing_s1_completes_and_validates() {
-        let mut s = server(Instant::now());
+        let mut s = server(test_now());
         let out = answer(&mut s, &librtmp_c0c1(1, 2));
         assert_eq!(s.handle_input(&out[1..=SIG]), Ok(SIG));
         assert!(s.is_complete());
@@ -298,7 +299,7 @@ mod tests {
 
     #[test]
     fn gstreamer_c2_with_its_own_time2_still_validates() {
-        let mut s = server(Instant::now());
+        let mut s = server(test_now());
         let out = answer(&mut s, &librtmp_c0c1(1, 2));
         let mut c2 = out[1..=SIG].to_vec();
         c2[4..8].copy_from_slice(&999u32.to_be_bytes());
@@ -308,7 +309,7 @@ mod tests {
 
     #[test]
     fn mismatching_c2_completes_but_is_recorded() {
-        let mut s = server(Instant::now());
+        let mut s = server(test_now());
         let _ = answer(&mut s, &librtmp_c0c1(1, 2));
         assert_eq!(s.handle_input(&[0xAA; SIG]), Ok(SIG));
         assert!(s.is_complete());
@@ -317,7 +318,7 @@ mod tests {
 
     #[test]
     fn ffmpeg_digest_c1_gets_s1_and_s2_that_ffmpeg_accepts() {
-        let mut s = server(Instant::now());
+        let mut s = server(test_now());
         let (c0c1, client_pos) = ffmpeg_c0c1(42, false);
         let out = answer(&mut s, &c0c1);
         let (s1, s2) = (&out[1..=SIG], &out[1 + SIG..]);
@@ -347,7 +348,7 @@ mod tests {
 
     #[test]
     fn ffmpeg_signed_c2_validates() {
-        let mut s = server(Instant::now());
+        let mut s = server(test_now());
         let (c0c1, _) = ffmpeg_c0c1(42, false);
         let out = answer(&mut s, &c0c1);
         let s1 = &out[1..=SIG];
@@ -359,7 +360,7 @@ mod tests {
 
     #[test]
     fn ffmpeg_publisher_c2_echoing_signed_s1_validates() {
-        let mut s = server(Instant::now());
+        let mut s = server(test_now());
         let out = answer(&mut s, &ffmpeg_c0c1(42, false).0);
         assert_eq!(s.handle_input(&out[1..=SIG]), Ok(SIG));
         assert_eq!(s.c2_validated(), Some(true));
@@ -367,7 +368,7 @@ mod tests {
 
     #[test]
     fn scheme1_digest_c1_gets_scheme1_signed_s1() {
-        let mut s = server(Instant::now());
+        let mut s = server(test_now());
         let (c0c1, client_pos) = ffmpeg_c0c1(5, true);
         let out = answer(&mut s, &c0c1);
         let (s1, s2) = (&out[1..=SIG], &out[1 + SIG..]);
@@ -385,7 +386,7 @@ mod tests {
 
     #[test]
     fn version_bytes_without_valid_digest_fall_back_to_simple() {
-        let mut s = server(Instant::now());
+        let mut s = server(test_now());
         let (mut c0c1, pos) = ffmpeg_c0c1(3, false);
         c0c1[1 + pos] ^= 1; // break the digest
         let out = answer(&mut s, &c0c1);
@@ -397,7 +398,7 @@ mod tests {
 
     #[test]
     fn answer_is_queued_after_c0_c1_before_any_c2() {
-        let mut s = server(Instant::now());
+        let mut s = server(test_now());
         let c0c1 = librtmp_c0c1(0, 1);
         assert_eq!(s.handle_input(&c0c1[..SIG]), Ok(SIG));
         assert_eq!(s.poll_transmit(), None, "C1 not complete yet");
@@ -408,7 +409,7 @@ mod tests {
 
     #[test]
     fn byte_at_a_time_trickle_completes() {
-        let mut s = server(Instant::now());
+        let mut s = server(test_now());
         let (c0c1, _) = ffmpeg_c0c1(11, false);
         for b in &c0c1 {
             assert_eq!(s.handle_input(std::slice::from_ref(b)), Ok(1));
@@ -424,7 +425,7 @@ mod tests {
 
     #[test]
     fn bytes_after_c2_are_left_for_the_chunk_layer() {
-        let mut s = server(Instant::now());
+        let mut s = server(test_now());
         let out = answer(&mut s, &librtmp_c0c1(0, 1));
         let mut read = out[1..=SIG].to_vec();
         read.extend_from_slice(&[0x02, 0x00, 0x00, 0x00]); // a chunk header
@@ -439,7 +440,7 @@ mod tests {
 
     #[test]
     fn whole_handshake_in_one_read_consumes_exactly_c0_c1_c2() {
-        let mut s = server(Instant::now());
+        let mut s = server(test_now());
         // A client that does not wait for S1 (C2 cannot echo it, but a
         // mismatching C2 is not fatal).
         let mut read = librtmp_c0c1(0, 1);
@@ -452,7 +453,7 @@ mod tests {
 
     #[test]
     fn rtmpe_version_6_is_rejected() {
-        let mut s = server(Instant::now());
+        let mut s = server(test_now());
         let err = s.handle_input(&[6]).unwrap_err();
         assert_eq!(err, HandshakeError::UnsupportedVersion(6));
         assert!(err.to_string().contains("RTMPE"));
@@ -461,7 +462,7 @@ mod tests {
 
     #[test]
     fn version_0_is_rejected() {
-        let mut s = server(Instant::now());
+        let mut s = server(test_now());
         assert_eq!(
             s.handle_input(&[0; 100]),
             Err(HandshakeError::UnsupportedVersion(0))
@@ -470,7 +471,7 @@ mod tests {
 
     #[test]
     fn errors_are_sticky() {
-        let now = Instant::now();
+        let now = test_now();
         let mut s = server(now);
         let _ = s.handle_input(&[8]);
         assert_eq!(
@@ -487,14 +488,14 @@ mod tests {
 
     #[test]
     fn poll_timeout_is_start_plus_timeout() {
-        let now = Instant::now();
+        let now = test_now();
         let s = server(now);
         assert_eq!(s.poll_timeout(), Some(now + Duration::from_secs(10)));
     }
 
     #[test]
     fn early_handle_timeout_is_harmless() {
-        let now = Instant::now();
+        let now = test_now();
         let mut s = server(now);
         assert_eq!(s.handle_timeout(now + Duration::from_millis(9_999)), Ok(()));
         assert_eq!(s.handle_input(&librtmp_c0c1(0, 1)), Ok(1 + SIG));
@@ -502,7 +503,7 @@ mod tests {
 
     #[test]
     fn deadline_fails_with_timeout_and_stays_failed() {
-        let now = Instant::now();
+        let now = test_now();
         let mut s = server(now);
         let _ = s.handle_input(&librtmp_c0c1(0, 1)[..100]);
         let deadline = s.poll_timeout().unwrap();
@@ -513,7 +514,7 @@ mod tests {
 
     #[test]
     fn no_timeout_after_completion() {
-        let now = Instant::now();
+        let now = test_now();
         let mut s = server(now);
         let out = answer(&mut s, &librtmp_c0c1(0, 1));
         let _ = s.handle_input(&out[1..=SIG]);
@@ -527,13 +528,13 @@ mod tests {
             timeout: Duration::MAX,
             ..HandshakeConfig::default()
         };
-        let s = ServerHandshake::new(Instant::now(), config, &mut SeededEntropy::new(1));
+        let s = ServerHandshake::new(test_now(), config, &mut SeededEntropy::new(1));
         assert_eq!(s.poll_timeout(), None);
     }
 
     #[test]
     fn same_seed_gives_same_answer() {
-        let now = Instant::now();
+        let now = test_now();
         let (c0c1, _) = ffmpeg_c0c1(1, false);
         let run = |seed| {
             let mut s = ServerHandshake::new(
@@ -564,7 +565,7 @@ mod tests {
             cuts.push(input.len());
             cuts.sort_unstable();
 
-            let mut s = ServerHandshake::new(Instant::now(), HandshakeConfig::default(), &mut SeededEntropy::new(0));
+            let mut s = ServerHandshake::new(test_now(), HandshakeConfig::default(), &mut SeededEntropy::new(0));
             let (mut at, mut consumed, mut failed) = (0, 0, false);
             for cut in cuts {
                 match s.handle_input(&input[at..cut]) {

@@ -533,6 +533,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::testing::test_now;
     use crate::time::MediaTime;
 
     fn frame(kind: FrameKind, len: usize, keyframe: bool, config: bool) -> Frame {
@@ -574,7 +575,7 @@ mod tests {
 
     #[test]
     fn over_budget_drops_the_oldest_gop_up_to_the_next_keyframe() {
-        let now = Instant::now();
+        let now = test_now();
         let mut b = backlog(1000);
         for f in [key(300), inter(300), inter(300), key(300), inter(300)] {
             b.push_frame(now, 1, f).unwrap();
@@ -588,7 +589,7 @@ mod tests {
 
     #[test]
     fn stale_audio_is_abandoned() {
-        let now = Instant::now();
+        let now = test_now();
         let mut b = backlog(1 << 20);
         b.push_frame(now, 1, audio(10)).unwrap();
         assert!(drain(&mut b, now + Duration::from_secs(3)).is_empty());
@@ -597,7 +598,7 @@ mod tests {
 
     #[test]
     fn stale_video_drops_until_the_next_keyframe_even_one_not_yet_arrived() {
-        let now = Instant::now();
+        let now = test_now();
         let mut b = backlog(1 << 20);
         b.push_frame(now, 1, key(10)).unwrap();
         b.push_frame(now, 1, inter(10)).unwrap();
@@ -612,7 +613,7 @@ mod tests {
 
     #[test]
     fn config_and_data_are_never_dropped() {
-        let now = Instant::now();
+        let now = test_now();
         let mut b = backlog(100);
         b.push_frame(now, 1, frame(FrameKind::Video, 500, false, true))
             .unwrap();
@@ -626,7 +627,7 @@ mod tests {
 
     #[test]
     fn never_dropped_data_past_its_bound_overflows() {
-        let now = Instant::now();
+        let now = test_now();
         let mut b = backlog(100);
         let big = frame(FrameKind::Data, MIN_FIXED_BUDGET + 1, false, false);
         assert_eq!(b.push_frame(now, 1, big), Err(Overflow));
@@ -634,7 +635,7 @@ mod tests {
 
     #[test]
     fn expire_previous_gop_drops_unsent_video_when_a_keyframe_arrives() {
-        let now = Instant::now();
+        let now = test_now();
         let mut b = Backlog::new(1 << 20);
         b.open_lane(
             1,
@@ -653,7 +654,7 @@ mod tests {
 
     #[test]
     fn entry_count_is_bounded() {
-        let now = Instant::now();
+        let now = test_now();
         let mut b = backlog(usize::MAX);
         for _ in 0..MAX_ENTRIES + 10 {
             b.push_frame(now, 1, audio(1)).unwrap();

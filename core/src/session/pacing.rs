@@ -88,6 +88,7 @@ impl Pacing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::test_now;
 
     /// Hands out `len`-byte transmits every `every` for `count` times,
     /// always backlogged.
@@ -109,13 +110,7 @@ mod tests {
     fn a_slow_peer_gets_small_batches() {
         let mut p = Pacing::default();
         // 16 KiB every 0.8 s: 20 kB/s.
-        drain(
-            &mut p,
-            Instant::now(),
-            16 * 1024,
-            Duration::from_millis(800),
-            4,
-        );
+        drain(&mut p, test_now(), 16 * 1024, Duration::from_millis(800), 4);
         assert_eq!(p.budget(), MIN_BATCH);
     }
 
@@ -123,13 +118,7 @@ mod tests {
     fn a_fast_peer_gets_the_largest_batches() {
         let mut p = Pacing::default();
         // 16 KiB every millisecond: 16 MB/s.
-        drain(
-            &mut p,
-            Instant::now(),
-            16 * 1024,
-            Duration::from_millis(1),
-            600,
-        );
+        drain(&mut p, test_now(), 16 * 1024, Duration::from_millis(1), 600);
         assert_eq!(p.budget(), MAX_BATCH);
     }
 
@@ -137,13 +126,7 @@ mod tests {
     fn a_medium_peer_gets_a_quarter_second_of_its_rate() {
         let mut p = Pacing::default();
         // 20 kB every 100 ms: 200 kB/s -> 50 kB batches.
-        drain(
-            &mut p,
-            Instant::now(),
-            20_000,
-            Duration::from_millis(100),
-            7,
-        );
+        drain(&mut p, test_now(), 20_000, Duration::from_millis(100), 7);
         assert_eq!(p.budget(), 50_000);
     }
 
@@ -152,14 +135,14 @@ mod tests {
         let mut p = Pacing::default();
         // Three transmits in the same instant: the kernel took them, the
         // link said nothing yet.
-        drain(&mut p, Instant::now(), 16 * 1024, Duration::ZERO, 3);
+        drain(&mut p, test_now(), 16 * 1024, Duration::ZERO, 3);
         assert_eq!(p.budget(), INITIAL_BATCH);
     }
 
     #[test]
     fn idle_time_without_a_backlog_is_not_mistaken_for_a_slow_link() {
         let mut p = Pacing::default();
-        let t0 = Instant::now();
+        let t0 = test_now();
         let t = drain(&mut p, t0, 20_000, Duration::from_millis(100), 7);
         p.sent(t, 1_000, false);
         // Ten idle seconds, then a backlog again.
@@ -171,7 +154,7 @@ mod tests {
     #[test]
     fn the_rate_follows_a_link_that_slows_down() {
         let mut p = Pacing::default();
-        let t0 = Instant::now();
+        let t0 = test_now();
         let t = drain(&mut p, t0, 64 * 1024, Duration::from_millis(1), 1000);
         assert_eq!(p.budget(), MAX_BATCH);
         drain(&mut p, t, 16 * 1024, Duration::from_millis(800), 12);

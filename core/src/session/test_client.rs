@@ -11,6 +11,7 @@ use crate::entropy::SeededEntropy;
 use crate::event::SessionEvent;
 use crate::handshake::{ClientHandshake, HandshakeConfig};
 use crate::message::{Command, Connect, Encoding, Message, Value};
+use crate::testing::test_now;
 use crate::time::MediaTime;
 
 /// One message the client received, raw and decoded.
@@ -69,7 +70,7 @@ pub(super) struct Pair {
 impl Pair {
     /// A fresh session with `config`; nothing exchanged yet.
     pub(super) fn new(config: SessionConfig) -> Self {
-        let now = Instant::now();
+        let now = test_now();
         let session = Session::new(now, config, &mut SeededEntropy::new(7));
         let hs = ClientHandshake::new(now, HandshakeConfig::default(), &mut SeededEntropy::new(9));
         let dec = ChunkDecoder::new(DecoderLimits::default());

@@ -122,6 +122,12 @@ pub struct Limits {
           value_parser = clap::value_parser!(u64).range(1..))]
     max_relay_bytes_per_second: u64,
 
+    /// Streams (published or waited for by a player) in the whole server;
+    /// a publish or play that would create one more is refused.
+    #[arg(long, value_name = "COUNT", default_value_t = d().broker.max_streams as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_live_streams: u64,
+
     /// Memory kept per stream for fast start (the current GOP), in bytes:
     /// payloads plus about 100 bytes of bookkeeping per frame.
     #[arg(long, value_name = "BYTES",
@@ -175,6 +181,7 @@ impl Limits {
         s.max_relays_per_second = self.max_relays_per_second;
         s.max_relay_bytes_per_second = size(self.max_relay_bytes_per_second);
         let b = &mut config.broker;
+        b.max_streams = size(self.max_live_streams);
         b.fast_start_max_bytes = size(self.fast_start_max_bytes);
         b.fast_start_max_frames = size(self.fast_start_max_frames);
         Ok(())

@@ -266,6 +266,8 @@ mod tests {
             "edge-1",
             "--max-streams",
             "3",
+            "--max-live-streams",
+            "2",
         ]);
         let c = cli.serve.settings.config().unwrap();
         assert_eq!(c.session.real_time.audio_lifetime, Duration::from_secs(1));
@@ -283,5 +285,6 @@ mod tests {
         assert!(c.session.simplified_rtmp && c.session.real_time.expire_previous_gop);
         assert_eq!(c.session.server_info.as_deref(), Some("edge-1"));
         assert_eq!(c.session.max_streams, 3);
+        assert_eq!(c.broker.max_streams, 2);
     }
 }
