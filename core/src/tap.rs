@@ -256,7 +256,7 @@ mod tests {
 
     #[test]
     fn notices_keep_their_place_among_frames() {
-        let now = Instant::now();
+        let now = crate::testing::test_now();
         let mut tap = TapState::new(rt());
         assert!(tap.push_notice(now, true));
         let frame = Frame {
