@@ -219,6 +219,20 @@ impl std::fmt::Display for Denial {
     }
 }
 
+/// Why the broker ended a live publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Eviction {
+    /// Another client's `releaseStream` (`NetStream.Publish.BadName`).
+    Released,
+    /// Another client published the name at a higher priority
+    /// (`NetStream.Publish.BadName`).
+    TakenOver,
+    /// The server ended it (an operator's API call, a control command);
+    /// the client gets `NetStream.Publish.Denied` with this description.
+    Ended(String),
+}
+
 /// Why the broker refused a publish. Each becomes a
 /// `NetStream.Publish.BadName` status whose description says which, except
 /// [`PublishRejection::Denied`], whose [`Denial`] chooses.
@@ -408,12 +422,14 @@ pub enum BrokerEvent {
         /// Why.
         reason: PublishRejection,
     },
-    /// Another client used `releaseStream` on this session's publish, or
-    /// published the name at a higher priority: send
-    /// `NetStream.Publish.BadName` and ignore further media on `stream`.
+    /// The broker ended this session's publish on `stream` (another
+    /// client's `releaseStream`, a higher priority, the server's embedder):
+    /// tell the client why and ignore further media on `stream`.
     PublishEvicted {
         /// The message stream id.
         stream: u32,
+        /// Why, which decides the status the client gets.
+        reason: Eviction,
     },
     /// The play on `stream` is accepted: answer `NetStream.Play.Start`;
     /// media follows.

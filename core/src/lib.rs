@@ -64,6 +64,7 @@ mod conn;
 pub mod entropy;
 pub mod event;
 pub mod handshake;
+pub mod ipnet;
 pub mod media;
 pub mod message;
 pub mod outbound;

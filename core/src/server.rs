@@ -157,6 +157,41 @@ impl std::fmt::Display for Ticket {
     }
 }
 
+/// What a decider grants with an approval ([`Server::approve_with`]),
+/// beyond the yes: per-client settings that come from where the decision
+/// is made (a token's parameters, an App's section of a configuration
+/// file). Nothing set changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[non_exhaustive]
+pub struct Grant {
+    /// For a connect (or any later request of the connection): the highest
+    /// publish priority it may ask for (TC's `pri` token parameter),
+    /// replacing [`SessionConfig::max_publish_priority`].
+    pub max_publish_priority: Option<u32>,
+    /// For a play: the player's real-time treatment (an App's lifetimes),
+    /// replacing the server's defaults; its own play options still apply
+    /// within the caps.
+    pub real_time: Option<RealTimeConfig>,
+}
+
+impl Grant {
+    /// A grant of `max` as the connection's highest publish priority.
+    pub fn max_publish_priority(max: u32) -> Self {
+        Grant {
+            max_publish_priority: Some(max),
+            ..Grant::default()
+        }
+    }
+
+    /// A grant of `rt` as a play's real-time treatment.
+    pub fn real_time(rt: RealTimeConfig) -> Self {
+        Grant {
+            real_time: Some(rt),
+            ..Grant::default()
+        }
+    }
+}
+
 /// Why [`Server::approve`] or [`Server::deny`] did nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -462,6 +497,10 @@ pub struct ServerConfig {
     /// viewers behind one carrier-grade NAT, or a loopback benchmark with a
     /// few thousand players, still fit.
     pub max_connections_per_ip: usize,
+    /// Addresses and subnets [`Self::max_connections_per_ip`] does not
+    /// apply to (a trusted relay, a monitoring host, a NAT the operator
+    /// knows), as the Go RTMP server's `CONCURRENT_LIMIT_WHITELIST`.
+    pub per_ip_exempt: Vec<crate::ipnet::IpNet>,
     /// How long clients told `NetConnection.Shutdown.Notify` get to leave
     /// on their own before the rest are closed (TC's `-t`, 5 minutes).
     pub shutdown_deadline: Duration,
@@ -483,6 +522,7 @@ impl Default for ServerConfig {
             broker: BrokerConfig::default(),
             max_connections: 10_000,
             max_connections_per_ip: 5_000,
+            per_ip_exempt: Vec::new(),
             shutdown_deadline: Duration::from_secs(300),
             approvals: Approvals::default(),
             max_queued_event_bytes: 16 * 1024 * 1024,
@@ -689,11 +729,30 @@ impl Server {
     /// publish or play goes on to the broker (which may still refuse it for
     /// its own reasons: a name already published, the stream limit).
     pub fn approve(&mut self, now: Instant, ticket: Ticket) -> Result<(), TicketError> {
+        self.approve_with(now, ticket, Grant::default())
+    }
+
+    /// Approves as [`Server::approve`], with what the decider knows about
+    /// this client applied first (see [`Grant`]).
+    pub fn approve_with(
+        &mut self,
+        now: Instant,
+        ticket: Ticket,
+        grant: Grant,
+    ) -> Result<(), TicketError> {
         let pending = self.take_pending(ticket)?;
         let id = pending.id;
         let Some(slot) = self.slots.get_mut(&id) else {
             return Err(TicketError::Stale(ticket));
         };
+        if let Some(session) = slot.conn.session_mut() {
+            if let Some(max) = grant.max_publish_priority {
+                session.set_max_publish_priority(max);
+            }
+            if let (Some(rt), Asked::Play { stream, seq, .. }) = (grant.real_time, &pending.asked) {
+                session.set_pending_play_real_time(*stream, *seq, rt);
+            }
+        }
         match pending.asked {
             Asked::Connect => {
                 let approved = slot
@@ -1347,7 +1406,11 @@ impl Server {
             self.totals.refused_connection_limit += 1;
             return Err(Refusal::TooManyConnections(self.config.max_connections));
         }
-        let ip = peer.map(|p| p.ip());
+        // An exempt address is not counted at all, so its slot is released
+        // by nothing.
+        let ip = peer
+            .map(|p| p.ip())
+            .filter(|ip| !crate::ipnet::IpNet::any_contains(&self.config.per_ip_exempt, *ip));
         if let Some(ip) = ip {
             let n = self.per_ip.get(&ip).copied().unwrap_or(0);
             if n >= self.config.max_connections_per_ip {
@@ -1491,6 +1554,23 @@ impl Server {
         slot.span.in_scope(|| slot.conn.close(now, reason));
         self.mark_ready(id);
         self.settle(now, id);
+    }
+
+    /// Ends the live publish of stream `name` of App `app` (an operator's
+    /// API call, a control command): the publisher gets
+    /// `NetStream.Publish.Denied` with `description` and keeps its
+    /// connection; players wait out the republish grace as after any
+    /// unpublish. Returns the publisher, if the stream was live.
+    pub fn end_publish(
+        &mut self,
+        now: Instant,
+        app: &str,
+        name: &str,
+        description: &str,
+    ) -> Option<SessionId> {
+        let publisher = self.broker.end_publish(now, app, name, description)?;
+        self.route(now);
+        Some(publisher)
     }
 
     /// Closes every connection at once with `reason` (an immediate stop):

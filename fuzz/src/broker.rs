@@ -301,7 +301,7 @@ pub fn broker(data: &[u8]) {
                     assert!(!twice, "{app}/{name} accepted for two live publishers");
                     live.insert((to, stream), (app, name));
                 }
-                BrokerEvent::PublishEvicted { stream } => {
+                BrokerEvent::PublishEvicted { stream, .. } => {
                     live.remove(&(to, stream));
                 }
                 _ => {}

@@ -99,7 +99,10 @@ fn broker_event(s: &mut Script<'_>, streams: &[u32]) -> BrokerEvent {
             seq: 1,
             reason: PublishRejection::AlreadyPublishing,
         },
-        2 => BrokerEvent::PublishEvicted { stream },
+        2 => BrokerEvent::PublishEvicted {
+            stream,
+            reason: tincan_core::event::Eviction::Released,
+        },
         3 => BrokerEvent::PublishNotify { stream },
         4 => BrokerEvent::UnpublishNotify { stream },
         5 => BrokerEvent::Relay {

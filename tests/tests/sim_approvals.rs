@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use tincan_core::event::Denial;
-use tincan_core::server::{Approvals, Decider, ServerEvent, Ticket, TicketError};
+use tincan_core::server::{Approvals, Decider, Grant, ServerEvent, Ticket, TicketError};
 use tincan_tests::sim::media::avc_keyframe;
 use tincan_tests::sim::{member_str, ClientId, Sim, SimConfig};
 
@@ -585,4 +585,114 @@ fn totals_count_opens_publishes_plays_refusals_and_closed_traffic() {
     assert_eq!(t.plays_rejected_denied, 1);
     assert_eq!(t.closed_bytes_out, received);
     assert!(t.closed_bytes_in > 0);
+}
+
+#[test]
+fn the_server_ends_a_publish_and_tells_its_publisher_why() {
+    let mut sim = Sim::new();
+    let (publisher, ps) = sim.start_publisher("live", "cam");
+    let (player, pl) = sim.start_player("live", "cam");
+    let ended =
+        sim.with_server(|s, now| s.end_publish(now, "live", "cam", "ended by the operator"));
+    assert_eq!(ended, Some(sim.session_id(publisher)));
+    assert_eq!(
+        description(&sim, publisher, ps, "NetStream.Publish.Denied").as_deref(),
+        Some("ended by the operator")
+    );
+    assert!(!sim.is_closed(publisher), "only the publish ends");
+    assert_eq!(sim.broker().published_count(), 0);
+    sim.advance(Duration::from_secs(6));
+    assert!(sim
+        .client(player)
+        .statuses(pl)
+        .contains(&"NetStream.Play.UnpublishNotify".to_owned()));
+    assert_eq!(
+        sim.with_server(|s, now| s.end_publish(now, "live", "cam", "again")),
+        None
+    );
+}
+
+#[test]
+fn a_grant_gives_a_connection_the_publish_priority_its_token_carries() {
+    let mut sim = sim(Decider::Embedder, Decider::Local, Decider::Local);
+    // The first publisher connects with nothing granted.
+    let first = sim.add_client();
+    sim.client_mut(first).connect("live");
+    sim.run();
+    let t = one_ticket(&mut sim, "connect");
+    sim.approve(t).unwrap();
+    let fs = sim.create_stream(first);
+    sim.client_mut(first).publish(fs, "cam");
+    sim.run();
+    // The second is granted priority 5 and asks for 3.
+    let second = sim.add_client();
+    sim.client_mut(second).connect("live");
+    sim.run();
+    let t = one_ticket(&mut sim, "connect");
+    sim.with_server(|s, now| s.approve_with(now, t, Grant::max_publish_priority(5)))
+        .unwrap();
+    let ss = sim.create_stream(second);
+    sim.client_mut(second).publish(ss, "cam?priority=3");
+    sim.run();
+    assert_eq!(sim.client(second).statuses(ss), ["NetStream.Publish.Start"]);
+    assert_eq!(
+        sim.client(first).statuses(fs),
+        ["NetStream.Publish.Start", "NetStream.Publish.BadName"]
+    );
+}
+
+#[test]
+fn a_grant_gives_a_play_its_real_time_treatment() {
+    use tincan_core::session::RealTimeConfig;
+    use tincan_tests::sim::media::avc_inter;
+    use tincan_tests::sim::LinkConfig;
+    let mut sim = sim(Decider::Local, Decider::Local, Decider::Embedder);
+    let (publisher, ps) = sim.start_publisher("live", "cam");
+    let mut players = Vec::new();
+    for granted in [true, false] {
+        let id = sim.add_client();
+        sim.connect(id, "live");
+        let s = sim.create_stream(id);
+        sim.take_events();
+        sim.client_mut(id).play(s, "cam", -2.0);
+        sim.run();
+        let t = one_ticket(&mut sim, "play");
+        let rt = RealTimeConfig {
+            video_lifetime: Duration::from_millis(200),
+            ..RealTimeConfig::default()
+        };
+        sim.with_server(|s, now| {
+            if granted {
+                s.approve_with(now, t, Grant::real_time(rt))
+            } else {
+                s.approve(now, t)
+            }
+        })
+        .unwrap();
+        // From now on the player's link is slow: its media queues up.
+        sim.set_link(id, LinkConfig::slow(2));
+        players.push(id);
+    }
+    for i in 0..25u32 {
+        let frame = if i == 0 {
+            avc_keyframe(&[1u8; 2000])
+        } else {
+            avc_inter(&[2u8; 2000])
+        };
+        sim.client_mut(publisher).send_video(ps, i * 40, frame);
+        sim.advance(Duration::from_millis(40));
+    }
+    let now = sim.now();
+    let dropped = |id| {
+        sim.server()
+            .connection_stats(now, sim.session_id(id))
+            .unwrap()
+            .dropped_frames
+    };
+    assert!(dropped(players[0]) > 0, "the granted 200 ms lifetime drops");
+    assert_eq!(
+        dropped(players[1]),
+        0,
+        "the default 3 s lifetime does not yet"
+    );
 }

@@ -66,6 +66,24 @@ fn per_address_limit_refuses_one_host_but_not_others() {
 }
 
 #[test]
+fn exempt_addresses_and_subnets_are_not_held_to_the_per_address_limit() {
+    let mut sim = Sim::with_config(SimConfig {
+        max_connections_per_ip: 1,
+        per_ip_exempt: tincan_core::ipnet::IpNet::parse_list("192.0.2.0/28").unwrap(),
+        ..SimConfig::default()
+    });
+    for _ in 0..5 {
+        let id = from(&mut sim, HOST).expect("an exempt host is never limited");
+        sim.connect(id, "live");
+    }
+    let outside = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
+    let first = from(&mut sim, outside).expect("first from a host outside");
+    assert_eq!(from(&mut sim, outside), Err(Refusal::TooManyFromAddress(1)));
+    sim.drop_connection(first);
+    from(&mut sim, outside).expect("its slot was released");
+}
+
+#[test]
 fn shutdown_tells_connected_clients_and_keeps_serving_them() {
     let mut sim = Sim::new();
     let (publisher, pstream) = sim.start_publisher("live", "cam");

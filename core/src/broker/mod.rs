@@ -54,7 +54,7 @@ use tracing::{debug, info, trace, warn};
 
 use crate::amf::amf0;
 use crate::event::{
-    BrokerEvent, ConnectInfo, FrameKind, PlayRejection, PlayRequest, PublishRejection,
+    BrokerEvent, ConnectInfo, Eviction, FrameKind, PlayRejection, PlayRequest, PublishRejection,
     SessionEvent, SessionId,
 };
 use crate::media::MediaInfo;
@@ -641,7 +641,13 @@ impl Broker {
                 priority,
                 "publisher taken over by a higher priority"
             );
-            self.evict(now, key, current.session, current.stream_id, "taken over");
+            self.evict(
+                now,
+                key,
+                current.session,
+                current.stream_id,
+                Eviction::TakenOver,
+            );
         }
         self.output.push_back((
             id,
@@ -853,7 +859,35 @@ impl Broker {
             name = %redact(name),
             "publisher evicted by releaseStream"
         );
-        self.evict(now, key, publisher.session, publisher.stream_id, "evicted");
+        let (session, stream) = (publisher.session, publisher.stream_id);
+        self.evict(now, key, session, stream, Eviction::Released);
+    }
+
+    /// Ends the live publish of stream `name` of App `app` from the
+    /// server's side (an operator's API call, a control command): the
+    /// publisher gets `NetStream.Publish.Denied` with `description`, its
+    /// players wait out the republish grace as after any unpublish. The
+    /// publisher's session, if there was a live publish.
+    pub fn end_publish(
+        &mut self,
+        now: Instant,
+        app: &str,
+        name: &str,
+        description: &str,
+    ) -> Option<SessionId> {
+        let app = *self.app_ids.get(app)?;
+        let hash = parse_play_name(name)?.hash;
+        let key = StreamKey { app, hash };
+        let publisher = self.streams.get(&key)?.publisher?;
+        info!(session = %publisher.session, name = %redact(name), "publish ended by the server");
+        self.evict(
+            now,
+            key,
+            publisher.session,
+            publisher.stream_id,
+            Eviction::Ended(description.to_owned()),
+        );
+        Some(publisher.session)
     }
 
     /// Ends the live publish of `key` by `session`'s `stream_id` from the
@@ -864,13 +898,23 @@ impl Broker {
         key: StreamKey,
         session: SessionId,
         stream_id: u32,
-        why: &'static str,
+        reason: Eviction,
     ) {
         if let Some(owner) = self.sessions.get_mut(&session) {
             owner.publishes.remove(&stream_id);
         }
-        self.output
-            .push_back((session, BrokerEvent::PublishEvicted { stream: stream_id }));
+        let why = match &reason {
+            Eviction::Released => "evicted by releaseStream",
+            Eviction::TakenOver => "taken over",
+            _ => "ended by the server",
+        };
+        self.output.push_back((
+            session,
+            BrokerEvent::PublishEvicted {
+                stream: stream_id,
+                reason,
+            },
+        ));
         self.detach_publisher(now, key, why);
     }
 

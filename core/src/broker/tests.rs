@@ -999,7 +999,10 @@ fn release_stream_evicts_the_publisher() {
     );
     assert_eq!(
         h.events_for(stuck),
-        vec![BrokerEvent::PublishEvicted { stream: 1 }]
+        vec![BrokerEvent::PublishEvicted {
+            stream: 1,
+            reason: crate::event::Eviction::Released
+        }]
     );
     assert!(matches!(
         h.publish(fresh, 1, "foo"),

@@ -21,7 +21,7 @@ use super::{
 use crate::amf::{amf0, amf3};
 use crate::chunk::RawMessage;
 use crate::event::{
-    BrokerEvent, ConnectInfo, DenialKind, Frame, FrameKind, PlayRejection, PlayRequest,
+    BrokerEvent, ConnectInfo, DenialKind, Eviction, Frame, FrameKind, PlayRejection, PlayRequest,
     PublishRejection, SessionEvent,
 };
 use crate::media::{parse_audio, parse_video};
@@ -701,6 +701,8 @@ impl Session {
                 name,
                 rt,
                 reset: play.reset,
+                options: play.options,
+                query: query.clone(),
             }));
         }
         tracing::debug!(stream, name = %redact(&broker_name), "play requested");
@@ -927,6 +929,32 @@ impl Session {
         )
     }
 
+    /// The connection's highest publish priority from now on, as a decider
+    /// granted it (a token's `pri`).
+    pub(crate) fn set_max_publish_priority(&mut self, max: u32) {
+        self.config.max_publish_priority = max;
+    }
+
+    /// A decider's real-time treatment for the play request `seq` of
+    /// `stream`, still waiting: the player's own options apply over it,
+    /// within its caps. False if that request no longer waits.
+    pub(crate) fn set_pending_play_real_time(
+        &mut self,
+        stream: u32,
+        seq: u64,
+        granted: RealTimeConfig,
+    ) -> bool {
+        match self.streams.get_mut(&stream).map(|s| &mut s.state) {
+            Some(StreamState::PlayPending(p)) if p.seq == seq => {
+                let mut rt = play_options(p.options.as_ref(), &granted);
+                query_play_options(&p.query, &mut rt, &granted);
+                p.rt = rt;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the play request `seq` of `stream` still waits.
     pub(crate) fn play_pending(&self, stream: u32, seq: u64) -> bool {
         matches!(
@@ -1028,20 +1056,23 @@ impl Session {
                     self.send_status(stream, "error", code, &reason.to_string(), details);
                 }
             }
-            BrokerEvent::PublishEvicted { stream } => {
+            BrokerEvent::PublishEvicted { stream, reason } => {
                 let Some(st) = self.streams.get_mut(&stream) else {
                     return;
                 };
                 if let StreamState::Publishing { name, .. } = &st.state {
-                    tracing::info!(stream, name = %redact(name), "publish evicted by releaseStream");
+                    tracing::info!(stream, name = %redact(name), ?reason, "publish ended by the server");
                     st.state = StreamState::Idle;
-                    self.send_status(
-                        stream,
-                        "error",
-                        bad_name,
-                        "another client released this stream",
-                        vec![],
-                    );
+                    let (code, description) = match &reason {
+                        Eviction::Released => (bad_name, "another client released this stream"),
+                        Eviction::TakenOver => (
+                            bad_name,
+                            "another client published this stream at a higher priority",
+                        ),
+                        Eviction::Ended(d) => ("NetStream.Publish.Denied", d.as_str()),
+                    };
+                    let description = description.to_owned();
+                    self.send_status(stream, "error", code, &description, vec![]);
                 }
             }
             BrokerEvent::PublishNotify { stream } => {

@@ -250,6 +250,10 @@ struct PendingPlay {
     name: String,
     rt: RealTimeConfig,
     reset: bool,
+    /// The player's own real-time options (play Object, name query), kept
+    /// to apply them again over a decider's real-time grant.
+    options: Option<Value>,
+    query: String,
 }
 
 /// A player's switches (pause, receiveAudio/Video) and what it must get

@@ -817,8 +817,13 @@ fn media_from_a_player_is_dropped() {
 #[test]
 fn evicted_publisher_gets_bad_name_and_its_media_is_ignored() {
     let mut p = publisher();
-    p.session
-        .handle_broker_event(p.now, BrokerEvent::PublishEvicted { stream: 1 });
+    p.session.handle_broker_event(
+        p.now,
+        BrokerEvent::PublishEvicted {
+            stream: 1,
+            reason: crate::event::Eviction::Released,
+        },
+    );
     let got = p.receive();
     assert_eq!(codes(&got), ["NetStream.Publish.BadName"]);
     assert_eq!(
@@ -1547,7 +1552,7 @@ mod never_panics {
                     5 => p.command(0, Command::DeleteStream { transaction_id: 0.0, stream_id: f64::from(stream) }),
                     6 => p.session.handle_broker_event(p.now, BrokerEvent::PublishAccepted { stream, seq: 1, hashname: String::new() }),
                     7 => p.session.handle_broker_event(p.now, BrokerEvent::PublishRejected { stream, seq: 1, reason: PublishRejection::TooManyStreams }),
-                    8 => p.session.handle_broker_event(p.now, BrokerEvent::PublishEvicted { stream }),
+                    8 => p.session.handle_broker_event(p.now, BrokerEvent::PublishEvicted { stream, reason: crate::event::Eviction::TakenOver }),
                     9 => give(&mut p, stream, if flag { key_frame(0, 100) } else { inter_frame(0, 100) }),
                     10 => { p.receive(); }
                     _ => p.now += Duration::from_secs(2),

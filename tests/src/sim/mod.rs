@@ -98,6 +98,8 @@ pub struct SimConfig {
     pub approvals: Approvals,
     /// [`ServerConfig::max_queued_event_bytes`].
     pub max_queued_event_bytes: usize,
+    /// [`ServerConfig::per_ip_exempt`].
+    pub per_ip_exempt: Vec<tincan_core::ipnet::IpNet>,
     /// Seed for every handshake and connection id.
     pub seed: u64,
     /// Granularity at which busy rate-limited links deliver.
@@ -115,6 +117,7 @@ impl Default for SimConfig {
             shutdown_deadline: server.shutdown_deadline,
             approvals: server.approvals,
             max_queued_event_bytes: server.max_queued_event_bytes,
+            per_ip_exempt: server.per_ip_exempt,
             seed: 0x5EED,
             link_tick: Duration::from_millis(1),
         }
@@ -132,6 +135,7 @@ impl SimConfig {
             shutdown_deadline: self.shutdown_deadline,
             approvals: self.approvals,
             max_queued_event_bytes: self.max_queued_event_bytes,
+            per_ip_exempt: self.per_ip_exempt.clone(),
         }
     }
 }
