@@ -112,6 +112,68 @@ impl AuthKeys {
     }
 }
 
+/// Settings a TC user name carries: since the user token is an HMAC over
+/// the whole user name, whoever holds a master key grants them and nobody
+/// else can forge them. The name is a list of `<name>=<value>` settings (or
+/// bare flags) separated by `;`; unrecognized ones (such as an opaque
+/// user id) are ignored, and of repeated ones the last wins.
+///
+/// `67890;name=mike;pri=5;exp=1682190000` is user `67890` publishing as
+/// `mike`, at priority up to 5, until that Unix time.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UserProperties {
+    /// `name`: the publisher name shown to players (`publisherName` of
+    /// `NetStream.Play.PublishNotify`) and to relay recipients.
+    pub name: Option<String>,
+    /// `pri`: the highest publish priority the connection may ask for.
+    pub max_priority: Option<u32>,
+    /// `xcl`: one connection at a time for this user in an App; a new one
+    /// disconnects the old.
+    pub exclusive: bool,
+    /// `nbf`: no connect before this Unix time.
+    pub not_before: Option<f64>,
+    /// `exp`: disconnect at this Unix time.
+    pub expires_at: Option<f64>,
+    /// `use_by`: no connect after this Unix time.
+    pub use_by: Option<f64>,
+    /// `exi`: disconnect this many seconds after connecting.
+    pub expires_in: Option<f64>,
+    /// `pub`: most simultaneous publishes on the connection.
+    pub max_publishes: Option<u32>,
+}
+
+impl UserProperties {
+    /// Reads the settings of `user`. A value that does not parse as its
+    /// type is ignored, like an unknown setting (TC does the same): the
+    /// token already proves the name is the key holder's.
+    pub fn parse(user: &str) -> Self {
+        let mut p = UserProperties::default();
+        for item in user.split(';') {
+            let (key, value) = item.split_once('=').unwrap_or((item, ""));
+            let number = || value.parse::<f64>().ok().filter(|v| v.is_finite());
+            let count = || number().map(|v| v.clamp(0.0, f64::from(u32::MAX)) as u32);
+            match key {
+                "name" => p.name = (!value.is_empty()).then(|| value.to_owned()),
+                "pri" => p.max_priority = count().or(p.max_priority),
+                "xcl" => p.exclusive = true,
+                "nbf" => p.not_before = number().or(p.not_before),
+                "exp" => p.expires_at = number().or(p.expires_at),
+                "use_by" => p.use_by = number().or(p.use_by),
+                "exi" => p.expires_in = number().or(p.expires_in),
+                "pub" => p.max_publishes = count().or(p.max_publishes),
+                _ => {}
+            }
+        }
+        p
+    }
+
+    /// Whether any setting needs the wall clock to be checked (`nbf`,
+    /// `exp`, `use_by`).
+    pub fn needs_clock(&self) -> bool {
+        self.not_before.is_some() || self.expires_at.is_some() || self.use_by.is_some()
+    }
+}
+
 /// Why a `connect` failed authentication. The texts go to the client as the
 /// rejection's description, so they never contain the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -316,6 +378,33 @@ mod tests {
     fn upper_case_token_names_the_same_mac() {
         let upper = APP_TOKEN.to_ascii_uppercase();
         assert_eq!(keys().check("live/12345", &[Value::from(upper)]), Ok(None));
+    }
+
+    #[test]
+    fn user_properties_of_the_readme_example() {
+        let p = UserProperties::parse("67890;name=mike;pri=5;exp=1682190000");
+        assert_eq!(p.name.as_deref(), Some("mike"));
+        assert_eq!(p.max_priority, Some(5));
+        assert_eq!(p.expires_at, Some(1_682_190_000.0));
+        assert!(!p.exclusive && p.not_before.is_none() && p.max_publishes.is_none());
+        // And its token, as TC's calculator prints it.
+        assert_eq!(
+            calculator_line(b"supersecret", "67890;name=mike;pri=5;exp=1682190000@live/12345"),
+            ",auth,46c659987c412a7b6e5892f9ccc25019cee40f6934978876ab89a389e6317dc3,67890;name=mike;pri=5;exp=1682190000@live/12345"
+        );
+    }
+
+    #[test]
+    fn user_properties_flags_repeats_and_garbage() {
+        let p =
+            UserProperties::parse("u;xcl;pub=2;pri=1;pri=3;exi=abc;nbf=10;use_by=20;exi=60;zzz=1");
+        assert!(p.exclusive);
+        assert_eq!(p.max_publishes, Some(2));
+        assert_eq!(p.max_priority, Some(3));
+        assert_eq!(p.expires_in, Some(60.0));
+        assert_eq!((p.not_before, p.use_by), (Some(10.0), Some(20.0)));
+        assert!(p.needs_clock());
+        assert_eq!(UserProperties::parse("plain"), UserProperties::default());
     }
 
     #[test]

@@ -610,6 +610,10 @@ pub struct Server {
     events: VecDeque<ServerEvent>,
     /// Estimated memory of `events`.
     events_bytes: usize,
+    /// The last wall-clock reading ([`Server::handle_unix_time`]).
+    unix_anchor: Option<(Instant, f64)>,
+    /// The connection of each exclusive (`xcl`) user, by App and user.
+    exclusive: HashMap<(String, String), SessionId>,
     totals: Totals,
     events_dropped: u64,
     next_ticket: u64,
@@ -649,6 +653,8 @@ impl Server {
             undelivered: 0,
             events: VecDeque::new(),
             events_bytes: 0,
+            unix_anchor: None,
+            exclusive: HashMap::new(),
             totals: Totals::default(),
             events_dropped: 0,
             next_ticket: 1,
@@ -703,6 +709,14 @@ impl Server {
     /// Server-wide counters since start (they only go up), for metrics.
     pub fn totals(&self) -> &Totals {
         &self.totals
+    }
+
+    /// The wall clock: the Unix time (seconds) is `unix_secs` at `now`. The
+    /// core never reads a clock; a runtime says this at start and now and
+    /// then (every accept is plenty), and new connections check their
+    /// tokens' time bounds (`nbf`, `exp`, `use_by`) against it.
+    pub fn handle_unix_time(&mut self, now: Instant, unix_secs: f64) {
+        self.unix_anchor = Some((now, unix_secs));
     }
 
     /// Requests waiting for the embedder's decision.
@@ -1426,7 +1440,10 @@ impl Server {
             Some(peer) => tracing::info_span!("conn", id = %id, peer = %peer),
             None => tracing::info_span!("conn", id = %id),
         };
-        let session = span.in_scope(|| Session::new(now, self.config.session.clone(), entropy));
+        let mut session = span.in_scope(|| Session::new(now, self.config.session.clone(), entropy));
+        if let Some((at, secs)) = self.unix_anchor {
+            session.handle_unix_time(now, secs + now.saturating_duration_since(at).as_secs_f64());
+        }
         self.slots.insert(
             id,
             Box::new(Slot {
@@ -1697,6 +1714,9 @@ impl Server {
             self.settle(now, id);
         }
         let slot = self.slots.remove(&id)?;
+        if !self.exclusive.is_empty() {
+            self.exclusive.retain(|_, owner| *owner != id);
+        }
         for ticket in &slot.tickets {
             if let Some(p) = self.pending.remove(ticket) {
                 self.ticket_deadlines.remove(&(p.deadline, *ticket));
@@ -1811,6 +1831,7 @@ impl Server {
                 self.broker.handle_event(now, id, SessionEvent::Closed);
             }
             SessionEvent::Connected(info) => {
+                self.exclusive_login(now, id, &info);
                 self.report(ServerEvent::Connected {
                     id,
                     info: info.clone(),
@@ -1873,6 +1894,24 @@ impl Server {
                 self.broker.handle_event(now, id, event);
             }
             event => self.broker.handle_event(now, id, event),
+        }
+    }
+
+    /// TC's `xcl`: one connection at a time for a user in an App; the
+    /// older one is closed.
+    fn exclusive_login(&mut self, now: Instant, id: SessionId, info: &ConnectInfo) {
+        let Some(user) = &info.user else {
+            return;
+        };
+        if !crate::auth::UserProperties::parse(user).exclusive {
+            return;
+        }
+        let key = (info.app.clone(), user.clone());
+        if let Some(old) = self.exclusive.insert(key, id) {
+            if old != id && self.slots.contains_key(&old) {
+                tracing::info!(session = %old, by = %id, "exclusive login: older connection closed");
+                self.close(now, old, "another connection logged in as this user");
+            }
         }
     }
 

@@ -641,6 +641,16 @@ impl Session {
             );
             return;
         }
+        if !self.may_publish_more() {
+            self.send_status(
+                stream,
+                "error",
+                bad_name,
+                "this connection may not publish more streams at once",
+                vec![],
+            );
+            return;
+        }
         let (name, query) = split_query(&name);
         let asked = query_param(&query, "priority")
             .and_then(|p| p.parse::<u32>().ok())
@@ -648,10 +658,12 @@ impl Session {
         let priority = asked.min(self.config.max_publish_priority);
         let seq = self.next_seq;
         self.next_seq += 1;
-        st.state = StreamState::PublishPending {
-            name: name.clone(),
-            seq,
-        };
+        if let Some(st) = self.streams.get_mut(&stream) {
+            st.state = StreamState::PublishPending {
+                name: name.clone(),
+                seq,
+            };
+        }
         tracing::info!(stream, name = %redact(&name), ?kind, priority, "publish requested");
         self.events.push_back(SessionEvent::Publish {
             stream,
@@ -687,7 +699,7 @@ impl Session {
         let mut rt = play_options(play.options.as_ref(), &self.config.real_time);
         query_play_options(&query, &mut rt, &self.config.real_time);
         // TC's web player asks for `NAME?asis&...`: the flag is the prefix.
-        let asis = query_param(&query, "asis").is_some_and(|v| v != "0" && v != "false");
+        let asis = query_param(&query, "asis").is_some_and(flag_on);
         let broker_name = if asis && !name.starts_with("asis:") {
             format!("asis:{name}")
         } else {
@@ -1113,14 +1125,22 @@ pub(crate) fn split_query(name: &str) -> (String, String) {
     }
 }
 
-/// The value of `key` in a `a=1&b&c=x` query: `Some("")` for a bare flag,
-/// `None` if absent. The first occurrence wins.
+/// The value of `key` in a `a=1&b;c=x?d` query (TC separates parameters
+/// with `&`, `?` or `;`): `Some("")` for a bare flag, `None` if absent. A
+/// later occurrence overrides an earlier one, as in TC.
 pub(crate) fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
     query
-        .split('&')
+        .split(['&', '?', ';'])
         .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
-        .find(|(k, _)| *k == key)
+        .filter(|(k, _)| *k == key)
         .map(|(_, v)| v)
+        .last()
+}
+
+/// TC's reading of a flag parameter: present and not `0`, `no` or
+/// `false` (a bare flag is on).
+fn flag_on(value: &str) -> bool {
+    !matches!(value, "0" | "no" | "false")
 }
 
 /// The real-time options TC's own web player sends in the name's query
@@ -1148,7 +1168,7 @@ fn query_play_options(query: &str, rt: &mut RealTimeConfig, default: &RealTimeCo
         rt.finish_by_margin = d;
     }
     if let Some(v) = query_param(query, "expirePreviousGop") {
-        rt.expire_previous_gop = !matches!(v, "0" | "false");
+        rt.expire_previous_gop = flag_on(v);
     }
 }
 

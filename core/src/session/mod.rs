@@ -165,6 +165,11 @@ pub struct Session {
     flash_ver: Option<String>,
     /// The `tcUrl` of `connect`, for decisions.
     tc_url: Option<String>,
+    /// The wall clock as the runtime last told it: the Unix time (seconds)
+    /// at an instant. Token time bounds are checked against it.
+    unix_anchor: Option<(Instant, f64)>,
+    /// Most simultaneous publishes (the token's `pub`).
+    max_publishes: Option<u32>,
     /// The next publish or play request's number.
     next_seq: u64,
     /// A `connect` waiting for an outside decision.
@@ -346,9 +351,11 @@ enum Timer {
     Merge,
     /// When a player's queued media may next outlive its lifetime.
     Expire,
+    /// When the login's token expires (its `exp` or `exi`).
+    Login,
 }
 
-const TIMER_COUNT: usize = 8;
+const TIMER_COUNT: usize = 9;
 
 /// A fixed table of deadlines indexed by [`Timer`]; the next one is a min.
 #[derive(Debug, Default)]
@@ -464,6 +471,8 @@ impl Session {
             user: None,
             flash_ver: None,
             tc_url: None,
+            unix_anchor: None,
+            max_publishes: None,
             next_seq: 1,
             pending_connect: None,
             held_messages: VecDeque::new(),
@@ -490,6 +499,19 @@ impl Session {
     /// The `flashVer` the client sent in `connect` (its name and version).
     pub fn flash_ver(&self) -> Option<&str> {
         self.flash_ver.as_deref()
+    }
+
+    /// The wall clock: the Unix time `unix_secs` is now. Tokens whose user
+    /// name bounds them in time (`nbf`, `exp`, `use_by`) can only be
+    /// checked once the runtime has said; the core never reads a clock.
+    pub fn handle_unix_time(&mut self, now: Instant, unix_secs: f64) {
+        self.unix_anchor = Some((now, unix_secs));
+    }
+
+    /// The Unix time at `now`, from the last anchor.
+    fn unix_now(&self, now: Instant) -> Option<f64> {
+        self.unix_anchor
+            .map(|(at, secs)| secs + now.saturating_duration_since(at).as_secs_f64())
     }
 
     /// The `tcUrl` the client sent in `connect`.
@@ -683,6 +705,12 @@ impl Session {
                     // A player that is not polled (its socket takes
                     // nothing) still loses media past its lifetime.
                     self.backlog.expire(now);
+                }
+                if self.timers.is_due(Timer::Login, now) {
+                    self.timers.set(Timer::Login, None);
+                    tracing::info!("login expired");
+                    self.close(now, "login expired");
+                    return;
                 }
                 if self.timers.is_due(Timer::DeadPeer, now) {
                     self.fail(now, SessionError::PeerDead(self.config.dead_peer_timeout));

@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{status_info, Session, SessionError, CSID_COMMAND, MAX_CONTROL_BYTES};
-use crate::auth::AuthError;
+use super::{
+    status_info, Session, SessionError, StreamState, Timer, CSID_COMMAND, MAX_CONTROL_BYTES,
+};
+use crate::auth::{AuthError, UserProperties};
 use crate::chunk::RawMessage;
 use crate::event::SessionEvent;
 use crate::message::{type_id, Command, Encoding, GenericCommand, Message, Value};
@@ -54,8 +56,14 @@ impl Session {
     ) -> bool {
         match self.config.auth_keys.check(app, args) {
             Ok(user) => {
+                let props = user.as_deref().map(UserProperties::parse);
                 self.user = user;
-                true
+                match props {
+                    Some(props) => {
+                        self.apply_user_properties(now, encoding, transaction_id, &props)
+                    }
+                    None => true,
+                }
             }
             Err(e) => {
                 let why = match e {
@@ -73,6 +81,79 @@ impl Session {
                 false
             }
         }
+    }
+
+    /// The settings of an authenticated user name (TC's user-specific
+    /// properties): time bounds are checked now, the rest kept for later.
+    /// Returns whether the connect may go on.
+    fn apply_user_properties(
+        &mut self,
+        now: Instant,
+        encoding: Encoding,
+        transaction_id: f64,
+        props: &UserProperties,
+    ) -> bool {
+        let unix = self.unix_now(now);
+        let refuse = |s: &mut Self, description: &str| {
+            tracing::info!(why = description, "connect refused: token bounds");
+            s.reject_connect(
+                now,
+                encoding,
+                transaction_id,
+                description,
+                description.to_owned(),
+            );
+            false
+        };
+        if props.needs_clock() && unix.is_none() {
+            return refuse(
+                self,
+                "the token is bounded in time and the server has no clock",
+            );
+        }
+        let unix = unix.unwrap_or(0.0);
+        if props.not_before.is_some_and(|t| unix < t) {
+            return refuse(self, "the token is not valid yet");
+        }
+        if props.use_by.is_some_and(|t| unix > t) || props.expires_at.is_some_and(|t| unix >= t) {
+            return refuse(self, "the token has expired");
+        }
+        if let Some(max) = props.max_priority {
+            self.config.max_publish_priority = max;
+        }
+        self.max_publishes = props.max_publishes;
+        let by_exp = props
+            .expires_at
+            .and_then(|t| Duration::try_from_secs_f64(t - unix).ok());
+        let by_exi = props
+            .expires_in
+            .and_then(|s| Duration::try_from_secs_f64(s.max(0.0)).ok());
+        let expiry = [by_exp, by_exi]
+            .into_iter()
+            .flatten()
+            .min()
+            .and_then(|d| now.checked_add(d));
+        self.timers.set(Timer::Login, expiry);
+        true
+    }
+
+    /// Whether the token's `pub` allows one more publish on this
+    /// connection (counting those waiting for their answer).
+    pub(super) fn may_publish_more(&self) -> bool {
+        let Some(max) = self.max_publishes else {
+            return true;
+        };
+        let live = self
+            .streams
+            .values()
+            .filter(|s| {
+                matches!(
+                    s.state,
+                    StreamState::PublishPending { .. } | StreamState::Publishing { .. }
+                )
+            })
+            .count();
+        live < max as usize
     }
 
     /// Answers `connect` with `_error` `NetConnection.Connect.Rejected`
