@@ -325,6 +325,7 @@ macro_rules! conformance_suite {
             outbound_push_to_itself_relays_the_publishers_frames,
             outbound_pull_from_itself_republishes_the_remote_stream,
             outbound_dial_to_a_closed_port_closes_with_the_reason,
+            graceful_shutdown_ends_an_outbound_connection,
         );
     };
     (@cases $runtime:ty; $($case:ident),* $(,)?) => {

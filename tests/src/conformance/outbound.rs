@@ -37,6 +37,19 @@ fn to_itself(server: &Running, role: Role, stream: &str, link: Link) -> Outbound
     }
 }
 
+/// As [`to_itself`], naming the listener `localhost:PORT`: the runtime
+/// must resolve the name without blocking (mio on a helper thread), and
+/// when `localhost` resolves to `::1` first, where nothing listens, go on
+/// to the next address.
+fn to_itself_by_name(server: &Running, role: Role, stream: &str, link: Link) -> OutboundConfig {
+    let target = format!("localhost:{}", server.addr().port());
+    OutboundConfig {
+        client: ClientConfig::new(&format!("rtmp://{target}/live"), "live", stream, role),
+        target,
+        link,
+    }
+}
+
 /// A raw client publishing `live/NAME`, once `NetStream.Publish.Start`
 /// arrived.
 fn publishing(server: &Running, name: &str) -> (RtmpClient, u32) {
@@ -187,15 +200,16 @@ pub fn outbound_push_to_itself_relays_the_publishers_frames<R: Runtime>() {
     );
 }
 
-/// A server pulls a live stream from itself: the runtime dials its own
-/// listener, plays remote `live/cam`, and publishes it locally as
-/// `live/pulled`, whose player receives exactly the publisher's frames.
+/// A server pulls a live stream from itself: the runtime resolves and
+/// dials its own listener by name, plays remote `live/cam`, and publishes
+/// it locally as `live/pulled`, whose player receives exactly the
+/// publisher's frames.
 pub fn outbound_pull_from_itself_republishes_the_remote_stream<R: Runtime>() {
     let server = R::start(ServerConfig::default());
     let (mut publisher, stream) = publishing(&server, "cam");
     let id = server
         .control()
-        .connect(to_itself(
+        .connect(to_itself_by_name(
             &server,
             Role::Play,
             "cam",
@@ -289,5 +303,47 @@ pub fn outbound_dial_to_a_closed_port_closes_with_the_reason<R: Runtime>() {
         control.connection_stats(id).is_none(),
         "[{}] the failed dial still has statistics",
         server.name()
+    );
+}
+
+/// A graceful shutdown ends a relay too (it has nobody to notify): the
+/// outbound connection and the connection it made to this server both
+/// close, and the server returns well before its shutdown deadline.
+pub fn graceful_shutdown_ends_an_outbound_connection<R: Runtime>() {
+    let mut server = R::start(ServerConfig::default());
+    let (mut publisher, _stream) = publishing(&server, "cam");
+    let id = server
+        .control()
+        .connect(to_itself(
+            &server,
+            Role::Publish,
+            "copy",
+            Link::Push {
+                app: "live".to_owned(),
+                name: "cam".to_owned(),
+            },
+        ))
+        .unwrap_or_else(|r| panic!("[{}] connect refused: {r}", server.name()));
+    expect_outbound(&server, id, ClientEvent::Publishing);
+    server.shutdown();
+    // The publisher is told and leaves, as a real encoder does.
+    publisher.pump_for(Duration::from_millis(200));
+    drop(publisher);
+    let returned = server.join(TIMEOUT);
+    assert!(
+        returned.is_ok(),
+        "[{}] the server did not drain: {returned:?}; {:?}",
+        server.name(),
+        server.events()
+    );
+    let closed = server
+        .events()
+        .into_iter()
+        .any(|e| matches!(e, ServerEvent::Closed { id: i, .. } if i == id));
+    assert!(
+        closed,
+        "[{}] no Closed for the relay: {:?}",
+        server.name(),
+        server.events()
     );
 }
