@@ -55,11 +55,13 @@ pub struct DriverConfig {
     /// process.
     pub stop_flush: Duration,
     /// How long resolving and connecting an outbound connection may take
-    /// before it fails with `SessionError::Outbound` (default 10 s, the
-    /// client's default start timeout, which also ends a dial that is
-    /// still under way). A setting of its own because the client's start
-    /// timeout may be set to never, and a dial to a host that drops SYNs
-    /// would otherwise hold its slot for the kernel's minutes of retries.
+    /// before it fails with `SessionError::Outbound` (default 10 s, as the
+    /// client's default handshake and start deadlines, which run from
+    /// `connect` and so also end a dial still under way). A setting of
+    /// its own because those deadlines may be set to never, and a dial to
+    /// a host that drops SYNs would otherwise hold its slot for the
+    /// kernel's minutes of retries, closing with a reason that says
+    /// nothing about the dial.
     pub dial_timeout: Duration,
 }
 
@@ -164,9 +166,10 @@ pub async fn drive<R: Runtime>(
 /// the outcome to the core, and then drives the connected socket exactly as
 /// [`drive`] drives an accepted one. A dial that fails (no address, every
 /// address refused, [`DriverConfig::dial_timeout`]) closes the connection
-/// with `SessionError::Outbound` naming why; one the core gives up on while
-/// it is under way (its start timeout, a stop) is abandoned. Either way the
-/// connection is removed, so the embedder sees its `Closed`.
+/// with `SessionError::Outbound` naming why; one the core gives up on
+/// while it is under way (its handshake or start deadline, a stop) is
+/// abandoned. Either way the connection is removed, so the embedder sees
+/// its `Closed`.
 ///
 /// Call it inside the connection's span, as [`drive`].
 pub async fn dial<R: Runtime>(

@@ -380,7 +380,7 @@ impl EventLoop {
         mut last: String,
     ) {
         if self.core.is_closed(id) {
-            // The core gave up on it (a stop, its start timeout).
+            // The core gave up on it (a stop, its handshake or start deadline).
             self.forget(now, id, None);
             return;
         }
@@ -571,7 +571,7 @@ impl EventLoop {
 
     fn flush(&mut self, now: Instant, id: SessionId) {
         let Some(conn) = self.conns.get_mut(&id) else {
-            // Still resolving: only the core giving up (its start timeout,
+            // Still resolving: only the core giving up (its deadlines,
             // a stop) can concern it.
             if self.resolving.contains(&id) && self.core.is_closed(id) {
                 self.resolving.remove(&id);
@@ -584,7 +584,7 @@ impl EventLoop {
         }
         if conn.dialing.is_some() {
             // Nothing to write before the connect finishes; the core may
-            // have given up on it (its start timeout, a stop).
+            // have given up on it (its deadlines, a stop).
             if self.core.is_closed(id) {
                 self.conns.remove(&id);
                 self.forget(now, id, None);
