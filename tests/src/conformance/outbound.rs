@@ -32,7 +32,7 @@ fn to_itself(server: &Running, role: Role, stream: &str, link: Link) -> Outbound
     let addr = server.addr();
     OutboundConfig {
         target: addr.to_string(),
-        client: ClientConfig::new(&format!("rtmp://{addr}/live"), "live", stream, role),
+        client: ClientConfig::new(format!("rtmp://{addr}/live"), "live", stream, role),
         link,
     }
 }
@@ -44,7 +44,7 @@ fn to_itself(server: &Running, role: Role, stream: &str, link: Link) -> Outbound
 fn to_itself_by_name(server: &Running, role: Role, stream: &str, link: Link) -> OutboundConfig {
     let target = format!("localhost:{}", server.addr().port());
     OutboundConfig {
-        client: ClientConfig::new(&format!("rtmp://{target}/live"), "live", stream, role),
+        client: ClientConfig::new(format!("rtmp://{target}/live"), "live", stream, role),
         target,
         link,
     }
@@ -251,7 +251,7 @@ pub fn outbound_dial_to_a_closed_port_closes_with_the_reason<R: Runtime>() {
         .connect(OutboundConfig {
             target: format!("127.0.0.1:{port}"),
             client: ClientConfig::new(
-                &format!("rtmp://127.0.0.1:{port}/live"),
+                format!("rtmp://127.0.0.1:{port}/live"),
                 "live",
                 "nowhere",
                 Role::Play,
