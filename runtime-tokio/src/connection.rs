@@ -115,4 +115,24 @@ mod tests {
         let size = std::mem::size_of_val(&task);
         assert!(size < 1024, "connection task is {size} bytes");
     }
+
+    /// A dialed connection lives in its dial task, so that task must be as
+    /// small: the resolver's and connector's state is boxed, gone once
+    /// connected.
+    #[tokio::test]
+    async fn a_dial_task_is_small() {
+        let (shared, _timer, _dialer) =
+            crate::shared::new(tincan_core::server::ServerConfig::default());
+        let target = "127.0.0.1:1935".to_owned();
+        let task = dial(
+            shared,
+            Dial {
+                id: SessionId(1),
+                target,
+            },
+            DriverConfig::default(),
+        );
+        let size = std::mem::size_of_val(&task);
+        assert!(size < 1024, "dial task is {size} bytes");
+    }
 }
