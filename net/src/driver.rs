@@ -2,15 +2,17 @@
 //! (tokio, smol): socket in, session, socket out, and the close sequence.
 //!
 //! What differs between executors (how a socket reports readiness, how a
-//! task sleeps, yields and is woken) sits behind [`Runtime`], in the style of
-//! quinn's runtime trait: each adapter implements it in a few dozen lines
-//! and spawns [`drive`] once per accepted connection. Everything that
-//! decides behaviour (the write budget, one pending transmit, the read
-//! buffer, linger, the close log) lives here once.
+//! task sleeps, yields and is woken, how a name is resolved and a socket
+//! connected) sits behind [`Runtime`], in the style of quinn's runtime
+//! trait: each adapter implements it in a few dozen lines, spawns [`drive`]
+//! once per accepted connection and [`dial`] once per outbound connection
+//! the core asks for. Everything that decides behaviour (the write budget,
+//! one pending transmit, the read buffer, linger, the dial timeout, the
+//! close log) lives here once.
 
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
-use std::net::Shutdown;
+use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsFd;
 use std::pin::pin;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tincan_core::event::SessionId;
+use tincan_core::outbound::Dial;
 use tincan_core::server::Closed;
 use tincan_core::session::{SessionError, Transmit};
 use tracing::{debug, info};
@@ -51,6 +54,15 @@ pub struct DriverConfig {
     /// healthy peer, short enough that a stuck peer cannot hold the
     /// process.
     pub stop_flush: Duration,
+    /// How long resolving and connecting an outbound connection may take
+    /// before it fails with `SessionError::Outbound` (default 10 s, as the
+    /// client's default handshake and start deadlines, which run from
+    /// `connect` and so also end a dial still under way). A setting of
+    /// its own because those deadlines may be set to never, and a dial to
+    /// a host that drops SYNs would otherwise hold its slot for the
+    /// kernel's minutes of retries, closing with a reason that says
+    /// nothing about the dial.
+    pub dial_timeout: Duration,
 }
 
 impl Default for DriverConfig {
@@ -58,6 +70,7 @@ impl Default for DriverConfig {
         DriverConfig {
             linger: Duration::from_millis(500),
             stop_flush: Duration::from_secs(2),
+            dial_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -106,6 +119,14 @@ pub trait Runtime {
 
     /// A non-blocking vectored write; `WouldBlock` when the socket is full.
     fn try_write_vectored(stream: &Self::Stream, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+
+    /// The addresses of `target` (`host:port`), without blocking the
+    /// executor's threads: name lookups are blocking calls, run on the
+    /// executor's blocking pool.
+    fn resolve(target: String) -> impl Future<Output = io::Result<Vec<SocketAddr>>>;
+
+    /// A TCP stream connected to `addr`, registered with the executor.
+    fn connect(addr: SocketAddr) -> impl Future<Output = io::Result<Self::Stream>>;
 }
 
 /// What woke a waiting connection.
@@ -135,9 +156,133 @@ pub async fn drive<R: Runtime>(
     config: DriverConfig,
 ) {
     info!("accepted");
-    crate::configure(&stream);
     let (bell, waiter) = R::bell();
     shared.register(id, bell);
+    serve::<R>(shared, id, stream, waiter, config).await;
+}
+
+/// Dials outbound connection `dial` (from
+/// [`Server::poll_dial`](tincan_core::server::Server::poll_dial)), reports
+/// the outcome to the core, and then drives the connected socket exactly as
+/// [`drive`] drives an accepted one. A dial that fails (no address, every
+/// address refused, [`DriverConfig::dial_timeout`]) closes the connection
+/// with `SessionError::Outbound` naming why; one the core gives up on
+/// while it is under way (its handshake or start deadline, a stop) is
+/// abandoned. Either way the connection is removed, so the embedder sees
+/// its `Closed`.
+///
+/// Call it inside the connection's span, as [`drive`].
+pub async fn dial<R: Runtime>(
+    shared: Arc<LockedServer<R::Bell>>,
+    dial: Dial,
+    config: DriverConfig,
+) {
+    let id = dial.id;
+    debug!(target = %dial.target, "dialing");
+    // Registered before dialing, so a core that closes the connection
+    // meanwhile (its timers, a stop) wakes this task.
+    let (bell, waiter) = R::bell();
+    shared.register(id, bell);
+    // Boxed: the connection lives far longer than its dial, and its task
+    // should not carry the resolver's and connector's state all that time.
+    let outcome = Box::pin(connect_unless_closed::<R>(
+        &shared,
+        id,
+        dial.target,
+        &waiter,
+        config.dial_timeout,
+    ))
+    .await;
+    match outcome {
+        Some(Ok((stream, peer))) => {
+            shared.with(|s, now| s.handle_dialed(now, id, Ok(peer)));
+            serve::<R>(shared, id, stream, waiter, config).await;
+        }
+        Some(Err(why)) => {
+            shared.with(|s, now| s.handle_dialed(now, id, Err(why)));
+            shared.unregister(id);
+            let closed = shared.with(|s, now| s.remove(now, id));
+            log_closed(closed.as_ref(), None);
+        }
+        None => {
+            shared.unregister(id);
+            let closed = shared.with(|s, now| s.remove(now, id));
+            log_closed(closed.as_ref(), None);
+        }
+    }
+}
+
+/// Resolves and connects `target` within `timeout`: the stream and the
+/// address it reached, or why not; `None` if the core closed connection
+/// `id` first.
+async fn connect_unless_closed<R: Runtime>(
+    shared: &LockedServer<R::Bell>,
+    id: SessionId,
+    target: String,
+    waiter: &R::Waiter,
+    timeout: Duration,
+) -> Option<Result<(R::Stream, SocketAddr), String>> {
+    let mut connecting = pin!(connect_any::<R>(target));
+    // No deadline past what an `Instant` can hold: the core's own start
+    // timeout still ends the dial.
+    let mut late = pin!(R::now().checked_add(timeout).map(R::sleep_until));
+    loop {
+        if shared.with(|s, _| s.is_closed(id)) {
+            return None;
+        }
+        let mut rung = pin!(R::rung(waiter));
+        let woke = poll_fn(|cx| {
+            if let Poll::Ready(r) = connecting.as_mut().poll(cx) {
+                return Poll::Ready(Some(r));
+            }
+            if let Some(l) = late.as_mut().as_pin_mut() {
+                if l.poll(cx).is_ready() {
+                    return Poll::Ready(Some(Err(format!("no connection within {timeout:?}"))));
+                }
+            }
+            if rung.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            Poll::Pending
+        })
+        .await;
+        if let Some(result) = woke {
+            return Some(result);
+        }
+    }
+}
+
+/// Resolves `target` and connects to its addresses in order, as
+/// `std::net::TcpStream::connect` does: the first that answers, or the
+/// last error.
+async fn connect_any<R: Runtime>(target: String) -> Result<(R::Stream, SocketAddr), String> {
+    let addrs = R::resolve(target.clone())
+        .await
+        .map_err(|e| format!("cannot resolve {target}: {e}"))?;
+    let mut last = format!("{target} resolves to no address");
+    for addr in addrs {
+        match R::connect(addr).await {
+            Ok(stream) => return Ok((stream, addr)),
+            Err(e) => {
+                debug!(%addr, error = %e, "connect failed");
+                last = format!("cannot connect to {addr}: {e}");
+            }
+        }
+    }
+    Err(last)
+}
+
+/// The connection's life once its socket is connected, accepted or
+/// dialed: socket in, session, socket out, the close sequence. Its bell is
+/// registered already.
+async fn serve<R: Runtime>(
+    shared: Arc<LockedServer<R::Bell>>,
+    id: SessionId,
+    stream: R::Stream,
+    waiter: R::Waiter,
+    config: DriverConfig,
+) {
+    crate::configure(&stream);
     // One buffer list per connection, refilled in place: no allocation per
     // write.
     let mut pending = Transmit::default();

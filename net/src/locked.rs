@@ -4,14 +4,18 @@
 //!
 //! The lock is also where the core's [`ServerEvent`]s leave it: drained
 //! under the lock after every call into the subscriber's bounded channel
-//! ([`EventSink`]), never waiting on it.
+//! ([`EventSink`]), never waiting on it; and where its outbound
+//! connections leave it: drained into a queue the adapter's serving loop
+//! takes ([`LockedServer::take_dials`]) and dials.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use tincan_core::event::{Denial, SessionId};
-use tincan_core::server::{Server, ServerConfig, ServerEvent, Ticket, TicketError};
+use tincan_core::outbound::{Dial, OutboundConfig};
+use tincan_core::server::{Refusal, Server, ServerConfig, ServerEvent, Ticket, TicketError};
 use tincan_core::stats::{ConnectionStats, StreamStats};
 use tracing::{debug, info, warn};
 
@@ -137,6 +141,9 @@ struct State<B> {
     timer_armed: Option<Instant>,
     /// Where the core's events go.
     events: Subscription,
+    /// Outbound connections the core asked for that the serving loop has
+    /// not taken yet.
+    dials: Vec<Dial>,
 }
 
 /// The core shared by the accept loop, the timer task and every connection
@@ -145,22 +152,32 @@ struct State<B> {
 pub struct LockedServer<B> {
     state: Mutex<State<B>>,
     timer: B,
+    /// Rung when the core asks for a dial: the serving loop owns the
+    /// connections' tasks, so it is the one that starts a dial's.
+    dialer: B,
+    /// Set once serving ended: nothing would dial a new connection.
+    finished: AtomicBool,
     clock: fn() -> Instant,
 }
 
 impl<B: Bell> LockedServer<B> {
-    /// A server whose timer task is woken by `timer` and whose time comes
-    /// from `clock` (tokio's clock, so a paused test clock stays
-    /// meaningful; `Instant::now` elsewhere).
-    pub fn new(config: ServerConfig, timer: B, clock: fn() -> Instant) -> Self {
+    /// A server whose timer task is woken by `timer`, whose serving loop
+    /// is woken by `dialer` when there is an outbound connection to dial
+    /// ([`LockedServer::take_dials`]), and whose time comes from `clock`
+    /// (tokio's clock, so a paused test clock stays meaningful;
+    /// `Instant::now` elsewhere).
+    pub fn new(config: ServerConfig, timer: B, dialer: B, clock: fn() -> Instant) -> Self {
         LockedServer {
             state: Mutex::new(State {
                 server: Server::new(config),
                 bells: HashMap::new(),
                 timer_armed: None,
                 events: Subscription::default(),
+                dials: Vec::new(),
             }),
             timer,
+            dialer,
+            finished: AtomicBool::new(false),
             clock,
         }
     }
@@ -173,19 +190,21 @@ impl<B: Bell> LockedServer<B> {
     }
 
     /// Runs `f` on the core under the lock, then, with the lock released,
-    /// rings every connection the core named ready and the timer task if
-    /// the core's deadline moved earlier. Every core call goes through
-    /// here, so no wake-up is ever missed, and no lock is held across a
-    /// write.
+    /// rings every connection the core named ready, the timer task if the
+    /// core's deadline moved earlier, and the serving loop if the core
+    /// asked for a dial. Every core call goes through here, so no wake-up
+    /// (and no dial, whichever call asked for it) is ever missed, and no
+    /// lock is held across a write.
     pub fn with<R>(&self, f: impl FnOnce(&mut Server, Instant) -> R) -> R {
         let mut rung = Vec::new();
-        let (result, retime) = {
+        let (result, retime, dial) = {
             let mut state = self.lock();
             let State {
                 server,
                 bells,
                 timer_armed,
                 events,
+                dials,
             } = &mut *state;
             let now = (self.clock)();
             let result = f(server, now);
@@ -194,6 +213,11 @@ impl<B: Bell> LockedServer<B> {
             // `try_send` never waits, so no connection task is held up by
             // a slow subscriber.
             events.deliver(server, now);
+            let queued = dials.len();
+            while let Some(d) = server.poll_dial() {
+                dials.push(d);
+            }
+            let dial = dials.len() > queued;
             while let Some(id) = server.poll_ready() {
                 if let Some(bell) = bells.get(&id) {
                     rung.push(bell.clone());
@@ -204,7 +228,7 @@ impl<B: Bell> LockedServer<B> {
                 (Some(_), None) => true,
                 (None, _) => false,
             };
-            (result, retime)
+            (result, retime, dial)
         };
         for bell in rung {
             bell.ring();
@@ -212,7 +236,40 @@ impl<B: Bell> LockedServer<B> {
         if retime {
             self.timer.ring();
         }
+        if dial {
+            self.dialer.ring();
+        }
         result
+    }
+
+    /// [`Server::connect`]: opens an outbound connection, which the
+    /// serving loop dials once it runs (a connection asked for before
+    /// `run` waits for it). Refused with [`Refusal::ShuttingDown`] once
+    /// serving has ended, since nothing would ever dial it.
+    pub fn connect(&self, config: OutboundConfig) -> Result<SessionId, Refusal> {
+        // Read under the lock: `finish` sets the flag before it removes
+        // every connection under the lock, so a connection opened here is
+        // either refused or removed by it, never left behind.
+        self.with(|s, now| {
+            if self.finished.load(Ordering::SeqCst) {
+                return Err(Refusal::ShuttingDown);
+            }
+            s.connect(now, config, &mut crate::os_entropy)
+        })
+    }
+
+    /// The outbound connections to dial now (each once), with the span of
+    /// its connection for its task; see [`crate::driver::dial`].
+    pub fn take_dials(&self) -> Vec<(Dial, tracing::Span)> {
+        let mut state = self.lock();
+        let dials = std::mem::take(&mut state.dials);
+        dials
+            .into_iter()
+            .map(|d| {
+                let span = state.server.span(d.id).unwrap_or_else(tracing::Span::none);
+                (d, span)
+            })
+            .collect()
     }
 
     /// Runs `f` on the core under the lock, for what only reads it
@@ -282,6 +339,7 @@ impl<B: Bell> LockedServer<B> {
     /// gets its `Closed` event, then the event stream ends once its
     /// subscriber has read what is left.
     pub fn finish(&self) {
+        self.finished.store(true, Ordering::SeqCst);
         self.with(|s, now| {
             let ids: Vec<SessionId> = s.connection_ids().collect();
             for id in ids {
@@ -289,6 +347,7 @@ impl<B: Bell> LockedServer<B> {
             }
         });
         let mut state = self.lock();
+        state.dials.clear(); // their connections are gone
         state.events.sink = None;
         state.events.finished = true;
     }
@@ -331,7 +390,12 @@ mod tests {
     #[test]
     fn a_connection_the_core_names_ready_is_rung_and_the_timer_when_its_deadline_appears() {
         let timer = Count::default();
-        let shared = LockedServer::new(ServerConfig::default(), timer.clone(), Instant::now);
+        let shared = LockedServer::new(
+            ServerConfig::default(),
+            timer.clone(),
+            Count::default(),
+            Instant::now,
+        );
         let conn = Count::default();
         let id = shared
             .with(|s, now| s.accept(now, None, &mut |b: &mut [u8]| b.fill(7)))
@@ -373,7 +437,12 @@ mod tests {
 
     #[test]
     fn events_reach_the_subscriber_in_the_order_the_core_produced_them() {
-        let shared = LockedServer::new(ServerConfig::default(), Count::default(), Instant::now);
+        let shared = LockedServer::new(
+            ServerConfig::default(),
+            Count::default(),
+            Count::default(),
+            Instant::now,
+        );
         let (tx, rx) = std::sync::mpsc::sync_channel(16);
         shared.subscribe(Box::new(Bounded(tx)));
         let ids: Vec<SessionId> = (0..3).map(|_| accept(&shared)).collect();
@@ -384,7 +453,12 @@ mod tests {
 
     #[test]
     fn a_full_channel_drops_and_counts_reports_and_never_waits() {
-        let shared = LockedServer::new(ServerConfig::default(), Count::default(), Instant::now);
+        let shared = LockedServer::new(
+            ServerConfig::default(),
+            Count::default(),
+            Count::default(),
+            Instant::now,
+        );
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         shared.subscribe(Box::new(Bounded(tx)));
         let first = accept(&shared);
@@ -400,7 +474,12 @@ mod tests {
 
     #[test]
     fn without_a_subscriber_events_are_drained_and_the_stream_ends_with_the_server() {
-        let shared = LockedServer::new(ServerConfig::default(), Count::default(), Instant::now);
+        let shared = LockedServer::new(
+            ServerConfig::default(),
+            Count::default(),
+            Count::default(),
+            Instant::now,
+        );
         let early = accept(&shared);
         let (tx, rx) = std::sync::mpsc::sync_channel(16);
         shared.subscribe(Box::new(Bounded(tx)));
@@ -423,6 +502,52 @@ mod tests {
             rx.try_recv(),
             Err(std::sync::mpsc::TryRecvError::Disconnected)
         );
+        assert_eq!(shared.connections(), vec![]);
+    }
+
+    fn outbound() -> OutboundConfig {
+        use tincan_core::client::{ClientConfig, Role};
+        use tincan_core::outbound::Link;
+        OutboundConfig {
+            target: "127.0.0.1:1935".to_owned(),
+            client: ClientConfig::new("rtmp://127.0.0.1/live", "live", "out", Role::Publish),
+            link: Link::None,
+        }
+    }
+
+    #[test]
+    fn a_dial_the_core_asks_for_rings_the_serving_loop_once_and_is_taken_once() {
+        let dialer = Count::default();
+        let shared = LockedServer::new(
+            ServerConfig::default(),
+            Count::default(),
+            dialer.clone(),
+            Instant::now,
+        );
+        let id = shared.connect(outbound()).unwrap();
+        assert_eq!(dialer.0.get(), 1);
+        let dials = shared.take_dials();
+        assert_eq!(dials.len(), 1);
+        assert_eq!(dials[0].0.id, id);
+        assert_eq!(dials[0].0.target, "127.0.0.1:1935");
+        assert!(shared.take_dials().is_empty());
+        // A call that asks for no dial rings nothing.
+        accept(&shared);
+        assert_eq!(dialer.0.get(), 1);
+    }
+
+    #[test]
+    fn once_serving_ended_a_connect_is_refused_and_nothing_is_left_to_dial() {
+        let shared = LockedServer::new(
+            ServerConfig::default(),
+            Count::default(),
+            Count::default(),
+            Instant::now,
+        );
+        shared.connect(outbound()).unwrap();
+        shared.finish();
+        assert!(shared.take_dials().is_empty());
+        assert_eq!(shared.connect(outbound()), Err(Refusal::ShuttingDown));
         assert_eq!(shared.connections(), vec![]);
     }
 }

@@ -1,8 +1,8 @@
 //! The one thread's loop: readiness in, the core in the middle, writes out.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Read, Write};
-use std::net::Shutdown;
+use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,10 +30,23 @@ const READ_BUDGET: usize = 16;
 /// backlog on a fast link cannot starve everyone else on this thread.
 const WRITE_BUDGET: usize = 64;
 
-/// One accepted socket.
+/// An outbound connection's socket while its non-blocking `connect` is
+/// under way.
+#[derive(Debug)]
+struct Dialing {
+    /// The address being connected.
+    addr: SocketAddr,
+    /// The target's other addresses, tried in order if this one fails.
+    rest: VecDeque<SocketAddr>,
+}
+
+/// One accepted or dialed socket.
 #[derive(Debug)]
 struct Conn {
     stream: TcpStream,
+    /// Set while an outbound connection's socket is still connecting:
+    /// readiness then means the connect finished, not input.
+    dialing: Option<Dialing>,
     /// The transmit being written; the core hands out the next one only
     /// when this one is gone, so its real-time backlog stays the only queue.
     pending: Transmit,
@@ -71,6 +84,11 @@ pub(crate) struct EventLoop {
     finishing: VecDeque<(Instant, SessionId)>,
     /// Set by a stop: when the loop gives up on flushing.
     stop_at: Option<Instant>,
+    /// Outbound connections whose target a helper thread is resolving.
+    resolving: HashSet<SessionId>,
+    /// Outbound connections by the deadline of their dial; in order, since
+    /// every deadline is the time the dial started plus the dial timeout.
+    dial_deadlines: VecDeque<(Instant, SessionId)>,
     /// How long a finished connection may take to write its last transmit
     /// and then see the peer close, and how long a stop may flush.
     driver: DriverConfig,
@@ -96,6 +114,8 @@ impl EventLoop {
             unread: Vec::new(),
             finishing: VecDeque::new(),
             stop_at: None,
+            resolving: HashSet::new(),
+            dial_deadlines: VecDeque::new(),
             driver,
         }
     }
@@ -109,8 +129,14 @@ impl EventLoop {
             self.flush_all(now, &mut writable);
             // Events after the writes, which may have removed connections
             // (their `Closed`); what an answer in the callback makes ready
-            // is written in this same turn, and may report more.
-            while self.deliver(now, &mut on_event) {
+            // is written in this same turn, and may report more. Dials
+            // the turn's calls asked for (a `Handle`'s, the callback's)
+            // start before the loop sleeps.
+            loop {
+                self.start_dials(now);
+                if !self.deliver(now, &mut on_event) {
+                    break;
+                }
                 self.flush_ready(now);
             }
             if self.is_done(now) {
@@ -140,6 +166,10 @@ impl EventLoop {
                     }
                     Token(t) => {
                         let id = SessionId(t as u64);
+                        if self.conns.get(&id).is_some_and(|c| c.dialing.is_some()) {
+                            self.check_dial(now, id);
+                            continue;
+                        }
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             self.read(now, id);
                         }
@@ -158,6 +188,20 @@ impl EventLoop {
     fn control(&mut self, now: Instant) {
         for request in self.control.take_requests() {
             request(&mut self.core, now);
+        }
+        for (id, target, addrs) in self.control.take_resolved() {
+            if !self.resolving.remove(&id) {
+                continue; // given up on meanwhile, and removed
+            }
+            match addrs {
+                Ok(addrs) => self.connect_next(
+                    now,
+                    id,
+                    addrs.into(),
+                    format!("{target} resolves to no address"),
+                ),
+                Err(e) => self.fail_dial(now, id, format!("cannot resolve {target}: {e}")),
+            }
         }
         let state = self.control.state.load(Ordering::SeqCst);
         if state == SHUTDOWN && !self.core.is_shutting_down() {
@@ -234,7 +278,8 @@ impl EventLoop {
 
     fn next_deadline(&self) -> Option<Instant> {
         let finishing = self.finishing.front().map(|(at, _)| *at);
-        [self.core.poll_timeout(), finishing, self.stop_at]
+        let dial = self.dial_deadlines.front().map(|(at, _)| *at);
+        [self.core.poll_timeout(), finishing, self.stop_at, dial]
             .into_iter()
             .flatten()
             .min()
@@ -284,6 +329,7 @@ impl EventLoop {
                 id,
                 Conn {
                     stream,
+                    dialing: None,
                     pending: Transmit::default(),
                     read_open: true,
                     writable: false,
@@ -292,6 +338,138 @@ impl EventLoop {
                 },
             );
         }
+    }
+
+    /// Starts every dial the core asked for: an `IP:port` target is
+    /// connected at once (non-blocking), a host name goes to a helper
+    /// thread to resolve; neither blocks the loop.
+    fn start_dials(&mut self, now: Instant) {
+        while let Some(dial) = self.core.poll_dial() {
+            let id = dial.id;
+            if let Some(span) = self.core.span(id) {
+                span.in_scope(|| debug!(target = %dial.target, "dialing"));
+            }
+            if let Some(at) = now.checked_add(self.driver.dial_timeout) {
+                self.dial_deadlines.push_back((at, id));
+            }
+            if let Ok(addr) = dial.target.parse::<SocketAddr>() {
+                self.connect_next(now, id, VecDeque::from([addr]), String::new());
+                continue;
+            }
+            match self.control.resolve(id, dial.target.clone()) {
+                Ok(()) => {
+                    self.resolving.insert(id);
+                }
+                Err(e) => self.fail_dial(
+                    now,
+                    id,
+                    format!("cannot resolve {}: no thread: {e}", dial.target),
+                ),
+            }
+        }
+    }
+
+    /// Starts a non-blocking connect to the first of `addrs` that takes
+    /// one; the outcome shows as readiness ([`EventLoop::check_dial`]).
+    /// With none left, the dial fails with `last`, the latest error.
+    fn connect_next(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        mut addrs: VecDeque<SocketAddr>,
+        mut last: String,
+    ) {
+        if self.core.is_closed(id) {
+            // The core gave up on it (a stop, its handshake or start deadline).
+            self.forget(now, id, None);
+            return;
+        }
+        while let Some(addr) = addrs.pop_front() {
+            let connected = TcpStream::connect(addr).and_then(|mut stream| {
+                // Writable once the connect finishes, either way; readable
+                // too, for whatever the peer sends right after.
+                self.poll.registry().register(
+                    &mut stream,
+                    Token(id.0 as usize),
+                    Interest::READABLE | Interest::WRITABLE,
+                )?;
+                Ok(stream)
+            });
+            match connected {
+                Ok(stream) => {
+                    self.conns.insert(
+                        id,
+                        Conn {
+                            stream,
+                            dialing: Some(Dialing { addr, rest: addrs }),
+                            pending: Transmit::default(),
+                            read_open: true,
+                            writable: true,
+                            finishing: false,
+                            removed: false,
+                        },
+                    );
+                    return;
+                }
+                Err(e) => last = format!("cannot connect to {addr}: {e}"),
+            }
+        }
+        self.fail_dial(now, id, last);
+    }
+
+    /// A dialing socket became ready: its connect finished, or failed (then
+    /// the target's next address is tried), or the wake was spurious.
+    fn check_dial(&mut self, now: Instant, id: SessionId) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let outcome = match conn.stream.take_error() {
+            Ok(Some(e)) | Err(e) => Err(e),
+            Ok(None) => match conn.stream.peer_addr() {
+                Ok(peer) => Ok(peer),
+                // Not connected yet, and no error: a spurious wake-up.
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(e) => Err(e),
+            },
+        };
+        match outcome {
+            Ok(peer) => {
+                conn.dialing = None;
+                // Interest follows the core from now on, as for an
+                // accepted connection: WRITABLE only while a transmit is
+                // partly written.
+                conn.writable = false;
+                if let Err(e) = self.poll.registry().reregister(
+                    &mut conn.stream,
+                    Token(id.0 as usize),
+                    Interest::READABLE,
+                ) {
+                    self.core.handle_dialed(now, id, Ok(peer));
+                    self.drop_conn(now, id, &e);
+                    return;
+                }
+                tincan_net::configure(&conn.stream);
+                // The core names it ready: its handshake is written in
+                // this turn's flush.
+                self.core.handle_dialed(now, id, Ok(peer));
+            }
+            Err(e) => {
+                let Some(mut conn) = self.conns.remove(&id) else {
+                    return;
+                };
+                let _ = self.poll.registry().deregister(&mut conn.stream);
+                let Dialing { addr, rest } = conn.dialing.take().expect("checked by the caller");
+                self.connect_next(now, id, rest, format!("cannot connect to {addr}: {e}"));
+            }
+        }
+    }
+
+    /// An outbound connection could not be dialed: the core closes it with
+    /// `why`, and it is removed at once (its `Closed` says why).
+    fn fail_dial(&mut self, now: Instant, id: SessionId, why: String) {
+        self.conns.remove(&id);
+        self.core.handle_dialed(now, id, Err(why));
+        self.forget(now, id, None);
     }
 
     /// Reads until the socket has nothing more (mio is edge-triggered) or
@@ -364,6 +542,19 @@ impl EventLoop {
         for id in ids {
             self.flush(now, id);
         }
+        // Dials that ran out of time fail.
+        while let Some(&(at, id)) = self.dial_deadlines.front() {
+            if at > now {
+                break;
+            }
+            self.dial_deadlines.pop_front();
+            let dialing = self.resolving.remove(&id)
+                || self.conns.get(&id).is_some_and(|c| c.dialing.is_some());
+            if dialing {
+                let timeout = self.driver.dial_timeout;
+                self.fail_dial(now, id, format!("no connection within {timeout:?}"));
+            }
+        }
         // Finished connections that ran out of time are dropped.
         while let Some(&(at, id)) = self.finishing.front() {
             if at > now {
@@ -380,9 +571,24 @@ impl EventLoop {
 
     fn flush(&mut self, now: Instant, id: SessionId) {
         let Some(conn) = self.conns.get_mut(&id) else {
+            // Still resolving: only the core giving up (its deadlines,
+            // a stop) can concern it.
+            if self.resolving.contains(&id) && self.core.is_closed(id) {
+                self.resolving.remove(&id);
+                self.forget(now, id, None);
+            }
             return;
         };
         if conn.removed {
+            return;
+        }
+        if conn.dialing.is_some() {
+            // Nothing to write before the connect finishes; the core may
+            // have given up on it (its deadlines, a stop).
+            if self.core.is_closed(id) {
+                self.conns.remove(&id);
+                self.forget(now, id, None);
+            }
             return;
         }
         let mut budget = WRITE_BUDGET;

@@ -62,7 +62,7 @@
 mod event_loop;
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::ThreadId;
@@ -71,7 +71,8 @@ use std::time::Instant;
 use mio::net::TcpListener;
 use mio::{Interest, Poll, Token, Waker};
 use tincan_core::event::{Denial, SessionId};
-use tincan_core::server::{ServerEvent, Ticket, TicketError};
+use tincan_core::outbound::OutboundConfig;
+use tincan_core::server::{Refusal, ServerEvent, Ticket, TicketError};
 use tincan_core::stats::{ConnectionStats, StreamStats};
 use tracing::{info, warn};
 
@@ -119,9 +120,15 @@ pub struct Handle {
 /// Work another thread asked the loop to do on the core.
 type Request = Box<dyn FnOnce(&mut tincan_core::server::Server, Instant) + Send>;
 
+/// A name lookup a helper thread finished: the connection, its target, and
+/// the addresses or why there are none.
+pub(crate) type Resolved = (SessionId, String, io::Result<Vec<SocketAddr>>);
+
 #[derive(Default)]
 pub(crate) struct Requests {
     queue: Vec<Request>,
+    /// Lookups finished since the last turn.
+    resolved: Vec<Resolved>,
     /// The loop's thread, once it runs; a request from it would wait on
     /// itself.
     thread: Option<ThreadId>,
@@ -133,6 +140,7 @@ impl std::fmt::Debug for Requests {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Requests")
             .field("queued", &self.queue.len())
+            .field("resolved", &self.resolved.len())
             .field("finished", &self.finished)
             .finish()
     }
@@ -163,12 +171,41 @@ impl Control {
         std::mem::take(&mut self.requests().queue)
     }
 
+    /// Lookups helper threads finished since the last turn.
+    pub(crate) fn take_resolved(&self) -> Vec<Resolved> {
+        std::mem::take(&mut self.requests().resolved)
+    }
+
+    /// Resolves `target` on a thread of its own, because `getaddrinfo`
+    /// blocks (for seconds, with a slow DNS server) and the loop's thread
+    /// serves every connection. The result waits for the loop's next turn,
+    /// which the waker starts.
+    pub(crate) fn resolve(self: &Arc<Self>, id: SessionId, target: String) -> io::Result<()> {
+        let control = self.clone();
+        std::thread::Builder::new()
+            .name("tincan-resolve".to_owned())
+            .spawn(move || {
+                let addrs = target.to_socket_addrs().map(Iterator::collect);
+                let mut requests = control.requests();
+                if requests.finished {
+                    return; // nothing will dial it any more
+                }
+                requests.resolved.push((id, target, addrs));
+                drop(requests);
+                if let Err(e) = control.waker.wake() {
+                    warn!(error = %e, "cannot wake the event loop");
+                }
+            })
+            .map(drop)
+    }
+
     /// The loop returned: requests still queued are dropped (their callers
     /// see nothing) and later ones are refused at once.
     pub(crate) fn finish(&self) {
         let mut requests = self.requests();
         requests.finished = true;
         requests.queue.clear();
+        requests.resolved.clear();
     }
 }
 
@@ -214,6 +251,16 @@ impl Turn<'_> {
     /// Every stream's statistics now.
     pub fn streams(&self) -> Vec<StreamStats> {
         self.core.streams_stats(self.now).collect()
+    }
+
+    /// Opens an outbound RTMP connection (see
+    /// [`Server::connect`](tincan_core::server::Server::connect)), which
+    /// the loop dials at the end of this turn and then serves like an
+    /// accepted one; see [`Handle::connect`] for how it is dialed. Its
+    /// events come to this same callback.
+    pub fn connect(&mut self, config: OutboundConfig) -> Result<SessionId, Refusal> {
+        self.core
+            .connect(self.now, config, &mut tincan_net::os_entropy)
     }
 
     /// The core itself, read-only, for anything the getters above leave out.
@@ -284,6 +331,26 @@ impl Handle {
     pub fn streams(&self) -> Vec<StreamStats> {
         self.ask(|s, now| s.streams_stats(now).collect())
             .unwrap_or_default()
+    }
+
+    /// Opens an outbound RTMP connection (see
+    /// [`Server::connect`](tincan_core::server::Server::connect)) at the
+    /// loop's next turn: a relay pushing a local stream to another server
+    /// or pulling one from it. It is a connection like an accepted one (an
+    /// id, limits, events, statistics with `Transport::RtmpOut`): what the
+    /// remote server says reaches [`Server::run_with`]'s callback as
+    /// `ServerEvent::Outbound`, and a dial that fails as a `Closed` whose
+    /// error is `SessionError::Outbound`.
+    ///
+    /// The loop never blocks on a dial: an `IP:port` target is connected
+    /// at once with a non-blocking `connect`; a host name is resolved on a
+    /// short-lived helper thread first (`getaddrinfo` blocks). Either must
+    /// connect within [`DriverConfig::dial_timeout`]. Refused
+    /// (`Refusal::ShuttingDown`) during a shutdown or once the loop has
+    /// returned.
+    pub fn connect(&self, config: OutboundConfig) -> Result<SessionId, Refusal> {
+        self.ask(move |s, now| s.connect(now, config, &mut tincan_net::os_entropy))
+            .unwrap_or(Err(Refusal::ShuttingDown))
     }
 
     /// Runs `f` on the core at the loop's next turn and waits for its

@@ -5,13 +5,14 @@
 
 use std::future::Future;
 use std::io::{self, IoSlice, Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use smol::{Async, Timer};
 use tincan_core::event::SessionId;
+use tincan_core::outbound::Dial;
 use tincan_net::DriverConfig;
 
 use crate::shared::{bell, Bell, Shared, Waiter};
@@ -63,6 +64,15 @@ impl tincan_net::Runtime for Smol {
     fn try_write_vectored(stream: &Async<TcpStream>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         stream.get_ref().write_vectored(bufs)
     }
+
+    fn resolve(target: String) -> impl Future<Output = io::Result<Vec<SocketAddr>>> {
+        // getaddrinfo on smol's blocking pool (an IP literal skips it).
+        smol::net::resolve(target)
+    }
+
+    fn connect(addr: SocketAddr) -> impl Future<Output = io::Result<Async<TcpStream>>> {
+        Async::<TcpStream>::connect(addr)
+    }
 }
 
 /// Runs one accepted connection until its session closes or the socket
@@ -74,4 +84,14 @@ pub(crate) fn run(
     config: DriverConfig,
 ) -> impl Future<Output = ()> + Send {
     tincan_net::driver::drive::<Smol>(shared, id, stream, config)
+}
+
+/// Dials one outbound connection and then runs it as [`run`] runs an
+/// accepted one.
+pub(crate) fn dial(
+    shared: Arc<Shared>,
+    dial: Dial,
+    config: DriverConfig,
+) -> impl Future<Output = ()> + Send {
+    tincan_net::driver::dial::<Smol>(shared, dial, config)
 }

@@ -28,8 +28,9 @@
 //! the core's [`ServerEvent`](tincan_core::server::ServerEvent)s (bounded,
 //! in order, never holding up a connection), [`Handle::approve`] and
 //! [`Handle::deny`] answer the requests [`ServerConfig::approvals`] gives
-//! to the embedder, and the statistics getters read connections and
-//! streams.
+//! to the embedder, the statistics getters read connections and streams,
+//! and [`Handle::connect`] opens an outbound connection (a relay's push or
+//! pull), which the server dials and then serves like an accepted one.
 //!
 //! ```no_run
 //! # fn main() -> std::io::Result<()> {
@@ -74,7 +75,8 @@ pub use tincan_net::{DriverConfig, DEFAULT_EVENT_CAPACITY};
 pub use crate::events::Events;
 
 use tincan_core::event::{Denial, SessionId};
-use tincan_core::server::{Ticket, TicketError};
+use tincan_core::outbound::OutboundConfig;
+use tincan_core::server::{Refusal, Ticket, TicketError};
 use tincan_core::stats::{ConnectionStats, StreamStats};
 
 use crate::shared::{bell, Bell, Shared, Waiter};
@@ -109,7 +111,7 @@ pub struct Handle {
 }
 
 /// What the owner of a [`Handle`] asked for, and the bell that tells the
-/// accept loop to look.
+/// accept loop to look (at that, and at dials the core asked for).
 #[derive(Debug)]
 struct Control {
     state: AtomicU8,
@@ -130,6 +132,24 @@ impl Handle {
     /// [`Server::run`] returns.
     pub fn stop(&self) {
         self.set(STOP);
+    }
+
+    /// Opens an outbound RTMP connection (see
+    /// [`Server::connect`](tincan_core::server::Server::connect)): a relay
+    /// pushing a local stream to another server or pulling one from it.
+    /// It is a connection like an accepted one (an id, limits, events,
+    /// statistics with `Transport::RtmpOut`), so the embedder follows it
+    /// through the same [`Handle::events`]: what the remote server says
+    /// arrives as `ServerEvent::Outbound`, and a dial that fails as a
+    /// `Closed` whose error is `SessionError::Outbound`.
+    ///
+    /// The serving loop dials it on a task of its own: the target is
+    /// resolved on smol's blocking pool and connected within
+    /// [`DriverConfig::dial_timeout`]. Asked before [`Server::run`], it is
+    /// dialed once `run` starts; refused (`Refusal::ShuttingDown`) during a
+    /// shutdown or once `run` has returned.
+    pub fn connect(&self, config: OutboundConfig) -> Result<SessionId, Refusal> {
+        self.shared.connect(config)
     }
 
     /// The server's [`ServerEvent`](tincan_core::server::ServerEvent)s from
@@ -213,7 +233,7 @@ impl Server {
             .map(|addr| Async::new(tincan_net::bind(*addr)?))
             .collect::<io::Result<_>>()?;
         let (bell, waiter) = bell();
-        let (shared, timer_waiter) = shared::new(config);
+        let (shared, timer_waiter) = shared::new(config, bell.clone());
         Ok(Server {
             listeners,
             shared,
@@ -274,6 +294,14 @@ impl Server {
         let mut listeners = self.listeners;
         let mut conns: Vec<Task<()>> = Vec::new();
         let stopping = loop {
+            // Dialed here, not where they were asked for: the loop owns the
+            // connections' tasks (a stop waits for them, then drops them).
+            // The core's call that asked rang this loop's bell.
+            for (dial, span) in shared.take_dials() {
+                conns.retain(|c| !c.is_finished());
+                let conn = connection::dial(shared.clone(), dial, self.driver).instrument(span);
+                conns.push(ex.spawn(conn));
+            }
             let state = self.control.state.load(Ordering::SeqCst);
             if state == STOP {
                 break true;

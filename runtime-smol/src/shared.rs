@@ -44,11 +44,13 @@ impl Waiter {
 /// Shared by the accept loop, the timer task and every connection task.
 pub(crate) type Shared = LockedServer<Bell>;
 
-/// The shared core and the waiting side of its timer task's bell.
-pub(crate) fn new(config: ServerConfig) -> (Arc<Shared>, Waiter) {
+/// The shared core and the waiting side of its timer task's bell;
+/// `dialer` wakes the serving loop when there is an outbound connection to
+/// dial.
+pub(crate) fn new(config: ServerConfig, dialer: Bell) -> (Arc<Shared>, Waiter) {
     let (timer, waiter) = bell();
     (
-        Arc::new(LockedServer::new(config, timer, Instant::now)),
+        Arc::new(LockedServer::new(config, timer, dialer, Instant::now)),
         waiter,
     )
 }

@@ -4,11 +4,13 @@
 
 use std::future::Future;
 use std::io::{self, IoSlice};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use tincan_core::event::SessionId;
+use tincan_core::outbound::Dial;
 use tincan_net::DriverConfig;
 use tokio::net::TcpStream;
 
@@ -63,6 +65,15 @@ impl tincan_net::Runtime for Tokio {
     fn try_write_vectored(stream: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         stream.try_write_vectored(bufs)
     }
+
+    async fn resolve(target: String) -> io::Result<Vec<SocketAddr>> {
+        // getaddrinfo on tokio's blocking pool (an IP literal skips it).
+        Ok(tokio::net::lookup_host(target).await?.collect())
+    }
+
+    fn connect(addr: SocketAddr) -> impl Future<Output = io::Result<TcpStream>> {
+        TcpStream::connect(addr)
+    }
 }
 
 /// Runs one accepted connection until its session closes or the socket
@@ -74,6 +85,16 @@ pub(crate) fn run(
     config: DriverConfig,
 ) -> impl Future<Output = ()> + Send {
     tincan_net::driver::drive::<Tokio>(shared, id, stream, config)
+}
+
+/// Dials one outbound connection and then runs it as [`run`] runs an
+/// accepted one.
+pub(crate) fn dial(
+    shared: Arc<Shared>,
+    dial: Dial,
+    config: DriverConfig,
+) -> impl Future<Output = ()> + Send {
+    tincan_net::driver::dial::<Tokio>(shared, dial, config)
 }
 
 #[cfg(test)]
@@ -88,9 +109,30 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (stream, _) = listener.accept().await.unwrap();
-        let (shared, _timer) = crate::shared::new(tincan_core::server::ServerConfig::default());
+        let (shared, _timer, _dialer) =
+            crate::shared::new(tincan_core::server::ServerConfig::default());
         let task = run(shared, SessionId(1), stream, DriverConfig::default());
         let size = std::mem::size_of_val(&task);
         assert!(size < 1024, "connection task is {size} bytes");
+    }
+
+    /// A dialed connection lives in its dial task, so that task must be as
+    /// small: the resolver's and connector's state is boxed, gone once
+    /// connected.
+    #[tokio::test]
+    async fn a_dial_task_is_small() {
+        let (shared, _timer, _dialer) =
+            crate::shared::new(tincan_core::server::ServerConfig::default());
+        let target = "127.0.0.1:1935".to_owned();
+        let task = dial(
+            shared,
+            Dial {
+                id: SessionId(1),
+                target,
+            },
+            DriverConfig::default(),
+        );
+        let size = std::mem::size_of_val(&task);
+        assert!(size < 1024, "dial task is {size} bytes");
     }
 }

@@ -28,8 +28,10 @@
 //! the core's [`ServerEvent`](tincan_core::server::ServerEvent)s (bounded,
 //! in order, never holding up a connection), [`Handle::approve`] and
 //! [`Handle::deny`] answer the requests
-//! [`ServerConfig::approvals`] gives to the embedder, and the statistics
-//! getters read connections and streams; docs/embedding.md has a worked
+//! [`ServerConfig::approvals`] gives to the embedder, the statistics
+//! getters read connections and streams, and [`Handle::connect`] opens an
+//! outbound connection (a relay's push or pull), which the server dials and
+//! then serves like an accepted one; docs/embedding.md has a worked
 //! example.
 
 #![forbid(unsafe_code)]
@@ -57,7 +59,8 @@ pub use tincan_net::{DriverConfig, DEFAULT_EVENT_CAPACITY};
 pub use crate::events::Events;
 
 use tincan_core::event::{Denial, SessionId};
-use tincan_core::server::{Ticket, TicketError};
+use tincan_core::outbound::OutboundConfig;
+use tincan_core::server::{Refusal, Ticket, TicketError};
 use tincan_core::stats::{ConnectionStats, StreamStats};
 
 use crate::shared::{Shared, TokioBell};
@@ -86,6 +89,8 @@ pub struct Server {
     /// while the server runs.
     shared: Arc<Shared>,
     timer_bell: TokioBell,
+    /// Rung when the core asks for a dial.
+    dial_bell: TokioBell,
     driver: DriverConfig,
     control: Arc<watch::Sender<Control>>,
 }
@@ -165,6 +170,24 @@ impl Handle {
         self.shared.streams()
     }
 
+    /// Opens an outbound RTMP connection (see
+    /// [`Server::connect`](tincan_core::server::Server::connect)): a relay
+    /// pushing a local stream to another server or pulling one from it.
+    /// It is a connection like an accepted one (an id, limits, events,
+    /// statistics with `Transport::RtmpOut`), so the embedder follows it
+    /// through the same [`Handle::events`]: what the remote server says
+    /// arrives as `ServerEvent::Outbound`, and a dial that fails as a
+    /// `Closed` whose error is `SessionError::Outbound`.
+    ///
+    /// The serving loop dials it on a task of its own: the target is
+    /// resolved on tokio's blocking pool and connected within
+    /// [`DriverConfig::dial_timeout`]. Asked before [`Server::run`], it is
+    /// dialed once `run` starts; refused (`Refusal::ShuttingDown`) during a
+    /// shutdown or once `run` has returned.
+    pub fn connect(&self, config: OutboundConfig) -> Result<SessionId, Refusal> {
+        self.shared.connect(config)
+    }
+
     /// Graceful shutdown (TC semantics): new connections are refused,
     /// connected clients are told `NetConnection.Shutdown.Notify`, and
     /// [`Server::run`] returns once they have all gone, or closes the rest
@@ -196,11 +219,12 @@ impl Server {
             .iter()
             .map(|addr| bind_one(*addr))
             .collect::<io::Result<_>>()?;
-        let (shared, timer_bell) = shared::new(config);
+        let (shared, timer_bell, dial_bell) = shared::new(config);
         Ok(Server {
             listeners,
             shared,
             timer_bell,
+            dial_bell,
             driver: DriverConfig::default(),
             control: Arc::new(watch::channel(Control::Run).0),
         })
@@ -251,6 +275,12 @@ impl Server {
         let mut stopping = false;
         let mut draining = false;
         loop {
+            // Dialed here, not where they were asked for: the loop owns the
+            // connections' tasks (a stop waits for them, then drops them),
+            // and a `Handle` may ask from outside any runtime.
+            for (dial, span) in shared.take_dials() {
+                conns.spawn(connection::dial(shared.clone(), dial, self.driver).instrument(span));
+            }
             // Read the state itself, not only its changes: a shutdown asked
             // for before `run` started is already "seen" by a new receiver.
             match *control.borrow_and_update() {
@@ -282,6 +312,8 @@ impl Server {
                 },
                 // The sender lives in `self` as long as this loop runs.
                 _ = control.changed() => {}
+                // A `Notify` keeps a ring from before this wait.
+                () = self.dial_bell.0.notified() => {}
                 // Reap finished connections so the set does not grow with
                 // the number ever served.
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}

@@ -28,12 +28,20 @@ pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// The shared core and the bell of the task [`run_timer`] runs.
-pub(crate) fn new(config: ServerConfig) -> (Arc<Shared>, TokioBell) {
+/// The shared core, the bell of the task [`run_timer`] runs, and the bell
+/// that tells the serving loop there is an outbound connection to dial.
+pub(crate) fn new(config: ServerConfig) -> (Arc<Shared>, TokioBell, TokioBell) {
     let timer = TokioBell::default();
+    let dialer = TokioBell::default();
     (
-        Arc::new(LockedServer::new(config, timer.clone(), now)),
+        Arc::new(LockedServer::new(
+            config,
+            timer.clone(),
+            dialer.clone(),
+            now,
+        )),
         timer,
+        dialer,
     )
 }
 

@@ -10,7 +10,9 @@
 //! and playing, several streams at once, play before publish, republish, fast
 //! start, a reader that stops reading, clients that vanish in every phase,
 //! graceful shutdown, and the embedder's side: the server's events, requests
-//! it approves or denies by ticket from another thread, and statistics.
+//! it approves or denies by ticket from another thread, statistics, and
+//! outbound connections the runtime dials (a server relaying to itself, a
+//! dial that fails).
 //!
 //! Every server runs on a thread of its own, so the test thread is free to
 //! drive clients and the three suites can run side by side: ports are
@@ -19,6 +21,7 @@
 pub mod cases;
 pub mod embedder;
 pub mod media;
+pub mod outbound;
 pub mod rtmp;
 
 use std::io;
@@ -28,7 +31,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use tincan_core::event::{Denial, SessionId};
-use tincan_core::server::{ServerEvent, Ticket, TicketError};
+use tincan_core::outbound::OutboundConfig;
+use tincan_core::server::{Refusal, ServerEvent, Ticket, TicketError};
 use tincan_core::stats::{ConnectionStats, StreamStats};
 
 pub use tincan_core::server::ServerConfig;
@@ -76,6 +80,8 @@ pub trait Control: Send + Sync {
     fn stream_stats(&self, app: &str, name: &str) -> Option<StreamStats>;
     /// Every stream's statistics now.
     fn streams(&self) -> Vec<StreamStats>;
+    /// Opens an outbound connection, which the runtime dials and drives.
+    fn connect(&self, config: OutboundConfig) -> Result<SessionId, Refusal>;
 }
 
 /// Handed to a runtime's serving closure: subscribe to the server's events
@@ -316,6 +322,10 @@ macro_rules! conformance_suite {
             embedder_denied_play_gets_stream_not_found_and_connection_stays_usable,
             embedder_denied_connect_is_rejected_with_the_description,
             handle_statistics_show_a_published_stream_and_its_players,
+            outbound_push_to_itself_relays_the_publishers_frames,
+            outbound_pull_from_itself_republishes_the_remote_stream,
+            outbound_dial_to_a_closed_port_closes_with_the_reason,
+            graceful_shutdown_ends_an_outbound_connection,
         );
     };
     (@cases $runtime:ty; $($case:ident),* $(,)?) => {

@@ -1,7 +1,8 @@
 //! The conformance suite, run against the tokio runtime.
 
 use tincan_core::event::{Denial, SessionId};
-use tincan_core::server::{Ticket, TicketError};
+use tincan_core::outbound::OutboundConfig;
+use tincan_core::server::{Refusal, Ticket, TicketError};
 use tincan_core::stats::{ConnectionStats, StreamStats};
 use tincan_tests::conformance::{Control, Ready, Running, Runtime, ServerConfig, EPHEMERAL};
 
@@ -34,6 +35,9 @@ impl Control for TokioControl {
     }
     fn streams(&self) -> Vec<StreamStats> {
         self.0.streams()
+    }
+    fn connect(&self, config: OutboundConfig) -> Result<SessionId, Refusal> {
+        self.0.connect(config)
     }
 }
 

@@ -27,6 +27,12 @@ pub use super::embedder::{
     events_report_a_connection_from_open_to_close,
     handle_statistics_show_a_published_stream_and_its_players,
 };
+pub use super::outbound::{
+    graceful_shutdown_ends_an_outbound_connection,
+    outbound_dial_to_a_closed_port_closes_with_the_reason,
+    outbound_pull_from_itself_republishes_the_remote_stream,
+    outbound_push_to_itself_relays_the_publishers_frames,
+};
 
 /// Longest any single step may take; the happy path takes a few seconds.
 const TIMEOUT: Duration = Duration::from_secs(20);
