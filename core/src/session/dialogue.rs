@@ -1131,10 +1131,10 @@ pub(crate) fn split_query(name: &str) -> (String, String) {
 pub(crate) fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
     query
         .split(['&', '?', ';'])
+        .rev()
         .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
-        .filter(|(k, _)| *k == key)
+        .find(|(k, _)| *k == key)
         .map(|(_, v)| v)
-        .last()
 }
 
 /// TC's reading of a flag parameter: present and not `0`, `no` or
