@@ -116,6 +116,15 @@ pub fn os_entropy(buf: &mut [u8]) {
     getrandom::fill(buf).expect("the OS random generator is unavailable");
 }
 
+/// The wall clock as Unix seconds, for [`tincan_core::server::Server::handle_unix_time`]:
+/// the core checks token time bounds against it and never reads a clock
+/// itself. A clock before 1970 reads as 0.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

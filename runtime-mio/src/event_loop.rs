@@ -301,6 +301,8 @@ impl EventLoop {
                     return;
                 }
             };
+            // The wall clock for token time bounds, fresh for every accept.
+            self.core.handle_unix_time(now, tincan_net::unix_now());
             let id = match self
                 .core
                 .accept(now, Some(peer), &mut tincan_net::os_entropy)

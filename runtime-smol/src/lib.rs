@@ -394,6 +394,8 @@ fn accept(
     peer: SocketAddr,
 ) -> Option<Task<()>> {
     let accepted = shared.with(|s, now| {
+        // The wall clock for token time bounds, fresh for every accept.
+        s.handle_unix_time(now, tincan_net::unix_now());
         s.accept(now, Some(peer), &mut tincan_net::os_entropy)
             .map(|id| (id, s.span(id)))
     });
