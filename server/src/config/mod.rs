@@ -512,3 +512,6 @@ pub fn warn_unapplied(loaded: &Loaded) {
         tracing::warn!("http.listen is set, but this build has no HTTP listener yet");
     }
 }
+
+#[cfg(test)]
+mod tests;
