@@ -28,7 +28,7 @@ enum Command {
     /// are told NetConnection.Shutdown.Notify; the server exits when they
     /// have gone or at the shutdown deadline); a second SIGTERM or a SIGINT
     /// exits at once.
-    Serve(Serve),
+    Serve(Box<Serve>),
     /// Print TC authentication tokens: one `,auth,<token>,<message>` line
     /// per key and message, where a message is an App name (for an App-wide
     /// token) or `user@App` (for a user token). With -K and a token as the

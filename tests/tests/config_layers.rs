@@ -127,7 +127,10 @@ fn a_flag_beats_the_environment_which_beats_the_file_which_beats_the_default() {
     );
     assert!(flag.status.success(), "{flag:?}");
     let out = stdout(&flag);
-    assert_eq!(printed(&out, "max_connections"), "max_connections = 300  # flag");
+    assert_eq!(
+        printed(&out, "max_connections"),
+        "max_connections = 300  # flag"
+    );
     let no_flag = stdout(&run(&["serve", "--config", file, "--print-config"], &env));
     assert_eq!(
         printed(&no_flag, "max_connections"),
@@ -137,7 +140,10 @@ fn a_flag_beats_the_environment_which_beats_the_file_which_beats_the_default() {
         printed(&no_flag, "max_connections_per_ip"),
         "max_connections_per_ip = 10  # file"
     );
-    assert_eq!(printed(&no_flag, "audio_lifetime"), "audio_lifetime = 1.5  # file");
+    assert_eq!(
+        printed(&no_flag, "audio_lifetime"),
+        "audio_lifetime = 1.5  # file"
+    );
     let file_only = stdout(&run(&["serve", "--config", file, "--print-config"], &[]));
     assert_eq!(
         printed(&file_only, "max_connections"),
@@ -148,13 +154,19 @@ fn a_flag_beats_the_environment_which_beats_the_file_which_beats_the_default() {
         &["serve", "--print-config"],
         &[("TINCAN_CONFIG", file)],
     ));
-    assert_eq!(printed(&by_env, "max_connections"), "max_connections = 100  # file");
+    assert_eq!(
+        printed(&by_env, "max_connections"),
+        "max_connections = 100  # file"
+    );
     let default = stdout(&run(&["serve", "--print-config"], &[]));
     assert_eq!(
         printed(&default, "max_connections"),
         "max_connections = 10000  # default"
     );
-    assert_eq!(printed(&default, "audio_lifetime"), "audio_lifetime = 2  # default");
+    assert_eq!(
+        printed(&default, "audio_lifetime"),
+        "audio_lifetime = 2  # default"
+    );
 }
 
 #[test]
@@ -243,7 +255,10 @@ fn config_check_reports_every_error_with_its_key_and_line() {
         format!("{path}:6:18: real_time.audio_lifetime: expected a number, found boolean"),
         format!("{path}: 3 errors"),
     ] {
-        assert!(text.contains(&expected), "{expected:?} missing from:\n{text}");
+        assert!(
+            text.contains(&expected),
+            "{expected:?} missing from:\n{text}"
+        );
     }
     // serve refuses the same file with the same errors, before listening.
     let serve = run(&["serve", "--config", path], &[]);
@@ -258,7 +273,10 @@ fn help_flags() -> Vec<String> {
     let mut flags: Vec<String> = help
         .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']')
         .filter(|w| w.starts_with("--") && w.len() > 2)
-        .map(|w| w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned())
+        .map(|w| {
+            w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+                .to_owned()
+        })
         .filter(|w| !["--help", "--config", "--print-config"].contains(&w.as_str()))
         .collect();
     flags.sort();
@@ -286,7 +304,12 @@ fn config_example_checks_and_names_every_flag() {
     }
     // The example holds the defaults: serving with it changes nothing.
     let with = stdout(&run(
-        &["serve", "--config", file.to_str().unwrap(), "--print-config"],
+        &[
+            "serve",
+            "--config",
+            file.to_str().unwrap(),
+            "--print-config",
+        ],
         &[],
     ));
     let without = stdout(&run(&["serve", "--print-config"], &[]));
@@ -343,11 +366,20 @@ fn secrets_are_never_printed() {
     );
     let text = stdout(&out) + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
-    for secret in ["file-secret-1", "app-secret-2", "flag-secret-3", "token-secret-4", "5ec2e7"] {
+    for secret in [
+        "file-secret-1",
+        "app-secret-2",
+        "flag-secret-3",
+        "token-secret-4",
+        "5ec2e7",
+    ] {
         assert!(!text.contains(secret), "{secret} printed:\n{text}");
     }
     assert!(text.contains("secret value"), "{text}");
-    let help = stdout(&run(&["serve", "--help"], &[("TINCAN_AUTH_KEY", "env-secret-5")]));
+    let help = stdout(&run(
+        &["serve", "--help"],
+        &[("TINCAN_AUTH_KEY", "env-secret-5")],
+    ));
     assert!(!help.contains("env-secret-5"));
 
     // Nor logged by a reload that changes them.
@@ -362,7 +394,12 @@ fn secrets_are_never_printed() {
     .unwrap();
     signal(&server, "-HUP");
     let logs = wait_log(&log, "app.live.auth.key");
-    for secret in ["file-secret-1", "app-secret-2", "file-secret-6", "app-secret-7"] {
+    for secret in [
+        "file-secret-1",
+        "app-secret-2",
+        "file-secret-6",
+        "app-secret-7",
+    ] {
         assert!(!logs.contains(secret), "{secret} logged:\n{logs}");
     }
 }
@@ -372,14 +409,21 @@ fn sighup_with_a_broken_file_keeps_the_running_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tincan.toml");
     let port = free_port();
-    std::fs::write(&file, format!("listen = \"127.0.0.1:{port}\"\nlog = \"info\"\n")).unwrap();
+    std::fs::write(
+        &file,
+        format!("listen = \"127.0.0.1:{port}\"\nlog = \"info\"\n"),
+    )
+    .unwrap();
     let log = dir.path().join("a.log");
     let mut server = serve(&["--config", file.to_str().unwrap()], &[], &log, port);
 
     std::fs::write(&file, "listen = \"127.0.0.1:1\"\n[limits\n").unwrap();
     signal(&server, "-HUP");
     let logs = wait_log(&log, "the running configuration stays in force");
-    assert!(logs.contains("tincan.toml:2:"), "the error names no line:\n{logs}");
+    assert!(
+        logs.contains("tincan.toml:2:"),
+        "the error names no line:\n{logs}"
+    );
     assert!(matches!(server.0.try_wait(), Ok(None)), "the server exited");
     assert!(accepts(port), "the server stopped listening");
 
@@ -387,11 +431,14 @@ fn sighup_with_a_broken_file_keeps_the_running_configuration() {
     // address and a core limit are reported.
     std::fs::write(
         &file,
-        format!("listen = \"127.0.0.1:{}\"\nlog = \"debug\"\n[limits]\nmax_connections = 5\n", free_port()),
+        format!(
+            "listen = \"127.0.0.1:{}\"\nlog = \"debug\"\n[limits]\nmax_connections = 5\n",
+            free_port()
+        ),
     )
     .unwrap();
     signal(&server, "-HUP");
-    let logs = wait_log(&log, "reload: applied");
+    wait_log(&log, "reload: applied");
     let logs = wait_log(&log, "limits.max_connections");
     assert!(logs.contains("takes a restart"), "{logs}");
     assert!(logs.contains("setting=listen"), "{logs}");

@@ -28,7 +28,10 @@ fn the_unit_verifies() {
         .output()
         .expect("run systemd-analyze");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "systemd-analyze verify failed:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify failed:\n{stderr}"
+    );
     // Unknown keys and bad values are only warnings to verify: refuse
     // them too. (Lines about other units on the machine are not ours.)
     let ours: Vec<&str> = stderr
@@ -57,5 +60,8 @@ fn the_unit_binds_reload_and_stop_to_the_servers_signals() {
         .find_map(|l| l.strip_prefix("TimeoutStopSec="))
         .and_then(|v| v.trim().parse().ok())
         .expect("TimeoutStopSec in seconds");
-    assert!(stop > 300, "TimeoutStopSec={stop} is not above the 300 s deadline");
+    assert!(
+        stop > 300,
+        "TimeoutStopSec={stop} is not above the 300 s deadline"
+    );
 }

@@ -6,6 +6,9 @@
 
 use std::collections::BTreeMap;
 
+/// Reads one environment variable.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 /// An environment variable (or a family of them) that sets a setting.
 pub struct Alias {
     /// The variables read, in the order they are consulted.
@@ -16,7 +19,7 @@ pub struct Alias {
     pub doc: &'static str,
     /// The setting's values (as the flag would be given them) from the
     /// variables, `None` if none is set, or why a value is wrong.
-    map: fn(&dyn Fn(&str) -> Option<String>) -> Result<Option<Vec<String>>, String>,
+    map: fn(Env<'_>) -> Result<Option<Vec<String>>, String>,
 }
 
 fn port(var: &str, v: &str) -> Result<u16, String> {
@@ -96,7 +99,7 @@ pub const ALIASES: &[Alias] = &[
 pub type Resolved = BTreeMap<String, (String, Vec<String>)>;
 
 /// Reads every alias from `env`, or every wrong value.
-pub fn resolve(env: &dyn Fn(&str) -> Option<String>) -> Result<Resolved, Vec<String>> {
+pub fn resolve(env: Env<'_>) -> Result<Resolved, Vec<String>> {
     let mut out = Resolved::new();
     let mut errors = Vec::new();
     for alias in ALIASES {

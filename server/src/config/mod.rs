@@ -15,7 +15,7 @@
 //! file and the aliases ([`aliases`]) are put in as the args' defaults
 //! before the final parse, so clap parses every layer with the same value
 //! parsers, and `value_source` tells which layer a value came from. The
-//! file is checked first by [`file`], key by key against the same value
+//! file is checked first by [`file`](mod@file), key by key against the same value
 //! parsers, so that `config check` reports every error with its line.
 
 pub mod aliases;
