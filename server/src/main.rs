@@ -2,13 +2,16 @@
 
 #![forbid(unsafe_code)]
 
-use std::process::ExitCode;
+mod config;
 
-use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use config::args::{ConfigCommand, ConfigFileArgs, HttpArgs, LogArgs, TlsArgs};
 use tincan_core::auth::calculator_line;
 use tincan_net::cli::{Keys, ServeArgs};
 use tracing::error;
-use tracing_subscriber::EnvFilter;
 
 /// tincan: a live-media server for RTMP ("TC") clients.
 #[derive(Debug, Parser)]
@@ -25,12 +28,16 @@ enum Command {
     /// are told NetConnection.Shutdown.Notify; the server exits when they
     /// have gone or at the shutdown deadline); a second SIGTERM or a SIGINT
     /// exits at once.
-    Serve(Serve),
+    Serve(Box<Serve>),
     /// Print TC authentication tokens: one `,auth,<token>,<message>` line
     /// per key and message, where a message is an App name (for an App-wide
     /// token) or `user@App` (for a user token). With -K and a token as the
     /// message it computes an RTMFP nonce-hashed token.
     Token(Token),
+    /// The configuration file: `example` prints one with every setting,
+    /// `check FILE` reports every error in one.
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -57,7 +64,26 @@ struct Serve {
     threads: Option<u16>,
 
     #[command(flatten)]
+    file: ConfigFileArgs,
+
+    #[command(flatten)]
+    log: LogArgs,
+
+    #[command(flatten)]
     args: ServeArgs,
+
+    #[command(flatten)]
+    tls: TlsArgs,
+
+    #[command(flatten)]
+    http: HttpArgs,
+}
+
+/// Whether `serve` matches (of any layer, or of an App's section) make a
+/// configuration the server can run with.
+fn check_serve(matches: &clap::ArgMatches) -> Result<(), String> {
+    let serve = Serve::from_arg_matches(matches).map_err(|e| e.to_string())?;
+    serve.args.settings.config().map(|_| ())
 }
 
 impl Serve {
@@ -100,10 +126,24 @@ fn print_tokens(token: &Token) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let serve = match Cli::parse().command {
+    // Flags > environment > the --config file > defaults, from one
+    // definition (server/src/config).
+    let def = Arc::new(config::Definition::new(Cli::command(), check_serve));
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let (matches, loaded) = def
+        .parse(&argv, &config::aliases::process_env)
+        .unwrap_or_else(|f| f.exit());
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let serve = match cli.command {
         Command::Serve(serve) => serve,
         Command::Token(token) => return print_tokens(&token),
+        Command::Config(command) => return config::run(&def, &command),
     };
+    let loaded = loaded.expect("serve is parsed with every layer");
+    if serve.file.print_config {
+        print!("{}", config::print(&def, &loaded));
+        return ExitCode::SUCCESS;
+    }
     let config = match serve.args.settings.config() {
         Ok(config) => config,
         Err(e) => {
@@ -111,24 +151,26 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let filter = match &serve.args.log {
-        Some(f) => EnvFilter::try_new(f),
-        None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
-    };
-    let filter = match filter {
+    let log_filter = match config::logging::init(serve.log.log_format, serve.args.log.as_deref()) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("tincan: bad log filter: {e}");
+            eprintln!("tincan: {e}");
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour codes only help a person at a terminal; in a log file they
-        // are noise.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    if let Some(path) = &loaded.file {
+        tracing::info!(file = %path.display(), "configuration file read");
+    }
+    config::warn_unapplied(&loaded);
+    let reloader = config::reload::Reloader::new(def.clone(), argv, loaded);
+    reloader.apply_live(&["log"], move |l| {
+        log_filter.set(
+            l.values
+                .get("log")
+                .and_then(|v| v.first())
+                .map(String::as_str),
+        )
+    });
 
     match raise_open_files_limit() {
         Ok(n) if (n as usize) < config.max_connections.saturating_add(64) => tracing::warn!(
@@ -154,6 +196,7 @@ fn main() -> ExitCode {
         tracing::info!(keys, "connect requires an authentication token");
     }
     let result = runtime.block_on(async {
+        reloader.watch_sighup()?;
         let server = tincan_tokio::Server::bind(&serve.args.listen, config).await?;
         watch_signals(server.handle())?;
         server.run().await

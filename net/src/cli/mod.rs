@@ -6,6 +6,14 @@
 //! setting. Flags that belong to one executor (tokio's `--threads`) stay
 //! in that program.
 //!
+//! Each `clap::Args` struct here is one section of the `tincan` binary's
+//! configuration file (its clap group, named after the struct, says which:
+//! [`Limits`] is `[limits]`, [`RealTime`] `[real_time]`, [`Keys`]
+//! `[auth]`), and its flags are that section's keys; the binary derives the
+//! file keys and `TINCAN_*` environment names from these definitions, so a
+//! setting added here reaches every layer at once. A secret is marked
+//! `hide_env_values`.
+//!
 //! ```
 //! use clap::Parser;
 //!
@@ -53,8 +61,14 @@ fn dur(v: f64) -> Duration {
 pub struct ServeArgs {
     /// Address to listen on; repeat for several. IPv6 addresses (e.g.
     /// `[::]:1935`) are bound IPv6-only, so list `0.0.0.0:1935` as well for
-    /// both families.
-    #[arg(long = "listen", value_name = "ADDR", default_value = "0.0.0.0:1935")]
+    /// both families. Several may also be given at once, separated by
+    /// commas.
+    #[arg(
+        long = "listen",
+        value_name = "ADDR",
+        default_value = "0.0.0.0:1935",
+        value_delimiter = ','
+    )]
     pub listen: Vec<SocketAddr>,
 
     /// Log filter (tracing env-filter syntax, e.g. `info` or
@@ -77,25 +91,9 @@ pub struct Settings {
           default_value_t = d().broker.republish_grace.as_secs_f64())]
     republish_grace: f64,
 
-    /// Seconds audio may wait for a slow player before it is abandoned
-    /// (TC's -A). A player may ask for another value in its play options,
-    /// up to 10 s or twice this.
-    #[arg(short = 'A', long, value_name = "SECS", value_parser = secs,
-          default_value_t = d().session.real_time.audio_lifetime.as_secs_f64())]
-    audio_lifetime: f64,
-
-    /// Seconds video may wait for a slow player before the rest of its GOP
-    /// is abandoned (TC's -V).
-    #[arg(short = 'V', long, value_name = "SECS", value_parser = secs,
-          default_value_t = d().session.real_time.video_lifetime.as_secs_f64())]
-    video_lifetime: f64,
-
-    /// Extra seconds, past its lifetime, that a message already partly
-    /// sent gets to finish before the rest is abandoned with an RTMP Abort
-    /// (TC's -F).
-    #[arg(short = 'F', long, value_name = "SECS", value_parser = secs,
-          default_value_t = d().session.real_time.finish_by_margin.as_secs_f64())]
-    finish_by_margin: f64,
+    /// How players that cannot keep up are treated.
+    #[command(flatten)]
+    real_time: RealTime,
 
     /// Speak TC's simplified RTMP dialect to every client, for clients
     /// that mishandle header compression or chunk-size changes: each
@@ -103,10 +101,6 @@ pub struct Settings {
     /// Peer Bandwidth (see docs/tc-parity.md).
     #[arg(long)]
     simplified_rtmp: bool,
-
-    /// Drop the unsent rest of a GOP as soon as the next keyframe arrives.
-    #[arg(long)]
-    expire_previous_gop: bool,
 
     /// Seconds clients get to leave after a graceful shutdown starts before
     /// the rest are closed.
@@ -158,11 +152,7 @@ impl Settings {
         let mut config = ServerConfig::default();
         self.limits.apply(&mut config)?;
         config.broker.republish_grace = dur(self.republish_grace);
-        let rt = &mut config.session.real_time;
-        rt.audio_lifetime = dur(self.audio_lifetime);
-        rt.video_lifetime = dur(self.video_lifetime);
-        rt.finish_by_margin = dur(self.finish_by_margin);
-        rt.expire_previous_gop |= self.expire_previous_gop;
+        self.real_time.apply(&mut config);
         config.session.simplified_rtmp |= self.simplified_rtmp;
         config.session.merge_window = Duration::from_millis(self.merge_window_ms);
         config.session.max_publish_priority = self.max_publish_priority;
@@ -179,6 +169,46 @@ impl Settings {
     /// requires a token.
     pub fn keys(&self) -> &Keys {
         &self.keys
+    }
+}
+
+/// The real-time treatment of players that cannot keep up (TC's -A, -V,
+/// -F): what may be abandoned rather than sent late.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Real-time treatment of slow players")]
+pub struct RealTime {
+    /// Seconds audio may wait for a slow player before it is abandoned
+    /// (TC's -A). A player may ask for another value in its play options,
+    /// up to 10 s or twice this.
+    #[arg(short = 'A', long, value_name = "SECS", value_parser = secs,
+          default_value_t = d().session.real_time.audio_lifetime.as_secs_f64())]
+    audio_lifetime: f64,
+
+    /// Seconds video may wait for a slow player before the rest of its GOP
+    /// is abandoned (TC's -V).
+    #[arg(short = 'V', long, value_name = "SECS", value_parser = secs,
+          default_value_t = d().session.real_time.video_lifetime.as_secs_f64())]
+    video_lifetime: f64,
+
+    /// Extra seconds, past its lifetime, that a message already partly
+    /// sent gets to finish before the rest is abandoned with an RTMP Abort
+    /// (TC's -F).
+    #[arg(short = 'F', long, value_name = "SECS", value_parser = secs,
+          default_value_t = d().session.real_time.finish_by_margin.as_secs_f64())]
+    finish_by_margin: f64,
+
+    /// Drop the unsent rest of a GOP as soon as the next keyframe arrives.
+    #[arg(long)]
+    expire_previous_gop: bool,
+}
+
+impl RealTime {
+    fn apply(&self, config: &mut ServerConfig) {
+        let rt = &mut config.session.real_time;
+        rt.audio_lifetime = dur(self.audio_lifetime);
+        rt.video_lifetime = dur(self.video_lifetime);
+        rt.finish_by_margin = dur(self.finish_by_margin);
+        rt.expire_previous_gop |= self.expire_previous_gop;
     }
 }
 
@@ -203,18 +233,23 @@ fn hex_key(s: &str) -> Result<Key, String> {
 
 /// Authentication master keys, as `tincan serve` and `tincan token` both
 /// take them: in one place, so the token a calculator prints is made with
-/// exactly the keys a server checks.
+/// exactly the keys a server checks. Keys are secrets: marked
+/// `hide_env_values`, which also tells configuration layers never to print
+/// them.
 #[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Authentication")]
 pub struct Keys {
     /// Authentication master key (text); repeat for several. With at least
     /// one key (here or -K), `connect` must carry a token made with one of
     /// them: an App-wide token, HMAC-SHA-256(key, App) in lower-case hex,
     /// or a user name and HMAC-SHA-256(key, user@App).
-    #[arg(short = 'k', long = "auth-key", value_name = "KEY", value_parser = text_key)]
+    #[arg(short = 'k', long = "auth-key", value_name = "KEY", value_parser = text_key,
+          hide_env_values = true)]
     text: Vec<Key>,
 
     /// Authentication master key given in hex (binary); repeat for several.
-    #[arg(short = 'K', long = "auth-key-hex", value_name = "HEX", value_parser = hex_key)]
+    #[arg(short = 'K', long = "auth-key-hex", value_name = "HEX", value_parser = hex_key,
+          hide_env_values = true)]
     hex: Vec<Key>,
 }
 
