@@ -2,6 +2,8 @@
 
 #![forbid(unsafe_code)]
 
+mod http;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -58,6 +60,9 @@ struct Serve {
 
     #[command(flatten)]
     args: ServeArgs,
+
+    #[command(flatten)]
+    http: http::HttpArgs,
 }
 
 impl Serve {
@@ -155,7 +160,16 @@ fn main() -> ExitCode {
     }
     let result = runtime.block_on(async {
         let server = tincan_tokio::Server::bind(&serve.args.listen, config).await?;
-        watch_signals(server.handle())?;
+        let readiness = http::Readiness::default();
+        // Before run(), so the metrics see every event.
+        http::start(
+            &serve.http,
+            server.handle(),
+            server.local_addrs(),
+            readiness.clone(),
+        )
+        .await?;
+        watch_signals(server.handle(), readiness)?;
         server.run().await
     });
     match result {
@@ -170,7 +184,7 @@ fn main() -> ExitCode {
 /// The first SIGTERM shuts down gracefully; a second SIGTERM or any SIGINT
 /// stops at once (TC Server semantics). The handlers are installed before
 /// the server starts, so an early signal is not lost.
-fn watch_signals(handle: tincan_tokio::Handle) -> std::io::Result<()> {
+fn watch_signals(handle: tincan_tokio::Handle, readiness: http::Readiness) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -180,12 +194,14 @@ fn watch_signals(handle: tincan_tokio::Handle) -> std::io::Result<()> {
             tokio::select! {
                 _ = int.recv() => {
                     tracing::info!("SIGINT: stopping now");
+                    readiness.shutting_down();
                     handle.stop();
                 }
                 _ = term.recv() => {
                     terms += 1;
                     if terms == 1 {
                         tracing::info!("SIGTERM: shutting down gracefully");
+                        readiness.shutting_down();
                         handle.shutdown();
                     } else {
                         tracing::info!("second SIGTERM: stopping now");
