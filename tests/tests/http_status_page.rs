@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use tincan_tests::http::poll_json;
 use tincan_tests::require_tool;
-use tincan_tests::server::{play_args, profile_dir, publish_args, x264, Client, Output, TestServer};
+use tincan_tests::server::{
+    play_args, profile_dir, publish_args, x264, Client, Output, TestServer,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -81,7 +83,11 @@ fn the_status_page_shows_a_live_stream_and_its_viewers_in_chromium() {
     let video = x264(25);
     let video: Vec<&str> = video.iter().map(String::as_str).collect();
     let args = publish_args(&server.url("cam"), 25, 60, &video, &["-c:a", "aac"]);
-    let publisher = Client::spawn("publisher", Command::new(&ffmpeg).args(args), Output::Ignore);
+    let publisher = Client::spawn(
+        "publisher",
+        Command::new(&ffmpeg).args(args),
+        Output::Ignore,
+    );
     let stream_url = server.http_url("/api/v1/streams/live/cam");
     let (s, ok) = poll_json(&stream_url, TIMEOUT, |s| {
         s["media"]["video"][0]["width"].is_u64() && s["bitrate_in_bps"].as_u64() > Some(0)
@@ -111,7 +117,10 @@ fn the_status_page_shows_a_live_stream_and_its_viewers_in_chromium() {
     let dom = dump_dom(&page);
     let tag = card(&dom, "live/cam");
     assert!(tag.contains("data-viewers=\"1\""), "{tag}");
-    assert!(dom.contains("data-connection="), "connections table empty: {dom}");
+    assert!(
+        dom.contains("data-connection="),
+        "connections table empty: {dom}"
+    );
 
     // For a person to look at: a laptop and a phone.
     let dir = profile_dir();
