@@ -198,7 +198,11 @@ fn a_live_publisher_and_its_player_show_in_streams_connections_and_server() {
 fn connections_are_paged_by_id_with_a_cursor() {
     let server = TestServer::start_with_http(&[]);
     let _clients: Vec<TcClient> = (0..5).map(|_| connected(&server)).collect();
-    let all = get_json(&server.http_url("/api/v1/connections"));
+    // The helper's readiness probe may not be removed yet.
+    let (all, ok) = poll_json(&server.http_url("/api/v1/connections"), TIMEOUT, |p| {
+        p["total"] == 5
+    });
+    assert!(ok, "{all}");
     let ids: Vec<u64> = all["connections"]
         .as_array()
         .unwrap()
