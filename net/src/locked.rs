@@ -307,6 +307,17 @@ impl<B: Bell> LockedServer<B> {
         self.with(|s, now| s.deny(now, ticket, denial))
     }
 
+    /// [`Server::close`]: closes connection `id` from the server's side
+    /// with `reason`, waking its task to flush the goodbye. False if no
+    /// such connection is served.
+    pub fn close(&self, id: SessionId, reason: &str) -> bool {
+        self.with(|s, now| {
+            let known = s.connection_ids().any(|c| c == id);
+            s.close(now, id, reason);
+            known
+        })
+    }
+
     /// [`Server::connection_stats`] now.
     pub fn connection_stats(&self, id: SessionId) -> Option<ConnectionStats> {
         self.inspect(|s, now| s.connection_stats(now, id))

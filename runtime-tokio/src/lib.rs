@@ -150,6 +150,15 @@ impl Handle {
         self.shared.deny(ticket, denial)
     }
 
+    /// Closes connection `id` from the server's side, as an operator's
+    /// "kick": a connected client is told `NetConnection.Connect.Closed`
+    /// with `reason`, its publishes and plays end as on any close (players
+    /// get the usual statuses after the republish grace), and its task
+    /// flushes and drops the socket. False if no such connection is served.
+    pub fn close_connection(&self, id: SessionId, reason: &str) -> bool {
+        self.shared.close(id, reason)
+    }
+
     /// Connection `id`'s statistics now, if it is still served.
     pub fn connection_stats(&self, id: SessionId) -> Option<ConnectionStats> {
         self.shared.connection_stats(id)

@@ -3,12 +3,13 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod http;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use config::args::{ConfigCommand, ConfigFileArgs, HttpArgs, LogArgs, TlsArgs};
+use config::args::{ConfigCommand, ConfigFileArgs, LogArgs, TlsArgs};
 use tincan_core::auth::calculator_line;
 use tincan_net::cli::{Keys, ServeArgs};
 use tracing::error;
@@ -76,7 +77,7 @@ struct Serve {
     tls: TlsArgs,
 
     #[command(flatten)]
-    http: HttpArgs,
+    http: http::HttpArgs,
 }
 
 /// Whether `serve` matches (of any layer, or of an App's section) make a
@@ -198,7 +199,16 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         reloader.watch_sighup()?;
         let server = tincan_tokio::Server::bind(&serve.args.listen, config).await?;
-        watch_signals(server.handle())?;
+        let readiness = http::Readiness::default();
+        // Before run(), so the metrics see every event.
+        http::start(
+            &serve.http,
+            server.handle(),
+            server.local_addrs(),
+            readiness.clone(),
+        )
+        .await?;
+        watch_signals(server.handle(), readiness)?;
         server.run().await
     });
     match result {
@@ -213,7 +223,7 @@ fn main() -> ExitCode {
 /// The first SIGTERM shuts down gracefully; a second SIGTERM or any SIGINT
 /// stops at once (TC Server semantics). The handlers are installed before
 /// the server starts, so an early signal is not lost.
-fn watch_signals(handle: tincan_tokio::Handle) -> std::io::Result<()> {
+fn watch_signals(handle: tincan_tokio::Handle, readiness: http::Readiness) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -223,12 +233,14 @@ fn watch_signals(handle: tincan_tokio::Handle) -> std::io::Result<()> {
             tokio::select! {
                 _ = int.recv() => {
                     tracing::info!("SIGINT: stopping now");
+                    readiness.shutting_down();
                     handle.stop();
                 }
                 _ = term.recv() => {
                     terms += 1;
                     if terms == 1 {
                         tracing::info!("SIGTERM: shutting down gracefully");
+                        readiness.shutting_down();
                         handle.shutdown();
                     } else {
                         tracing::info!("second SIGTERM: stopping now");

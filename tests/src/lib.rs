@@ -13,6 +13,7 @@
 
 pub mod abuse;
 pub mod conformance;
+pub mod http;
 pub mod server;
 pub mod sim;
 pub mod tc_client;

@@ -67,6 +67,9 @@ fn workspace_binary(package: &str, bin: &str) -> PathBuf {
 pub struct TestServer {
     child: ChildGuard,
     port: u16,
+    /// The `--http-listen` port, for servers started with
+    /// [`TestServer::start_with_http`].
+    http_port: Option<u16>,
     log: PathBuf,
     /// Holds the log; removed on drop.
     dir: tempfile::TempDir,
@@ -81,6 +84,16 @@ impl TestServer {
     /// Starts a server with extra `tincan serve` arguments and waits until
     /// it accepts connections.
     pub fn start_with(args: &[&str]) -> Self {
+        Self::launch(args, false)
+    }
+
+    /// Starts a server with extra arguments and its HTTP API on a loopback
+    /// port of its own (`--http-listen`), and waits until both listen.
+    pub fn start_with_http(args: &[&str]) -> Self {
+        Self::launch(args, true)
+    }
+
+    fn launch(args: &[&str], http: bool) -> Self {
         let bin = tincan_binary();
         let mut dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("tincan.log");
@@ -90,12 +103,17 @@ impl TestServer {
         // a new port.
         for _ in 0..3 {
             let port = free_port();
+            let http_port = http.then(free_port);
+            let http_args = http_port
+                .map(|p| vec!["--http-listen".to_owned(), format!("127.0.0.1:{p}")])
+                .unwrap_or_default();
             let child = ChildGuard::spawn(
                 Command::new(bin)
                     .arg("serve")
                     .arg("--listen")
                     .arg(format!("127.0.0.1:{port}"))
                     .args(["--log", "info,tincan_core=debug"])
+                    .args(&http_args)
                     .args(args)
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
@@ -104,6 +122,7 @@ impl TestServer {
             let mut server = TestServer {
                 child,
                 port,
+                http_port,
                 log: log.clone(),
                 dir,
             };
@@ -128,7 +147,8 @@ impl TestServer {
             if matches!(self.child.0.try_wait(), Ok(Some(_))) {
                 return false;
             }
-            if TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).is_ok() {
+            let up = |port| TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok();
+            if up(self.port) && self.http_port.map_or(true, up) {
                 return true;
             }
             thread::sleep(Duration::from_millis(20));
@@ -139,6 +159,13 @@ impl TestServer {
     /// The loopback port the server listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// `http://127.0.0.1:HTTP_PORT` + `path`, for a server started with
+    /// [`TestServer::start_with_http`].
+    pub fn http_url(&self, path: &str) -> String {
+        let port = self.http_port.expect("started with start_with_http");
+        format!("http://127.0.0.1:{port}{path}")
     }
 
     /// `rtmp://127.0.0.1:PORT/live/NAME`.
@@ -160,6 +187,16 @@ impl TestServer {
     pub fn child(&mut self) -> &mut Child {
         &mut self.child.0
     }
+}
+
+/// `<target>/<profile>/` of these tests' build, where a test leaves files
+/// for a person to look at (screenshots, example responses).
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("path of the test executable");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in <target>/<profile>/deps")
+        .to_owned()
 }
 
 fn free_port() -> u16 {

@@ -58,20 +58,6 @@ pub struct TlsArgs {
     pub tls_key: Option<PathBuf>,
 }
 
-/// The HTTP API, metrics and status page listener (`[http]` in the file).
-#[derive(Debug, Clone, clap::Args)]
-#[command(next_help_heading = "HTTP API, metrics and status page")]
-pub struct HttpArgs {
-    /// Address of the HTTP listener (API, metrics, status page); off when
-    /// not given.
-    #[arg(long = "http-listen", value_name = "ADDR")]
-    pub http_listen: Option<SocketAddr>,
-
-    /// Bearer token the HTTP API's write routes require; without one they
-    /// are refused. A secret: never printed.
-    #[arg(long = "http-token", value_name = "TOKEN", hide_env_values = true)]
-    pub http_token: Option<String>,
-}
 
 /// `tincan config`: the configuration file's tools.
 #[derive(Debug, Clone, clap::Subcommand)]

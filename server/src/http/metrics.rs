@@ -1,0 +1,266 @@
+//! `GET /metrics` in the Prometheus text exposition format (0.0.4).
+//!
+//! Written by hand from live state at each scrape rather than through a
+//! metrics crate: every value is either a total the tracker keeps from the
+//! server's events or a reading of the statistics getters, so there is no
+//! registry to keep in step. Per-stream series are produced only for the
+//! streams that exist at the scrape, so a stream's label set disappears
+//! when it ends and cardinality follows what is live. The format is a few
+//! lines (`# HELP`, `# TYPE`, `name{labels} value`, with three escapes in
+//! label values); the interop test checks every line of a real scrape.
+
+use std::fmt::Write as _;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use super::tracker::{CLOSE_REASONS, TRANSPORTS};
+use super::Shared;
+
+/// The exposition format's content type.
+const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Builds a scrape: one `# HELP` and `# TYPE` per family, then its samples.
+#[derive(Debug, Default)]
+struct Text(String);
+
+impl Text {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(',');
+                }
+                self.0.push_str(k);
+                self.0.push_str("=\"");
+                escape_into(&mut self.0, v);
+                self.0.push('"');
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {value}");
+    }
+
+    /// A family of one unlabelled sample.
+    fn single(&mut self, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+        self.family(name, kind, help);
+        self.sample(name, &[], value);
+    }
+}
+
+/// A label value as the format wants it: backslash, double quote and
+/// line feed escaped (stream names are chosen by clients).
+fn escape_into(out: &mut String, v: &str) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+pub(super) async fn metrics(State(state): State<Shared>) -> Response {
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], render(&state)).into_response()
+}
+
+fn render(state: &Shared) -> String {
+    let conns = state.handle.connections();
+    let mut streams = state.handle.streams();
+    streams.sort_by(|a, b| (&a.app, &a.name).cmp(&(&b.app, &b.name)));
+    let events_dropped = state.handle.events_dropped();
+    let mut t = Text::default();
+    let mut tracker = state.tracker.lock();
+    let traffic = tracker.traffic(&conns);
+    let totals = &tracker.totals;
+
+    t.family("tincan_info", "gauge", "Build information: always 1.");
+    t.sample("tincan_info", &[("version", env!("CARGO_PKG_VERSION"))], 1);
+    t.single(
+        "tincan_uptime_seconds",
+        "gauge",
+        "Seconds since the HTTP API started (with the server).",
+        format!("{:.3}", state.started.elapsed().as_secs_f64()),
+    );
+    t.single(
+        "tincan_ready",
+        "gauge",
+        "1 while new clients are welcome, 0 once a shutdown started.",
+        u8::from(!state.readiness.is_shutting_down()),
+    );
+
+    t.family(
+        "tincan_connections_opened_total",
+        "counter",
+        "Connections accepted (or dialed, or opened from code), by transport.",
+    );
+    for (i, tr) in TRANSPORTS.iter().enumerate() {
+        t.sample(
+            "tincan_connections_opened_total",
+            &[("transport", tr.as_str())],
+            totals.opened[i],
+        );
+    }
+    t.family(
+        "tincan_connections",
+        "gauge",
+        "Connections served now, by transport.",
+    );
+    for tr in TRANSPORTS {
+        let n = conns.iter().filter(|(_, c)| c.transport == tr).count();
+        t.sample("tincan_connections", &[("transport", tr.as_str())], n);
+    }
+    t.family(
+        "tincan_connections_closed_total",
+        "counter",
+        "Connections closed, by why (socket_error: the socket failed while the session was open).",
+    );
+    for reason in CLOSE_REASONS {
+        let n = totals.closes.get(reason).copied().unwrap_or(0);
+        t.sample("tincan_connections_closed_total", &[("reason", reason)], n);
+    }
+    t.single(
+        "tincan_handshake_failures_total",
+        "counter",
+        "Connections closed because the RTMP handshake failed (bad version, deadline).",
+        totals.closes.get("handshake").copied().unwrap_or(0),
+    );
+    t.family(
+        "tincan_rejections_total",
+        "counter",
+        "Requests refused, by reason. Only connect rejections (no App) are observable yet; \
+         see docs/http-api.md.",
+    );
+    t.sample(
+        "tincan_rejections_total",
+        &[("reason", "connect_rejected")],
+        totals.closes.get("connect_rejected").copied().unwrap_or(0),
+    );
+    t.single(
+        "tincan_publishes_total",
+        "counter",
+        "Publishes that went live.",
+        totals.publishes,
+    );
+    t.single(
+        "tincan_plays_total",
+        "counter",
+        "Plays accepted.",
+        totals.plays,
+    );
+    t.single(
+        "tincan_received_bytes_total",
+        "counter",
+        "Bytes read from every connection (on the wire).",
+        traffic.bytes_in,
+    );
+    t.single(
+        "tincan_sent_bytes_total",
+        "counter",
+        "Bytes written to every connection (on the wire).",
+        traffic.bytes_out,
+    );
+    t.single(
+        "tincan_realtime_dropped_frames_total",
+        "counter",
+        "Media frames the real-time policy abandoned for slow players.",
+        traffic.dropped_frames,
+    );
+    t.single(
+        "tincan_realtime_dropped_bytes_total",
+        "counter",
+        "Payload bytes of those frames.",
+        traffic.dropped_bytes,
+    );
+    t.single(
+        "tincan_events_dropped_total",
+        "counter",
+        "Server events the metrics never saw because they fell behind; counters undercount by them.",
+        events_dropped,
+    );
+    drop(tracker);
+
+    t.single(
+        "tincan_streams",
+        "gauge",
+        "Streams that exist now (published or waited for).",
+        streams.len(),
+    );
+    t.single(
+        "tincan_publishers",
+        "gauge",
+        "Streams being published now.",
+        streams.iter().filter(|s| s.publisher.is_some()).count(),
+    );
+    t.single(
+        "tincan_subscribers",
+        "gauge",
+        "Players subscribed to any stream now.",
+        streams.iter().map(|s| s.subscribers).sum::<usize>(),
+    );
+
+    // Per stream: only streams with a plain name (one only `sha256:`
+    // players wait for has none to label with).
+    let named: Vec<_> = streams
+        .iter()
+        .filter_map(|s| s.name.as_deref().map(|n| (s, n)))
+        .collect();
+    t.family(
+        "tincan_stream_received_bytes_total",
+        "counter",
+        "Media payload bytes a stream received from its publishers; the series ends with the stream.",
+    );
+    for (s, name) in &named {
+        let labels = [("app", s.app.as_str()), ("name", *name)];
+        t.sample("tincan_stream_received_bytes_total", &labels, s.input.bytes);
+    }
+    t.family(
+        "tincan_stream_sent_bytes_total",
+        "counter",
+        "Media payload bytes a stream handed to its players; the series ends with the stream.",
+    );
+    for (s, name) in &named {
+        let labels = [("app", s.app.as_str()), ("name", *name)];
+        t.sample("tincan_stream_sent_bytes_total", &labels, s.output.bytes);
+    }
+    t.family(
+        "tincan_stream_subscribers",
+        "gauge",
+        "Players subscribed to a stream now.",
+    );
+    for (s, name) in &named {
+        let labels = [("app", s.app.as_str()), ("name", *name)];
+        t.sample("tincan_stream_subscribers", &labels, s.subscribers);
+    }
+    t.family(
+        "tincan_stream_bitrate_in_bps",
+        "gauge",
+        "Bits per second a stream received over the last 5 seconds.",
+    );
+    for (s, name) in &named {
+        let labels = [("app", s.app.as_str()), ("name", *name)];
+        t.sample("tincan_stream_bitrate_in_bps", &labels, s.bitrate_in);
+    }
+    t.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut t = Text::default();
+        t.sample("m", &[("name", "a\"b\\c\nd")], 1);
+        assert_eq!(t.0, "m{name=\"a\\\"b\\\\c\\nd\"} 1\n");
+    }
+}
