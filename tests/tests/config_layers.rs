@@ -358,6 +358,8 @@ fn secrets_are_never_printed() {
             file,
             "-k",
             "flag-secret-3",
+            "--http-listen",
+            "127.0.0.1:1",
             "--http-token",
             "token-secret-4",
             "--print-config",
