@@ -666,6 +666,17 @@ impl Server {
         }
     }
 
+    /// Replaces the configuration (a reloaded file): connections accepted
+    /// from now on get the new session settings (per-App ones included),
+    /// limits and broker settings apply from the next request, decisions
+    /// asked from now on follow the new approvals. Nobody connected is
+    /// dropped or changed: a session keeps the settings it started with.
+    pub fn set_config(&mut self, mut config: ServerConfig) {
+        config.session.hold_connect = config.approvals.connect == Decider::Embedder;
+        self.broker.set_config(config.broker.clone());
+        self.config = config;
+    }
+
     /// The configuration the server was built with.
     pub fn config(&self) -> &ServerConfig {
         &self.config

@@ -299,6 +299,14 @@ impl Broker {
         }
     }
 
+    /// Replaces the broker's settings (a reloaded configuration): limits
+    /// and cache bounds apply from the next message on, nothing live is
+    /// dropped (a stream limit lowered below the streams held refuses new
+    /// ones only).
+    pub fn set_config(&mut self, config: BrokerConfig) {
+        self.config = config;
+    }
+
     /// A fresh id for a new connection; ids are never reused.
     pub fn open_session(&mut self) -> SessionId {
         let id = SessionId(self.next_session);

@@ -89,6 +89,23 @@ pub struct SessionConfig {
     /// means a live name cannot be taken over and `releaseStream` evicts
     /// nobody (see docs/tc-parity.md).
     pub max_publish_priority: u32,
+    /// Settings that differ per App (an operator's `[app.NAME]` sections),
+    /// applied when `connect` names the App: its auth keys replace
+    /// [`Self::auth_keys`] for the token check, its real-time treatment
+    /// replaces [`Self::real_time`] for the connection's players. Shared,
+    /// so every session's copy of the configuration costs a pointer.
+    pub apps: std::sync::Arc<std::collections::BTreeMap<String, AppSettings>>,
+}
+
+/// What one App changes of the server-wide settings; `None` keeps them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AppSettings {
+    /// The master keys a `connect` to this App must carry a token of
+    /// (an empty set turns authentication off for it).
+    pub auth_keys: Option<AuthKeys>,
+    /// The default real-time treatment of this App's players (their own
+    /// play options still apply within its caps).
+    pub real_time: Option<RealTimeConfig>,
 }
 
 impl Default for SessionConfig {
@@ -115,6 +132,7 @@ impl Default for SessionConfig {
             server_info: None,
             hold_connect: false,
             max_publish_priority: 0,
+            apps: std::sync::Arc::default(),
         }
     }
 }

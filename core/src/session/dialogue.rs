@@ -378,6 +378,15 @@ impl Session {
             );
             return;
         };
+        // The App's own settings, if the operator gave it any.
+        if let Some(settings) = self.config.apps.get(&app).cloned() {
+            if let Some(keys) = settings.auth_keys {
+                self.config.auth_keys = keys;
+            }
+            if let Some(rt) = settings.real_time {
+                self.config.real_time = rt;
+            }
+        }
         if !self.authenticate(now, encoding, tid, &app, &connect.args) {
             return;
         }

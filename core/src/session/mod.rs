@@ -62,7 +62,7 @@ mod pacing;
 mod tc;
 mod transmit;
 
-pub use config::{RealTimeConfig, SessionConfig};
+pub use config::{AppSettings, RealTimeConfig, SessionConfig};
 pub use transmit::Transmit;
 
 /// Why a session closed. Kept (sticky) after the fact for logs.

@@ -58,7 +58,6 @@ pub struct TlsArgs {
     pub tls_key: Option<PathBuf>,
 }
 
-
 /// `tincan config`: the configuration file's tools.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum ConfigCommand {

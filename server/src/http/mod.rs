@@ -41,7 +41,12 @@ pub struct HttpArgs {
     /// ending a publish) require in `Authorization: Bearer TOKEN`. Without
     /// it those routes are refused (403), never open; reading routes need
     /// no token. Compared in constant time and never logged.
-    #[arg(long, value_name = "TOKEN", requires = "http_listen", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        requires = "http_listen",
+        hide_env_values = true
+    )]
     pub http_token: Option<Token>,
 }
 
