@@ -15,8 +15,8 @@ use std::time::Instant;
 
 use tincan_core::event::{Denial, SessionId};
 use tincan_core::outbound::{Dial, OutboundConfig};
-use tincan_core::server::{Refusal, Server, ServerConfig, ServerEvent, Ticket, TicketError};
-use tincan_core::stats::{ConnectionStats, StreamStats};
+use tincan_core::server::{Grant, Refusal, Server, ServerConfig, ServerEvent, Ticket, TicketError};
+use tincan_core::stats::{ConnectionStats, StreamStats, Totals};
 use tracing::{debug, info, warn};
 
 /// How many events an adapter's event stream holds by default before it
@@ -300,6 +300,29 @@ impl<B: Bell> LockedServer<B> {
     /// [`Server::approve`], waking whatever the answer makes ready.
     pub fn approve(&self, ticket: Ticket) -> Result<(), TicketError> {
         self.with(|s, now| s.approve(now, ticket))
+    }
+
+    /// [`Server::approve_with`]: approves with what the decider grants
+    /// (a publish priority, a play's real-time treatment).
+    pub fn approve_with(&self, ticket: Ticket, grant: Grant) -> Result<(), TicketError> {
+        self.with(|s, now| s.approve_with(now, ticket, grant))
+    }
+
+    /// [`Server::set_config`]: a reloaded configuration for connections
+    /// accepted from now on.
+    pub fn set_config(&self, config: ServerConfig) {
+        self.with(|s, _| s.set_config(config));
+    }
+
+    /// [`Server::end_publish`]: ends a live publish, waking its publisher
+    /// and players.
+    pub fn end_publish(&self, app: &str, name: &str, description: &str) -> Option<SessionId> {
+        self.with(|s, now| s.end_publish(now, app, name, description))
+    }
+
+    /// [`Server::totals`] now.
+    pub fn totals(&self) -> Totals {
+        self.inspect(|s, _| *s.totals())
     }
 
     /// [`Server::deny`], waking whatever the answer makes ready.

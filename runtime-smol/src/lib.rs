@@ -76,8 +76,8 @@ pub use crate::events::Events;
 
 use tincan_core::event::{Denial, SessionId};
 use tincan_core::outbound::OutboundConfig;
-use tincan_core::server::{Refusal, Ticket, TicketError};
-use tincan_core::stats::{ConnectionStats, StreamStats};
+use tincan_core::server::{Grant, Refusal, Ticket, TicketError};
+use tincan_core::stats::{ConnectionStats, StreamStats, Totals};
 
 use crate::shared::{bell, Bell, Shared, Waiter};
 use tincan_net::Bell as _;
@@ -194,6 +194,33 @@ impl Handle {
     /// [`Server::deny`](tincan_core::server::Server::deny).
     pub fn deny(&self, ticket: Ticket, denial: Denial) -> Result<(), TicketError> {
         self.shared.deny(ticket, denial)
+    }
+
+    /// Approves as [`Handle::approve`], with what the decider grants (a
+    /// token's publish priority, an App's real-time treatment for a play).
+    pub fn approve_with(&self, ticket: Ticket, grant: Grant) -> Result<(), TicketError> {
+        self.shared.approve_with(ticket, grant)
+    }
+
+    /// A reloaded configuration: connections accepted from now on get it,
+    /// limits and broker settings apply from the next request, nobody
+    /// connected is dropped (listen addresses are the binary's to rebind).
+    pub fn set_config(&self, config: ServerConfig) {
+        self.shared.set_config(config);
+    }
+
+    /// Ends the live publish of stream `name` of App `app` (an operator's
+    /// API call, a control command): the publisher is told
+    /// `NetStream.Publish.Denied` with `description` and keeps its
+    /// connection; players get the usual statuses after the republish
+    /// grace. The publisher's id, if the stream was live.
+    pub fn end_publish(&self, app: &str, name: &str, description: &str) -> Option<SessionId> {
+        self.shared.end_publish(app, name, description)
+    }
+
+    /// Server-wide counters since start, for metrics (they only go up).
+    pub fn totals(&self) -> Totals {
+        self.shared.totals()
     }
 
     /// Connection `id`'s statistics now, if it is still served.
