@@ -455,6 +455,11 @@ pub enum BrokerEvent {
     PublishNotify {
         /// The player's message stream id.
         stream: u32,
+        /// The new publish's priority (`priority` in the status).
+        priority: u32,
+        /// The publisher's name from its token (TC's `name` property;
+        /// `publisherName` in the status), if it has one.
+        publisher_name: Option<String>,
     },
     /// The publisher stopped and nobody republished within the grace period:
     /// `NetStream.Play.UnpublishNotify`. The player stays subscribed and gets

@@ -103,7 +103,11 @@ fn broker_event(s: &mut Script<'_>, streams: &[u32]) -> BrokerEvent {
             stream,
             reason: tincan_core::event::Eviction::Released,
         },
-        3 => BrokerEvent::PublishNotify { stream },
+        3 => BrokerEvent::PublishNotify {
+            stream,
+            priority: 0,
+            publisher_name: None,
+        },
         4 => BrokerEvent::UnpublishNotify { stream },
         5 => BrokerEvent::Relay {
             body: Bytes::copy_from_slice(s.run()),
@@ -203,11 +207,11 @@ pub fn session(data: &[u8]) {
                         seq: 1,
                         hashname: "sha256:00".to_owned(),
                     }];
-                    out.extend(
-                        playing
-                            .iter()
-                            .map(|&stream| BrokerEvent::PublishNotify { stream }),
-                    );
+                    out.extend(playing.iter().map(|&stream| BrokerEvent::PublishNotify {
+                        stream,
+                        priority: 0,
+                        publisher_name: None,
+                    }));
                     out
                 }
                 SessionEvent::Unpublish { stream } => {

@@ -161,3 +161,29 @@ fn a_time_bounded_token_is_refused_when_the_server_has_no_clock() {
     let (_, plain) = login(&mut s, "u;exi=30");
     assert!(plain.ok, "exi needs no wall clock");
 }
+
+#[test]
+fn a_players_publish_notify_names_the_publisher_and_its_priority() {
+    use tincan_tests::sim::{member_f64, member_str};
+    let mut s = sim();
+    let (player, _) = login(&mut s, "viewer");
+    let ps = s.create_stream(player);
+    s.client_mut(player).play(ps, "cam", -2.0);
+    s.run();
+    let (publisher, _) = login(&mut s, "67890;name=mike;pri=5");
+    assert_eq!(
+        publish(&mut s, publisher, "cam?priority=3"),
+        ["NetStream.Publish.Start"]
+    );
+    let notify = s
+        .client(player)
+        .status_infos(ps)
+        .into_iter()
+        .find(|i| member_str(i, "code").as_deref() == Some("NetStream.Play.PublishNotify"))
+        .expect("PublishNotify");
+    assert_eq!(
+        member_str(&notify, "publisherName").as_deref(),
+        Some("mike")
+    );
+    assert_eq!(member_f64(&notify, "priority"), Some(3.0));
+}

@@ -225,6 +225,8 @@ struct PublishAsk {
 struct SessionState {
     app: AppId,
     connection_id: String,
+    /// The publisher name its token carries (TC's `name`).
+    publisher_name: Option<String>,
     /// Accepted publishes by message stream id.
     publishes: HashMap<u32, StreamKey>,
     /// Plays by message stream id, with the name asked for.
@@ -319,9 +321,13 @@ impl Broker {
     pub fn handle_event(&mut self, now: Instant, id: SessionId, event: SessionEvent) {
         if let SessionEvent::Connected(info) = event {
             let ConnectInfo {
-                app, connection_id, ..
+                app,
+                connection_id,
+                user,
+                ..
             } = *info;
-            self.connect(id, app, connection_id);
+            let publisher_name = user.and_then(|u| crate::auth::UserProperties::parse(&u).name);
+            self.connect(id, app, connection_id, publisher_name);
             return;
         }
         if !self.sessions.contains_key(&id) {
@@ -540,7 +546,13 @@ impl Broker {
         self.connections.get(connection_id).copied()
     }
 
-    fn connect(&mut self, id: SessionId, app: String, connection_id: String) {
+    fn connect(
+        &mut self,
+        id: SessionId,
+        app: String,
+        connection_id: String,
+        publisher_name: Option<String>,
+    ) {
         if id.0 == 0 || id.0 >= self.next_session {
             debug!(session = %id, "connect from an id never opened, ignored");
             return;
@@ -568,6 +580,7 @@ impl Broker {
             SessionState {
                 app,
                 connection_id,
+                publisher_name,
                 publishes: HashMap::new(),
                 plays: HashMap::new(),
             },
@@ -675,7 +688,21 @@ impl Broker {
         }
         stream.name = Some(name.clone());
         stream.publish_query.clone_from(&query);
-        stream.attach(now, id, stream_id, priority, &mut self.output);
+        let publisher_name = self
+            .sessions
+            .get(&id)
+            .and_then(|s| s.publisher_name.clone());
+        let Some(stream) = self.streams.get_mut(&key) else {
+            return;
+        };
+        stream.attach(
+            now,
+            id,
+            stream_id,
+            priority,
+            publisher_name,
+            &mut self.output,
+        );
         self.published += 1;
         self.notices.push_back(Notice::PublishStarted {
             session: id,

@@ -568,6 +568,7 @@ impl Stream {
         session: SessionId,
         stream_id: u32,
         priority: u32,
+        publisher_name: Option<String>,
         out: &mut Outbox,
     ) {
         self.publisher = Some(Publisher {
@@ -584,6 +585,8 @@ impl Stream {
                 out,
                 BrokerEvent::PublishNotify {
                     stream: sub.stream_id,
+                    priority,
+                    publisher_name: publisher_name.clone(),
                 },
             );
         }

@@ -412,7 +412,11 @@ fn play_past_max_streams_is_not_registered() {
     h.publish(publisher, 1, "foo");
     assert_eq!(
         h.events_for(player),
-        vec![BrokerEvent::PublishNotify { stream: 1 }]
+        vec![BrokerEvent::PublishNotify {
+            stream: 1,
+            priority: 0,
+            publisher_name: None
+        }]
     );
 }
 
@@ -429,7 +433,14 @@ fn play_before_publish_gets_publish_notify_then_frames() {
     h.frame(publisher, 1, key(500));
     h.frame(publisher, 1, inter(540));
     let events = h.events_for(player);
-    assert_eq!(events[0], BrokerEvent::PublishNotify { stream: 1 });
+    assert_eq!(
+        events[0],
+        BrokerEvent::PublishNotify {
+            stream: 1,
+            priority: 0,
+            publisher_name: None
+        }
+    );
     assert_eq!(timestamps(&events[1..]), vec![0, 40]);
 }
 
@@ -529,7 +540,14 @@ fn hashed_name_play_waits_for_the_publisher() {
     h.publish(publisher, 1, "foo");
     h.frame(publisher, 1, key(500));
     let events = h.events_for(player);
-    assert_eq!(events[0], BrokerEvent::PublishNotify { stream: 1 });
+    assert_eq!(
+        events[0],
+        BrokerEvent::PublishNotify {
+            stream: 1,
+            priority: 0,
+            publisher_name: None
+        }
+    );
     assert_eq!(timestamps(&events[1..]), vec![500]);
 }
 
@@ -952,7 +970,14 @@ fn publish_after_grace_expiry_sends_publish_notify() {
     h.publish(publisher, 1, "foo");
     h.frame(publisher, 1, key(0));
     let events = h.events_for(player);
-    assert_eq!(events[0], BrokerEvent::PublishNotify { stream: 1 });
+    assert_eq!(
+        events[0],
+        BrokerEvent::PublishNotify {
+            stream: 1,
+            priority: 0,
+            publisher_name: None
+        }
+    );
     // Still one timeline for a continuous player.
     assert_eq!(timestamps(&events[1..]), vec![120]);
 }
@@ -967,7 +992,11 @@ fn player_joining_during_grace_gets_publish_notify() {
     h.publish(publisher, 1, "foo");
     assert_eq!(
         h.events_for(late),
-        vec![BrokerEvent::PublishNotify { stream: 1 }]
+        vec![BrokerEvent::PublishNotify {
+            stream: 1,
+            priority: 0,
+            publisher_name: None
+        }]
     );
 }
 

@@ -914,16 +914,25 @@ impl Session {
 
     /// An `onStatus` for a player that must stay in order with its media.
     fn in_band_status(&mut self, now: Instant, stream: u32, code: &str, what: &str) {
+        self.in_band_status_with(now, stream, code, what, Vec::new());
+    }
+
+    /// As [`Self::in_band_status`], with more members in the info object.
+    fn in_band_status_with(
+        &mut self,
+        now: Instant,
+        stream: u32,
+        code: &str,
+        what: &str,
+        extra: Vec<(&str, Value)>,
+    ) {
         let Some(play) = self.playing_mut(stream) else {
             return;
         };
         let name = play.name.clone();
-        let info = status_info(
-            "status",
-            code,
-            &format!("{name} is now {what}."),
-            vec![("details", Value::from(name))],
-        );
+        let mut members = vec![("details", Value::from(name.as_str()))];
+        members.extend(extra);
+        let info = status_info("status", code, &format!("{name} is now {what}."), members);
         let msg = Message::Command {
             encoding: self.encoding,
             command: Command::OnStatus { info },
@@ -1096,8 +1105,22 @@ impl Session {
                     self.send_status(stream, "error", code, &description, vec![]);
                 }
             }
-            BrokerEvent::PublishNotify { stream } => {
-                self.in_band_status(now, stream, "NetStream.Play.PublishNotify", "published");
+            BrokerEvent::PublishNotify {
+                stream,
+                priority,
+                publisher_name,
+            } => {
+                let mut extra = vec![("priority", Value::Number(f64::from(priority)))];
+                if let Some(name) = publisher_name {
+                    extra.push(("publisherName", Value::from(name.as_str())));
+                }
+                self.in_band_status_with(
+                    now,
+                    stream,
+                    "NetStream.Play.PublishNotify",
+                    "published",
+                    extra,
+                );
             }
             BrokerEvent::UnpublishNotify { stream } => {
                 self.in_band_status(now, stream, "NetStream.Play.UnpublishNotify", "unpublished");

@@ -1037,8 +1037,14 @@ fn publish_and_unpublish_notify_stay_in_order_with_media() {
     give(&mut p, s, key_frame(0, 50));
     p.session
         .handle_broker_event(p.now, BrokerEvent::UnpublishNotify { stream: s });
-    p.session
-        .handle_broker_event(p.now, BrokerEvent::PublishNotify { stream: s });
+    p.session.handle_broker_event(
+        p.now,
+        BrokerEvent::PublishNotify {
+            stream: s,
+            priority: 0,
+            publisher_name: None,
+        },
+    );
     let got = p.receive();
     assert_eq!(got[0].raw.type_id, 9);
     assert_eq!(got[1].code(), Some("NetStream.Play.UnpublishNotify"));
