@@ -29,7 +29,7 @@ use crate::message::{
     split_aggregate, type_id, BandwidthLimit, Command, Connect, Data, Encoding, GenericCommand,
     Message, Play, PublishKind, UserControl, Value,
 };
-use crate::session::RealTimeConfig;
+use crate::session::{EnhancedCaps, RealTimeConfig};
 use crate::time::MediaTime;
 
 /// Most messages acted on from one aggregate message; the rest are
@@ -389,6 +389,10 @@ impl Session {
             .map(str::to_owned);
         self.flash_ver.clone_from(&flash_ver);
         self.tc_url = connect.tc_url().map(str::to_owned);
+        self.client_caps = EnhancedCaps::from_object(&connect.properties);
+        if self.client_caps.is_enhanced() {
+            tracing::debug!(caps = ?self.client_caps, "client announced Enhanced RTMP");
+        }
         let info = ConnectInfo {
             app,
             connection_id: self.connection_id.clone(),
@@ -435,11 +439,18 @@ impl Session {
             });
             self.push(Outgoing::SetChunkSize(self.config.out_chunk_size));
         }
-        let properties = Value::object([
-            ("fmsVer", Value::from(self.config.fms_version.as_str())),
-            ("capabilities", Value::Number(31.0)),
-            ("mode", Value::Number(1.0)),
-        ]);
+        // Enhanced RTMP v2: the server states what it supports in the
+        // same object (see docs/enhanced-rtmp.md). Legacy clients ignore
+        // members they do not know.
+        let properties = Value::object(
+            [
+                ("fmsVer", Value::from(self.config.fms_version.as_str())),
+                ("capabilities", Value::Number(31.0)),
+                ("mode", Value::Number(1.0)),
+            ]
+            .into_iter()
+            .chain(EnhancedCaps::server().to_members()),
+        );
         let success = status_info(
             "status",
             "NetConnection.Connect.Success",

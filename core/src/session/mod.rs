@@ -54,6 +54,7 @@ use pacing::Pacing;
 
 pub(crate) mod backlog;
 pub(crate) use dialogue::split_query;
+mod caps;
 mod config;
 mod dialogue;
 mod input;
@@ -62,6 +63,11 @@ mod pacing;
 mod tc;
 mod transmit;
 
+pub use caps::{
+    EnhancedCaps, CAPS_EX_MOD_EX, CAPS_EX_MULTITRACK, CAPS_EX_RECONNECT,
+    CAPS_EX_TIMESTAMP_NANO_OFFSET, FOURCC_CAN_DECODE, FOURCC_CAN_ENCODE, FOURCC_CAN_FORWARD,
+    MAX_FOURCC_ENTRIES, SERVER_CAPS_EX, SERVER_FOURCC_LIST,
+};
 pub use config::{RealTimeConfig, SessionConfig};
 pub use transmit::Transmit;
 
@@ -165,6 +171,8 @@ pub struct Session {
     flash_ver: Option<String>,
     /// The `tcUrl` of `connect`, for decisions.
     tc_url: Option<String>,
+    /// What the client announced about Enhanced RTMP in `connect`.
+    client_caps: EnhancedCaps,
     /// The next publish or play request's number.
     next_seq: u64,
     /// A `connect` waiting for an outside decision.
@@ -460,6 +468,7 @@ impl Session {
             user: None,
             flash_ver: None,
             tc_url: None,
+            client_caps: EnhancedCaps::default(),
             next_seq: 1,
             pending_connect: None,
             held_messages: VecDeque::new(),
@@ -491,6 +500,13 @@ impl Session {
     /// The `tcUrl` the client sent in `connect`.
     pub fn tc_url(&self) -> Option<&str> {
         self.tc_url.as_deref()
+    }
+
+    /// What the client announced about Enhanced RTMP v2 in `connect`
+    /// (`fourCcList`, the FourCC info maps, `capsEx`); empty for a legacy
+    /// client or before `connect`.
+    pub fn client_caps(&self) -> &EnhancedCaps {
+        &self.client_caps
     }
 
     /// Whether `connect` succeeded and the session is not closing.
