@@ -539,7 +539,7 @@ mod tests {
             let body = Bytes::from((0..len).map(|i| i as u8).collect::<Vec<u8>>());
             let prefix = [0x17, 1, 0, 0, 0];
             let joined = [&prefix[..], &body[..]].concat();
-            let mut wire = |m: &RawMessage, prefix: &[u8]| {
+            let wire = |m: &RawMessage, prefix: &[u8]| {
                 let mut e = ChunkEncoder::new();
                 let mut out = Vec::new();
                 e.set_chunk_size(chunk, &mut out);

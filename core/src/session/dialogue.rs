@@ -29,6 +29,7 @@ use crate::message::{
     split_aggregate, type_id, BandwidthLimit, Command, Connect, Data, Encoding, GenericCommand,
     Message, Play, PublishKind, UserControl, Value,
 };
+use crate::session::tracks::TrackFilter;
 use crate::session::{EnhancedCaps, RealTimeConfig};
 use crate::time::MediaTime;
 
@@ -704,6 +705,7 @@ impl Session {
         } else {
             name.clone()
         };
+        let tracks = TrackFilter::new(&self.client_caps, play.options.as_ref(), &query);
         let seq = self.next_seq;
         self.next_seq += 1;
         if let Some(st) = self.streams.get_mut(&stream) {
@@ -712,6 +714,7 @@ impl Session {
                 name,
                 rt,
                 reset: play.reset,
+                tracks,
             }));
         }
         tracing::debug!(stream, name = %redact(&broker_name), "play requested");
@@ -729,8 +732,18 @@ impl Session {
     /// follow.
     fn start_playing(&mut self, stream: u32, pending: PendingPlay) {
         let PendingPlay {
-            name, rt, reset, ..
+            name,
+            rt,
+            reset,
+            tracks,
+            ..
         } = pending;
+        tracing::debug!(
+            stream,
+            video = ?tracks.video(),
+            audio = ?tracks.audio(),
+            "track selection"
+        );
         if let Some(st) = self.streams.get_mut(&stream) {
             st.state = StreamState::Playing(Box::new(PlayState {
                 name: name.clone(),
@@ -738,6 +751,7 @@ impl Session {
                 audio: true,
                 video: true,
                 stash: VecDeque::new(),
+                tracks,
             }));
         }
         self.backlog.open_lane(stream, rt);
@@ -864,7 +878,17 @@ impl Session {
             .partition(|f| play.wants(f.kind));
         play.stash = kept;
         for frame in ready {
-            if self.backlog.push_frame(now, stream, frame).is_err() {
+            let Some(play) = self.playing_mut(stream) else {
+                return;
+            };
+            let Some((frame, head)) = play.tracks.apply(frame) else {
+                continue;
+            };
+            if self
+                .backlog
+                .push_frame_with_head(now, stream, frame, head)
+                .is_err()
+            {
                 self.fail(
                     now,
                     SessionError::SlowPeer("its player backlog of configuration and data is full"),
@@ -885,7 +909,15 @@ impl Session {
             return;
         };
         if play.wants(frame.kind) {
-            if self.backlog.push_frame(now, stream, frame).is_err() {
+            // One track of a multitrack stream, unless it takes them all.
+            let Some((frame, head)) = play.tracks.apply(frame) else {
+                return;
+            };
+            if self
+                .backlog
+                .push_frame_with_head(now, stream, frame, head)
+                .is_err()
+            {
                 self.fail(
                     now,
                     SessionError::SlowPeer("its player backlog of configuration and data is full"),

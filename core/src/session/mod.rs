@@ -61,6 +61,7 @@ mod input;
 mod output;
 mod pacing;
 mod tc;
+mod tracks;
 mod transmit;
 
 pub use caps::{
@@ -258,6 +259,8 @@ struct PendingPlay {
     name: String,
     rt: RealTimeConfig,
     reset: bool,
+    /// Which tracks it gets.
+    tracks: tracks::TrackFilter,
 }
 
 /// A player's switches (pause, receiveAudio/Video) and what it must get
@@ -271,6 +274,8 @@ struct PlayState {
     /// Configuration and data frames that arrived while their kind was off,
     /// delivered on resume so the player can decode again. Bounded.
     stash: VecDeque<Frame>,
+    /// Which tracks of a multitrack stream it gets, and how.
+    tracks: tracks::TrackFilter,
 }
 
 impl PlayState {
@@ -914,6 +919,8 @@ fn frame_to_raw(stream: u32, frame: Frame) -> RawMessage {
     }
 }
 
+#[cfg(test)]
+mod ertmp_tests;
 #[cfg(test)]
 mod tc_tests;
 #[cfg(test)]
