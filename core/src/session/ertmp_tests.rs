@@ -374,3 +374,31 @@ fn ffmpeg_layout_legacy_track_zero_plus_one_track_messages() {
         [vec![0x17, 0, 0, 0, 0, 0xC1], vec![0x17, 1, 0, 0, 0, 0xA1]]
     );
 }
+
+// ---- reconnect request ---------------------------------------------------------
+
+#[test]
+fn a_reconnect_request_goes_to_a_client_that_announced_it_with_tc_url() {
+    let mut p = connected(caps_ex(CAPS_EX_RECONNECT));
+    assert!(p
+        .session
+        .request_reconnect(p.now, Some("rtmp://b.example/live"), "moving"));
+    let got = p.receive();
+    let [r] = got.as_slice() else {
+        panic!("{got:?}")
+    };
+    assert_eq!((r.raw.stream_id, r.command()), (0, Some("onStatus")));
+    assert_eq!(r.code(), Some("NetConnection.Connect.ReconnectRequest"));
+    assert_eq!(r.info_str("level"), Some("status"));
+    assert_eq!(r.info_str("tcUrl"), Some("rtmp://b.example/live"));
+    assert_eq!(r.info_str("description"), Some("moving"));
+    // Without a target the client reconnects to its own tcUrl.
+    assert!(p.session.request_reconnect(p.now, None, "again"));
+    let got = p.receive();
+    assert_eq!(got[0].info_str("tcUrl"), None);
+    assert!(p.session.is_connected(), "still served until it leaves");
+
+    let mut legacy = connected(caps_ex(CAPS_EX_MULTITRACK));
+    assert!(!legacy.session.request_reconnect(legacy.now, None, "x"));
+    assert!(legacy.receive().is_empty());
+}

@@ -756,6 +756,39 @@ impl Session {
         }
     }
 
+    /// Asks the client to reconnect (Enhanced RTMP v2): sends `onStatus`
+    /// `NetConnection.Connect.ReconnectRequest` on stream 0, with `tcUrl`
+    /// when `tc_url` is given (another node, or a relative reference the
+    /// client resolves against its current `tcUrl`; without it the client
+    /// reconnects to the same `tcUrl`). Only a connected client that
+    /// announced the capability in `connect` (`capsEx` Reconnect) gets it;
+    /// returns whether it was sent. The session keeps serving the client
+    /// until it leaves, as the specification asks: it reconnects at its
+    /// next media boundary.
+    pub fn request_reconnect(
+        &mut self,
+        now: Instant,
+        tc_url: Option<&str>,
+        description: &str,
+    ) -> bool {
+        if self.phase != Phase::Connected || !self.client_caps.supports_reconnect() {
+            return false;
+        }
+        let extra = tc_url
+            .map(|url| vec![("tcUrl", Value::from(url))])
+            .unwrap_or_default();
+        tracing::info!(tc_url, "reconnect requested");
+        self.send_status(
+            0,
+            "status",
+            "NetConnection.Connect.ReconnectRequest",
+            description,
+            extra,
+        );
+        self.settle(now);
+        true
+    }
+
     /// Whether [`Session::poll_event`] has something: lets the server skip
     /// the broker round trip after a transmit that raised nothing.
     pub(crate) fn has_events(&self) -> bool {

@@ -132,6 +132,7 @@ impl SimConfig {
             shutdown_deadline: self.shutdown_deadline,
             approvals: self.approvals,
             max_queued_event_bytes: self.max_queued_event_bytes,
+            ..ServerConfig::default()
         }
     }
 }
