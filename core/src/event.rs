@@ -123,6 +123,13 @@ pub struct ConnectInfo {
 }
 
 impl ConnectInfo {
+    /// What the client announced about Enhanced RTMP v2 (`fourCcList`,
+    /// the FourCC info maps, `capsEx`), parsed from
+    /// [`ConnectInfo::command_object`].
+    pub fn enhanced_caps(&self) -> crate::session::EnhancedCaps {
+        crate::session::EnhancedCaps::from_object(&self.command_object)
+    }
+
     /// Heap memory it holds (strings, the command object and arguments),
     /// so queues of it can be bounded in true memory.
     pub fn heap_size(&self) -> usize {

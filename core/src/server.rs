@@ -504,6 +504,14 @@ pub struct ServerConfig {
     /// How long clients told `NetConnection.Shutdown.Notify` get to leave
     /// on their own before the rest are closed (TC's `-t`, 5 minutes).
     pub shutdown_deadline: Duration,
+    /// Where clients should go when the server shuts down gracefully: when
+    /// set, [`Server::shutdown`] first sends every client that announced
+    /// the capability (`capsEx` Reconnect, Enhanced RTMP v2)
+    /// `NetConnection.Connect.ReconnectRequest` with this `tcUrl` (another
+    /// node, e.g. `rtmp://edge2.example.com/live`, or a relative reference
+    /// such as `/live`), then `NetConnection.Shutdown.Notify` as to every
+    /// client. `None` (the default) sends no reconnect request.
+    pub shutdown_reconnect_url: Option<String>,
     /// Which requests the embedder decides (by default, none).
     pub approvals: Approvals,
     /// Most memory (bytes, estimated from what each event holds: names,
@@ -524,6 +532,7 @@ impl Default for ServerConfig {
             max_connections_per_ip: 5_000,
             per_ip_exempt: Vec::new(),
             shutdown_deadline: Duration::from_secs(300),
+            shutdown_reconnect_url: None,
             approvals: Approvals::default(),
             max_queued_event_bytes: 16 * 1024 * 1024,
         }
@@ -1611,8 +1620,38 @@ impl Server {
         }
     }
 
+    /// Asks client `id` to reconnect, to `tc_url` if given (Enhanced RTMP
+    /// v2 `NetConnection.Connect.ReconnectRequest`; see
+    /// [`Session::request_reconnect`]). Returns whether it was sent: only
+    /// connected clients that announced the capability in `connect` get
+    /// it (not outbound connections, which are this server's own clients).
+    pub fn request_reconnect(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        tc_url: Option<&str>,
+        description: &str,
+    ) -> bool {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return false;
+        };
+        let Conn::Server(session) = &mut slot.conn else {
+            return false;
+        };
+        let sent = slot
+            .span
+            .in_scope(|| session.request_reconnect(now, tc_url, description));
+        if sent {
+            self.mark_ready(id);
+            self.settle(now, id);
+        }
+        sent
+    }
+
     /// Starts a graceful shutdown: new connections are refused, connected
-    /// clients are told `NetConnection.Shutdown.Notify`, and whoever is left
+    /// clients are told `NetConnection.Shutdown.Notify` (those that
+    /// announced reconnect support are first asked to reconnect when
+    /// [`ServerConfig::shutdown_reconnect_url`] is set), and whoever is left
     /// at `now +` [`ServerConfig::shutdown_deadline`] is closed. Calling it
     /// again changes nothing.
     pub fn shutdown(&mut self, now: Instant) {
@@ -1629,7 +1668,11 @@ impl Server {
             "shutting down"
         );
         let ids: Vec<SessionId> = self.slots.keys().copied().collect();
+        let reconnect = self.config.shutdown_reconnect_url.clone();
         for id in ids {
+            if let Some(url) = reconnect.as_deref() {
+                self.request_reconnect(now, id, Some(url), "server shutting down");
+            }
             if let Some(slot) = self.slots.get_mut(&id) {
                 slot.span.in_scope(|| slot.conn.notify_shutdown(now));
                 self.mark_ready(id);

@@ -441,8 +441,20 @@ impl Cache {
             .retain(|(key, _)| !(key.kind == kind && key.tracks.is_subset_of(tracks)));
     }
 
-    /// Starts a new GOP at a keyframe.
+    /// Starts a new GOP at a keyframe. A keyframe at the media time of the
+    /// GOP's own first keyframe joins it instead: a multitrack publisher
+    /// (FFmpeg 8+, OBS) sends each track's keyframe in its own message at
+    /// the same timestamp, and restarting at the second would cut the
+    /// first track's keyframe out of every late joiner's fast start.
     fn start_gop(&mut self, cached: Cached, config: &BrokerConfig) {
+        if self
+            .gop
+            .first()
+            .is_some_and(|first| first.frame.keyframe && first.time == cached.time)
+        {
+            self.push_gop(cached, config);
+            return;
+        }
         self.gop.clear();
         self.gop_bytes = 0;
         self.push_gop(cached, config);

@@ -768,6 +768,29 @@ fn flagged_multitrack_keyframe_starts_the_gop() {
 }
 
 #[test]
+fn keyframes_of_several_tracks_at_one_time_start_one_gop() {
+    // FFmpeg's layout: track 0's keyframe, then track 1's, same timestamp.
+    let mut h = Harness::new();
+    let publisher = h.connect("live");
+    h.publish(publisher, 1, "foo");
+    let key0 = multitrack_video(40, 3, 0, &[0xA0], (true, false));
+    let key1 = multitrack_video(40, 3, 1, &[0xA1], (true, false));
+    h.frame(publisher, 1, key0.clone());
+    h.frame(publisher, 1, key1.clone());
+    h.frame(publisher, 1, inter(80));
+    let player = h.connect("live");
+    h.play(player, 1, "foo");
+    let got = h.events_for(player);
+    assert_eq!(payloads(&got)[..2], [key0.payload, key1.payload]);
+    // A later keyframe still starts a new GOP.
+    let key2 = multitrack_video(120, 3, 0, &[0xA2], (true, false));
+    h.frame(publisher, 1, key2.clone());
+    let late = h.connect("live");
+    h.play(late, 1, "foo");
+    assert_eq!(payloads(&h.events_for(late))[0], key2.payload);
+}
+
+#[test]
 fn sequence_end_forgets_the_track_config() {
     let mut h = Harness::new();
     let publisher = h.connect("live");

@@ -116,6 +116,7 @@ impl ChunkEncoder {
             MediaTime::ZERO,
             type_id::SET_CHUNK_SIZE,
             0,
+            &[],
             &body,
             None,
             out,
@@ -130,12 +131,26 @@ impl ChunkEncoder {
     /// longer than [`MAX_MESSAGE_LEN`] cannot be described by RTMP; it is
     /// dropped with a warning (the decoder never produces one).
     pub fn write(&mut self, msg: &RawMessage, out: &mut Vec<Bytes>) {
-        let shared = (msg.payload.len() >= SMALL_PAYLOAD).then_some(&msg.payload);
+        self.write_prefixed(msg, &[], out);
+    }
+
+    /// Appends `msg` whose payload on the wire is `prefix` followed by
+    /// `msg.payload`: a rewritten media tag header in front of a shared
+    /// slice of the original payload. The prefix is copied next to the
+    /// first chunk header; the payload is referenced as [`Self::write`]
+    /// does, never copied when large.
+    ///
+    /// Every chunk still ends with a slice of `msg.payload` when the
+    /// prefix is shorter than the chunk size and the payload is shared.
+    pub fn write_prefixed(&mut self, msg: &RawMessage, prefix: &[u8], out: &mut Vec<Bytes>) {
+        let total = prefix.len() + msg.payload.len();
+        let shared = (total >= SMALL_PAYLOAD).then_some(&msg.payload);
         self.encode(
             msg.csid,
             msg.timestamp,
             msg.type_id,
             msg.stream_id,
+            prefix,
             &msg.payload,
             shared,
             out,
@@ -179,9 +194,10 @@ impl ChunkEncoder {
         }
     }
 
-    /// Writes one message. `body` is the payload; when `shared` is given it
-    /// is the same bytes as a `Bytes` and chunks reference it instead of
-    /// being copied.
+    /// Writes one message whose payload is `prefix` then `body`; when
+    /// `shared` is given it is the same bytes as `body` as a `Bytes` and
+    /// chunks reference it instead of being copied (the prefix is always
+    /// copied).
     #[allow(clippy::too_many_arguments)]
     fn encode(
         &mut self,
@@ -189,16 +205,18 @@ impl ChunkEncoder {
         timestamp: MediaTime,
         type_id: u8,
         stream_id: u32,
+        prefix: &[u8],
         body: &[u8],
         shared: Option<&Bytes>,
         out: &mut Vec<Bytes>,
     ) {
-        if body.len() > MAX_MESSAGE_LEN {
-            tracing::warn!(len = body.len(), "message too long for RTMP, dropped");
+        let total = prefix.len() + body.len();
+        if total > MAX_MESSAGE_LEN {
+            tracing::warn!(len = total, "message too long for RTMP, dropped");
             return;
         }
         let csid = csid.clamp(MIN_CSID, MAX_CSID);
-        let length = body.len() as u32;
+        let length = total as u32;
 
         // Pick the most compact header the peer can expand correctly.
         let prev = self.state(csid);
@@ -229,8 +247,8 @@ impl ChunkEncoder {
         );
 
         let chunk = self.chunk_size as usize;
-        let chunks = body.len().div_ceil(chunk).max(1);
-        let mut need = MAX_FIRST_HEADER + (chunks - 1) * MAX_CONT_HEADER;
+        let chunks = total.div_ceil(chunk).max(1);
+        let mut need = MAX_FIRST_HEADER + (chunks - 1) * MAX_CONT_HEADER + prefix.len();
         if shared.is_none() {
             need += body.len();
         }
@@ -260,18 +278,29 @@ impl ChunkEncoder {
             self.scratch.put_u32(ts_value);
         }
 
+        // Positions run over prefix then body.
         let mut start = 0;
         loop {
-            let end = (start + chunk).min(body.len());
-            match shared {
-                Some(bytes) => {
-                    out.push(self.scratch.split().freeze());
-                    out.push(bytes.slice(start..end));
+            let end = (start + chunk).min(total);
+            if start < prefix.len() {
+                self.scratch
+                    .extend_from_slice(&prefix[start..end.min(prefix.len())]);
+            }
+            let (from, to) = (
+                start.max(prefix.len()) - prefix.len(),
+                end.max(prefix.len()) - prefix.len(),
+            );
+            if from < to {
+                match shared {
+                    Some(bytes) => {
+                        out.push(self.scratch.split().freeze());
+                        out.push(bytes.slice(from..to));
+                    }
+                    None => self.scratch.extend_from_slice(&body[from..to]),
                 }
-                None => self.scratch.extend_from_slice(&body[start..end]),
             }
             start = end;
-            if start >= body.len() {
+            if start >= total {
                 break;
             }
             // Continuation: a type-3 header, repeating the extended
@@ -502,5 +531,36 @@ mod tests {
             .filter(|w| w[1].as_ptr() as usize != w[0].as_ptr() as usize + w[0].len())
             .count();
         assert!(blocks < 12, "{blocks} blocks for 2000 headers");
+    }
+
+    #[test]
+    fn a_prefixed_message_is_the_same_bytes_as_the_joined_one() {
+        for (chunk, len) in [(128, 10), (128, 300), (4096, 9000), (3, 300), (128, 123)] {
+            let body = Bytes::from((0..len).map(|i| i as u8).collect::<Vec<u8>>());
+            let prefix = [0x17, 1, 0, 0, 0];
+            let joined = [&prefix[..], &body[..]].concat();
+            let wire = |m: &RawMessage, prefix: &[u8]| {
+                let mut e = ChunkEncoder::new();
+                let mut out = Vec::new();
+                e.set_chunk_size(chunk, &mut out);
+                e.write_prefixed(m, prefix, &mut out);
+                out.concat()
+            };
+            let expected = wire(&msg(6, 40, 9, 1, Bytes::from(joined)), &[]);
+            let got = wire(&msg(6, 40, 9, 1, body.clone()), &prefix);
+            assert_eq!(got, expected, "chunk {chunk}, body {len}");
+        }
+        // Large payloads stay shared: the body goes out as slices of it.
+        let body = Bytes::from(vec![7u8; 9000]);
+        let mut e = ChunkEncoder::new();
+        let mut out = Vec::new();
+        e.write_prefixed(&msg(6, 0, 9, 1, body.clone()), &[1, 2], &mut out);
+        let start = body.as_ptr() as usize;
+        let shared: usize = out
+            .iter()
+            .filter(|b| (start..start + body.len()).contains(&(b.as_ptr() as usize)))
+            .map(Bytes::len)
+            .sum();
+        assert_eq!(shared, body.len());
     }
 }

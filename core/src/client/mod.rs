@@ -51,7 +51,7 @@ use crate::message::{
     UserControl, Value,
 };
 use crate::session::backlog::{Backlog, Item, Overflow};
-use crate::session::{RealTimeConfig, Transmit};
+use crate::session::{EnhancedCaps, RealTimeConfig, Transmit};
 use crate::time::MediaTime;
 
 #[cfg(test)]
@@ -117,6 +117,13 @@ pub struct ClientConfig {
     /// legacy client connects: some servers change what they send once a
     /// client claims Enhanced RTMP support.
     pub four_cc_list: Option<Vec<String>>,
+    /// Enhanced RTMP v2: when set, `connect` announces these `capsEx`
+    /// flags ([`crate::session::CAPS_EX_RECONNECT`],
+    /// [`crate::session::CAPS_EX_MULTITRACK`], ...). With Reconnect the
+    /// server may ask the client to reconnect, reported as
+    /// [`ClientEvent::ReconnectRequest`]; with Multitrack a player gets
+    /// every track of a multitrack stream as sent. Off by default.
+    pub caps_ex: Option<u32>,
     /// Publish or play.
     pub role: Role,
     /// The chunk size announced right after the handshake. Large chunks
@@ -194,6 +201,7 @@ impl ClientConfig {
             swf_url: None,
             page_url: None,
             four_cc_list: None,
+            caps_ex: None,
         }
     }
 
@@ -228,6 +236,9 @@ impl ClientConfig {
             let list = list.iter().map(|f| Value::from(f.as_str())).collect();
             members.push(("fourCcList", Value::StrictArray(list)));
         }
+        if let Some(caps) = self.caps_ex {
+            members.push(("capsEx", Value::Number(f64::from(caps))));
+        }
         members.push(("objectEncoding", Value::from(0.0)));
         Value::object(members)
     }
@@ -256,6 +267,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("swf_url", &self.swf_url)
             .field("page_url", &self.page_url)
             .field("four_cc_list", &self.four_cc_list)
+            .field("caps_ex", &self.caps_ex)
             .field("role", &self.role)
             .field("out_chunk_size", &self.out_chunk_size)
             .field("flash_ver", &self.flash_ver)
@@ -312,6 +324,18 @@ pub enum ClientEvent {
         timestamp: MediaTime,
         /// The FLV tag body, as the chunk layer assembled it.
         payload: Bytes,
+    },
+    /// The server asked the client to reconnect (Enhanced RTMP v2
+    /// `NetConnection.Connect.ReconnectRequest`, sent only to clients that
+    /// announced `capsEx` Reconnect, see [`ClientConfig::caps_ex`]). The
+    /// session carries on: the embedder reconnects at its next media
+    /// boundary (a keyframe) and then closes this one.
+    ReconnectRequest {
+        /// Where to reconnect: an absolute `rtmp://` URL or a reference
+        /// relative to the current `tcUrl`; `None` means the current one.
+        tc_url: Option<String>,
+        /// The server's free text.
+        description: String,
     },
     /// A data message on the played stream (`onMetaData`...).
     Data {
@@ -488,6 +512,8 @@ pub struct ClientSession {
     /// When the last ping went out, while the server stays silent.
     last_ping: Option<Instant>,
     error: Option<ClientError>,
+    /// What the server stated about Enhanced RTMP in its `connect` result.
+    server_caps: EnhancedCaps,
 }
 
 impl ClientSession {
@@ -521,6 +547,7 @@ impl ClientSession {
             events: VecDeque::new(),
             stream_id: 0,
             error: None,
+            server_caps: EnhancedCaps::default(),
         };
         let connect = Command::Connect(Connect {
             transaction_id: txn::CONNECT,
@@ -545,6 +572,13 @@ impl ClientSession {
     }
 
     // ---- getters --------------------------------------------------------
+
+    /// What the server stated about Enhanced RTMP v2 in its `connect`
+    /// result (`fourCcList`, FourCC info maps, `capsEx`); empty before
+    /// [`ClientEvent::Connected`] or from a legacy server.
+    pub fn server_caps(&self) -> &EnhancedCaps {
+        &self.server_caps
+    }
 
     /// The configuration the session was made with.
     pub fn config(&self) -> &ClientConfig {
@@ -1109,9 +1143,14 @@ impl ClientSession {
         match command {
             Command::Result {
                 transaction_id,
+                command_object,
                 args,
-                ..
-            } => self.handle_result(transaction_id, &args),
+            } => {
+                if transaction_id == txn::CONNECT && self.phase == Phase::Connecting {
+                    self.server_caps = EnhancedCaps::from_object(&command_object);
+                }
+                self.handle_result(transaction_id, &args)
+            }
             Command::Error {
                 transaction_id,
                 args,
@@ -1129,6 +1168,14 @@ impl ClientSession {
             }
             Command::OnStatus { info } => {
                 let status = status_of(Some(&info));
+                if status.code == "NetConnection.Connect.ReconnectRequest" {
+                    let tc_url = info.get("tcUrl").and_then(Value::as_str).map(str::to_owned);
+                    self.events.push_back(ClientEvent::ReconnectRequest {
+                        tc_url,
+                        description: status.description,
+                    });
+                    return Ok(());
+                }
                 let started = match (self.phase, self.config.role, status.code.as_str()) {
                     (Phase::Starting, Role::Publish, "NetStream.Publish.Start") => {
                         Some(ClientEvent::Publishing)

@@ -54,6 +54,7 @@ mod audio;
 mod describe;
 mod multitrack;
 mod reader;
+mod single;
 mod video;
 
 #[cfg(test)]
@@ -69,6 +70,7 @@ pub use audio::{
 };
 pub use describe::{AudioTrackInfo, MediaInfo, VideoTrackInfo, MAX_DESCRIBED_TRACKS};
 pub use multitrack::{MultitrackType, TrackIter, TrackKind, Tracks, MAX_TRACKS};
+pub use single::{select_audio_track, select_video_track, TagHead, TrackSelection};
 pub use video::{
     parse_video, FrameType, VideoBody, VideoCodec, VideoCommand, VideoPacket, VideoTag, VideoTrack,
     VideoTrackIter, VideoTracks,

@@ -262,6 +262,21 @@ impl<K: TrackKind> Tracks<K> {
         self.len == 0
     }
 
+    /// The framing of track `track_id` (its FourCC and its body bytes,
+    /// a zero-copy slice of the payload), if the message carries it. The
+    /// first track with that id wins, as everywhere else.
+    pub(super) fn raw_track(&self, track_id: u8) -> Option<RawTrack> {
+        let mut pos = 0;
+        for _ in 0..self.len {
+            // Validated in Tracks::read, so this cannot fail.
+            let raw = self.framing.read_track(&mut pos).ok()?;
+            if raw.track_id == track_id {
+                return Some(raw);
+            }
+        }
+        None
+    }
+
     /// Walks the tracks in message order.
     pub fn iter(&self) -> TrackIter<'_, K> {
         TrackIter(IterState::Multi {

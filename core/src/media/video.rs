@@ -245,6 +245,18 @@ pub enum BodyType {
 }
 
 impl BodyType {
+    /// The `VideoPacketType` value, as on the wire.
+    pub(super) fn nibble(self) -> u8 {
+        match self {
+            Self::SequenceStart => 0,
+            Self::CodedFrames => 1,
+            Self::SequenceEnd => 2,
+            Self::CodedFramesX => 3,
+            Self::Metadata => 4,
+            Self::Mpeg2TsSequenceStart => 5,
+        }
+    }
+
     /// Maps a packet type nibble that must describe a body: Multitrack and
     /// ModEx are handled before this point, so seeing them here (inside a
     /// multitrack message) is an error of its own.

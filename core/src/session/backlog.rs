@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use crate::chunk::RawMessage;
 use crate::event::{Frame, FrameKind};
+use crate::media::TagHead;
 
 use super::RealTimeConfig;
 
@@ -71,6 +72,10 @@ pub(crate) struct Next {
     /// arrival plus lifetime plus finish-by margin); a message still partly
     /// unsent then is abandoned. `None` for what is never dropped.
     pub(crate) finish_by: Option<Instant>,
+    /// A tag header to write in front of the frame's payload (one track
+    /// of a multitrack message rewritten as a single-track packet); empty
+    /// for a frame sent as it is.
+    pub(crate) head: TagHead,
 }
 
 #[derive(Debug)]
@@ -80,6 +85,8 @@ struct Entry {
     /// Position in the order of pushes (for the lanes' lazy drops).
     seq: u64,
     item: Item,
+    /// See [`Next::head`].
+    head: TagHead,
 }
 
 /// The policy state of one playing message stream.
@@ -281,7 +288,7 @@ impl Backlog {
         stream: u32,
         msg: RawMessage,
     ) -> Result<(), Overflow> {
-        self.push(now, stream, Item::Message(msg))
+        self.push(now, stream, Item::Message(msg), TagHead::default())
     }
 
     /// Queues a frame for the player on `stream`; frames for a stream
@@ -291,6 +298,18 @@ impl Backlog {
         now: Instant,
         stream: u32,
         frame: Frame,
+    ) -> Result<(), Overflow> {
+        self.push_frame_with_head(now, stream, frame, TagHead::default())
+    }
+
+    /// As [`Backlog::push_frame`], for a frame to be sent with `head` in
+    /// front of its payload.
+    pub(crate) fn push_frame_with_head(
+        &mut self,
+        now: Instant,
+        stream: u32,
+        frame: Frame,
+        head: TagHead,
     ) -> Result<(), Overflow> {
         let Some(lane) = self.lanes.get_mut(&stream) else {
             return Ok(());
@@ -308,10 +327,16 @@ impl Backlog {
                 return Ok(());
             }
         }
-        self.push(now, stream, Item::Frame(frame))
+        self.push(now, stream, Item::Frame(frame), head)
     }
 
-    fn push(&mut self, now: Instant, stream: u32, item: Item) -> Result<(), Overflow> {
+    fn push(
+        &mut self,
+        now: Instant,
+        stream: u32,
+        item: Item,
+        head: TagHead,
+    ) -> Result<(), Overflow> {
         let len = item.len();
         let droppable = item.is_droppable();
         if !droppable && self.fixed_bytes + len > self.budget.max(MIN_FIXED_BUDGET) {
@@ -345,6 +370,7 @@ impl Backlog {
             arrival: now,
             seq,
             item,
+            head,
         });
         while self.droppable_bytes > self.budget && self.drop_oldest() {}
         Ok(())
@@ -369,12 +395,14 @@ impl Backlog {
                 arrival,
                 seq,
                 item,
+                head,
             } = entry;
             let Item::Frame(frame) = item else {
                 return Some(Next {
                     stream,
                     item,
                     finish_by: None,
+                    head,
                 });
             };
             let Some(lane) = self.lanes.get_mut(&stream) else {
@@ -423,6 +451,7 @@ impl Backlog {
                 stream,
                 item: Item::Frame(frame),
                 finish_by,
+                head,
             });
         }
         None

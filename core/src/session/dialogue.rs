@@ -29,7 +29,8 @@ use crate::message::{
     split_aggregate, type_id, BandwidthLimit, Command, Connect, Data, Encoding, GenericCommand,
     Message, Play, PublishKind, UserControl, Value,
 };
-use crate::session::RealTimeConfig;
+use crate::session::tracks::TrackFilter;
+use crate::session::{EnhancedCaps, RealTimeConfig};
 use crate::time::MediaTime;
 
 /// Most messages acted on from one aggregate message; the rest are
@@ -398,6 +399,10 @@ impl Session {
             .map(str::to_owned);
         self.flash_ver.clone_from(&flash_ver);
         self.tc_url = connect.tc_url().map(str::to_owned);
+        self.client_caps = EnhancedCaps::from_object(&connect.properties);
+        if self.client_caps.is_enhanced() {
+            tracing::debug!(caps = ?self.client_caps, "client announced Enhanced RTMP");
+        }
         let info = ConnectInfo {
             app,
             connection_id: self.connection_id.clone(),
@@ -444,11 +449,18 @@ impl Session {
             });
             self.push(Outgoing::SetChunkSize(self.config.out_chunk_size));
         }
-        let properties = Value::object([
-            ("fmsVer", Value::from(self.config.fms_version.as_str())),
-            ("capabilities", Value::Number(31.0)),
-            ("mode", Value::Number(1.0)),
-        ]);
+        // Enhanced RTMP v2: the server states what it supports in the
+        // same object (see docs/enhanced-rtmp.md). Legacy clients ignore
+        // members they do not know.
+        let properties = Value::object(
+            [
+                ("fmsVer", Value::from(self.config.fms_version.as_str())),
+                ("capabilities", Value::Number(31.0)),
+                ("mode", Value::Number(1.0)),
+            ]
+            .into_iter()
+            .chain(EnhancedCaps::server().to_members()),
+        );
         let success = status_info(
             "status",
             "NetConnection.Connect.Success",
@@ -714,6 +726,7 @@ impl Session {
         } else {
             name.clone()
         };
+        let tracks = TrackFilter::new(&self.client_caps, play.options.as_ref(), &query);
         let seq = self.next_seq;
         self.next_seq += 1;
         if let Some(st) = self.streams.get_mut(&stream) {
@@ -724,6 +737,7 @@ impl Session {
                 reset: play.reset,
                 options: play.options,
                 query: query.clone(),
+                tracks,
             }));
         }
         tracing::debug!(stream, name = %redact(&broker_name), "play requested");
@@ -741,8 +755,18 @@ impl Session {
     /// follow.
     fn start_playing(&mut self, stream: u32, pending: PendingPlay) {
         let PendingPlay {
-            name, rt, reset, ..
+            name,
+            rt,
+            reset,
+            tracks,
+            ..
         } = pending;
+        tracing::debug!(
+            stream,
+            video = ?tracks.video(),
+            audio = ?tracks.audio(),
+            "track selection"
+        );
         if let Some(st) = self.streams.get_mut(&stream) {
             st.state = StreamState::Playing(Box::new(PlayState {
                 name: name.clone(),
@@ -750,6 +774,7 @@ impl Session {
                 audio: true,
                 video: true,
                 stash: VecDeque::new(),
+                tracks,
             }));
         }
         self.backlog.open_lane(stream, rt);
@@ -876,7 +901,17 @@ impl Session {
             .partition(|f| play.wants(f.kind));
         play.stash = kept;
         for frame in ready {
-            if self.backlog.push_frame(now, stream, frame).is_err() {
+            let Some(play) = self.playing_mut(stream) else {
+                return;
+            };
+            let Some((frame, head)) = play.tracks.apply(frame) else {
+                continue;
+            };
+            if self
+                .backlog
+                .push_frame_with_head(now, stream, frame, head)
+                .is_err()
+            {
                 self.fail(
                     now,
                     SessionError::SlowPeer("its player backlog of configuration and data is full"),
@@ -897,7 +932,15 @@ impl Session {
             return;
         };
         if play.wants(frame.kind) {
-            if self.backlog.push_frame(now, stream, frame).is_err() {
+            // One track of a multitrack stream, unless it takes them all.
+            let Some((frame, head)) = play.tracks.apply(frame) else {
+                return;
+            };
+            if self
+                .backlog
+                .push_frame_with_head(now, stream, frame, head)
+                .is_err()
+            {
                 self.fail(
                     now,
                     SessionError::SlowPeer("its player backlog of configuration and data is full"),

@@ -54,14 +54,21 @@ use pacing::Pacing;
 
 pub(crate) mod backlog;
 pub(crate) use dialogue::split_query;
+mod caps;
 mod config;
 mod dialogue;
 mod input;
 mod output;
 mod pacing;
 mod tc;
+mod tracks;
 mod transmit;
 
+pub use caps::{
+    EnhancedCaps, CAPS_EX_MOD_EX, CAPS_EX_MULTITRACK, CAPS_EX_RECONNECT,
+    CAPS_EX_TIMESTAMP_NANO_OFFSET, FOURCC_CAN_DECODE, FOURCC_CAN_ENCODE, FOURCC_CAN_FORWARD,
+    MAX_FOURCC_ENTRIES, SERVER_CAPS_EX, SERVER_FOURCC_LIST,
+};
 pub use config::{AppSettings, RealTimeConfig, SessionConfig};
 pub use transmit::Transmit;
 
@@ -170,6 +177,8 @@ pub struct Session {
     unix_anchor: Option<(Instant, f64)>,
     /// Most simultaneous publishes (the token's `pub`).
     max_publishes: Option<u32>,
+    /// What the client announced about Enhanced RTMP in `connect`.
+    client_caps: EnhancedCaps,
     /// The next publish or play request's number.
     next_seq: u64,
     /// A `connect` waiting for an outside decision.
@@ -259,6 +268,8 @@ struct PendingPlay {
     /// to apply them again over a decider's real-time grant.
     options: Option<Value>,
     query: String,
+    /// Which tracks it gets.
+    tracks: tracks::TrackFilter,
 }
 
 /// A player's switches (pause, receiveAudio/Video) and what it must get
@@ -272,6 +283,8 @@ struct PlayState {
     /// Configuration and data frames that arrived while their kind was off,
     /// delivered on resume so the player can decode again. Bounded.
     stash: VecDeque<Frame>,
+    /// Which tracks of a multitrack stream it gets, and how.
+    tracks: tracks::TrackFilter,
 }
 
 impl PlayState {
@@ -473,6 +486,7 @@ impl Session {
             tc_url: None,
             unix_anchor: None,
             max_publishes: None,
+            client_caps: EnhancedCaps::default(),
             next_seq: 1,
             pending_connect: None,
             held_messages: VecDeque::new(),
@@ -517,6 +531,13 @@ impl Session {
     /// The `tcUrl` the client sent in `connect`.
     pub fn tc_url(&self) -> Option<&str> {
         self.tc_url.as_deref()
+    }
+
+    /// What the client announced about Enhanced RTMP v2 in `connect`
+    /// (`fourCcList`, the FourCC info maps, `capsEx`); empty for a legacy
+    /// client or before `connect`.
+    pub fn client_caps(&self) -> &EnhancedCaps {
+        &self.client_caps
     }
 
     /// Whether `connect` succeeded and the session is not closing.
@@ -767,6 +788,39 @@ impl Session {
         }
     }
 
+    /// Asks the client to reconnect (Enhanced RTMP v2): sends `onStatus`
+    /// `NetConnection.Connect.ReconnectRequest` on stream 0, with `tcUrl`
+    /// when `tc_url` is given (another node, or a relative reference the
+    /// client resolves against its current `tcUrl`; without it the client
+    /// reconnects to the same `tcUrl`). Only a connected client that
+    /// announced the capability in `connect` (`capsEx` Reconnect) gets it;
+    /// returns whether it was sent. The session keeps serving the client
+    /// until it leaves, as the specification asks: it reconnects at its
+    /// next media boundary.
+    pub fn request_reconnect(
+        &mut self,
+        now: Instant,
+        tc_url: Option<&str>,
+        description: &str,
+    ) -> bool {
+        if self.phase != Phase::Connected || !self.client_caps.supports_reconnect() {
+            return false;
+        }
+        let extra = tc_url
+            .map(|url| vec![("tcUrl", Value::from(url))])
+            .unwrap_or_default();
+        tracing::info!(tc_url, "reconnect requested");
+        self.send_status(
+            0,
+            "status",
+            "NetConnection.Connect.ReconnectRequest",
+            description,
+            extra,
+        );
+        self.settle(now);
+        true
+    }
+
     /// Whether [`Session::poll_event`] has something: lets the server skip
     /// the broker round trip after a transmit that raised nothing.
     pub(crate) fn has_events(&self) -> bool {
@@ -930,6 +984,8 @@ fn frame_to_raw(stream: u32, frame: Frame) -> RawMessage {
     }
 }
 
+#[cfg(test)]
+mod ertmp_tests;
 #[cfg(test)]
 mod tc_tests;
 #[cfg(test)]

@@ -66,7 +66,7 @@ impl Session {
                 self.control_bytes = self.control_bytes.saturating_sub(out.len());
                 match out {
                     Outgoing::Raw(b) => bufs.push(b),
-                    Outgoing::Message(m) => self.write_message(&m, bufs),
+                    Outgoing::Message(m) => self.write_message(&m, &[], bufs),
                     Outgoing::SetChunkSize(size) => self.encoder.set_chunk_size(size, bufs),
                     Outgoing::Abort(csid) => self.write_abort(csid, bufs),
                 }
@@ -91,12 +91,13 @@ impl Session {
         true
     }
 
-    /// Encodes one message, with a full header in the simplified dialect.
-    fn write_message(&mut self, msg: &RawMessage, bufs: &mut Vec<Bytes>) {
+    /// Encodes one message whose payload is `head` then `msg.payload`,
+    /// with a full header in the simplified dialect.
+    fn write_message(&mut self, msg: &RawMessage, head: &[u8], bufs: &mut Vec<Bytes>) {
         if self.config.simplified_rtmp {
             self.encoder.reset_stream(msg.csid);
         }
-        self.encoder.write(msg, bufs);
+        self.encoder.write_prefixed(msg, head, bufs);
     }
 
     /// Encodes a player's message; one that spans several chunks becomes
@@ -110,20 +111,19 @@ impl Session {
                 (frame_to_raw(next.stream, f), kind)
             }
         };
-        if raw.payload.len() <= self.encoder.chunk_size() as usize {
-            self.write_message(&raw, bufs);
+        let head = next.head;
+        let len = head.len() + raw.payload.len();
+        if len <= self.encoder.chunk_size() as usize {
+            self.write_message(&raw, head.as_slice(), bufs);
             return;
         }
         // A header and a payload slice per chunk, in the list the last
         // large message used: no allocation per frame for a player.
-        let chunks = raw
-            .payload
-            .len()
-            .div_ceil(self.encoder.chunk_size() as usize);
+        let chunks = len.div_ceil(self.encoder.chunk_size() as usize);
         let mut encoded = std::mem::take(&mut self.spare_chunks);
         encoded.clear();
         encoded.reserve(2 * chunks);
-        self.write_message(&raw, &mut encoded);
+        self.write_message(&raw, head.as_slice(), &mut encoded);
         self.partial = Some(Partial {
             stream: next.stream,
             csid: raw.csid,
@@ -194,7 +194,7 @@ impl Session {
     fn write_abort(&mut self, csid: u32, bufs: &mut Vec<Bytes>) {
         let abort = Message::Abort { csid };
         match abort.to_raw(CSID_CONTROL, MediaTime::ZERO, 0) {
-            Ok(raw) => self.write_message(&raw, bufs),
+            Ok(raw) => self.write_message(&raw, &[], bufs),
             Err(e) => tracing::warn!(%e, "could not encode an Abort"),
         }
         self.encoder.reset_stream(csid);

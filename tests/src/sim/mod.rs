@@ -136,6 +136,7 @@ impl SimConfig {
             approvals: self.approvals,
             max_queued_event_bytes: self.max_queued_event_bytes,
             per_ip_exempt: self.per_ip_exempt.clone(),
+            ..ServerConfig::default()
         }
     }
 }
