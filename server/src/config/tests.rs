@@ -181,3 +181,52 @@ fn toml_values_are_written_by_kind() {
         "7"
     );
 }
+
+/// `tincan serve --config FILE` parsed with every layer (no environment).
+fn load(def: &Definition, file: &std::path::Path) -> Loaded {
+    let args: Vec<OsString> = ["tincan", "serve", "--config"]
+        .iter()
+        .map(OsString::from)
+        .chain([file.as_os_str().to_owned()])
+        .collect();
+    match def.parse(&args, &|_| None) {
+        Ok((_, Some(loaded))) => loaded,
+        Ok((_, None)) => panic!("not serve"),
+        Err(Failure::Config(e)) => panic!("{e:?}"),
+        Err(Failure::Clap(e)) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn app_sections_become_the_cores_per_app_settings() {
+    use std::time::Duration;
+    use tincan_core::auth::AuthKeys;
+
+    let def = def();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tincan.toml");
+    std::fs::write(
+        &file,
+        "[auth]\nkey = [\"k1\"]\n[real_time]\nvideo_lifetime = 4\n\
+         [app.studio.auth]\nkey = [\"k2\"]\n\
+         [app.live.real_time]\naudio_lifetime = 1\n\
+         [app.open.auth]\nkey = []\n",
+    )
+    .unwrap();
+    let config = core_settings::server_config(&load(&def, &file)).unwrap();
+    let session = &config.session;
+    assert_eq!(session.auth_keys, AuthKeys::new(["k1"]));
+    let studio = &session.apps["studio"];
+    assert_eq!(studio.auth_keys, Some(AuthKeys::new(["k2"])));
+    assert_eq!(studio.real_time, None, "studio keeps the server's lifetimes");
+    let live = &session.apps["live"];
+    assert_eq!(live.auth_keys, None, "live keeps the server's keys");
+    let rt = live.real_time.as_ref().unwrap();
+    assert_eq!(rt.audio_lifetime, Duration::from_secs(1));
+    // What the section does not set is the server's.
+    assert_eq!(rt.video_lifetime, Duration::from_secs(4));
+    assert_eq!(rt.finish_by_margin, session.real_time.finish_by_margin);
+    // An empty key list turns authentication off for the App.
+    assert!(session.apps["open"].auth_keys.as_ref().unwrap().is_empty());
+    assert_eq!(session.apps.len(), 3);
+}
