@@ -201,6 +201,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         reloader.watch_sighup()?;
         let server = tincan_tokio::Server::bind(&serve.args.listen, config).await?;
+        let handle = server.handle();
+        reloader.apply_core(move |config| handle.set_config(config));
         let readiness = http::Readiness::default();
         // Before run(), so the metrics see every event.
         http::start(

@@ -7,13 +7,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use clap::FromArgMatches;
+use clap::{Args, Command, FromArgMatches};
 use tincan_core::server::ServerConfig;
 use tincan_core::session::AppSettings;
-use tincan_net::cli::ServeArgs;
+use tincan_net::cli::{ServeArgs, Settings};
 
 use super::schema::PER_APP_SECTIONS;
-use super::Loaded;
+use super::{Definition, Loaded};
 
 /// The core's settings held by `serve` matches.
 fn core_config(matches: &clap::ArgMatches) -> Result<ServerConfig, String> {
@@ -51,6 +51,18 @@ pub fn server_config(loaded: &Loaded) -> Result<ServerConfig, String> {
     }
     config.session.apps = Arc::new(apps);
     Ok(config)
+}
+
+/// The keys of the settings that are the core's (`tincan_net::cli`'s
+/// `Settings`, whatever their sections), read from its definition, so a
+/// setting added there is applied by a reload without being named here.
+pub fn core_keys(def: &Definition) -> Vec<String> {
+    let core = Settings::augment_args(Command::new("core"));
+    def.settings()
+        .iter()
+        .filter(|s| core.get_arguments().any(|a| a.get_id() == s.id.as_str()))
+        .map(|s| s.key.clone())
+        .collect()
 }
 
 /// Logs, at start, which Apps have settings of their own (never the
