@@ -17,6 +17,7 @@ use tincan_tests::require_tool;
 use tincan_tests::server::{
     play_args, profile_dir, publish_args, x264, Client, Output, TestServer,
 };
+use tincan_core::message::{Command as Rtmp, Message, Value as RtmpValue};
 use tincan_tests::tc_client::{status_code, TcClient};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -309,7 +310,11 @@ fn the_right_bearer_token_closes_a_connection_and_ends_a_publish() {
     assert_eq!(post(&close, Some(token)).status, 404);
     assert!(!server.logs().contains(token), "the token was logged");
 
-    // Ending a publish closes its publisher.
+    // Ending a publish: the publisher is told NetStream.Publish.Denied
+    // with the operator's description and leaves by itself; the server
+    // does not close its connection.
+    let closed_by_server = r#"tincan_connections_closed_total{reason="closed_by_server"}"#;
+    let kicked_before = sample(&get(&server.http_url("/metrics")).body, closed_by_server);
     let mut publisher = publisher(&server, "kick", 60);
     wait_described(&server, "kick", &publisher);
     let end = server.http_url("/api/v1/streams/live/kick/close");
@@ -317,9 +322,17 @@ fn the_right_bearer_token_closes_a_connection_and_ends_a_publish() {
     let r = post(&end, Some(token));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["closed"], true);
+    assert!(r.json()["publisher"].is_u64(), "{}", r.body);
     assert!(
         publisher.wait_exit(TIMEOUT).is_some(),
         "FFmpeg kept publishing: {}",
+        publisher.describe()
+    );
+    assert!(
+        publisher
+            .stderr()
+            .contains("publish ended by the operator"),
+        "the description is not in FFmpeg's output: {}",
         publisher.describe()
     );
     let (s, unpublished) = poll_json(&server.http_url("/api/v1/streams"), TIMEOUT, |s| {
@@ -329,6 +342,69 @@ fn the_right_bearer_token_closes_a_connection_and_ends_a_publish() {
     });
     assert!(unpublished, "{s}");
     assert_eq!(post(&end, Some(token)).status, 404);
+    let (_, gone) = poll_json(&server.http_url("/api/v1/connections"), TIMEOUT, |p| {
+        p["total"] == 0
+    });
+    assert!(gone);
+    assert_eq!(
+        sample(&get(&server.http_url("/metrics")).body, closed_by_server),
+        kicked_before,
+        "the server closed FFmpeg's connection"
+    );
+
+    // A publisher that stays: told why, and its connection open.
+    let mut rtmp = connected(&server);
+    let stream = create_stream(&mut rtmp);
+    rtmp.publish(stream, "stays");
+    assert!(rtmp.wait_for(TIMEOUT, |m| status_code(m) == Some("NetStream.Publish.Start")));
+    let r = post(
+        &server.http_url("/api/v1/streams/live/stays/close"),
+        Some(token),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        rtmp.wait_for(TIMEOUT, |m| status_code(m) == Some("NetStream.Publish.Denied")
+            && description(m) == Some("publish ended by the operator")),
+        "{:?}",
+        rtmp.received()
+    );
+    rtmp.read_for(Duration::from_millis(300));
+    assert!(!rtmp.saw_eof(), "the publisher's connection was closed");
+    let page = get_json(&server.http_url("/api/v1/connections"));
+    assert_eq!(page["total"], 1, "{page}");
+}
+
+/// Sends `createStream` and returns the stream id of its result.
+fn create_stream(c: &mut TcClient) -> u32 {
+    let t = c.create_stream();
+    let mut id = None;
+    c.wait_for(TIMEOUT, |m| match m {
+        Message::Command {
+            command:
+                Rtmp::Result {
+                    transaction_id,
+                    args,
+                    ..
+                },
+            ..
+        } if *transaction_id == t => {
+            id = args.iter().find_map(RtmpValue::as_f64);
+            id.is_some()
+        }
+        _ => false,
+    });
+    id.expect("createStream answered with a stream id") as u32
+}
+
+/// The `description` of an `onStatus` info object.
+fn description(m: &Message) -> Option<&str> {
+    match m {
+        Message::Command {
+            command: Rtmp::OnStatus { info },
+            ..
+        } => info.get("description")?.as_str(),
+        _ => None,
+    }
 }
 
 /// The value of the sample `series` (name and labels exactly as
