@@ -12,12 +12,12 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tincan_core::message::{Command as Rtmp, Connect, Encoding, Message, Value as RtmpValue};
 use tincan_tests::http::{get, get_json, poll_json, post};
 use tincan_tests::require_tool;
 use tincan_tests::server::{
     play_args, profile_dir, publish_args, x264, Client, Output, TestServer,
 };
-use tincan_core::message::{Command as Rtmp, Message, Value as RtmpValue};
 use tincan_tests::tc_client::{status_code, TcClient};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -329,9 +329,7 @@ fn the_right_bearer_token_closes_a_connection_and_ends_a_publish() {
         publisher.describe()
     );
     assert!(
-        publisher
-            .stderr()
-            .contains("publish ended by the operator"),
+        publisher.stderr().contains("publish ended by the operator"),
         "the description is not in FFmpeg's output: {}",
         publisher.describe()
     );
@@ -356,14 +354,16 @@ fn the_right_bearer_token_closes_a_connection_and_ends_a_publish() {
     let mut rtmp = connected(&server);
     let stream = create_stream(&mut rtmp);
     rtmp.publish(stream, "stays");
-    assert!(rtmp.wait_for(TIMEOUT, |m| status_code(m) == Some("NetStream.Publish.Start")));
+    assert!(rtmp.wait_for(TIMEOUT, |m| status_code(m)
+        == Some("NetStream.Publish.Start")));
     let r = post(
         &server.http_url("/api/v1/streams/live/stays/close"),
         Some(token),
     );
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(
-        rtmp.wait_for(TIMEOUT, |m| status_code(m) == Some("NetStream.Publish.Denied")
+        rtmp.wait_for(TIMEOUT, |m| status_code(m)
+            == Some("NetStream.Publish.Denied")
             && description(m) == Some("publish ended by the operator")),
         "{:?}",
         rtmp.received()
@@ -502,6 +502,7 @@ fn metrics_carry_totals_and_per_stream_series_only_while_the_stream_lives() {
     assert_eq!(sample(&live, opened), Some(before + 2.0));
     assert_eq!(sample(&live, "tincan_publishers"), Some(1.0));
     assert_eq!(sample(&live, "tincan_handshake_failures_total"), Some(0.0));
+    assert_eq!(sample(&live, "tincan_aborts_total"), Some(0.0));
     assert_eq!(sample(&live, "tincan_ready"), Some(1.0));
     let received = sample(&live, "tincan_received_bytes_total").unwrap();
     let sent = sample(&live, "tincan_sent_bytes_total").unwrap();
@@ -546,6 +547,106 @@ fn metrics_carry_totals_and_per_stream_series_only_while_the_stream_lives() {
         .sum();
     assert_eq!(closed, before + 3.0, "{after}");
     assert_eq!(sample(&after, "tincan_streams"), Some(0.0));
+}
+
+/// Every `reason` of `tincan_rejections_total`.
+const REJECTIONS: [&str; 7] = [
+    "connect_rejected",
+    "publish_taken",
+    "publish_name",
+    "publish_limit",
+    "publish_denied",
+    "play_limit",
+    "play_denied",
+];
+
+/// Every `reason` of `tincan_connections_refused_total`.
+const REFUSALS: [&str; 3] = ["shutting_down", "connection_limit", "per_address_limit"];
+
+/// Scrapes until sample `series` is `want`; the last scrape and whether it
+/// was.
+fn poll_sample(server: &TestServer, series: &str, want: f64) -> (String, bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let scrape = get(&server.http_url("/metrics")).body;
+        if sample(&scrape, series) == Some(want) {
+            return (scrape, true);
+        }
+        if Instant::now() >= deadline {
+            return (scrape, false);
+        }
+        sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn refusals_and_rejections_are_counted_by_reason() {
+    let server = TestServer::start_with_http(&["--max-connections", "2"]);
+    let (_, probed) = poll_json(&server.http_url("/api/v1/connections"), TIMEOUT, |p| {
+        p["total"] == 0
+    });
+    assert!(probed);
+    let rejected = |r: &str| format!("tincan_rejections_total{{reason=\"{r}\"}}");
+    let refused = |r: &str| format!("tincan_connections_refused_total{{reason=\"{r}\"}}");
+    // Every reason is there from the start, at 0.
+    let start = get(&server.http_url("/metrics")).body;
+    check_format(&start);
+    for series in REJECTIONS
+        .iter()
+        .map(|r| rejected(r))
+        .chain(REFUSALS.iter().map(|r| refused(r)))
+    {
+        assert_eq!(sample(&start, &series), Some(0.0), "{series}:\n{start}");
+    }
+
+    // A publish of a name that is live: publish_taken.
+    let mut first = connected(&server);
+    let stream = create_stream(&mut first);
+    first.publish(stream, "taken");
+    assert!(first.wait_for(TIMEOUT, |m| status_code(m)
+        == Some("NetStream.Publish.Start")));
+    let mut second = connected(&server);
+    let stream = create_stream(&mut second);
+    second.publish(stream, "taken");
+    let (scrape, ok) = poll_sample(&server, &rejected("publish_taken"), 1.0);
+    assert!(ok, "{scrape}");
+    assert_eq!(sample(&scrape, "tincan_publishes_total"), Some(1.0));
+
+    // A third connection is over --max-connections: refused at accept.
+    assert!(TcClient::connect(server.port(), Duration::from_secs(5)).is_err());
+    let (scrape, ok) = poll_sample(&server, &refused("connection_limit"), 1.0);
+    assert!(ok, "{scrape}");
+
+    // A connect that names no App: connect_rejected.
+    second.close();
+    let (_, ok) = poll_json(&server.http_url("/api/v1/connections"), TIMEOUT, |p| {
+        p["total"] == 1
+    });
+    assert!(ok);
+    let mut nameless = TcClient::connect(server.port(), TIMEOUT).expect("handshake");
+    let connect = Message::Command {
+        encoding: Encoding::Amf0,
+        command: Rtmp::Connect(Connect {
+            transaction_id: 1.0,
+            properties: RtmpValue::object([("objectEncoding", RtmpValue::Number(0.0))]),
+            args: vec![],
+        }),
+    };
+    nameless.send(3, 0, 0, &connect);
+    assert!(nameless.wait_for(TIMEOUT, |m| status_code(m)
+        == Some("NetConnection.Connect.Rejected")));
+    let (scrape, ok) = poll_sample(&server, &rejected("connect_rejected"), 1.0);
+    assert!(ok, "{scrape}");
+    check_format(&scrape);
+    for r in [
+        "publish_name",
+        "publish_limit",
+        "publish_denied",
+        "play_limit",
+        "play_denied",
+    ] {
+        assert_eq!(sample(&scrape, &rejected(r)), Some(0.0), "{r}");
+    }
 }
 
 #[test]
