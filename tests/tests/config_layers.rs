@@ -585,7 +585,7 @@ fn sighup_applies_a_new_auth_key_to_new_connections_and_keeps_a_live_publisher()
     publisher.send_video(stream, 0, avc_keyframe(&[1; 64]));
 
     // A key in the file, and SIGHUP.
-    std::fs::write(&file, format!("{listen}[auth]\nkey = [\"k1\"]\n")).unwrap();
+    std::fs::write(&file, format!("{listen}[auth]\nkey = [\"hup-secret-1\"]\n")).unwrap();
     signal(&server, "-HUP");
     let logs = wait_log(&log, "setting=auth.key");
     assert!(
@@ -593,7 +593,8 @@ fn sighup_applies_a_new_auth_key_to_new_connections_and_keeps_a_live_publisher()
             .any(|l| l.contains("reload: applied") && l.contains("setting=auth.key")),
         "{logs}"
     );
-    assert!(!logs.contains("k1\""), "the key was logged:\n{logs}");
+    assert!(logs.contains("secret, not shown"), "{logs}");
+    assert!(!logs.contains("hup-secret"), "the key was logged:\n{logs}");
 
     // New connections need a token made with it.
     assert_eq!(connect_code(port, "live", None), REJECTED);
@@ -601,7 +602,7 @@ fn sighup_applies_a_new_auth_key_to_new_connections_and_keeps_a_live_publisher()
         connect_code(port, "live", Some(&token(b"other", "live"))),
         REJECTED
     );
-    let (mut player, code) = connect(port, "live", Some(&printed_token("k1", "live")));
+    let (mut player, code) = connect(port, "live", Some(&printed_token("hup-secret-1", "live")));
     assert_eq!(code, OK);
 
     // The publisher, connected before, was not dropped and still streams:
@@ -641,19 +642,19 @@ fn an_app_section_gives_its_app_its_own_key() {
     let listen = format!("listen = \"127.0.0.1:{port}\"\n");
     std::fs::write(
         &file,
-        format!("{listen}[auth]\nkey = [\"k1\"]\n[app.studio.auth]\nkey = [\"k2\"]\n"),
+        format!("{listen}[auth]\nkey = [\"app-secret-1\"]\n[app.studio.auth]\nkey = [\"app-secret-2\"]\n"),
     )
     .unwrap();
     let log = dir.path().join("a.log");
     let server = serve(&["--config", file.to_str().unwrap()], &[], &log, port);
     let logs = wait_log(&log, "App settings of its own");
-    assert!(!logs.contains("k2\""), "{logs}");
+    assert!(!logs.contains("app-secret"), "{logs}");
     assert!(!logs.contains("not applied"), "{logs}");
 
-    let studio_k2 = printed_token("k2", "studio");
-    let studio_k1 = printed_token("k1", "studio");
-    let live_k1 = printed_token("k1", "live");
-    let live_k2 = printed_token("k2", "live");
+    let studio_k2 = printed_token("app-secret-2", "studio");
+    let studio_k1 = printed_token("app-secret-1", "studio");
+    let live_k1 = printed_token("app-secret-1", "live");
+    let live_k2 = printed_token("app-secret-2", "live");
     // studio: only its own key.
     assert_eq!(connect_code(port, "studio", Some(&studio_k2)), OK);
     assert_eq!(connect_code(port, "studio", Some(&studio_k1)), REJECTED);
@@ -665,16 +666,20 @@ fn an_app_section_gives_its_app_its_own_key() {
     // A reload changes the App's key: new connections follow it.
     std::fs::write(
         &file,
-        format!("{listen}[auth]\nkey = [\"k1\"]\n[app.studio.auth]\nkey = [\"k3\"]\n"),
+        format!("{listen}[auth]\nkey = [\"app-secret-1\"]\n[app.studio.auth]\nkey = [\"app-secret-3\"]\n"),
     )
     .unwrap();
     signal(&server, "-HUP");
     let logs = wait_log(&log, "setting=app.studio.auth.key");
     assert!(logs.contains("reload: applied"), "{logs}");
-    assert!(!logs.contains("k3\""), "{logs}");
+    assert!(!logs.contains("app-secret"), "{logs}");
     assert_eq!(connect_code(port, "studio", Some(&studio_k2)), REJECTED);
     assert_eq!(
-        connect_code(port, "studio", Some(&printed_token("k3", "studio"))),
+        connect_code(
+            port,
+            "studio",
+            Some(&printed_token("app-secret-3", "studio"))
+        ),
         OK
     );
     assert_eq!(connect_code(port, "live", Some(&live_k1)), OK);
