@@ -145,7 +145,8 @@ fn main() -> ExitCode {
         print!("{}", config::print(&def, &loaded));
         return ExitCode::SUCCESS;
     }
-    let config = match serve.args.settings.config() {
+    // The server-wide settings with every [app.NAME] section.
+    let config = match config::core_settings::server_config(&loaded) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("tincan: {e}");
@@ -163,6 +164,7 @@ fn main() -> ExitCode {
         tracing::info!(file = %path.display(), "configuration file read");
     }
     config::warn_unapplied(&loaded);
+    config::core_settings::log_apps(&loaded);
     let reloader = config::reload::Reloader::new(def.clone(), argv, loaded);
     reloader.apply_live(&["log"], move |l| {
         log_filter.set(
@@ -199,6 +201,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         reloader.watch_sighup()?;
         let server = tincan_tokio::Server::bind(&serve.args.listen, config).await?;
+        let handle = server.handle();
+        reloader.apply_core(move |config| handle.set_config(config));
         let readiness = http::Readiness::default();
         // Before run(), so the metrics see every event.
         http::start(

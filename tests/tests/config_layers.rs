@@ -9,7 +9,11 @@ use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use tincan_core::auth::token;
+use tincan_core::message::{Command as Rtmp, Connect, Encoding, Message, Value};
 use tincan_tests::server::tincan_binary;
+use tincan_tests::sim::media::avc_keyframe;
+use tincan_tests::tc_client::{status_code, TcClient};
 use tincan_tests::ChildGuard;
 
 /// `tincan ARGS` with only `env` set besides PATH, so the test's own
@@ -466,4 +470,217 @@ fn log_format_json_writes_one_object_per_line() {
             "not a JSON log line: {line}"
         );
     }
+}
+
+const RTMP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An RTMP client of the server on `port` that sent `connect` to App
+/// `app` with `token` (TC's App-wide token, as `-rtmp_conn S:TOKEN` sends
+/// it) and got its answer: the client and the answer's status code.
+fn connect(port: u16, app: &str, token: Option<&str>) -> (TcClient, String) {
+    let mut c = TcClient::connect(port, RTMP_TIMEOUT).expect("handshake");
+    let connect = Message::Command {
+        encoding: Encoding::Amf0,
+        command: Rtmp::Connect(Connect {
+            transaction_id: 1.0,
+            properties: Value::object([
+                ("app", Value::from(app)),
+                ("tcUrl", Value::from(format!("rtmp://127.0.0.1/{app}"))),
+                ("objectEncoding", Value::Number(0.0)),
+            ]),
+            args: token.into_iter().map(Value::from).collect(),
+        }),
+    };
+    c.send(3, 0, 0, &connect);
+    let answered = |m: &Message| {
+        matches!(
+            status_code(m),
+            Some("NetConnection.Connect.Success" | "NetConnection.Connect.Rejected")
+        )
+    };
+    assert!(
+        c.wait_for(RTMP_TIMEOUT, answered),
+        "connect to {app} not answered: {:?}",
+        c.received()
+    );
+    let code = c
+        .received()
+        .iter()
+        .find_map(|m| status_code(m).filter(|_| answered(m)))
+        .unwrap()
+        .to_owned();
+    (c, code)
+}
+
+/// Sends `createStream` and returns the stream id of its result.
+fn create_stream(c: &mut TcClient) -> u32 {
+    let t = c.create_stream();
+    let mut id = None;
+    c.wait_for(RTMP_TIMEOUT, |m| match m {
+        Message::Command {
+            command: Rtmp::Result {
+                transaction_id,
+                args,
+                ..
+            },
+            ..
+        // The connect's own `_result` may share the transaction id (it
+        // was sent by hand): the stream id is what tells them apart.
+        } if *transaction_id == t => {
+            id = args.iter().find_map(Value::as_f64);
+            id.is_some()
+        }
+        _ => false,
+    });
+    id.expect("createStream answered with a stream id") as u32
+}
+
+/// `connect`'s status code for App `app` with `token`; the client is
+/// closed after.
+fn connect_code(port: u16, app: &str, token: Option<&str>) -> String {
+    let (c, code) = connect(port, app, token);
+    c.close();
+    code
+}
+
+/// The App-wide token `tincan token -k KEY APP` prints.
+fn printed_token(key: &str, app: &str) -> String {
+    let out = run(&["token", "-k", key, app], &[]);
+    assert!(out.status.success(), "{out:?}");
+    let line = stdout(&out);
+    let t = line
+        .trim()
+        .strip_prefix(",auth,")
+        .and_then(|rest| rest.strip_suffix(&format!(",{app}")))
+        .unwrap_or_else(|| panic!("not a calculator line: {line}"))
+        .to_owned();
+    assert_eq!(t, token(key.as_bytes(), app));
+    t
+}
+
+const OK: &str = "NetConnection.Connect.Success";
+const REJECTED: &str = "NetConnection.Connect.Rejected";
+
+#[test]
+fn sighup_applies_a_new_auth_key_to_new_connections_and_keeps_a_live_publisher() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tincan.toml");
+    let port = free_port();
+    let listen = format!("listen = \"127.0.0.1:{port}\"\n");
+    std::fs::write(&file, &listen).unwrap();
+    let log = dir.path().join("a.log");
+    let server = serve(&["--config", file.to_str().unwrap()], &[], &log, port);
+
+    // No key: anyone connects; one of them publishes.
+    let (mut publisher, code) = connect(port, "live", None);
+    assert_eq!(code, OK);
+    let stream = create_stream(&mut publisher);
+    publisher.publish(stream, "cam");
+    assert!(
+        publisher.wait_for(RTMP_TIMEOUT, |m| status_code(m)
+            == Some("NetStream.Publish.Start")),
+        "{:?}",
+        publisher.received()
+    );
+    publisher.send_video(stream, 0, avc_keyframe(&[1; 64]));
+
+    // A key in the file, and SIGHUP.
+    std::fs::write(&file, format!("{listen}[auth]\nkey = [\"hup-secret-1\"]\n")).unwrap();
+    signal(&server, "-HUP");
+    let logs = wait_log(&log, "setting=auth.key");
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("reload: applied") && l.contains("setting=auth.key")),
+        "{logs}"
+    );
+    assert!(logs.contains("secret, not shown"), "{logs}");
+    assert!(!logs.contains("hup-secret"), "the key was logged:\n{logs}");
+
+    // New connections need a token made with it.
+    assert_eq!(connect_code(port, "live", None), REJECTED);
+    assert_eq!(
+        connect_code(port, "live", Some(&token(b"other", "live"))),
+        REJECTED
+    );
+    let (mut player, code) = connect(port, "live", Some(&printed_token("hup-secret-1", "live")));
+    assert_eq!(code, OK);
+
+    // The publisher, connected before, was not dropped and still streams:
+    // a new player gets what it sends now.
+    let play = create_stream(&mut player);
+    player.play(play, "cam");
+    assert!(
+        player.wait_for(RTMP_TIMEOUT, |m| status_code(m)
+            == Some("NetStream.Play.Start")),
+        "{:?}",
+        player.received()
+    );
+    for i in 1..=10 {
+        publisher.send_video(stream, i * 40, avc_keyframe(&[2; 64]));
+    }
+    assert!(
+        player.wait_for(RTMP_TIMEOUT, |m| matches!(m, Message::Video(_))),
+        "no video reached the player: {:?}",
+        player.received()
+    );
+    publisher.read_for(Duration::from_millis(200));
+    assert!(!publisher.saw_eof(), "the reload dropped the publisher");
+    assert!(
+        !publisher.received().iter().any(
+            |m| status_code(m).is_some_and(|c| c.contains("Unpublish") || c.contains("Closed"))
+        ),
+        "{:?}",
+        publisher.received()
+    );
+}
+
+#[test]
+fn an_app_section_gives_its_app_its_own_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tincan.toml");
+    let port = free_port();
+    let listen = format!("listen = \"127.0.0.1:{port}\"\n");
+    std::fs::write(
+        &file,
+        format!("{listen}[auth]\nkey = [\"app-secret-1\"]\n[app.studio.auth]\nkey = [\"app-secret-2\"]\n"),
+    )
+    .unwrap();
+    let log = dir.path().join("a.log");
+    let server = serve(&["--config", file.to_str().unwrap()], &[], &log, port);
+    let logs = wait_log(&log, "App settings of its own");
+    assert!(!logs.contains("app-secret"), "{logs}");
+    assert!(!logs.contains("not applied"), "{logs}");
+
+    let studio_k2 = printed_token("app-secret-2", "studio");
+    let studio_k1 = printed_token("app-secret-1", "studio");
+    let live_k1 = printed_token("app-secret-1", "live");
+    let live_k2 = printed_token("app-secret-2", "live");
+    // studio: only its own key.
+    assert_eq!(connect_code(port, "studio", Some(&studio_k2)), OK);
+    assert_eq!(connect_code(port, "studio", Some(&studio_k1)), REJECTED);
+    assert_eq!(connect_code(port, "studio", None), REJECTED);
+    // live (no section): the server-wide key.
+    assert_eq!(connect_code(port, "live", Some(&live_k1)), OK);
+    assert_eq!(connect_code(port, "live", Some(&live_k2)), REJECTED);
+
+    // A reload changes the App's key: new connections follow it.
+    std::fs::write(
+        &file,
+        format!("{listen}[auth]\nkey = [\"app-secret-1\"]\n[app.studio.auth]\nkey = [\"app-secret-3\"]\n"),
+    )
+    .unwrap();
+    signal(&server, "-HUP");
+    let logs = wait_log(&log, "setting=app.studio.auth.key");
+    assert!(logs.contains("reload: applied"), "{logs}");
+    assert!(!logs.contains("app-secret"), "{logs}");
+    assert_eq!(connect_code(port, "studio", Some(&studio_k2)), REJECTED);
+    assert_eq!(
+        connect_code(
+            port,
+            "studio",
+            Some(&printed_token("app-secret-3", "studio"))
+        ),
+        OK
+    );
+    assert_eq!(connect_code(port, "live", Some(&live_k1)), OK);
 }

@@ -12,6 +12,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tincan_core::message::{Command as Rtmp, Connect, Encoding, Message, Value as RtmpValue};
 use tincan_tests::http::{get, get_json, poll_json, post};
 use tincan_tests::require_tool;
 use tincan_tests::server::{
@@ -309,7 +310,11 @@ fn the_right_bearer_token_closes_a_connection_and_ends_a_publish() {
     assert_eq!(post(&close, Some(token)).status, 404);
     assert!(!server.logs().contains(token), "the token was logged");
 
-    // Ending a publish closes its publisher.
+    // Ending a publish: the publisher is told NetStream.Publish.Denied
+    // with the operator's description and leaves by itself; the server
+    // does not close its connection.
+    let closed_by_server = r#"tincan_connections_closed_total{reason="closed_by_server"}"#;
+    let kicked_before = sample(&get(&server.http_url("/metrics")).body, closed_by_server);
     let mut publisher = publisher(&server, "kick", 60);
     wait_described(&server, "kick", &publisher);
     let end = server.http_url("/api/v1/streams/live/kick/close");
@@ -317,9 +322,15 @@ fn the_right_bearer_token_closes_a_connection_and_ends_a_publish() {
     let r = post(&end, Some(token));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["closed"], true);
+    assert!(r.json()["publisher"].is_u64(), "{}", r.body);
     assert!(
         publisher.wait_exit(TIMEOUT).is_some(),
         "FFmpeg kept publishing: {}",
+        publisher.describe()
+    );
+    assert!(
+        publisher.stderr().contains("publish ended by the operator"),
+        "the description is not in FFmpeg's output: {}",
         publisher.describe()
     );
     let (s, unpublished) = poll_json(&server.http_url("/api/v1/streams"), TIMEOUT, |s| {
@@ -329,6 +340,71 @@ fn the_right_bearer_token_closes_a_connection_and_ends_a_publish() {
     });
     assert!(unpublished, "{s}");
     assert_eq!(post(&end, Some(token)).status, 404);
+    let (_, gone) = poll_json(&server.http_url("/api/v1/connections"), TIMEOUT, |p| {
+        p["total"] == 0
+    });
+    assert!(gone);
+    assert_eq!(
+        sample(&get(&server.http_url("/metrics")).body, closed_by_server),
+        kicked_before,
+        "the server closed FFmpeg's connection"
+    );
+
+    // A publisher that stays: told why, and its connection open.
+    let mut rtmp = connected(&server);
+    let stream = create_stream(&mut rtmp);
+    rtmp.publish(stream, "stays");
+    assert!(rtmp.wait_for(TIMEOUT, |m| status_code(m)
+        == Some("NetStream.Publish.Start")));
+    let r = post(
+        &server.http_url("/api/v1/streams/live/stays/close"),
+        Some(token),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        rtmp.wait_for(TIMEOUT, |m| status_code(m)
+            == Some("NetStream.Publish.Denied")
+            && description(m) == Some("publish ended by the operator")),
+        "{:?}",
+        rtmp.received()
+    );
+    rtmp.read_for(Duration::from_millis(300));
+    assert!(!rtmp.saw_eof(), "the publisher's connection was closed");
+    let page = get_json(&server.http_url("/api/v1/connections"));
+    assert_eq!(page["total"], 1, "{page}");
+}
+
+/// Sends `createStream` and returns the stream id of its result.
+fn create_stream(c: &mut TcClient) -> u32 {
+    let t = c.create_stream();
+    let mut id = None;
+    c.wait_for(TIMEOUT, |m| match m {
+        Message::Command {
+            command:
+                Rtmp::Result {
+                    transaction_id,
+                    args,
+                    ..
+                },
+            ..
+        } if *transaction_id == t => {
+            id = args.iter().find_map(RtmpValue::as_f64);
+            id.is_some()
+        }
+        _ => false,
+    });
+    id.expect("createStream answered with a stream id") as u32
+}
+
+/// The `description` of an `onStatus` info object.
+fn description(m: &Message) -> Option<&str> {
+    match m {
+        Message::Command {
+            command: Rtmp::OnStatus { info },
+            ..
+        } => info.get("description")?.as_str(),
+        _ => None,
+    }
 }
 
 /// The value of the sample `series` (name and labels exactly as
@@ -426,6 +502,7 @@ fn metrics_carry_totals_and_per_stream_series_only_while_the_stream_lives() {
     assert_eq!(sample(&live, opened), Some(before + 2.0));
     assert_eq!(sample(&live, "tincan_publishers"), Some(1.0));
     assert_eq!(sample(&live, "tincan_handshake_failures_total"), Some(0.0));
+    assert_eq!(sample(&live, "tincan_aborts_total"), Some(0.0));
     assert_eq!(sample(&live, "tincan_ready"), Some(1.0));
     let received = sample(&live, "tincan_received_bytes_total").unwrap();
     let sent = sample(&live, "tincan_sent_bytes_total").unwrap();
@@ -470,6 +547,106 @@ fn metrics_carry_totals_and_per_stream_series_only_while_the_stream_lives() {
         .sum();
     assert_eq!(closed, before + 3.0, "{after}");
     assert_eq!(sample(&after, "tincan_streams"), Some(0.0));
+}
+
+/// Every `reason` of `tincan_rejections_total`.
+const REJECTIONS: [&str; 7] = [
+    "connect_rejected",
+    "publish_taken",
+    "publish_name",
+    "publish_limit",
+    "publish_denied",
+    "play_limit",
+    "play_denied",
+];
+
+/// Every `reason` of `tincan_connections_refused_total`.
+const REFUSALS: [&str; 3] = ["shutting_down", "connection_limit", "per_address_limit"];
+
+/// Scrapes until sample `series` is `want`; the last scrape and whether it
+/// was.
+fn poll_sample(server: &TestServer, series: &str, want: f64) -> (String, bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let scrape = get(&server.http_url("/metrics")).body;
+        if sample(&scrape, series) == Some(want) {
+            return (scrape, true);
+        }
+        if Instant::now() >= deadline {
+            return (scrape, false);
+        }
+        sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn refusals_and_rejections_are_counted_by_reason() {
+    let server = TestServer::start_with_http(&["--max-connections", "2"]);
+    let (_, probed) = poll_json(&server.http_url("/api/v1/connections"), TIMEOUT, |p| {
+        p["total"] == 0
+    });
+    assert!(probed);
+    let rejected = |r: &str| format!("tincan_rejections_total{{reason=\"{r}\"}}");
+    let refused = |r: &str| format!("tincan_connections_refused_total{{reason=\"{r}\"}}");
+    // Every reason is there from the start, at 0.
+    let start = get(&server.http_url("/metrics")).body;
+    check_format(&start);
+    for series in REJECTIONS
+        .iter()
+        .map(|r| rejected(r))
+        .chain(REFUSALS.iter().map(|r| refused(r)))
+    {
+        assert_eq!(sample(&start, &series), Some(0.0), "{series}:\n{start}");
+    }
+
+    // A publish of a name that is live: publish_taken.
+    let mut first = connected(&server);
+    let stream = create_stream(&mut first);
+    first.publish(stream, "taken");
+    assert!(first.wait_for(TIMEOUT, |m| status_code(m)
+        == Some("NetStream.Publish.Start")));
+    let mut second = connected(&server);
+    let stream = create_stream(&mut second);
+    second.publish(stream, "taken");
+    let (scrape, ok) = poll_sample(&server, &rejected("publish_taken"), 1.0);
+    assert!(ok, "{scrape}");
+    assert_eq!(sample(&scrape, "tincan_publishes_total"), Some(1.0));
+
+    // A third connection is over --max-connections: refused at accept.
+    assert!(TcClient::connect(server.port(), Duration::from_secs(5)).is_err());
+    let (scrape, ok) = poll_sample(&server, &refused("connection_limit"), 1.0);
+    assert!(ok, "{scrape}");
+
+    // A connect that names no App: connect_rejected.
+    second.close();
+    let (_, ok) = poll_json(&server.http_url("/api/v1/connections"), TIMEOUT, |p| {
+        p["total"] == 1
+    });
+    assert!(ok);
+    let mut nameless = TcClient::connect(server.port(), TIMEOUT).expect("handshake");
+    let connect = Message::Command {
+        encoding: Encoding::Amf0,
+        command: Rtmp::Connect(Connect {
+            transaction_id: 1.0,
+            properties: RtmpValue::object([("objectEncoding", RtmpValue::Number(0.0))]),
+            args: vec![],
+        }),
+    };
+    nameless.send(3, 0, 0, &connect);
+    assert!(nameless.wait_for(TIMEOUT, |m| status_code(m)
+        == Some("NetConnection.Connect.Rejected")));
+    let (scrape, ok) = poll_sample(&server, &rejected("connect_rejected"), 1.0);
+    assert!(ok, "{scrape}");
+    check_format(&scrape);
+    for r in [
+        "publish_name",
+        "publish_limit",
+        "publish_denied",
+        "play_limit",
+        "play_denied",
+    ] {
+        assert_eq!(sample(&scrape, &rejected(r)), Some(0.0), "{r}");
+    }
 }
 
 #[test]

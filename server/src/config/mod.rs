@@ -20,6 +20,7 @@
 
 pub mod aliases;
 pub mod args;
+pub mod core_settings;
 mod example;
 pub mod file;
 pub mod logging;
@@ -70,9 +71,9 @@ pub struct AppConfig {
     /// What its section sets.
     pub overrides: Values,
     /// Every setting for the App, as `serve` matches (the server's values
-    /// with the overrides put in): what a per-App hook of the core will be
-    /// given (docs/operations.md, "Per-App sections").
-    #[allow(dead_code)] // read once the core takes per-App settings
+    /// with the overrides put in): what its entry of the core's
+    /// `SessionConfig::apps` is made from ([`core_settings::server_config`];
+    /// docs/operations.md, "Per-App sections").
     pub matches: ArgMatches,
 }
 
@@ -82,9 +83,8 @@ pub struct Loaded {
     /// The file it was read from, if any.
     pub file: Option<PathBuf>,
     /// `serve`'s matches: turn them into the typed args with
-    /// `clap::FromArgMatches` (a reload's subscribers read the TLS
-    /// certificate's paths from them).
-    #[allow(dead_code)] // read by reload subscribers (the TLS listener)
+    /// `clap::FromArgMatches` (the core's configuration is made from them;
+    /// a reload's subscribers read the TLS certificate's paths from them).
     pub matches: ArgMatches,
     /// Every setting's raw values by key path (empty: not set).
     pub values: Values,
@@ -497,19 +497,9 @@ pub fn run(def: &Definition, command: &args::ConfigCommand) -> std::process::Exi
 /// Warns, at start, about settings this build reads but does not apply
 /// yet, so an operator is never misled by a value that has no effect.
 pub fn warn_unapplied(loaded: &Loaded) {
-    for app in loaded.apps.keys() {
-        tracing::warn!(
-            app = %app,
-            "[app.{app}] is checked but not applied yet: every App uses the server-wide \
-             settings until the core takes per-App settings"
-        );
-    }
     let set = |key: &str| loaded.values.get(key).is_some_and(|v| !v.is_empty());
     if set("tls.listen") {
         tracing::warn!("tls.listen is set, but this build has no RTMPS listener yet");
-    }
-    if set("http.listen") {
-        tracing::warn!("http.listen is set, but this build has no HTTP listener yet");
     }
 }
 

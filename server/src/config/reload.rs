@@ -3,31 +3,36 @@
 //! live and say what cannot.
 //!
 //! What applies where:
-//! - settings with a live applier ([`Reloader::apply_live`]; the log
-//!   filter, and whatever a listener registers, such as the TLS
-//!   certificate) are applied at once;
+//! - settings with a live applier ([`Reloader::apply_live`]) are applied
+//!   at once: the log filter; the core's settings and every `[app.NAME]`
+//!   section ([`Reloader::apply_core`]: the running server is given the
+//!   new `ServerConfig`, whose session settings, per-App ones included,
+//!   reach connections accepted from then on, and whose limits and broker
+//!   settings apply from the next request; nobody connected is dropped);
+//!   and whatever a listener registers (such as the TLS certificate);
 //! - [`RESTART_KEYS`](super::schema::RESTART_KEYS) (listen addresses,
 //!   threads, the log format) take a restart, and are reported so;
-//! - everything else (the core's settings and `[app.NAME]` sections) is
-//!   reported as changed but not applied: the core takes its
-//!   configuration when the server is built, and has no call yet to give
-//!   a running server a new one (see docs/operations.md, "Reload").
+//! - anything else (a setting no applier takes, such as the HTTP token) is
+//!   reported as changed but not applied.
 //!
 //! A file that fails to parse keeps the running configuration, and every
-//! error is logged.
+//! error is logged. Secrets are reported as changed, never shown.
 
 use std::ffi::OsString;
 use std::sync::{Arc, Mutex};
 
+use tincan_core::server::ServerConfig;
 use tokio::sync::watch;
 
 use super::aliases::process_env;
+use super::core_settings::{core_keys, server_config};
 use super::file::Values;
 use super::{Definition, Failure, Loaded};
 
 type Applier = Box<dyn Fn(&Loaded) -> Result<(), String> + Send + Sync>;
 
-/// What one reload did.
+/// What one reload did. Keys are key paths; an App's are
+/// `app.NAME.SECTION.KEY`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
     /// The file could not be used: why (the running configuration stays).
@@ -64,6 +69,26 @@ fn changed(old: &Values, new: &Values) -> Vec<String> {
     keys
 }
 
+/// Whether an applier's `pattern` takes key path `path`: the same key, or
+/// a pattern ending in `*` (`app.*`) that `path` starts with.
+fn claims(pattern: &str, path: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => path.starts_with(prefix),
+        None => pattern == path,
+    }
+}
+
+/// One changed setting: server-wide (`app` is `None`) or of an App's
+/// section.
+#[derive(Debug)]
+struct Change {
+    app: Option<String>,
+    /// The setting's key (`limits.max_connections`).
+    key: String,
+    /// The key path reported: the key, or `app.NAME.KEY`.
+    path: String,
+}
+
 impl Reloader {
     /// A reloader for a server started with `args` and `loaded`.
     pub fn new(def: Arc<Definition>, args: Vec<OsString>, loaded: Loaded) -> Arc<Self> {
@@ -86,9 +111,10 @@ impl Reloader {
         self.latest.subscribe()
     }
 
-    /// Registers `apply` for settings `keys`: on a reload that changes any
-    /// of them it is called with the new configuration; `Ok` means they
-    /// are in force.
+    /// Registers `apply` for settings `keys` (key paths; one ending in `*`
+    /// takes every path it starts: `app.*` is every App's section): on a
+    /// reload that changes any of them it is called with the new
+    /// configuration; `Ok` means they are in force.
     pub fn apply_live(
         &self,
         keys: &[&str],
@@ -101,6 +127,21 @@ impl Reloader {
                 keys.iter().map(|k| k.to_string()).collect(),
                 Box::new(apply),
             ));
+    }
+
+    /// Registers the running server: on a reload that changes any of the
+    /// core's settings or any `[app.NAME]` section, `set` is given the new
+    /// configuration (`tincan_tokio::Handle::set_config`). Until this is
+    /// called (the server is not bound yet) such changes are reported as
+    /// not applied, and applied by the next reload after it.
+    pub fn apply_core(&self, set: impl Fn(ServerConfig) + Send + Sync + 'static) {
+        let mut keys = core_keys(&self.def);
+        keys.push("app.*".to_owned());
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        self.apply_live(&keys, move |loaded| {
+            set(server_config(loaded)?);
+            Ok(())
+        });
     }
 
     /// The configuration in force.
@@ -124,6 +165,34 @@ impl Reloader {
         format!("{} -> {}", show(old.get(key)), show(new.get(key)))
     }
 
+    /// Every setting that differs between `old` and `new`: server-wide
+    /// keys, then each App's section keys (an App added or removed
+    /// changes every key its section sets).
+    fn changes(old: &Loaded, new: &Loaded) -> Vec<Change> {
+        let mut out: Vec<Change> = changed(&old.values, &new.values)
+            .into_iter()
+            .map(|key| Change {
+                app: None,
+                path: key.clone(),
+                key,
+            })
+            .collect();
+        let mut apps: Vec<&String> = old.apps.keys().chain(new.apps.keys()).collect();
+        apps.sort();
+        apps.dedup();
+        let empty = Values::new();
+        for app in apps {
+            let o = old.apps.get(app).map_or(&empty, |a| &a.overrides);
+            let n = new.apps.get(app).map_or(&empty, |a| &a.overrides);
+            out.extend(changed(o, n).into_iter().map(|key| Change {
+                app: Some(app.clone()),
+                path: format!("app.{app}.{key}"),
+                key,
+            }));
+        }
+        out
+    }
+
     /// Reads the configuration again, applies what it can and logs what
     /// changed.
     pub fn reload(&self) -> Report {
@@ -143,82 +212,96 @@ impl Reloader {
             }
         };
         let mut in_force = self.in_force.lock().unwrap_or_else(|e| e.into_inner());
-        let keys = changed(&in_force.values, &new.values);
+        let changes = Self::changes(&in_force, &new);
         let appliers = self.appliers.lock().unwrap_or_else(|e| e.into_inner());
-        let mut applied_keys = Vec::new();
-        for (their_keys, apply) in appliers.iter() {
-            if !their_keys.iter().any(|k| keys.contains(k)) {
+        let mut applied = Vec::new();
+        for (patterns, apply) in appliers.iter() {
+            let theirs: Vec<&Change> = changes
+                .iter()
+                .filter(|c| patterns.iter().any(|p| claims(p, &c.path)))
+                .collect();
+            if theirs.is_empty() {
                 continue;
             }
             match apply(&new) {
-                Ok(()) => {
-                    applied_keys.extend(their_keys.iter().filter(|k| keys.contains(k)).cloned())
-                }
-                Err(e) => {
-                    for k in their_keys.iter().filter(|k| keys.contains(k)) {
-                        report.failed.push((k.clone(), e.clone()));
-                    }
-                }
+                Ok(()) => applied.extend(theirs.iter().map(|c| c.path.clone())),
+                Err(e) => report
+                    .failed
+                    .extend(theirs.iter().map(|c| (c.path.clone(), e.clone()))),
             }
         }
         drop(appliers);
-        for key in &keys {
-            let what = self.describe(key, &in_force.values, &new.values);
-            let restart = self
-                .def
-                .settings()
-                .iter()
-                .any(|s| &s.key == key && s.needs_restart());
-            if applied_keys.contains(key) {
-                tracing::info!(setting = %key, change = %what, "reload: applied");
-                report.applied.push(key.clone());
-                if let Some(v) = new.values.get(key) {
-                    in_force.values.insert(key.clone(), v.clone());
-                }
-                if let Some(s) = new.sources.get(key) {
-                    in_force.sources.insert(key.clone(), s.clone());
-                }
-            } else if report.failed.iter().any(|(k, _)| k == key) {
-                let why = report
-                    .failed
+        // A key two appliers take is in force only if both took it.
+        applied.retain(|p| !report.failed.iter().any(|(k, _)| k == p));
+        let empty = Values::new();
+        for change in &changes {
+            let path = &change.path;
+            let (old_values, new_values) = match &change.app {
+                None => (&in_force.values, &new.values),
+                Some(app) => (
+                    in_force.apps.get(app).map_or(&empty, |a| &a.overrides),
+                    new.apps.get(app).map_or(&empty, |a| &a.overrides),
+                ),
+            };
+            let what = self.describe(&change.key, old_values, new_values);
+            let restart = change.app.is_none()
+                && self
+                    .def
+                    .settings()
                     .iter()
-                    .find(|(k, _)| k == key)
-                    .map(|(_, e)| e.as_str())
-                    .unwrap_or_default();
-                tracing::error!(setting = %key, error = %why, "reload: new value refused; the old one stays");
+                    .any(|s| s.key == change.key && s.needs_restart());
+            if let Some((_, why)) = report.failed.iter().find(|(k, _)| k == path) {
+                tracing::error!(setting = %path, error = %why, "reload: new value refused; the old one stays");
+            } else if applied.contains(path) {
+                tracing::info!(setting = %path, change = %what, "reload: applied");
+                report.applied.push(path.clone());
             } else if restart {
-                tracing::warn!(setting = %key, change = %what, "reload: takes a restart; the old value stays until then");
-                report.restart.push(key.clone());
+                tracing::warn!(setting = %path, change = %what, "reload: takes a restart; the old value stays until then");
+                report.restart.push(path.clone());
             } else {
                 tracing::warn!(
-                    setting = %key, change = %what,
+                    setting = %path, change = %what,
                     "reload: not applied; a running server cannot take a new value of this setting yet, restart to apply it"
                 );
-                report.not_applied.push(key.clone());
+                report.not_applied.push(path.clone());
             }
         }
-        // Per-App sections: the core cannot apply any yet.
-        let apps: Vec<&String> = in_force.apps.keys().chain(new.apps.keys()).collect();
-        let mut seen = Vec::new();
-        for app in apps {
-            if seen.contains(&app) {
-                continue;
-            }
-            seen.push(app);
-            let empty = Values::new();
-            let old = in_force.apps.get(app).map_or(&empty, |a| &a.overrides);
-            let new_o = new.apps.get(app).map_or(&empty, |a| &a.overrides);
-            for key in changed(old, new_o) {
-                let path = format!("app.{app}.{key}");
-                let what = self.describe(&key, old, new_o);
-                tracing::warn!(
-                    setting = %path, change = %what,
-                    "reload: not applied; per-App settings are not applied by this build yet"
-                );
-                report.not_applied.push(path);
+        // What was applied is in force now; the rest keeps its old value
+        // (and shows as changed again at the next reload).
+        for change in changes.iter().filter(|c| applied.contains(&c.path)) {
+            match &change.app {
+                None => {
+                    if let Some(v) = new.values.get(&change.key) {
+                        in_force.values.insert(change.key.clone(), v.clone());
+                    }
+                    if let Some(s) = new.sources.get(&change.key) {
+                        in_force.sources.insert(change.key.clone(), s.clone());
+                    }
+                }
+                Some(app) => match new.apps.get(app) {
+                    Some(new_app) => {
+                        let entry = in_force
+                            .apps
+                            .entry(app.clone())
+                            .or_insert_with(|| new_app.clone());
+                        match new_app.overrides.get(&change.key) {
+                            Some(v) => entry.overrides.insert(change.key.clone(), v.clone()),
+                            None => entry.overrides.remove(&change.key),
+                        };
+                        entry.matches = new_app.matches.clone();
+                    }
+                    None => {
+                        if let Some(entry) = in_force.apps.get_mut(app) {
+                            entry.overrides.remove(&change.key);
+                            if entry.overrides.is_empty() {
+                                in_force.apps.remove(app);
+                            }
+                        }
+                    }
+                },
             }
         }
-        if keys.is_empty() && report.not_applied.is_empty() {
+        if changes.is_empty() {
             tracing::info!("reload: configuration unchanged");
         }
         drop(in_force);

@@ -181,3 +181,143 @@ fn toml_values_are_written_by_kind() {
         "7"
     );
 }
+
+/// `tincan serve --config FILE` parsed with every layer (no environment).
+fn load(def: &Definition, file: &std::path::Path) -> Loaded {
+    let args: Vec<OsString> = ["tincan", "serve", "--config"]
+        .iter()
+        .map(OsString::from)
+        .chain([file.as_os_str().to_owned()])
+        .collect();
+    match def.parse(&args, &|_| None) {
+        Ok((_, Some(loaded))) => loaded,
+        Ok((_, None)) => panic!("not serve"),
+        Err(Failure::Config(e)) => panic!("{e:?}"),
+        Err(Failure::Clap(e)) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn app_sections_become_the_cores_per_app_settings() {
+    use std::time::Duration;
+    use tincan_core::auth::AuthKeys;
+
+    let def = def();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tincan.toml");
+    std::fs::write(
+        &file,
+        "[auth]\nkey = [\"k1\"]\n[real_time]\nvideo_lifetime = 4\n\
+         [app.studio.auth]\nkey = [\"k2\"]\n\
+         [app.live.real_time]\naudio_lifetime = 1\n\
+         [app.open.auth]\nkey = []\n",
+    )
+    .unwrap();
+    let config = core_settings::server_config(&load(&def, &file)).unwrap();
+    let session = &config.session;
+    assert_eq!(session.auth_keys, AuthKeys::new(["k1"]));
+    let studio = &session.apps["studio"];
+    assert_eq!(studio.auth_keys, Some(AuthKeys::new(["k2"])));
+    assert_eq!(
+        studio.real_time, None,
+        "studio keeps the server's lifetimes"
+    );
+    let live = &session.apps["live"];
+    assert_eq!(live.auth_keys, None, "live keeps the server's keys");
+    let rt = live.real_time.as_ref().unwrap();
+    assert_eq!(rt.audio_lifetime, Duration::from_secs(1));
+    // What the section does not set is the server's.
+    assert_eq!(rt.video_lifetime, Duration::from_secs(4));
+    assert_eq!(rt.finish_by_margin, session.real_time.finish_by_margin);
+    // An empty key list turns authentication off for the App.
+    assert!(session.apps["open"].auth_keys.as_ref().unwrap().is_empty());
+    assert_eq!(session.apps.len(), 3);
+}
+
+#[test]
+fn the_cores_settings_are_those_of_the_shared_definition() {
+    let keys = core_settings::core_keys(&def());
+    for key in [
+        "auth.key",
+        "auth.key_hex",
+        "real_time.audio_lifetime",
+        "limits.max_connections",
+        "republish_grace",
+        "server_info",
+    ] {
+        assert!(keys.iter().any(|k| k == key), "{key} missing: {keys:?}");
+    }
+    for key in ["listen", "log", "threads", "http.token", "tls.cert"] {
+        assert!(!keys.iter().any(|k| k == key), "{key} is not the core's");
+    }
+}
+
+#[test]
+fn a_reload_gives_the_core_new_keys_and_app_sections_and_reports_them() {
+    use std::sync::{Arc, Mutex};
+    use tincan_core::auth::AuthKeys;
+    use tincan_core::server::ServerConfig;
+
+    let def = Arc::new(def());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tincan.toml");
+    std::fs::write(&file, "listen = [\"127.0.0.1:1935\"]\n").unwrap();
+    let loaded = load(&def, &file);
+    let args = vec![
+        OsString::from("tincan"),
+        OsString::from("serve"),
+        OsString::from("--config"),
+        file.as_os_str().to_owned(),
+    ];
+    let reloader = reload::Reloader::new(def.clone(), args, loaded);
+
+    // Before the server is registered, core settings cannot apply.
+    std::fs::write(&file, "[limits]\nmax_connections = 7\n").unwrap();
+    let report = reloader.reload();
+    assert_eq!(report.not_applied, ["limits.max_connections"]);
+    assert_eq!(report.restart, ["listen"]);
+
+    let given: Arc<Mutex<Vec<ServerConfig>>> = Arc::default();
+    let sink = given.clone();
+    reloader.apply_core(move |c| sink.lock().unwrap().push(c));
+    std::fs::write(
+        &file,
+        "[limits]\nmax_connections = 7\n[auth]\nkey = [\"new\"]\n\
+         [app.studio.auth]\nkey = [\"k2\"]\n",
+    )
+    .unwrap();
+    let report = reloader.reload();
+    assert_eq!(
+        report.applied,
+        ["auth.key", "limits.max_connections", "app.studio.auth.key"]
+    );
+    assert_eq!(report.restart, ["listen"]);
+    assert!(report.not_applied.is_empty(), "{report:?}");
+    let config = given.lock().unwrap().pop().expect("the core got a config");
+    assert_eq!(config.max_connections, 7);
+    assert_eq!(config.session.auth_keys, AuthKeys::new(["new"]));
+    assert_eq!(
+        config.session.apps["studio"].auth_keys,
+        Some(AuthKeys::new(["k2"]))
+    );
+    assert_eq!(
+        reloader.in_force().apps["studio"].overrides["auth.key"],
+        ["k2"]
+    );
+
+    // The same file again: nothing changed, the core is not called.
+    let report = reloader.reload();
+    assert!(report.applied.is_empty(), "{report:?}");
+    assert!(given.lock().unwrap().is_empty());
+
+    // Removing the App's section is applied too.
+    std::fs::write(
+        &file,
+        "[limits]\nmax_connections = 7\n[auth]\nkey = [\"new\"]\n",
+    )
+    .unwrap();
+    let report = reloader.reload();
+    assert_eq!(report.applied, ["app.studio.auth.key"]);
+    assert!(given.lock().unwrap()[0].session.apps.is_empty());
+    assert!(reloader.in_force().apps.is_empty());
+}

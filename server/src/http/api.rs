@@ -545,9 +545,11 @@ pub(super) async fn close_connection(
     }
 }
 
-/// `POST /api/v1/streams/{app}/{name}/close`: ends the publish by closing
-/// the publisher's connection (its players get the usual statuses once
-/// the republish grace passes).
+/// `POST /api/v1/streams/{app}/{name}/close`: ends the publish. The
+/// publisher is told `NetStream.Publish.Denied` with
+/// [`PUBLISH_ENDED`] and keeps its connection (it may publish again, or
+/// leave); its players get the usual statuses once the republish grace
+/// passes.
 pub(super) async fn close_stream(
     State(state): State<Shared>,
     headers: HeaderMap,
@@ -556,16 +558,8 @@ pub(super) async fn close_stream(
     if let Some(refused) = authorize(&state, &headers) {
         return refused;
     }
-    let publisher = state
-        .handle
-        .stream_stats(&app, &name)
-        .and_then(|s| s.publisher);
-    match publisher {
-        Some(id)
-            if state
-                .handle
-                .close_connection(id, "publish ended by the operator") =>
-        {
+    match state.handle.end_publish(&app, &name, PUBLISH_ENDED) {
+        Some(id) => {
             tracing::info!(%id, app, name, "publish ended through the HTTP API");
             Json(serde_json::json!({
                 "app": app,
@@ -575,13 +569,16 @@ pub(super) async fn close_stream(
             }))
             .into_response()
         }
-        _ => error(
+        None => error(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("stream {name:?} of App {app:?} is not published"),
         ),
     }
 }
+
+/// The description a publisher ended through the API is given.
+const PUBLISH_ENDED: &str = "publish ended by the operator";
 
 /// Any other path.
 pub(super) async fn not_found() -> Response {

@@ -1,9 +1,10 @@
 //! `GET /metrics` in the Prometheus text exposition format (0.0.4).
 //!
 //! Written by hand from live state at each scrape rather than through a
-//! metrics crate: every value is either a total the tracker keeps from the
-//! server's events or a reading of the statistics getters, so there is no
-//! registry to keep in step. Per-stream series are produced only for the
+//! metrics crate: every value is the core's server-wide totals
+//! (`Handle::totals`), a total the tracker keeps from the server's events,
+//! or a reading of the statistics getters, so there is no registry to keep
+//! in step. Per-stream series are produced only for the
 //! streams that exist at the scrape, so a stream's label set disappears
 //! when it ends and cardinality follows what is live. The format is a few
 //! lines (`# HELP`, `# TYPE`, `name{labels} value`, with three escapes in
@@ -14,6 +15,8 @@ use std::fmt::Write as _;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+
+use tincan_core::stats::Totals;
 
 use super::tracker::{CLOSE_REASONS, TRANSPORTS};
 use super::Shared;
@@ -73,7 +76,36 @@ pub(super) async fn metrics(State(state): State<Shared>) -> Response {
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], render(&state)).into_response()
 }
 
+/// Requests refused, by the `reason` label of `tincan_rejections_total`
+/// and the core's counter of it.
+fn rejections(core: &Totals) -> [(&'static str, u64); 7] {
+    [
+        ("connect_rejected", core.connects_rejected),
+        ("publish_taken", core.publishes_rejected_taken),
+        ("publish_name", core.publishes_rejected_name),
+        ("publish_limit", core.publishes_rejected_limit),
+        ("publish_denied", core.publishes_rejected_denied),
+        ("play_limit", core.plays_rejected_limit),
+        ("play_denied", core.plays_rejected_denied),
+    ]
+}
+
+/// Connections refused at accept, by the `reason` label of
+/// `tincan_connections_refused_total`.
+fn refusals(core: &Totals) -> [(&'static str, u64); 3] {
+    [
+        ("shutting_down", core.refused_shutting_down),
+        ("connection_limit", core.refused_connection_limit),
+        ("per_address_limit", core.refused_per_address_limit),
+    ]
+}
+
 fn render(state: &Shared) -> String {
+    // The core's totals before the connections: a connection that closes
+    // between the two reads is then in neither (never in both), so a sum
+    // of closed and live counts undercounts for one scrape at worst, and
+    // the tracker's high-water mark keeps it from going down.
+    let core = state.handle.totals();
     let conns = state.handle.connections();
     let mut streams = state.handle.streams();
     streams.sort_by(|a, b| (&a.app, &a.name).cmp(&(&b.app, &b.name)));
@@ -81,6 +113,7 @@ fn render(state: &Shared) -> String {
     let mut t = Text::default();
     let mut tracker = state.tracker.lock();
     let traffic = tracker.traffic(&conns);
+    let aborts = tracker.aborts(core.closed_aborts, &conns);
     let totals = &tracker.totals;
 
     t.family("tincan_info", "gauge", "Build information: always 1.");
@@ -103,12 +136,21 @@ fn render(state: &Shared) -> String {
         "counter",
         "Connections accepted (or dialed, or opened from code), by transport.",
     );
+    // The core's `opened` is indexed in TRANSPORTS' order.
     for (i, tr) in TRANSPORTS.iter().enumerate() {
         t.sample(
             "tincan_connections_opened_total",
             &[("transport", tr.as_str())],
-            totals.opened[i],
+            core.opened[i],
         );
+    }
+    t.family(
+        "tincan_connections_refused_total",
+        "counter",
+        "Connections refused at accept, by why (a shutdown, the connection limit, the per-address limit).",
+    );
+    for (reason, n) in refusals(&core) {
+        t.sample("tincan_connections_refused_total", &[("reason", reason)], n);
     }
     t.family(
         "tincan_connections",
@@ -132,30 +174,29 @@ fn render(state: &Shared) -> String {
         "tincan_handshake_failures_total",
         "counter",
         "Connections closed because the RTMP handshake failed (bad version, deadline).",
-        totals.closes.get("handshake").copied().unwrap_or(0),
+        core.handshake_failures,
     );
     t.family(
         "tincan_rejections_total",
         "counter",
-        "Requests refused, by reason. Only connect rejections (no App) are observable yet; \
-         see docs/http-api.md.",
+        "Requests refused, by reason: connect_rejected (token, App or embedder), publish_taken \
+         (name live at an equal or higher priority), publish_name, publish_limit (stream limit), \
+         publish_denied (embedder), play_limit (name or stream limit), play_denied (embedder).",
     );
-    t.sample(
-        "tincan_rejections_total",
-        &[("reason", "connect_rejected")],
-        totals.closes.get("connect_rejected").copied().unwrap_or(0),
-    );
+    for (reason, n) in rejections(&core) {
+        t.sample("tincan_rejections_total", &[("reason", reason)], n);
+    }
     t.single(
         "tincan_publishes_total",
         "counter",
         "Publishes that went live.",
-        totals.publishes,
+        core.publishes,
     );
     t.single(
         "tincan_plays_total",
         "counter",
         "Plays accepted.",
-        totals.plays,
+        core.plays,
     );
     t.single(
         "tincan_received_bytes_total",
@@ -182,9 +223,15 @@ fn render(state: &Shared) -> String {
         traffic.dropped_bytes,
     );
     t.single(
+        "tincan_aborts_total",
+        "counter",
+        "Messages abandoned part way with an RTMP Abort (the real-time policy's finish-by margin ran out).",
+        aborts,
+    );
+    t.single(
         "tincan_events_dropped_total",
         "counter",
-        "Server events the metrics never saw because they fell behind; counters undercount by them.",
+        "Server events the metrics never saw because they fell behind; closes by reason and bytes undercount by them.",
         events_dropped,
     );
     drop(tracker);

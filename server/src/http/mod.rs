@@ -3,9 +3,9 @@
 //!
 //! It is off unless `--http-listen` is given, and it is built only on what
 //! the tokio adapter's [`Handle`] offers an embedder (events, statistics,
-//! `close_connection`), never on the core's private state, so what it shows
-//! is what any embedder could show. docs/http-api.md documents every route
-//! and JSON shape.
+//! totals, `close_connection`, `end_publish`), never on the core's private
+//! state, so what it shows is what any embedder could show.
+//! docs/http-api.md documents every route and JSON shape.
 
 mod api;
 mod auth;

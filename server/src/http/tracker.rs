@@ -1,6 +1,7 @@
-//! What the API and metrics need that the statistics getters do not hold:
-//! totals that must survive a connection's close (Prometheus counters only
-//! go up) and which streams each connection publishes and plays. Kept by
+//! What the API and metrics need that neither the statistics getters nor
+//! the core's totals hold: closes by reason, bytes and drops that must
+//! survive a connection's close (Prometheus counters only go up), and
+//! which streams each connection publishes and plays. Kept by
 //! consuming the adapter's event stream, the one place the binary hears
 //! about connections that are gone.
 
@@ -81,13 +82,10 @@ pub(super) struct Open {
     pub(super) playing: Vec<StreamRef>,
 }
 
-/// Totals since the process started.
+/// Totals since the process started that the core's own
+/// (`Handle::totals`) do not split the way metrics need.
 #[derive(Debug, Default)]
 pub(super) struct Totals {
-    /// Connections opened, by transport (index into [`TRANSPORTS`]).
-    pub(super) opened: [u64; TRANSPORTS.len()],
-    pub(super) publishes: u64,
-    pub(super) plays: u64,
     /// What closed connections carried.
     pub(super) closed: Counts,
     /// Closed connections by why they closed (see [`close_reason`]).
@@ -99,14 +97,14 @@ pub(super) struct Totals {
 pub(super) struct Inner {
     pub(super) totals: Totals,
     pub(super) open: HashMap<SessionId, Open>,
+    /// The largest count of RTMP Aborts reported so far.
+    aborts: u64,
 }
 
 impl Inner {
     fn apply(&mut self, event: ServerEvent) {
         match event {
-            ServerEvent::Opened { id, transport, .. } => {
-                let i = TRANSPORTS.iter().position(|t| *t == transport).unwrap_or(0);
-                self.totals.opened[i] += 1;
+            ServerEvent::Opened { id, .. } => {
                 self.open.insert(
                     id,
                     Open {
@@ -146,7 +144,6 @@ impl Inner {
                 name,
                 ..
             } => {
-                self.totals.publishes += 1;
                 if let Some(o) = self.open.get_mut(&id) {
                     o.publishing.push(StreamRef { stream, app, name });
                 }
@@ -163,7 +160,6 @@ impl Inner {
                 name,
                 ..
             } => {
-                self.totals.plays += 1;
                 if let Some(o) = self.open.get_mut(&id) {
                     o.playing.push(StreamRef { stream, app, name });
                 }
@@ -193,6 +189,20 @@ impl Inner {
             total.add(o.last);
         }
         total
+    }
+
+    /// RTMP Aborts sent in total: `closed` (the core's count for closed
+    /// connections, read **before** `live`) plus each live connection's
+    /// count. A connection that closed between the two reads is in
+    /// neither, so the sum may fall short for a scrape but never exceeds
+    /// the truth; the largest sum reported so far is kept, so the counter
+    /// never goes down and is exact again at the next scrape.
+    pub(super) fn aborts(&mut self, closed: u64, live: &[(SessionId, ConnectionStats)]) -> u64 {
+        let now = live
+            .iter()
+            .fold(closed, |n, (_, s)| n.saturating_add(s.aborted_messages));
+        self.aborts = self.aborts.max(now);
+        self.aborts
     }
 
     /// The open connections playing stream `name` of `app` (by any of the
@@ -352,7 +362,21 @@ mod tests {
         });
         assert_eq!(t.traffic(&[]).bytes_in, 150);
         assert_eq!(t.totals.closes.get("socket_error"), Some(&1));
-        assert_eq!(t.totals.opened[0], 1);
+    }
+
+    #[test]
+    fn aborts_add_closed_and_live_and_never_go_down() {
+        let mut t = Inner::default();
+        let with_aborts = |n| ConnectionStats {
+            aborted_messages: n,
+            ..stats(0)
+        };
+        let (a, b) = (SessionId(1), SessionId(2));
+        assert_eq!(t.aborts(0, &[(a, with_aborts(2)), (b, with_aborts(3))]), 5);
+        // b closed between the two reads: in neither, the count holds.
+        assert_eq!(t.aborts(0, &[(a, with_aborts(2))]), 5);
+        // Read again: b is in the closed count.
+        assert_eq!(t.aborts(3, &[(a, with_aborts(4))]), 7);
     }
 
     #[test]
@@ -392,6 +416,5 @@ mod tests {
             t.players_of("live", "cam"),
             vec![SessionId(0), SessionId(2)]
         );
-        assert_eq!(t.totals.plays, 4);
     }
 }
