@@ -165,7 +165,8 @@ struct Fields<'a> {
 impl Fields<'_> {
     fn vlu(&mut self) -> Result<u64, DecodeError> {
         let kind = self.kind;
-        let (value, len) = decode_vlu(self.rest).map_err(|error| DecodeError::Vlu { kind, error })?;
+        let (value, len) =
+            decode_vlu(self.rest).map_err(|error| DecodeError::Vlu { kind, error })?;
         self.rest = &self.rest[len..];
         Ok(value)
     }
@@ -522,7 +523,10 @@ mod tests {
     #[test]
     fn malformed_messages_are_typed_errors() {
         assert_eq!(Message::decode(&Bytes::new()), Err(DecodeError::Empty));
-        assert_eq!(Message::decode(&b(&[0x99])), Err(DecodeError::UnknownType(0x99)));
+        assert_eq!(
+            Message::decode(&b(&[0x99])),
+            Err(DecodeError::UnknownType(0x99))
+        );
         assert_eq!(
             Message::decode(&b(&[0x5a, 0x01, 0x02])),
             Err(DecodeError::Vlu {
@@ -546,7 +550,10 @@ mod tests {
                 error: VluError::TooLong
             })
         );
-        assert!(Message::decode(&b(&[0x30, 0x01])).is_err(), "return association missing");
+        assert!(
+            Message::decode(&b(&[0x30, 0x01])).is_err(),
+            "return association missing"
+        );
     }
 
     #[test]
