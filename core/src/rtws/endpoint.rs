@@ -472,7 +472,7 @@ impl RtwsEndpoint {
     }
 
     fn advance(&mut self, now: Instant) {
-        if self.now.is_none_or(|t| now > t) {
+        if self.now.map_or(true, |t| now > t) {
             self.now = Some(now);
         }
         let now = self.now.unwrap_or(now);
@@ -637,7 +637,7 @@ impl RtwsEndpoint {
             return Err(RtwsError::TooManyFlows(self.config.max_recv_flows));
         }
         // `protocol`: reject if the return association is not open.
-        let association_open = return_association.is_none_or(|assoc| {
+        let association_open = return_association.map_or(true, |assoc| {
             self.send_flows
                 .get(&assoc)
                 .is_some_and(|f| f.state == SendState::Open && !f.excepted)
@@ -1080,7 +1080,7 @@ impl RtwsEndpoint {
             .values()
             .filter_map(SendFlow::head_expiry)
             // One already due waits for its flow's turn, not for a timer.
-            .filter(|&e| self.now.is_none_or(|now| e > now))
+            .filter(|&e| self.now.map_or(true, |now| e > now))
             .min();
         match (self.ack_deadline, expiry) {
             (Some(a), Some(e)) => Some(a.min(e)),
