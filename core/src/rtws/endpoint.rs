@@ -308,8 +308,7 @@ struct SendFlow {
     state: SendState,
     /// The peer sent a flow exception.
     excepted: bool,
-    /// The receive flow this one answers (to refuse return flows once that
-    /// flow goes).
+    /// Messages not yet wholly sent; the head may be part-way.
     queue: VecDeque<OutMessage>,
     queued_bytes: usize,
     /// Messages abandoned and not yet reported to the peer.
