@@ -69,6 +69,7 @@ pub mod media;
 pub mod message;
 pub mod outbound;
 mod redact;
+pub mod rtws;
 #[cfg_attr(test, allow(clippy::disallowed_methods))]
 pub mod server;
 pub mod session;

@@ -12,6 +12,7 @@
 mod broker;
 pub mod client;
 mod codec;
+pub mod rtws;
 pub mod script;
 pub mod seed;
 mod server;
@@ -20,6 +21,7 @@ mod session;
 pub use broker::{broker, op as broker_op};
 pub use client::client;
 pub use codec::{amf0, amf3, chunk_decoder, chunk_roundtrip, handshake, media_tag, message};
+pub use rtws::{op as rtws_op, rtws, rtws_seeds};
 pub use server::{connection_ids, op as server_op, server, server_run, ServerRun};
 pub use session::{op as session_op, session};
 
@@ -37,6 +39,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("handshake", handshake),
     ("media_tag", media_tag),
     ("message", message),
+    ("rtws", rtws),
     ("server", server),
     ("session", session),
 ];

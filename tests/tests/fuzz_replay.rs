@@ -67,6 +67,7 @@ replays! {
     handshake_corpus_replays_cleanly => "handshake",
     media_tag_corpus_replays_cleanly => "media_tag",
     message_corpus_and_regressions_replay_cleanly => "message",
+    rtws_corpus_replays_cleanly => "rtws",
     server_corpus_replays_cleanly => "server",
     session_corpus_and_regressions_replay_cleanly => "session",
 }
@@ -83,6 +84,7 @@ fn every_target_has_a_replay_test_and_every_input_directory_a_target() {
         "handshake",
         "media_tag",
         "message",
+        "rtws",
         "server",
         "session",
     ];
