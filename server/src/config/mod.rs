@@ -505,9 +505,6 @@ pub fn warn_unapplied(loaded: &Loaded) {
         );
     }
     let set = |key: &str| loaded.values.get(key).is_some_and(|v| !v.is_empty());
-    if set("tls.listen") {
-        tracing::warn!("tls.listen is set, but this build has no RTMPS listener yet");
-    }
     if set("http.listen") {
         tracing::warn!("http.listen is set, but this build has no HTTP listener yet");
     }
