@@ -12,9 +12,11 @@
 //! path in the file is applied and reported like any live setting, and the
 //! same paths are re-read on every reload) and when they change (their
 //! metadata is polled every [`POLL`], which follows Let's Encrypt's
-//! symlinks and needs no watcher dependency). A new pair that does not
-//! load (unreadable, not PEM, a key that does not match the certificate)
-//! keeps the certificate in force and logs why, without key material.
+//! symlinks and needs no watcher dependency; a change is read once it has
+//! held for a whole poll, so a pair copied in place is not read
+//! half-written). A new pair that does not load (unreadable, not PEM, a
+//! key that does not match the certificate) keeps the certificate in force
+//! and logs why, without key material.
 
 use std::fmt;
 use std::os::unix::fs::MetadataExt;
@@ -75,6 +77,10 @@ struct Files {
     key: PathBuf,
     /// Their metadata when last read.
     stamp: Stamp,
+    /// Their metadata at the last poll: a change is read only once it has
+    /// held for a whole poll, so a pair being copied in place (certificate
+    /// first, key a moment later) is not read half-written.
+    seen: Stamp,
     /// The SHA-256 of the contents last tried (both files), so an
     /// unchanged pair is not loaded, or refused, twice.
     digest: [u8; 32],
@@ -201,6 +207,7 @@ impl CertStore {
                 cert: cert.to_owned(),
                 key: key.to_owned(),
                 stamp,
+                seen: stamp,
                 digest: pair.digest(),
                 refused: None,
             }),
@@ -237,6 +244,7 @@ impl CertStore {
             cert: cert.to_owned(),
             key: key.to_owned(),
             stamp,
+            seen: stamp,
             digest: pair.digest(),
             refused: None,
         };
@@ -249,10 +257,15 @@ impl CertStore {
     fn check(&self, trigger: Trigger) {
         let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
         let stamp = stamp(&files.cert, &files.key);
-        if trigger == Trigger::Poll && stamp == files.stamp {
-            return;
+        if trigger == Trigger::Poll {
+            let settled = stamp == files.seen;
+            files.seen = stamp;
+            if stamp == files.stamp || !settled {
+                return;
+            }
         }
         files.stamp = stamp;
+        files.seen = stamp;
         let pair = match Pair::read(&files.cert, &files.key) {
             Ok(pair) => pair,
             Err(why) => {
