@@ -55,54 +55,54 @@ type Tls = TlsStream<TcpStream>;
 /// core's handshake deadline, and by anything else that closes the
 /// connection meanwhile: a stop, a kick), then the session until it closes
 /// or the socket fails.
-pub(crate) fn run(
+pub(crate) async fn run(
     shared: Arc<Shared>,
     id: SessionId,
     stream: TcpStream,
     acceptor: TlsAcceptor,
     config: DriverConfig,
-) -> impl Future<Output = ()> + Send {
-    async move {
-        info!(tls = true, "accepted");
-        let (bell, waiter) = <Tokio as Runtime>::bell();
-        shared.register(id, bell);
-        tincan_net::configure(&stream);
-        // Boxed: the handshake's state is large and short-lived; the
-        // connection's task should not carry it for the connection's life.
-        let handshake = Box::pin(handshake(&shared, id, acceptor, stream, &waiter)).await;
-        match handshake {
-            Some(Ok(mut tls)) => {
-                tls.get_mut().1.set_buffer_limit(Some(TLS_BUFFER));
-                if let Some(version) = tls.get_ref().1.protocol_version() {
-                    debug!(version = ?version, "TLS handshake done");
-                }
-                serve(shared, id, Box::new(tls), waiter, config).await;
+) {
+    info!(tls = true, "accepted");
+    let (bell, waiter) = <Tokio as Runtime>::bell();
+    shared.register(id, bell);
+    tincan_net::configure(&stream);
+    // Boxed: the handshake's state is large and short-lived; the
+    // connection's task should not carry it for the connection's life.
+    let handshake = Box::pin(handshake(&shared, id, acceptor, stream, &waiter)).await;
+    match handshake {
+        Some(Ok(mut tls)) => {
+            tls.get_mut().1.set_buffer_limit(Some(TLS_BUFFER));
+            if let Some(version) = tls.get_ref().1.protocol_version() {
+                debug!(version = ?version, "TLS handshake done");
             }
-            Some(Err(e)) => {
-                shared.unregister(id);
-                let closed = shared.with(|s, now| s.remove(now, id));
-                let why = format!("TLS handshake failed: {e}");
-                log_closed(closed.as_ref(), Some(&why));
-            }
-            None => {
-                // The core closed it first: its handshake deadline (a
-                // client that stalled in the TLS handshake), a stop, a kick.
-                shared.unregister(id);
-                let closed = shared.with(|s, now| s.remove(now, id));
-                log_closed(closed.as_ref(), Some(&"closed during the TLS handshake"));
-            }
+            serve(shared, id, tls, waiter, config).await;
+        }
+        Some(Err(e)) => {
+            shared.unregister(id);
+            let closed = shared.with(|s, now| s.remove(now, id));
+            let why = format!("TLS handshake failed: {e}");
+            log_closed(closed.as_ref(), Some(&why));
+        }
+        None => {
+            // The core closed it first: its handshake deadline (a
+            // client that stalled in the TLS handshake), a stop, a kick.
+            shared.unregister(id);
+            let closed = shared.with(|s, now| s.remove(now, id));
+            log_closed(closed.as_ref(), Some(&"closed during the TLS handshake"));
         }
     }
 }
 
 /// The TLS handshake, or `None` if the core closed connection `id` first.
+/// The stream comes boxed: rustls' state is kilobytes, and the
+/// connection's task should stay small.
 async fn handshake(
     shared: &Shared,
     id: SessionId,
     acceptor: TlsAcceptor,
     stream: TcpStream,
     waiter: &TokioBell,
-) -> Option<io::Result<Tls>> {
+) -> Option<io::Result<Box<Tls>>> {
     let mut accepting = pin!(acceptor.accept(stream));
     loop {
         if shared.with(|s, _| s.is_closed(id)) {
@@ -120,7 +120,7 @@ async fn handshake(
         })
         .await;
         if let Some(result) = done {
-            return Some(result);
+            return Some(result.map(Box::new));
         }
     }
 }
@@ -219,7 +219,9 @@ async fn serve(
         outcome.as_ref().err().map(|e| e as &dyn std::fmt::Display),
     );
     if outcome.is_ok() && read_open {
-        linger(&mut tls, config.linger).await;
+        // Boxed: its timer and buffer would otherwise be part of every
+        // connection's task for the whole life of the connection.
+        Box::pin(linger(&mut tls, config.linger)).await;
     }
 }
 
@@ -316,4 +318,50 @@ async fn linger(tls: &mut Tls, limit: Duration) {
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// As a plain connection's, a TLS connection's task costs its size for
+    /// as long as it lives: the handshake's state and the TLS stream are
+    /// boxed, the read buffer is per thread.
+    #[tokio::test]
+    async fn a_tls_connection_task_is_small() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let (shared, _timer, _dialer) =
+            crate::shared::new(tincan_core::server::ServerConfig::default());
+        let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+        let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(NoCert));
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let task = run(
+            shared,
+            SessionId(1),
+            stream,
+            acceptor,
+            DriverConfig::default(),
+        );
+        let size = std::mem::size_of_val(&task);
+        assert!(size < 1024, "TLS connection task is {size} bytes");
+    }
+
+    #[derive(Debug)]
+    struct NoCert;
+
+    impl tokio_rustls::rustls::server::ResolvesServerCert for NoCert {
+        fn resolve(
+            &self,
+            _: tokio_rustls::rustls::server::ClientHello<'_>,
+        ) -> Option<Arc<tokio_rustls::rustls::sign::CertifiedKey>> {
+            None
+        }
+    }
 }

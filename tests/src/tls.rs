@@ -63,12 +63,15 @@ impl TestCa {
     /// A certificate for `localhost` and `127.0.0.1` with common name
     /// `name` and serial number `serial`, and a fresh key.
     pub fn leaf(&self, name: &str, serial: u64) -> Leaf {
-        let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .expect("leaf params");
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .expect("leaf params");
         params.distinguished_name.push(DnType::CommonName, name);
         params.serial_number = Some(serial.into());
         let key = KeyPair::generate().expect("leaf key");
-        let cert = params.signed_by(&key, &self.issuer).expect("leaf certificate");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("leaf certificate");
         Leaf {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
@@ -176,11 +179,8 @@ pub fn handshake(ca: &TestCa, port: u16) -> Result<Presented, String> {
 /// The first bytes a TLS client sends: a complete ClientHello record.
 pub fn client_hello(ca: &TestCa) -> Vec<u8> {
     let name = ServerName::try_from("localhost").expect("a DNS name");
-    let mut conn = ClientConnection::new(
-        Arc::new(client_config(ca, rustls::ALL_VERSIONS)),
-        name,
-    )
-    .expect("client connection");
+    let mut conn = ClientConnection::new(Arc::new(client_config(ca, rustls::ALL_VERSIONS)), name)
+        .expect("client connection");
     let mut out = Vec::new();
     while conn.wants_write() {
         conn.write_tls(&mut out).expect("write to a Vec");

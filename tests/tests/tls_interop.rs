@@ -14,7 +14,9 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use tincan_tests::require_tool;
-use tincan_tests::server::{play_args, publish_args, tincan_binary, x264, Client, Output, TestServer};
+use tincan_tests::server::{
+    play_args, publish_args, tincan_binary, x264, Client, Output, TestServer,
+};
 use tincan_tests::tls::{self, Leaf, TestCa};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -167,7 +169,8 @@ fn the_certificate_reloads_under_a_live_tls_publisher() {
     tls::install(&second, &certs.cert(), &certs.key());
     server.signal("HUP");
     assert!(
-        eventually(Duration::from_secs(5), || presented(&ca, &server) == second.der),
+        eventually(Duration::from_secs(5), || presented(&ca, &server)
+            == second.der),
         "the new certificate was not served after SIGHUP:\n{}",
         server.logs()
     );
@@ -179,7 +182,8 @@ fn the_certificate_reloads_under_a_live_tls_publisher() {
     let third = ca.leaf("third", 3);
     tls::install(&third, &certs.cert(), &certs.key());
     assert!(
-        eventually(Duration::from_secs(8), || presented(&ca, &server) == third.der),
+        eventually(Duration::from_secs(8), || presented(&ca, &server)
+            == third.der),
         "the new certificate was not served after the files changed:\n{}",
         server.logs()
     );
@@ -241,7 +245,8 @@ fn a_bad_new_certificate_keeps_the_old_one_and_the_log_says_why() {
     // Fixed: the next change is taken.
     tls::install(&other, &certs.cert(), &certs.key());
     assert!(
-        eventually(Duration::from_secs(8), || presented(&ca, &server) == other.der),
+        eventually(Duration::from_secs(8), || presented(&ca, &server)
+            == other.der),
         "{}",
         server.logs()
     );
@@ -260,7 +265,10 @@ fn a_bad_new_certificate_keeps_the_old_one_and_the_log_says_why() {
             .lines()
             .filter(|l| !l.starts_with("-----"))
             .collect();
-        assert!(!logs.contains(&body[..32]), "key material in the log:\n{logs}");
+        assert!(
+            !logs.contains(&body[..32]),
+            "key material in the log:\n{logs}"
+        );
     }
     assert!(server.is_running());
 }
@@ -284,11 +292,8 @@ fn closed_within(stream: &mut TcpStream, within: Duration) -> Option<Duration> {
 fn a_tls_client_that_stalls_mid_handshake_is_dropped_at_the_handshake_deadline() {
     let ca = TestCa::new();
     let certs = CertDir::with(&ca.leaf("deadline", 1));
-    let server = TestServer::start_with_tls(
-        &["--handshake-timeout", "1"],
-        &certs.cert(),
-        &certs.key(),
-    );
+    let server =
+        TestServer::start_with_tls(&["--handshake-timeout", "1"], &certs.cert(), &certs.key());
     let hello = tls::client_hello(&ca);
     assert!(hello.len() > 100, "a ClientHello is {} bytes", hello.len());
 
@@ -377,10 +382,19 @@ fn tls_connections_count_against_max_connections_like_plain_ones() {
 #[test]
 fn tls_listen_without_a_certificate_does_not_start() {
     let out = Command::new(tincan_binary())
-        .args(["serve", "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-listen",
+            "127.0.0.1:0",
+        ])
         .output()
         .expect("run tincan");
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--tls-cert") && err.contains("--tls-key"), "{err}");
+    assert!(
+        err.contains("--tls-cert") && err.contains("--tls-key"),
+        "{err}"
+    );
 }
