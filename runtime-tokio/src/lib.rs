@@ -40,6 +40,8 @@
 mod connection;
 mod events;
 mod shared;
+#[cfg(feature = "tls")]
+mod tls;
 
 use std::io;
 use std::net::SocketAddr;
@@ -57,6 +59,13 @@ pub use tincan_core::server::ServerConfig;
 pub use tincan_net::{DriverConfig, DEFAULT_EVENT_CAPACITY};
 
 pub use crate::events::Events;
+#[cfg(feature = "tls")]
+pub use crate::tls::TLS_BUFFER;
+/// The TLS crates RTMPS listeners take their acceptor from
+/// ([`Server::listen_tls`]), re-exported so an embedder builds it with the
+/// very versions this crate uses.
+#[cfg(feature = "tls")]
+pub use tokio_rustls::{self, rustls};
 
 use tincan_core::event::{Denial, SessionId};
 use tincan_core::outbound::OutboundConfig;
@@ -80,10 +89,43 @@ enum Control {
     Stop,
 }
 
+/// One bound listener: plain RTMP, or RTMPS with its TLS acceptor.
+struct Listener {
+    tcp: TcpListener,
+    #[cfg(feature = "tls")]
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("addr", &self.tcp.local_addr().ok())
+            .field("tls", &self.is_tls())
+            .finish()
+    }
+}
+
+impl Listener {
+    fn plain(tcp: TcpListener) -> Listener {
+        Listener {
+            tcp,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+
+    fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        return false;
+    }
+}
+
 /// Bound listeners and the core that will serve them.
 #[derive(Debug)]
 pub struct Server {
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
     /// Created at bind time, not in [`Server::run`], so a [`Handle`] can
     /// subscribe to events, answer tickets and read statistics before and
     /// while the server runs.
@@ -253,7 +295,7 @@ impl Server {
     pub async fn bind(addrs: &[SocketAddr], config: ServerConfig) -> io::Result<Server> {
         let listeners = addrs
             .iter()
-            .map(|addr| bind_one(*addr))
+            .map(|addr| bind_one(*addr).map(Listener::plain))
             .collect::<io::Result<_>>()?;
         let (shared, timer_bell, dial_bell) = shared::new(config);
         Ok(Server {
@@ -273,11 +315,52 @@ impl Server {
         self
     }
 
-    /// The addresses actually bound (port 0 resolved).
+    /// Adds one RTMPS listener per address (bound as [`Server::bind`]
+    /// binds), whose connections run the TLS handshake with `acceptor` and
+    /// are then served exactly like plain ones. A TLS connection is
+    /// accepted by the core before its TLS handshake starts, so it counts
+    /// against the connection limits from its first byte, and the core's
+    /// handshake deadline (which starts at accept) bounds the TLS
+    /// handshake too: a client that stalls in it is dropped like one that
+    /// stalls in the RTMP handshake.
+    ///
+    /// The acceptor's `ServerConfig` is used as given: for a certificate
+    /// that changes while the server runs, give it a
+    /// [`ResolvesServerCert`](rustls::server::ResolvesServerCert) that
+    /// swaps its certificate (the `tincan` binary's reloads its files on
+    /// `SIGHUP` and when they change). Must be called inside a tokio
+    /// runtime.
+    #[cfg(feature = "tls")]
+    pub fn listen_tls(
+        mut self,
+        addrs: &[SocketAddr],
+        acceptor: tokio_rustls::TlsAcceptor,
+    ) -> io::Result<Server> {
+        for addr in addrs {
+            self.listeners.push(Listener {
+                tcp: bind_one(*addr)?,
+                tls: Some(acceptor.clone()),
+            });
+        }
+        Ok(self)
+    }
+
+    /// The addresses actually bound for plain RTMP (port 0 resolved).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
             .iter()
-            .filter_map(|l| l.local_addr().ok())
+            .filter(|l| !l.is_tls())
+            .filter_map(|l| l.tcp.local_addr().ok())
+            .collect()
+    }
+
+    /// The addresses actually bound for RTMPS ([`Server::listen_tls`]).
+    #[cfg(feature = "tls")]
+    pub fn tls_local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter(|l| l.is_tls())
+            .filter_map(|l| l.tcp.local_addr().ok())
             .collect()
     }
 
@@ -300,8 +383,14 @@ impl Server {
     /// Connections are spawned onto the current runtime and run in parallel
     /// on a multi-threaded one.
     pub async fn run(self) -> io::Result<()> {
-        for addr in self.local_addrs() {
-            info!(%addr, "listening");
+        for l in &self.listeners {
+            if let Ok(addr) = l.tcp.local_addr() {
+                if l.is_tls() {
+                    info!(%addr, "listening for RTMPS");
+                } else {
+                    info!(%addr, "listening");
+                }
+            }
         }
         let shared = self.shared;
         let timer = tokio::spawn(shared::run_timer(shared.clone(), self.timer_bell));
@@ -338,7 +427,14 @@ impl Server {
             }
             tokio::select! {
                 accepted = accept_any(&listeners) => match accepted {
-                    Ok((stream, peer)) => accept(&shared, self.driver, &mut conns, stream, peer),
+                    Ok((stream, peer, listener)) => accept(
+                        &shared,
+                        self.driver,
+                        &mut conns,
+                        stream,
+                        peer,
+                        &listeners[listener],
+                    ),
                     Err(e) => {
                         // Usually out of file descriptors: back off instead
                         // of spinning; it clears as connections close.
@@ -386,6 +482,7 @@ fn accept(
     conns: &mut JoinSet<()>,
     stream: TcpStream,
     peer: SocketAddr,
+    listener: &Listener,
 ) {
     let accepted = shared.with(|s, now| {
         // The wall clock for token time bounds, fresh for every accept.
@@ -396,9 +493,15 @@ fn accept(
     match accepted {
         Ok((id, span)) => {
             let span = span.unwrap_or_else(tracing::Span::none);
+            #[cfg(feature = "tls")]
+            if let Some(acceptor) = &listener.tls {
+                let tls = tls::run(shared.clone(), id, stream, acceptor.clone(), driver);
+                conns.spawn(tls.instrument(span));
+                return;
+            }
             conns.spawn(connection::run(shared.clone(), id, stream, driver).instrument(span));
         }
-        Err(refusal) => warn!(%peer, %refusal, "connection refused"),
+        Err(refusal) => warn!(%peer, %refusal, tls = listener.is_tls(), "connection refused"),
     }
 }
 
@@ -406,15 +509,16 @@ fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::from_std(tincan_net::bind(addr)?)
 }
 
-/// The next connection from whichever listener has one.
-async fn accept_any(listeners: &[TcpListener]) -> io::Result<(TcpStream, SocketAddr)> {
+/// The next connection from whichever listener has one, and that
+/// listener's index.
+async fn accept_any(listeners: &[Listener]) -> io::Result<(TcpStream, SocketAddr, usize)> {
     if listeners.is_empty() {
         return std::future::pending().await;
     }
     std::future::poll_fn(|cx| {
-        for l in listeners {
-            if let Poll::Ready(r) = l.poll_accept(cx) {
-                return Poll::Ready(r);
+        for (i, l) in listeners.iter().enumerate() {
+            if let Poll::Ready(r) = l.tcp.poll_accept(cx) {
+                return Poll::Ready(r.map(|(stream, peer)| (stream, peer, i)));
             }
         }
         Poll::Pending

@@ -4,6 +4,7 @@
 
 mod config;
 mod http;
+mod tls;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -163,7 +164,6 @@ fn main() -> ExitCode {
     if let Some(path) = &loaded.file {
         tracing::info!(file = %path.display(), "configuration file read");
     }
-    config::warn_unapplied(&loaded);
     config::core_settings::log_apps(&loaded);
     let reloader = config::reload::Reloader::new(def.clone(), argv, loaded);
     reloader.apply_live(&["log"], move |l| {
@@ -194,13 +194,24 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let tls = match tls::Tls::from_args(&serve.tls) {
+        Ok(tls) => tls,
+        Err(e) => {
+            error!(error = %e, "cannot serve RTMPS");
+            return ExitCode::from(2);
+        }
+    };
     let keys = serve.args.settings.keys().all().count();
     if keys > 0 {
         tracing::info!(keys, "connect requires an authentication token");
     }
     let result = runtime.block_on(async {
         reloader.watch_sighup()?;
-        let server = tincan_tokio::Server::bind(&serve.args.listen, config).await?;
+        let mut server = tincan_tokio::Server::bind(&serve.args.listen, config).await?;
+        if let Some(tls) = &tls {
+            server = server.listen_tls(&serve.tls.tls_listen, tls.acceptor.clone())?;
+            tls.watch(&reloader);
+        }
         let handle = server.handle();
         reloader.apply_core(move |config| handle.set_config(config));
         let readiness = http::Readiness::default();

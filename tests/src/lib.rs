@@ -17,6 +17,7 @@ pub mod http;
 pub mod server;
 pub mod sim;
 pub mod tc_client;
+pub mod tls;
 pub mod wire;
 
 use std::path::PathBuf;

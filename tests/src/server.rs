@@ -70,6 +70,9 @@ pub struct TestServer {
     /// The `--http-listen` port, for servers started with
     /// [`TestServer::start_with_http`].
     http_port: Option<u16>,
+    /// The `--tls-listen` port, for servers started with
+    /// [`TestServer::start_with_tls`].
+    tls_port: Option<u16>,
     log: PathBuf,
     /// Holds the log; removed on drop.
     dir: tempfile::TempDir,
@@ -84,16 +87,23 @@ impl TestServer {
     /// Starts a server with extra `tincan serve` arguments and waits until
     /// it accepts connections.
     pub fn start_with(args: &[&str]) -> Self {
-        Self::launch(args, false)
+        Self::launch(args, false, None)
     }
 
     /// Starts a server with extra arguments and its HTTP API on a loopback
     /// port of its own (`--http-listen`), and waits until both listen.
     pub fn start_with_http(args: &[&str]) -> Self {
-        Self::launch(args, true)
+        Self::launch(args, true, None)
     }
 
-    fn launch(args: &[&str], http: bool) -> Self {
+    /// Starts a server with extra arguments and an RTMPS listener on a
+    /// loopback port of its own (`--tls-listen`, with `--tls-cert cert`
+    /// and `--tls-key key`), and waits until both listen.
+    pub fn start_with_tls(args: &[&str], cert: &Path, key: &Path) -> Self {
+        Self::launch(args, false, Some((cert, key)))
+    }
+
+    fn launch(args: &[&str], http: bool, tls: Option<(&Path, &Path)>) -> Self {
         let bin = tincan_binary();
         let mut dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("tincan.log");
@@ -107,6 +117,18 @@ impl TestServer {
             let http_args = http_port
                 .map(|p| vec!["--http-listen".to_owned(), format!("127.0.0.1:{p}")])
                 .unwrap_or_default();
+            let tls_port = tls.map(|_| free_port());
+            let tls_args: Vec<std::ffi::OsString> = match (tls, tls_port) {
+                (Some((cert, key)), Some(p)) => vec![
+                    "--tls-listen".into(),
+                    format!("127.0.0.1:{p}").into(),
+                    "--tls-cert".into(),
+                    cert.into(),
+                    "--tls-key".into(),
+                    key.into(),
+                ],
+                _ => Vec::new(),
+            };
             let child = ChildGuard::spawn(
                 Command::new(bin)
                     .arg("serve")
@@ -114,6 +136,7 @@ impl TestServer {
                     .arg(format!("127.0.0.1:{port}"))
                     .args(["--log", "info,tincan_core=debug"])
                     .args(&http_args)
+                    .args(&tls_args)
                     .args(args)
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
@@ -123,6 +146,7 @@ impl TestServer {
                 child,
                 port,
                 http_port,
+                tls_port,
                 log: log.clone(),
                 dir,
             };
@@ -148,7 +172,7 @@ impl TestServer {
                 return false;
             }
             let up = |port| TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok();
-            if up(self.port) && self.http_port.map_or(true, up) {
+            if up(self.port) && self.http_port.map_or(true, up) && self.tls_port.map_or(true, up) {
                 return true;
             }
             thread::sleep(Duration::from_millis(20));
@@ -166,6 +190,28 @@ impl TestServer {
     pub fn http_url(&self, path: &str) -> String {
         let port = self.http_port.expect("started with start_with_http");
         format!("http://127.0.0.1:{port}{path}")
+    }
+
+    /// The loopback port of the RTMPS listener, for a server started with
+    /// [`TestServer::start_with_tls`].
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port.expect("started with start_with_tls")
+    }
+
+    /// `rtmps://127.0.0.1:TLS_PORT/live/NAME`, for a server started with
+    /// [`TestServer::start_with_tls`].
+    pub fn tls_url(&self, name: &str) -> String {
+        format!("rtmps://127.0.0.1:{}/live/{name}", self.tls_port())
+    }
+
+    /// Sends the server signal `name` (`HUP`, `TERM`, ...) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.0.id().to_string();
+        let ok = Command::new("kill")
+            .args(["-s", name, &pid])
+            .status()
+            .expect("run kill");
+        assert!(ok.success(), "kill -s {name} {pid} failed");
     }
 
     /// `rtmp://127.0.0.1:PORT/live/NAME`.

@@ -494,14 +494,5 @@ pub fn run(def: &Definition, command: &args::ConfigCommand) -> std::process::Exi
     }
 }
 
-/// Warns, at start, about settings this build reads but does not apply
-/// yet, so an operator is never misled by a value that has no effect.
-pub fn warn_unapplied(loaded: &Loaded) {
-    let set = |key: &str| loaded.values.get(key).is_some_and(|v| !v.is_empty());
-    if set("tls.listen") {
-        tracing::warn!("tls.listen is set, but this build has no RTMPS listener yet");
-    }
-}
-
 #[cfg(test)]
 mod tests;
