@@ -106,7 +106,6 @@ impl Reloader {
     /// reload: a listener that can apply a setting live (the TLS
     /// certificate) watches it, and registers with [`Self::apply_live`] so
     /// reloads report the setting as applied.
-    #[allow(dead_code)] // for the TLS listener's certificate reload
     pub fn subscribe(&self) -> watch::Receiver<Arc<Loaded>> {
         self.latest.subscribe()
     }
