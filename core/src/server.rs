@@ -120,6 +120,8 @@ pub enum Transport {
     Source,
     /// RTMP over TCP, dialed by the server ([`Server::connect`]).
     RtmpOut,
+    /// RTMP over TLS (RTMPS), accepted by a TLS listener.
+    Rtmps,
 }
 
 impl Transport {
@@ -130,6 +132,7 @@ impl Transport {
             Transport::RtmpOut => 1,
             Transport::Tap => 2,
             Transport::Source => 3,
+            Transport::Rtmps => 4,
         }
     }
 
@@ -140,6 +143,7 @@ impl Transport {
             Transport::Tap => "tap",
             Transport::Source => "source",
             Transport::RtmpOut => "rtmp-out",
+            Transport::Rtmps => "rtmps",
         }
     }
 }
@@ -1432,6 +1436,19 @@ impl Server {
         peer: Option<SocketAddr>,
         entropy: &mut dyn Entropy,
     ) -> Result<SessionId, Refusal> {
+        self.accept_as(now, peer, Transport::Rtmp, entropy)
+    }
+
+    /// As [`Server::accept`], for a connection that arrived by `transport`
+    /// (an RTMPS listener says so, for statistics and metrics); limits
+    /// apply to every transport alike.
+    pub fn accept_as(
+        &mut self,
+        now: Instant,
+        peer: Option<SocketAddr>,
+        transport: Transport,
+        entropy: &mut dyn Entropy,
+    ) -> Result<SessionId, Refusal> {
         if self.shutdown_at.is_some() {
             self.totals.refused_shutting_down += 1;
             return Err(Refusal::ShuttingDown);
@@ -1470,7 +1487,7 @@ impl Server {
                 conn: Conn::Server(session),
                 peer,
                 ip,
-                transport: Transport::Rtmp,
+                transport,
                 opened: now,
                 bytes_in: 0,
                 bytes_out: 0,
@@ -1487,7 +1504,7 @@ impl Server {
         self.report(ServerEvent::Opened {
             id,
             peer,
-            transport: Transport::Rtmp,
+            transport,
         });
         Ok(id)
     }

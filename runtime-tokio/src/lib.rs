@@ -69,7 +69,7 @@ pub use tokio_rustls::{self, rustls};
 
 use tincan_core::event::{Denial, SessionId};
 use tincan_core::outbound::OutboundConfig;
-use tincan_core::server::{Grant, Refusal, Ticket, TicketError};
+use tincan_core::server::{Grant, Refusal, Ticket, TicketError, Transport};
 use tincan_core::stats::{ConnectionStats, StreamStats, Totals};
 
 use crate::shared::{Shared, TokioBell};
@@ -487,7 +487,12 @@ fn accept(
     let accepted = shared.with(|s, now| {
         // The wall clock for token time bounds, fresh for every accept.
         s.handle_unix_time(now, tincan_net::unix_now());
-        s.accept(now, Some(peer), &mut tincan_net::os_entropy)
+        let transport = if listener.is_tls() {
+            Transport::Rtmps
+        } else {
+            Transport::Rtmp
+        };
+        s.accept_as(now, Some(peer), transport, &mut tincan_net::os_entropy)
             .map(|id| (id, s.span(id)))
     });
     match accepted {

@@ -103,6 +103,11 @@ impl TestServer {
         Self::launch(args, false, Some((cert, key)))
     }
 
+    /// As [`Self::start_with_tls`], with the HTTP API too.
+    pub fn start_with_tls_and_http(args: &[&str], cert: &Path, key: &Path) -> Self {
+        Self::launch(args, true, Some((cert, key)))
+    }
+
     fn launch(args: &[&str], http: bool, tls: Option<(&Path, &Path)>) -> Self {
         let bin = tincan_binary();
         let mut dir = tempfile::tempdir().expect("temp dir");

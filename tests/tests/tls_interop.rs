@@ -101,7 +101,7 @@ fn ffmpeg_publishes_over_rtmps_and_a_plain_rtmp_player_decodes() {
     let ca = TestCa::new();
     let leaf = ca.leaf("tincan rtmps test", 1);
     let certs = CertDir::with(&leaf);
-    let server = TestServer::start_with_tls(&[], &certs.cert(), &certs.key());
+    let server = TestServer::start_with_tls_and_http(&[], &certs.cert(), &certs.key());
 
     // Both versions, modern suites only, and the certificate made above,
     // verified against the test CA for `localhost`.
@@ -137,6 +137,23 @@ fn ffmpeg_publishes_over_rtmps_and_a_plain_rtmp_player_decodes() {
     let logs = server.logs();
     assert!(logs.contains("listening for RTMPS"), "{logs}");
     assert!(logs.contains("accepted tls=true"), "{logs}");
+    // Operators see RTMPS apart from plain RTMP: the publisher (and the
+    // two handshake probes) were accepted as rtmps, the player as rtmp.
+    let metrics = tincan_tests::http::get(&server.http_url("/metrics")).body;
+    let opened = |transport: &str| {
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!(
+                    "tincan_connections_opened_total{{transport=\"{transport}\"}}"
+                ))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {transport} series in:\n{metrics}"))
+    };
+    assert!(opened("rtmps") >= 1, "{metrics}");
+    assert!(opened("rtmp") >= 1, "{metrics}");
 }
 
 #[test]

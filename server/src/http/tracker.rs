@@ -16,11 +16,12 @@ use tincan_core::stats::ConnectionStats;
 use tincan_tokio::Events;
 
 /// Every transport, in the order metrics list them.
-pub(super) const TRANSPORTS: [Transport; 4] = [
+pub(super) const TRANSPORTS: [Transport; 5] = [
     Transport::Rtmp,
     Transport::RtmpOut,
     Transport::Tap,
     Transport::Source,
+    Transport::Rtmps,
 ];
 
 /// The counters a connection contributes to the server's totals.
