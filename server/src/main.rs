@@ -2,7 +2,9 @@
 
 #![forbid(unsafe_code)]
 
+mod access;
 mod config;
+mod events;
 mod http;
 
 use std::process::ExitCode;
@@ -78,12 +80,23 @@ struct Serve {
 
     #[command(flatten)]
     http: http::HttpArgs,
+
+    #[command(flatten)]
+    access: access::AccessArgs,
+
+    #[command(flatten)]
+    hook: access::HookArgs,
+
+    #[command(flatten)]
+    redis: access::RedisArgs,
 }
 
 /// Whether `serve` matches (of any layer, or of an App's section) make a
 /// configuration the server can run with.
 fn check_serve(matches: &clap::ArgMatches) -> Result<(), String> {
     let serve = Serve::from_arg_matches(matches).map_err(|e| e.to_string())?;
+    serve.access.check()?;
+    serve.redis.check()?;
     serve.args.settings.config().map(|_| ())
 }
 
@@ -145,7 +158,7 @@ fn main() -> ExitCode {
         print!("{}", config::print(&def, &loaded));
         return ExitCode::SUCCESS;
     }
-    let config = match serve.args.settings.config() {
+    let mut config = match serve.args.settings.config() {
         Ok(config) => config,
         Err(e) => {
             eprintln!("tincan: {e}");
@@ -163,6 +176,9 @@ fn main() -> ExitCode {
         tracing::info!(file = %path.display(), "configuration file read");
     }
     config::warn_unapplied(&loaded);
+    let access = access_settings(&serve, &loaded);
+    access.apply(&mut config);
+    let access_active = access.active(&config);
     let reloader = config::reload::Reloader::new(def.clone(), argv, loaded);
     reloader.apply_live(&["log"], move |l| {
         log_filter.set(
@@ -200,14 +216,23 @@ fn main() -> ExitCode {
         reloader.watch_sighup()?;
         let server = tincan_tokio::Server::bind(&serve.args.listen, config).await?;
         let readiness = http::Readiness::default();
-        // Before run(), so the metrics see every event.
+        // One consumer of the server's events, started before run() so
+        // that the metrics and access control see every event.
+        let mut events = events::Fanout::default();
         http::start(
             &serve.http,
             server.handle(),
             server.local_addrs(),
             readiness.clone(),
+            &mut events,
         )
         .await?;
+        if access_active {
+            let access =
+                access::Access::start(server.handle(), &access).map_err(std::io::Error::other)?;
+            events.add(Box::new(move |event| access.event(event)));
+        }
+        events.start(&server.handle());
         watch_signals(server.handle(), readiness)?;
         server.run().await
     });
@@ -217,6 +242,25 @@ fn main() -> ExitCode {
             error!(error = %e, "server failed");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Access control's settings: the server's and each `[app.NAME]`
+/// section's `[access]`.
+fn access_settings(serve: &Serve, loaded: &config::Loaded) -> access::Settings {
+    access::Settings {
+        server: serve.access.clone(),
+        apps: loaded
+            .apps
+            .iter()
+            .filter_map(|(name, app)| {
+                access::AccessArgs::from_arg_matches(&app.matches)
+                    .ok()
+                    .map(|a| (name.clone(), a))
+            })
+            .collect(),
+        hook: serve.hook.clone(),
+        redis: serve.redis.clone(),
     }
 }
 
