@@ -227,11 +227,12 @@ fn describe(m: &Message) -> String {
 }
 
 /// Waits for the first `onStatus` whose code starts with `prefix`
-/// (e.g. "NetStream.Publish."); returns (code, description).
+/// (e.g. "NetStream.Publish."; a play's `Reset`, which precedes its
+/// `Start`, is skipped); returns (code, description).
 pub fn status(c: &mut TcClient, prefix: &str) -> Option<(String, String)> {
     let mut found = None;
     c.wait_for(STEP, |m| match status_code(m) {
-        Some(code) if code.starts_with(prefix) => {
+        Some(code) if code.starts_with(prefix) && code != "NetStream.Play.Reset" => {
             found = Some((code.to_owned(), describe(m)));
             true
         }
