@@ -558,14 +558,14 @@ impl Redis {
             let _ = s.write_all(cmd.as_bytes());
             let mut r = BufReader::new(s);
             let mut lines = Vec::new();
-            for _ in 0..5 {
+            for _ in 0..4 {
                 let mut l = String::new();
                 if r.read_line(&mut l).unwrap_or(0) == 0 {
                     break;
                 }
                 lines.push(l.trim_end().to_owned());
             }
-            if lines.get(4).is_some_and(|n| n != ":0") {
+            if lines.get(3).is_some_and(|n| n != ":0") {
                 return true;
             }
             thread::sleep(Duration::from_millis(50));
