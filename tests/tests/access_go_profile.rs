@@ -202,7 +202,7 @@ fn channels_and_keys_as_the_go_server_has_them() {
     let at = server.v4();
     // A bad channel: connect refused, saying why.
     for bad in ["bad.channel", "a/b", "thirteen-char"] {
-        let err = connect_from(lo(1), at, bad).err().expect("refused");
+        let err = connect_from(lo(1), at, bad).expect_err("refused");
         assert!(
             err.starts_with("NetConnection.Connect.Rejected"),
             "{bad}: {err}"

@@ -40,7 +40,7 @@ allow_publish = ["127.0.0.2"]
     let (v4, v6) = (server.v4(), server.v6());
     // Connect: a plain address and a subnet denied.
     for from in [lo(9), "127.0.5.200".parse().unwrap()] {
-        let err = connect_from(from, v4, "live").err().expect("refused");
+        let err = connect_from(from, v4, "live").expect_err("refused");
         assert!(err.contains("not allowed to connect"), "{from}: {err}");
     }
     assert!(connect_from(lo(10), v4, "live").is_ok());
@@ -109,7 +109,7 @@ fn the_hook_accepts_refuses_with_its_text_and_times_out() {
     );
     let at = server.v4();
     // Connect: asked, with what the client said.
-    let err = connect_from(lo(6), at, "deniedapp").err().expect("refused");
+    let err = connect_from(lo(6), at, "deniedapp").expect_err("refused");
     assert!(err.contains("this App is closed"), "{err}");
     let (mut publisher, stream, (code, why)) =
         publish_from(lo(6), at, "live", "good?token=abc").unwrap();
