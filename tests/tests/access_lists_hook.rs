@@ -4,11 +4,13 @@
 //! text, timeout, bounded concurrency and notifications.
 
 use std::net::{IpAddr, Ipv6Addr};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tincan_tests::access::{
     connect_from, feed, lo, play_from, publish_from, Endpoint, Reply, Tincan, STEP,
 };
+use tincan_tests::server::{publish_args, x264, Client, Output};
 
 const V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
 
@@ -164,20 +166,45 @@ fn the_hook_accepts_refuses_with_its_text_and_times_out() {
     let (player, (code, _)) = play_from(lo(7), at, "live", "good").unwrap();
     assert_eq!(code, "NetStream.Play.Start");
 
+    // FFmpeg's flashVer reaches the hook.
+    let ffmpeg = tincan_tests::require_tool("ffmpeg");
+    let x = x264(25);
+    let args = publish_args(
+        &server.url("live", "ffmpeg"),
+        25,
+        1,
+        &x.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[],
+    );
+    let mut ff = Client::spawn("ffmpeg", Command::new(&ffmpeg).args(&args), Output::Ignore);
+    let request = endpoint
+        .wait_for(STEP, |r| r.path == "/auth" && r.json()["name"] == "ffmpeg")
+        .expect("FFmpeg's publish asked");
+    let flash = request.json()["flash_ver"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(flash.starts_with("FMLE/3.0"), "{flash:?}");
+    ff.wait_exit(STEP);
+
     // Notifications: stop, unpublish, disconnect, never waited for.
     player.close();
     publisher.close();
     for action in ["stop", "unpublish", "disconnect"] {
         let n = endpoint
             .wait_for(STEP, |r| {
-                r.path == "/notify" && r.json()["action"] == action
+                let b = r.json();
+                r.path == "/notify"
+                    && b["action"] == action
+                    && b["app"] == "live"
+                    && (action == "disconnect" || b["name"] == "good")
             })
             .unwrap_or_else(|| panic!("no {action} notification"));
         let b = n.json();
-        if action != "disconnect" {
-            assert_eq!(b["app"], "live", "{action}");
-            assert_eq!(b["name"], "good", "{action}");
-        }
+        assert_eq!(b["app"], "live", "{action}");
+        assert!(b["client_ip"]
+            .as_str()
+            .is_some_and(|ip| ip.starts_with("127.0.0.")));
     }
 }
 

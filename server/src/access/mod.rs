@@ -385,6 +385,11 @@ impl Access {
         if let Some(app) = app {
             body.app = app.to_owned();
         }
+        if body.app.is_empty() && body.connection_id.is_empty() {
+            // Never connected (a probe, a failed handshake): nothing the
+            // hook was ever told about.
+            return;
+        }
         body.name = name.map(str::to_owned);
         body.stream_id = stream_id;
         hook.notify(body);
@@ -662,5 +667,71 @@ impl Access {
                     .is_some()
             })
             .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(f: impl FnOnce(&mut Settings)) -> ServerConfig {
+        let mut s = Settings {
+            server: AccessArgs {
+                jwt_subject: "rtmp_event".into(),
+                callback_timeout: 10.0,
+                ..AccessArgs::default()
+            },
+            apps: Vec::new(),
+            hook: HookArgs {
+                timeout: 5.0,
+                max_pending: 64,
+                ..HookArgs::default()
+            },
+            redis: RedisArgs::default(),
+        };
+        f(&mut s);
+        let mut config = ServerConfig::default();
+        s.apply(&mut config);
+        assert_eq!(
+            s.active(&config),
+            config.approvals != Approvals::default() || s.redis.enabled
+        );
+        config
+    }
+
+    fn deciders(c: &ServerConfig) -> [Decider; 3] {
+        [c.approvals.connect, c.approvals.publish, c.approvals.play]
+    }
+
+    #[test]
+    fn the_core_asks_only_for_what_a_rule_needs() {
+        use Decider::{Embedder as E, Local as L};
+        assert_eq!(deciders(&settings(|_| {})), [L, L, L]);
+        let c = settings(|s| s.server.allow_play = vec!["10.0.0.0/8".parse().unwrap()]);
+        assert_eq!(deciders(&c), [L, L, E]);
+        // A per-App rule is enough.
+        let c = settings(|s| {
+            let mut a = s.server.clone();
+            a.deny_publish = vec!["::1".parse().unwrap()];
+            s.apps.push(("private".into(), a));
+        });
+        assert_eq!(deciders(&c), [L, E, L]);
+        let c = settings(|s| s.server.strict_names = true);
+        assert_eq!(deciders(&c), [E, E, E]);
+        let c = settings(|s| {
+            s.hook.url = Some("http://127.0.0.1:1/".into());
+            s.hook.actions = vec!["publish".into()];
+        });
+        assert_eq!(deciders(&c), [L, E, L]);
+        // The deadline outlasts the callback and the hook.
+        let c = settings(|s| {
+            s.server.callback_url = Some("http://127.0.0.1:1/".into());
+            s.server.callback_timeout = 30.0;
+        });
+        assert_eq!(deciders(&c), [L, E, L]);
+        assert!(c.approvals.deadline >= Duration::from_secs(32));
+        let c = settings(|s| s.server.per_ip_exempt = vec!["127.0.0.1".parse().unwrap()]);
+        assert_eq!(c.per_ip_exempt.len(), 1);
+        assert_eq!(deciders(&c), [L, L, L]);
     }
 }
