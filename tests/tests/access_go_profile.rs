@@ -332,3 +332,27 @@ fn the_per_address_limit_counts_live_connections_and_releases_resets() {
     let server = Tincan::start(&[], &[("MAX_IP_CONCURRENT_CONNECTIONS", "3")]);
     assert_eq!(fill(lo(5), server.v4(), 10).len(), 3);
 }
+
+#[test]
+fn log_requests_and_log_debug_choose_what_is_logged() {
+    let run = |env: &[(&str, &str)]| {
+        let server = Tincan::start(GO, env);
+        let (c, _) = connect_from(lo(1), server.v4(), "chan").unwrap();
+        c.close();
+        thread::sleep(Duration::from_millis(300));
+        server.logs()
+    };
+    // The Go defaults (LOG_REQUESTS=YES, LOG_DEBUG=NO): a line per
+    // connection, no debug lines.
+    let logs = run(&[("LOG_REQUESTS", "YES"), ("LOG_DEBUG", "NO")]);
+    assert!(
+        logs.contains("accepted") && !logs.contains("DEBUG"),
+        "{logs}"
+    );
+    // LOG_REQUESTS=NO: no per-connection lines.
+    let logs = run(&[("LOG_REQUESTS", "NO")]);
+    assert!(!logs.contains("accepted"), "{logs}");
+    // LOG_DEBUG=YES: debug lines.
+    let logs = run(&[("LOG_DEBUG", "YES")]);
+    assert!(logs.contains("DEBUG"), "{logs}");
+}
