@@ -2,7 +2,9 @@
 
 #![forbid(unsafe_code)]
 
+mod access;
 mod config;
+mod events;
 mod http;
 mod tls;
 
@@ -79,12 +81,23 @@ struct Serve {
 
     #[command(flatten)]
     http: http::HttpArgs,
+
+    #[command(flatten)]
+    access: access::AccessArgs,
+
+    #[command(flatten)]
+    hook: access::HookArgs,
+
+    #[command(flatten)]
+    redis: access::RedisArgs,
 }
 
 /// Whether `serve` matches (of any layer, or of an App's section) make a
 /// configuration the server can run with.
 fn check_serve(matches: &clap::ArgMatches) -> Result<(), String> {
     let serve = Serve::from_arg_matches(matches).map_err(|e| e.to_string())?;
+    serve.access.check()?;
+    serve.redis.check()?;
     serve.args.settings.config().map(|_| ())
 }
 
@@ -147,7 +160,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     // The server-wide settings with every [app.NAME] section.
-    let config = match config::core_settings::server_config(&loaded) {
+    let mut config = match config::core_settings::server_config(&loaded) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("tincan: {e}");
@@ -165,6 +178,9 @@ fn main() -> ExitCode {
         tracing::info!(file = %path.display(), "configuration file read");
     }
     config::core_settings::log_apps(&loaded);
+    let access = access_settings(&serve, &loaded);
+    access.apply(&mut config);
+    let access_active = access.active(&config);
     let reloader = config::reload::Reloader::new(def.clone(), argv, loaded);
     reloader.apply_live(&["log"], move |l| {
         log_filter.set(
@@ -213,16 +229,32 @@ fn main() -> ExitCode {
             tls.watch(&reloader);
         }
         let handle = server.handle();
-        reloader.apply_core(move |config| handle.set_config(config));
+        // A reloaded configuration keeps what access control asks of the
+        // core (its decisions, exemptions and deadline): the [access]
+        // settings themselves take a restart.
+        let reload_access = access.clone();
+        reloader.apply_core(move |mut config| {
+            reload_access.apply(&mut config);
+            handle.set_config(config);
+        });
         let readiness = http::Readiness::default();
-        // Before run(), so the metrics see every event.
+        // One consumer of the server's events, started before run() so
+        // that the metrics and access control see every event.
+        let mut events = events::Fanout::default();
         http::start(
             &serve.http,
             server.handle(),
             server.local_addrs(),
             readiness.clone(),
+            &mut events,
         )
         .await?;
+        if access_active {
+            let access =
+                access::Access::start(server.handle(), &access).map_err(std::io::Error::other)?;
+            events.add(Box::new(move |event| access.event(event)));
+        }
+        events.start(&server.handle());
         watch_signals(server.handle(), readiness)?;
         server.run().await
     });
@@ -232,6 +264,25 @@ fn main() -> ExitCode {
             error!(error = %e, "server failed");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Access control's settings: the server's and each `[app.NAME]`
+/// section's `[access]`.
+fn access_settings(serve: &Serve, loaded: &config::Loaded) -> access::Settings {
+    access::Settings {
+        server: serve.access.clone(),
+        apps: loaded
+            .apps
+            .iter()
+            .filter_map(|(name, app)| {
+                access::AccessArgs::from_arg_matches(&app.matches)
+                    .ok()
+                    .map(|a| (name.clone(), a))
+            })
+            .collect(),
+        hook: serve.hook.clone(),
+        redis: serve.redis.clone(),
     }
 }
 

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod abuse;
+pub mod access;
 pub mod conformance;
 pub mod http;
 pub mod server;

@@ -39,9 +39,32 @@ impl TcClient {
     /// Connects to the server on loopback `port` and completes the
     /// handshake; fails if the server refuses or closes first.
     pub fn connect(port: u16, timeout: Duration) -> Result<Self, String> {
-        let deadline = Instant::now() + timeout;
-        let mut sock =
+        let sock =
             TcpStream::connect((Ipv4Addr::LOCALHOST, port)).map_err(|e| format!("connect: {e}"))?;
+        Self::handshake(sock, timeout)
+    }
+
+    /// Connects to `server` from local address `from` (e.g. 127.0.0.7 or
+    /// ::1: the socket is bound before it connects, which FFmpeg cannot
+    /// do) and completes the handshake.
+    pub fn connect_from(
+        from: std::net::IpAddr,
+        server: std::net::SocketAddr,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        use socket2::{Domain, Socket, Type};
+        let sock = Socket::new(Domain::for_address(server), Type::STREAM, None)
+            .map_err(|e| format!("socket: {e}"))?;
+        sock.bind(&std::net::SocketAddr::new(from, 0).into())
+            .map_err(|e| format!("bind {from}: {e}"))?;
+        sock.connect_timeout(&server.into(), timeout)
+            .map_err(|e| format!("connect: {e}"))?;
+        Self::handshake(sock.into(), timeout)
+    }
+
+    /// Completes the client handshake on a connected socket.
+    pub fn handshake(mut sock: TcpStream, timeout: Duration) -> Result<Self, String> {
+        let deadline = Instant::now() + timeout;
         sock.set_nodelay(true).map_err(|e| e.to_string())?;
         sock.set_read_timeout(Some(Duration::from_millis(20)))
             .map_err(|e| e.to_string())?;
@@ -246,6 +269,13 @@ impl TcClient {
         let _ = self.sock.shutdown(std::net::Shutdown::Both);
     }
 
+    /// Resets the connection (SO_LINGER 0: a TCP RST, no goodbye), as a
+    /// crashed client or a pulled cable would leave it.
+    pub fn reset(self) {
+        let _ = socket2::SockRef::from(&self.sock).set_linger(Some(Duration::ZERO));
+        drop(self.sock);
+    }
+
     /// Every message decoded so far.
     pub fn received(&self) -> &[Message] {
         &self.received
@@ -295,6 +325,19 @@ impl TcClient {
         }
         Ok(())
     }
+}
+
+/// The `description` of an `onStatus`, `_result` or `_error` info object.
+pub fn status_description(m: &Message) -> Option<&str> {
+    let Message::Command { command, .. } = m else {
+        return None;
+    };
+    let info = match command {
+        Command::OnStatus { info } => info,
+        Command::Result { args, .. } | Command::Error { args, .. } => args.last()?,
+        _ => return None,
+    };
+    info.get("description")?.as_str()
 }
 
 /// The `code` of an `onStatus`, `_result` or `_error` info object.

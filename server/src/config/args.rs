@@ -20,6 +20,13 @@ pub struct ConfigFileArgs {
     /// hidden) with where each value came from, and exit.
     #[arg(long)]
     pub print_config: bool,
+
+    /// Another server's defaults: `go-rtmp-server` takes the Go RTMP
+    /// server's variables with its defaults and its rtmp://HOST/CHANNEL/KEY
+    /// rules (docs/operations.md, "Coming from the Go RTMP server"). Below
+    /// the file: flags > environment > file > profile > defaults.
+    #[arg(long, value_name = "NAME", value_enum, env = "TINCAN_PROFILE")]
+    pub profile: Option<super::aliases::Profile>,
 }
 
 /// How log lines are written.

@@ -69,6 +69,10 @@ pub fn example(def: &Definition) -> String {
     }
     out.push_str(
         "#\n\
+         # `tincan serve --profile go-rtmp-server` (or TINCAN_PROFILE) gives these\n\
+         # variables the Go RTMP server's defaults, below this file: flags >\n\
+         # environment > this file > profile > defaults.\n\
+         #\n\
          # Seconds (SECS) may have a fraction. SIGHUP reads this file again;\n\
          # `tincan config check FILE` reports every error in it.\n\n",
     );

@@ -50,6 +50,8 @@ pub enum Source {
     Env(String),
     /// The configuration file.
     File,
+    /// A profile's default (`--profile`), e.g. "profile go-rtmp-server".
+    Profile(String),
     /// The built-in default.
     Default,
 }
@@ -60,6 +62,7 @@ impl std::fmt::Display for Source {
             Source::Flag => f.write_str("flag"),
             Source::Env(name) => write!(f, "env {name}"),
             Source::File => f.write_str("file"),
+            Source::Profile(label) => f.write_str(label),
             Source::Default => f.write_str("default"),
         }
     }
@@ -174,7 +177,13 @@ impl Definition {
             None => FileValues::default(),
         };
         let aliases = aliases::resolve(env).map_err(Failure::Config)?;
-        let mut defaults = file.global.clone();
+        let profile = serve.get_one::<aliases::Profile>("profile").copied();
+        let profiled = aliases::profile_defaults(profile, env).map_err(Failure::Config)?;
+        let mut defaults: Values = profiled
+            .iter()
+            .map(|(key, (_, values))| (key.clone(), values.clone()))
+            .collect();
+        defaults.extend(file.global.clone());
         for (key, (_, values)) in &aliases {
             defaults.insert(key.clone(), values.clone());
         }
@@ -209,7 +218,10 @@ impl Definition {
                 _ => match (aliases.get(&s.key), file.global.contains_key(&s.key)) {
                     (Some((vars, _)), _) => Source::Env(vars.clone()),
                     (None, true) => Source::File,
-                    (None, false) => Source::Default,
+                    (None, false) => match profiled.get(&s.key) {
+                        Some((label, _)) => Source::Profile(label.clone()),
+                        None => Source::Default,
+                    },
                 },
             };
             sources.insert(s.key.clone(), source);

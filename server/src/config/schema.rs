@@ -29,13 +29,16 @@ const GROUPS: &[(&str, Place)] = &[
     ("Keys", Place::Section("auth")),
     ("TlsArgs", Place::Section("tls")),
     ("HttpArgs", Place::Section("http")),
+    ("AccessArgs", Place::Section("access")),
+    ("HookArgs", Place::Section("hook")),
+    ("RedisArgs", Place::Section("redis")),
     ("LogArgs", Place::TopLevel),
     ("ConfigFileArgs", Place::NotASetting),
 ];
 
 /// The sections an `[app.NAME]` table may override, as
 /// `[app.NAME.SECTION]` tables with that section's keys.
-pub const PER_APP_SECTIONS: &[&str] = &["real_time", "auth"];
+pub const PER_APP_SECTIONS: &[&str] = &["real_time", "auth", "access"];
 
 /// Settings that a running server cannot change: a new value takes a
 /// restart (sockets are bound and the runtime built at start).

@@ -53,7 +53,13 @@ fn secrets_are_marked() {
         .collect();
     assert_eq!(
         secret,
-        BTreeSet::from(["auth.key", "auth.key_hex", "http.token"])
+        BTreeSet::from([
+            "auth.key",
+            "auth.key_hex",
+            "http.token",
+            "access.jwt_secret",
+            "redis.password"
+        ])
     );
 }
 

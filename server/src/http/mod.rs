@@ -83,15 +83,16 @@ struct State {
 type Shared = Arc<State>;
 
 /// Binds `--http-listen` (if given) and serves it on the current tokio
-/// runtime until the process exits. Subscribes to `handle`'s events to keep
-/// the metrics' counters, so call it before the server runs to miss
-/// nothing. Binding errors are returned: an operator who asked for the API
+/// runtime until the process exits. Adds a sink to `events` (the binary's
+/// one event consumer) to keep the metrics' counters, so call it before the
+/// server runs to miss nothing. Binding errors are returned: an operator who asked for the API
 /// must not get a server silently without it.
 pub async fn start(
     args: &HttpArgs,
     handle: Handle,
     rtmp_listen: Vec<SocketAddr>,
     readiness: Readiness,
+    events: &mut crate::events::Fanout,
 ) -> std::io::Result<Option<SocketAddr>> {
     let Some(addr) = args.http_listen else {
         return Ok(None);
@@ -99,7 +100,7 @@ pub async fn start(
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let tracker = Arc::new(Tracker::default());
-    tokio::spawn(tracker::run(tracker.clone(), handle.events()));
+    events.add(tracker::sink(tracker.clone()));
     let state = Arc::new(State {
         handle,
         tracker,

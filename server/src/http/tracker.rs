@@ -13,7 +13,6 @@ use tincan_core::event::SessionId;
 use tincan_core::server::{ServerEvent, Transport};
 use tincan_core::session::SessionError;
 use tincan_core::stats::ConnectionStats;
-use tincan_tokio::Events;
 
 /// Every transport, in the order metrics list them.
 pub(super) const TRANSPORTS: [Transport; 5] = [
@@ -304,12 +303,10 @@ impl Tracker {
     }
 }
 
-/// Applies the server's events to `tracker` until the stream ends (the
-/// server stopped).
-pub(super) async fn run(tracker: Arc<Tracker>, mut events: Events) {
-    while let Some(event) = events.next().await {
-        tracker.lock().apply(event);
-    }
+/// A sink of the binary's event consumer that applies every event to
+/// `tracker`.
+pub(super) fn sink(tracker: Arc<Tracker>) -> crate::events::Sink {
+    Box::new(move |event| tracker.lock().apply(event.clone()))
 }
 
 #[cfg(test)]
