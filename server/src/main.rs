@@ -178,7 +178,13 @@ fn main() -> ExitCode {
         tracing::info!(file = %path.display(), "configuration file read");
     }
     config::core_settings::log_apps(&loaded);
-    let access = access_settings(&serve, &loaded);
+    let access = match access_settings(&loaded) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("tincan: {e}");
+            return ExitCode::from(2);
+        }
+    };
     access.apply(&mut config);
     let access_active = access.active(&config);
     let reloader = config::reload::Reloader::new(def.clone(), argv, loaded);
@@ -229,13 +235,23 @@ fn main() -> ExitCode {
             tls.watch(&reloader);
         }
         let handle = server.handle();
-        // A reloaded configuration keeps what access control asks of the
-        // core (its decisions, exemptions and deadline): the [access]
-        // settings themselves take a restart.
-        let reload_access = access.clone();
-        reloader.apply_core(move |mut config| {
-            reload_access.apply(&mut config);
+        // A reload applies the core's settings and access control's rules
+        // together, so what access control asks of the core (decisions,
+        // exemptions, deadline) always matches the rules in force.
+        let started: Arc<std::sync::OnceLock<Arc<access::Access>>> = Arc::default();
+        let running = started.clone();
+        reloader.apply_core(&["access.*"], move |loaded, mut config| {
+            let settings = access_settings(loaded)?;
+            settings.apply(&mut config);
+            match running.get() {
+                Some(access) => access.reconfigure(&settings),
+                None if settings.active(&config) => {
+                    return Err("access control was off at start: restart to turn it on".to_owned())
+                }
+                None => {}
+            }
             handle.set_config(config);
+            Ok(())
         });
         let readiness = http::Readiness::default();
         // One consumer of the server's events, started before run() so
@@ -252,6 +268,7 @@ fn main() -> ExitCode {
         if access_active {
             let access =
                 access::Access::start(server.handle(), &access).map_err(std::io::Error::other)?;
+            let _ = started.set(access.clone());
             events.add(Box::new(move |event| access.event(event)));
         }
         events.start(&server.handle());
@@ -269,9 +286,10 @@ fn main() -> ExitCode {
 
 /// Access control's settings: the server's and each `[app.NAME]`
 /// section's `[access]`.
-fn access_settings(serve: &Serve, loaded: &config::Loaded) -> access::Settings {
-    access::Settings {
-        server: serve.access.clone(),
+fn access_settings(loaded: &config::Loaded) -> Result<access::Settings, String> {
+    let m = &loaded.matches;
+    Ok(access::Settings {
+        server: access::AccessArgs::from_arg_matches(m).map_err(|e| e.to_string())?,
         apps: loaded
             .apps
             .iter()
@@ -281,9 +299,9 @@ fn access_settings(serve: &Serve, loaded: &config::Loaded) -> access::Settings {
                     .map(|a| (name.clone(), a))
             })
             .collect(),
-        hook: serve.hook.clone(),
-        redis: serve.redis.clone(),
-    }
+        hook: access::HookArgs::from_arg_matches(m).map_err(|e| e.to_string())?,
+        redis: access::RedisArgs::from_arg_matches(m).map_err(|e| e.to_string())?,
+    })
 }
 
 /// The first SIGTERM shuts down gracefully; a second SIGTERM or any SIGINT

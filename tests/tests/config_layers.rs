@@ -684,3 +684,52 @@ fn an_app_section_gives_its_app_its_own_key() {
     );
     assert_eq!(connect_code(port, "live", Some(&live_k1)), OK);
 }
+
+#[test]
+fn sighup_applies_new_access_rules_to_new_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tincan.toml");
+    let port = free_port();
+    let listen = format!("listen = \"127.0.0.1:{port}\"\n");
+    std::fs::write(
+        &file,
+        format!("{listen}[access]\nallow_play = [\"127.0.0.0/8\"]\n"),
+    )
+    .unwrap();
+    let log = dir.path().join("a.log");
+    let server = serve(&["--config", file.to_str().unwrap()], &[], &log, port);
+    let play_code = |name: &str| {
+        let (mut player, code) = connect(port, "live", None);
+        assert_eq!(code, OK);
+        let s = create_stream(&mut player);
+        player.play(s, name);
+        let answered = |c: &str| c == "NetStream.Play.Start" || c == "NetStream.Play.Failed";
+        assert!(
+            player.wait_for(RTMP_TIMEOUT, |m| status_code(m).is_some_and(answered)),
+            "{:?}",
+            player.received()
+        );
+        player
+            .received()
+            .iter()
+            .find_map(|m| status_code(m).filter(|c| answered(c)))
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    assert_eq!(play_code("cam"), "NetStream.Play.Start");
+
+    // Only another network may play now.
+    std::fs::write(
+        &file,
+        format!("{listen}[access]\nallow_play = [\"10.0.0.0/8\"]\n"),
+    )
+    .unwrap();
+    signal(&server, "-HUP");
+    let logs = wait_log(&log, "setting=access.allow_play");
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("reload: applied") && l.contains("setting=access.allow_play")),
+        "{logs}"
+    );
+    assert_eq!(play_code("cam"), "NetStream.Play.Failed");
+}

@@ -35,6 +35,40 @@ struct Rules {
     callback: Option<Arc<Callback>>,
 }
 
+/// The rules in force: the server's and each App's.
+#[derive(Debug)]
+struct RuleSet {
+    server: Arc<Rules>,
+    apps: HashMap<String, Arc<Rules>>,
+}
+
+impl RuleSet {
+    fn new(client: &reqwest::Client, settings: &Settings) -> Self {
+        let rules = |a: &AccessArgs| {
+            Arc::new(Rules {
+                policy: Policy { args: a.clone() },
+                callback: a.callback_url.as_ref().map(|url| {
+                    Arc::new(Callback::new(
+                        client.clone(),
+                        url.clone(),
+                        a.jwt_secret.as_deref().unwrap_or_default(),
+                        a.jwt_subject.clone(),
+                        secs(a.callback_timeout),
+                    ))
+                }),
+            })
+        };
+        RuleSet {
+            server: rules(&settings.server),
+            apps: settings
+                .apps
+                .iter()
+                .map(|(name, a)| (name.clone(), rules(a)))
+                .collect(),
+        }
+    }
+}
+
 /// A publish being decided, approved but not started, or live.
 #[derive(Debug, Clone)]
 struct Pub {
@@ -83,8 +117,10 @@ struct State {
 #[derive(Debug)]
 pub struct Access {
     handle: Handle,
-    server: Rules,
-    apps: HashMap<String, Rules>,
+    /// Shared by the callback and the hook, and by rules made on reload.
+    client: reqwest::Client,
+    /// The server's and each App's rules; replaced whole on reload.
+    rules: std::sync::RwLock<Arc<RuleSet>>,
     hook: Option<Arc<Hook>>,
     hook_actions: Vec<Action>,
     state: Mutex<State>,
@@ -165,18 +201,6 @@ impl Access {
             .user_agent(concat!("tincan/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        let rules = |a: &AccessArgs| Rules {
-            policy: Policy { args: a.clone() },
-            callback: a.callback_url.as_ref().map(|url| {
-                Arc::new(Callback::new(
-                    client.clone(),
-                    url.clone(),
-                    a.jwt_secret.as_deref().unwrap_or_default(),
-                    a.jwt_subject.clone(),
-                    secs(a.callback_timeout),
-                ))
-            }),
-        };
         let hook = (settings.hook.url.is_some() || settings.hook.notify_url.is_some()).then(|| {
             Arc::new(Hook::new(
                 client.clone(),
@@ -194,12 +218,8 @@ impl Access {
             .collect();
         let access = Arc::new(Access {
             handle,
-            server: rules(&settings.server),
-            apps: settings
-                .apps
-                .iter()
-                .map(|(name, a)| (name.clone(), rules(a)))
-                .collect(),
+            rules: std::sync::RwLock::new(Arc::new(RuleSet::new(&client, settings))),
+            client,
             hook,
             hook_actions,
             state: Mutex::default(),
@@ -216,8 +236,25 @@ impl Access {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn rules(&self, app: &str) -> &Rules {
-        self.apps.get(app).unwrap_or(&self.server)
+    fn rules(&self, app: &str) -> Arc<Rules> {
+        let set = self
+            .rules
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        set.apps.get(app).unwrap_or(&set.server).clone()
+    }
+
+    /// A reloaded configuration's rules (address lists, names, channel
+    /// keys, the event callback, per App): decisions asked from now on
+    /// follow them; what is live or already decided is not revisited. The
+    /// hook and Redis keep their settings until a restart.
+    pub fn reconfigure(&self, settings: &Settings) {
+        let set = Arc::new(RuleSet::new(&self.client, settings));
+        *self
+            .rules
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = set;
     }
 
     fn hook_asks(&self, action: Action) -> Option<Arc<Hook>> {

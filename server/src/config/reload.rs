@@ -133,14 +133,19 @@ impl Reloader {
     /// configuration (`tincan_tokio::Handle::set_config`). Until this is
     /// called (the server is not bound yet) such changes are reported as
     /// not applied, and applied by the next reload after it.
-    pub fn apply_core(&self, set: impl Fn(ServerConfig) + Send + Sync + 'static) {
+    ///
+    /// `extra` names more settings that `set` applies (access control's),
+    /// and `set` gets the loaded configuration too, to read them.
+    pub fn apply_core(
+        &self,
+        extra: &[&str],
+        set: impl Fn(&Loaded, ServerConfig) -> Result<(), String> + Send + Sync + 'static,
+    ) {
         let mut keys = core_keys(&self.def);
         keys.push("app.*".to_owned());
+        keys.extend(extra.iter().map(|k| (*k).to_owned()));
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        self.apply_live(&keys, move |loaded| {
-            set(server_config(loaded)?);
-            Ok(())
-        });
+        self.apply_live(&keys, move |loaded| set(loaded, server_config(loaded)?));
     }
 
     /// The configuration in force.

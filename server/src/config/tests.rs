@@ -285,7 +285,10 @@ fn a_reload_gives_the_core_new_keys_and_app_sections_and_reports_them() {
 
     let given: Arc<Mutex<Vec<ServerConfig>>> = Arc::default();
     let sink = given.clone();
-    reloader.apply_core(move |c| sink.lock().unwrap().push(c));
+    reloader.apply_core(&[], move |_, c| {
+        sink.lock().unwrap().push(c);
+        Ok(())
+    });
     std::fs::write(
         &file,
         "[limits]\nmax_connections = 7\n[auth]\nkey = [\"new\"]\n\
