@@ -54,9 +54,6 @@
 
 pub mod amf;
 pub mod auth;
-// The broker's and the server's unit tests still read the clock directly
-// (test builds only; their library code is checked like the rest).
-#[cfg_attr(test, allow(clippy::disallowed_methods))]
 pub mod broker;
 pub mod chunk;
 pub mod client;
@@ -70,7 +67,6 @@ pub mod message;
 pub mod outbound;
 mod redact;
 pub mod rtws;
-#[cfg_attr(test, allow(clippy::disallowed_methods))]
 pub mod server;
 pub mod session;
 pub mod stats;

@@ -127,7 +127,7 @@ fn ready(server: &mut Server) -> Vec<SessionId> {
 #[test]
 fn timer_heap_stays_bounded_while_deadlines_keep_moving() {
     let mut server = Server::new(ServerConfig::default());
-    let mut now = Instant::now();
+    let mut now = crate::testing::test_now();
     let mut peers: Vec<Peer> = (0..8).map(|n| connected(&mut server, now, n)).collect();
     let bound = 2 * peers.len() + 1024;
     let mut peak = 0;
@@ -163,7 +163,7 @@ fn timer_heap_stays_bounded_while_deadlines_keep_moving() {
 #[test]
 fn timer_heap_stays_bounded_as_connections_come_and_go() {
     let mut server = Server::new(ServerConfig::default());
-    let mut now = Instant::now();
+    let mut now = crate::testing::test_now();
     let mut peak = 0;
     // More connections than the heap's slack, so only compaction keeps it
     // bounded.
@@ -185,7 +185,7 @@ fn timer_heap_stays_bounded_as_connections_come_and_go() {
 #[test]
 fn poll_ready_names_each_touched_connection_once() {
     let mut server = Server::new(ServerConfig::default());
-    let now = Instant::now();
+    let now = crate::testing::test_now();
     let mut peers: Vec<Peer> = (0..4).map(|n| connected(&mut server, now, n)).collect();
     let _ = ready(&mut server);
 
@@ -209,7 +209,7 @@ fn poll_ready_names_each_touched_connection_once() {
 
 #[test]
 fn poll_transmit_into_hands_out_the_same_bytes_in_one_reused_list() {
-    let now = Instant::now();
+    let now = crate::testing::test_now();
     let mut a = Server::new(ServerConfig::default());
     let mut b = Server::new(ServerConfig::default());
     // Same seeds: both servers owe the same bytes.
@@ -311,7 +311,7 @@ fn on_stream(server: &mut Server, now: Instant, n: u64, verb: &str, name: &str) 
 
 #[test]
 fn one_read_of_tiny_media_never_queues_frames_times_players_in_the_broker() {
-    let now = Instant::now();
+    let now = crate::testing::test_now();
     let mut server = Server::new(ServerConfig::default());
     let mut publisher = on_stream(&mut server, now, 1, "publish", "flood");
     let players: Vec<Peer> = (0..20)
@@ -351,7 +351,7 @@ fn one_read_of_tiny_media_never_queues_frames_times_players_in_the_broker() {
 fn one_read_is_handled_a_bounded_turn_at_a_time() {
     // A read of thousands of messages must not be one unbounded slice of
     // work: every other connection waits for it.
-    let now = Instant::now();
+    let now = crate::testing::test_now();
     let mut server = Server::new(ServerConfig::default());
     let mut publisher = on_stream(&mut server, now, 1, "publish", "flood");
     let player = on_stream(&mut server, now, 100, "play", "flood");

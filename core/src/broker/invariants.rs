@@ -220,7 +220,7 @@ mod tests {
 
     #[test]
     fn bookkeeping_agrees_through_publish_play_grace_and_close() {
-        let now = Instant::now();
+        let now = crate::testing::test_now();
         let mut b = Broker::new(BrokerConfig::default());
         let publisher = connect(&mut b, now);
         let player = connect(&mut b, now);
@@ -237,7 +237,7 @@ mod tests {
 
     #[test]
     fn bookkeeping_agrees_through_watch_and_close() {
-        let now = Instant::now();
+        let now = crate::testing::test_now();
         let mut b = Broker::new(BrokerConfig::default());
         let watcher = connect(&mut b, now);
         let watched = connect(&mut b, now);
@@ -250,7 +250,7 @@ mod tests {
 
     #[test]
     fn watch_naming_a_forgotten_session_is_reported() {
-        let now = Instant::now();
+        let now = crate::testing::test_now();
         let mut b = Broker::new(BrokerConfig::default());
         let watcher = connect(&mut b, now);
         let watched = connect(&mut b, now);
@@ -268,7 +268,7 @@ mod tests {
 
     #[test]
     fn subscriber_of_a_forgotten_session_is_reported() {
-        let now = Instant::now();
+        let now = crate::testing::test_now();
         let mut b = Broker::new(BrokerConfig::default());
         let player = connect(&mut b, now);
         play(&mut b, now, player, "cam");
@@ -281,7 +281,7 @@ mod tests {
 
     #[test]
     fn wrong_published_count_is_reported() {
-        let now = Instant::now();
+        let now = crate::testing::test_now();
         let mut b = Broker::new(BrokerConfig::default());
         let publisher = connect(&mut b, now);
         publish(&mut b, now, publisher, "cam");

@@ -18,7 +18,7 @@ impl Harness {
     fn new() -> Self {
         Harness {
             broker: Broker::new(BrokerConfig::default()),
-            now: Instant::now(),
+            now: crate::testing::test_now(),
         }
     }
 

@@ -31,7 +31,7 @@ impl Harness {
     fn with(config: BrokerConfig) -> Self {
         Harness {
             broker: Broker::new(config),
-            now: Instant::now(),
+            now: crate::testing::test_now(),
             inbox: Vec::new(),
         }
     }
