@@ -1870,17 +1870,25 @@ impl Server {
 
     fn run_work(&mut self, now: Instant, work: &mut Vec<SessionId>) {
         while let Some(id) = work.pop() {
-            while let Some(event) = self.slots.get_mut(&id).and_then(|s| s.conn.poll_event()) {
-                self.dispatch(now, id, event);
-                // Each event's fan-out reaches its sessions before the next
-                // event is handled, so the broker's queue holds one event's
-                // worth (a frame per player), never frames times players.
-                self.deliver(now, work);
-            }
-            while let Some(event) = self.slots.get_mut(&id).and_then(|s| match &mut s.conn {
-                Conn::Client(c) => c.poll_report(),
-                Conn::Server(_) => None,
-            }) {
+            // One lookup per step: fan-out runs this for every player of
+            // every frame, and an outbound connection's reports are taken
+            // in the same look as its events.
+            while let Some(slot) = self.slots.get_mut(&id) {
+                if let Some(event) = slot.conn.poll_event() {
+                    self.dispatch(now, id, event);
+                    // Each event's fan-out reaches its sessions before the
+                    // next event is handled, so the broker's queue holds one
+                    // event's worth (a frame per player), never frames
+                    // times players.
+                    self.deliver(now, work);
+                    continue;
+                }
+                let Conn::Client(c) = &mut slot.conn else {
+                    break;
+                };
+                let Some(event) = c.poll_report() else {
+                    break;
+                };
                 self.report(ServerEvent::Outbound { id, event });
             }
             self.refresh_deadline(id);
