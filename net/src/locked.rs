@@ -341,6 +341,18 @@ impl<B: Bell> LockedServer<B> {
         })
     }
 
+    /// [`Server::request_reconnect`] now: whether the request was sent
+    /// (false for an unknown connection or one that did not announce
+    /// reconnect support).
+    pub fn request_reconnect(
+        &self,
+        id: SessionId,
+        tc_url: Option<&str>,
+        description: &str,
+    ) -> bool {
+        self.with(|s, now| s.request_reconnect(now, id, tc_url, description))
+    }
+
     /// [`Server::connection_stats`] now.
     pub fn connection_stats(&self, id: SessionId) -> Option<ConnectionStats> {
         self.inspect(|s, now| s.connection_stats(now, id))

@@ -201,6 +201,21 @@ impl Handle {
         self.shared.close(id, reason)
     }
 
+    /// Asks connection `id` to reconnect (Enhanced RTMP v2:
+    /// `NetConnection.Connect.ReconnectRequest`), to `tc_url` when given
+    /// (another node, for draining this one) or else to where it is. True
+    /// if it was sent: false for an unknown connection, an outbound one,
+    /// or a client that did not announce reconnect support in `connect`
+    /// (it would not understand the request; close it instead).
+    pub fn request_reconnect(
+        &self,
+        id: SessionId,
+        tc_url: Option<&str>,
+        description: &str,
+    ) -> bool {
+        self.shared.request_reconnect(id, tc_url, description)
+    }
+
     /// Approves as [`Handle::approve`], with what the decider grants (a
     /// token's publish priority, an App's real-time treatment for a play).
     pub fn approve_with(&self, ticket: Ticket, grant: Grant) -> Result<(), TicketError> {

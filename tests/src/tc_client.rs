@@ -154,6 +154,27 @@ impl TcClient {
         transaction_id
     }
 
+    /// Sends `connect` for App `app` with `extra` members in the command
+    /// object (e.g. Enhanced RTMP's `capsEx`); returns its transaction id.
+    pub fn connect_app_with(&mut self, app: &str, extra: Vec<(&str, Value)>) -> f64 {
+        let transaction_id = self.transaction();
+        let mut members = vec![
+            ("app", Value::from(app)),
+            ("tcUrl", Value::from(format!("rtmp://127.0.0.1/{app}"))),
+            ("objectEncoding", Value::Number(0.0)),
+        ];
+        members.extend(extra);
+        self.command(
+            0,
+            Command::Connect(Connect {
+                transaction_id,
+                properties: Value::object(members),
+                args: vec![],
+            }),
+        );
+        transaction_id
+    }
+
     /// Sends `createStream`; returns its transaction id.
     pub fn create_stream(&mut self) -> f64 {
         let transaction_id = self.transaction();

@@ -108,6 +108,16 @@ pub struct Settings {
           default_value_t = d().shutdown_deadline.as_secs_f64())]
     shutdown_deadline: f64,
 
+    /// Where clients that announced Enhanced RTMP reconnect support are
+    /// asked to go when a graceful shutdown starts
+    /// (`NetConnection.Connect.ReconnectRequest` with this `tcUrl`, before
+    /// the usual shutdown notice), so a rolling restart moves them to
+    /// another node without a gap: an absolute `rtmp://host/app` or a path
+    /// relative to the client's own `tcUrl` (`/live`). Unset: none is sent
+    /// (docs/enhanced-rtmp.md).
+    #[arg(long, value_name = "TCURL")]
+    shutdown_reconnect_url: Option<String>,
+
     /// Milliseconds a player's media may wait so that what arrives
     /// meanwhile shares one write (SRS's merged write; 0: write at once).
     /// Trades latency for CPU: on loopback 20 ms saved ~30 % of the
@@ -158,6 +168,9 @@ impl Settings {
         config.session.max_publish_priority = self.max_publish_priority;
         config.broker.release_stream_evicts_any |= self.release_stream_evicts_any;
         config.shutdown_deadline = dur(self.shutdown_deadline);
+        config
+            .shutdown_reconnect_url
+            .clone_from(&self.shutdown_reconnect_url);
         config.session.auth_keys = AuthKeys::new(self.keys.all().map(<[u8]>::to_vec));
         if self.server_info.is_some() {
             config.session.server_info.clone_from(&self.server_info);

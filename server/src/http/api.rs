@@ -545,6 +545,76 @@ pub(super) async fn close_connection(
     }
 }
 
+/// The optional body of a reconnect request.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReconnectBody {
+    /// Where the client should go; absent: where it is.
+    #[serde(rename = "tcUrl")]
+    tc_url: Option<String>,
+    /// Told to the client with the request.
+    description: Option<String>,
+}
+
+/// The description of a reconnect request the operator did not describe.
+const RECONNECT_REQUESTED: &str = "reconnect requested by the operator";
+
+/// `POST /api/v1/connections/{id}/reconnect`: asks a client that announced
+/// Enhanced RTMP reconnect support to reconnect, to the body's `tcUrl`
+/// when given (draining one node into another without dropping anyone).
+/// A client that did not announce it gets nothing: 409, so the operator
+/// knows to close it instead.
+pub(super) async fn reconnect_connection(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(refused) = authorize(&state, &headers) {
+        return refused;
+    }
+    let id = match parse_id(&id) {
+        Ok(id) => id,
+        Err(e) => return e,
+    };
+    let body: ReconnectBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ReconnectBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("the body is a JSON object with optional tcUrl and description: {e}"),
+                )
+            }
+        }
+    };
+    if state.handle.connection_stats(id).is_none() {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no connection {id}"),
+        );
+    }
+    let description = body.description.as_deref().unwrap_or(RECONNECT_REQUESTED);
+    if state
+        .handle
+        .request_reconnect(id, body.tc_url.as_deref(), description)
+    {
+        tracing::info!(%id, tc_url = body.tc_url.as_deref().unwrap_or(""), "reconnect requested through the HTTP API");
+        Json(serde_json::json!({ "id": id.0, "requested": true, "tcUrl": body.tc_url }))
+            .into_response()
+    } else {
+        error(
+            StatusCode::CONFLICT,
+            "not_capable",
+            format!("connection {id} did not announce Enhanced RTMP reconnect support (capsEx) or is not a client connection; close it instead"),
+        )
+    }
+}
+
 /// `POST /api/v1/streams/{app}/{name}/close`: ends the publish. The
 /// publisher is told `NetStream.Publish.Denied` with
 /// [`PUBLISH_ENDED`] and keeps its connection (it may publish again, or

@@ -139,6 +139,10 @@ fn router(state: Shared) -> Router {
             "/api/v1/connections/{id}/close",
             post(api::close_connection),
         )
+        .route(
+            "/api/v1/connections/{id}/reconnect",
+            post(api::reconnect_connection),
+        )
         .fallback(api::not_found)
         .with_state(state)
 }
