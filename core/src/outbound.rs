@@ -20,6 +20,15 @@
 //!
 //! The embedder hears what the remote server said as
 //! [`crate::server::ServerEvent::Outbound`] reports.
+//!
+//! **Multitrack** (Enhanced RTMP v2): a pushing or pulling connection
+//! announces `capsEx` Multitrack in `connect` unless its
+//! [`ClientConfig::caps_ex`] says otherwise, so an origin sends a pulling
+//! edge every track and the edge's own players are served as the
+//! origin's would be. A push forwards every track as sent when the
+//! destination announced Multitrack in its `_result`, and otherwise the
+//! default track of each kind as single-track packets (what a legacy
+//! player of the destination can decode), like a legacy player here.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -34,7 +43,8 @@ use crate::event::{
 };
 use crate::media::{parse_audio, parse_video};
 use crate::message::PublishKind;
-use crate::session::{SessionError, Transmit};
+use crate::session::tracks::TrackFilter;
+use crate::session::{SessionError, Transmit, CAPS_EX_MULTITRACK};
 use crate::time::MediaTime;
 
 /// The one message stream id an outbound connection uses in the broker.
@@ -103,6 +113,9 @@ pub(crate) struct Outbound {
     linked: bool,
     closed_sent: bool,
     error: Option<SessionError>,
+    /// Push: which tracks the destination gets, decided by what it
+    /// announced once it accepted the publish.
+    tracks: Option<TrackFilter>,
 }
 
 impl Outbound {
@@ -112,6 +125,10 @@ impl Outbound {
         config: OutboundConfig,
         entropy: &mut dyn Entropy,
     ) -> Self {
+        let mut config = config;
+        if config.link != Link::None && config.client.caps_ex.is_none() {
+            config.client.caps_ex = Some(CAPS_EX_MULTITRACK);
+        }
         let mut events = VecDeque::new();
         let app = match &config.link {
             Link::Push { app, .. } | Link::Pull { app, .. } => Some(app.clone()),
@@ -134,6 +151,7 @@ impl Outbound {
             linked: false,
             closed_sent: false,
             error: None,
+            tracks: None,
         }
     }
 
@@ -225,7 +243,29 @@ impl Outbound {
                 // Push: a frame of the local stream, to the remote server
                 // under the client's real-time policy. An error means the
                 // client is over, which the reports already say.
-                let _ = self.client.send_frame(now, frame);
+                let frame = match &mut self.tracks {
+                    Some(filter) => match filter.apply(frame) {
+                        Some((frame, head)) if head.is_empty() => Some(frame),
+                        // A track rewritten to single-track: its new tag
+                        // header goes in front. Relays are few; one copy
+                        // per frame is cheaper than a prefixed write path
+                        // in the client.
+                        Some((frame, head)) => {
+                            let mut payload = Vec::with_capacity(head.len() + frame.payload.len());
+                            payload.extend_from_slice(head.as_slice());
+                            payload.extend_from_slice(&frame.payload);
+                            Some(Frame {
+                                payload: Bytes::from(payload),
+                                ..frame
+                            })
+                        }
+                        None => None,
+                    },
+                    None => Some(frame),
+                };
+                if let Some(frame) = frame {
+                    let _ = self.client.send_frame(now, frame);
+                }
             }
             BrokerEvent::PlayAccepted { .. } | BrokerEvent::PublishAccepted { .. } => {
                 self.linked = true;
@@ -255,6 +295,8 @@ impl Outbound {
                 ClientEvent::Publishing => {
                     if let Link::Push { name, .. } = &self.link {
                         let (name, query) = crate::session::split_query(name);
+                        self.tracks =
+                            Some(TrackFilter::new(self.client.server_caps(), None, &query));
                         self.events.push_back(SessionEvent::Play {
                             stream: LINK_STREAM,
                             request: PlayRequest {

@@ -12,11 +12,15 @@ use bytes::Bytes;
 use tincan_core::client::{ClientConfig, ClientEvent, ClientSession, MediaKind, Role};
 use tincan_core::entropy::SeededEntropy;
 use tincan_core::event::SessionId;
+use tincan_core::media::{select_video_track, TrackSelection};
 use tincan_core::outbound::{Link, OutboundConfig};
 use tincan_core::server::{Server, ServerConfig, ServerEvent, Transport};
+use tincan_core::session::CAPS_EX_MULTITRACK;
 use tincan_core::session::{SessionError, Transmit};
 use tincan_core::time::MediaTime;
-use tincan_tests::sim::media::{avc_inter, avc_keyframe, avc_sequence_header};
+use tincan_tests::sim::media::{
+    avc_inter, avc_keyframe, avc_sequence_header, multitrack_frames, multitrack_sequence_start,
+};
 
 /// One end of a pipe.
 enum End {
@@ -64,11 +68,17 @@ impl World {
 
     /// A client connected to server `s`.
     fn client(&mut self, s: usize, role: Role, stream: &str) -> usize {
+        self.client_with(s, role, stream, None)
+    }
+
+    /// A client that announces `caps_ex` (Enhanced RTMP v2) in `connect`.
+    fn client_with(&mut self, s: usize, role: Role, stream: &str, caps_ex: Option<u32>) -> usize {
         let mut e = self.entropy();
         let id = self.servers[s]
             .accept(self.now, Some(addr(100 + self.clients.len())), &mut e)
             .unwrap();
-        let config = ClientConfig::new("rtmp://127.0.0.1/live", "live", stream, role);
+        let mut config = ClientConfig::new("rtmp://127.0.0.1/live", "live", stream, role);
+        config.caps_ex = caps_ex;
         let mut e = self.entropy();
         self.clients
             .push((ClientSession::new(self.now, config, &mut e), Vec::new()));
@@ -387,4 +397,118 @@ fn edge_players_continue_through_a_republish_at_the_origin() {
         ]
     );
     assert!(!w.clients[player].0.is_closed());
+}
+
+/// Two HEVC video tracks: a sequence start, a keyframe and two inter
+/// frames, each message carrying both tracks.
+fn two_tracks() -> Vec<Bytes> {
+    vec![
+        multitrack_sequence_start(b"hvc1", &[(0, b"cfg-zero"), (1, b"cfg-one")]),
+        multitrack_frames(true, b"hvc1", &[(0, b"key-zero"), (1, b"key-one")]),
+        multitrack_frames(false, b"hvc1", &[(0, b"p1-zero"), (1, b"p1-one")]),
+        multitrack_frames(false, b"hvc1", &[(0, b"p2-zero"), (1, b"p2-one")]),
+    ]
+}
+
+/// What a legacy player gets of `frames`: track 0 as single-track packets.
+fn track_zero(frames: &[Bytes]) -> Vec<Bytes> {
+    frames
+        .iter()
+        .map(|f| match select_video_track(f, 0) {
+            TrackSelection::Rewritten { head, body } => {
+                let mut v = head.as_slice().to_vec();
+                v.extend_from_slice(&body);
+                Bytes::from(v)
+            }
+            other => panic!("not a multitrack message: {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_pull_brings_every_track_so_edge_players_are_served_as_at_the_origin() {
+    let mut w = World::new(2);
+    let publisher = w.client(0, Role::Publish, "cam");
+    let frames = two_tracks();
+    w.publish(publisher, 0, frames[0].clone());
+    w.publish(publisher, 0, frames[1].clone());
+    w.outbound(
+        1,
+        0,
+        Role::Play,
+        "cam",
+        Link::Pull {
+            app: "live".into(),
+            name: "cam".into(),
+            priority: 0,
+        },
+    );
+    let multitrack = w.client_with(1, Role::Play, "cam", Some(CAPS_EX_MULTITRACK));
+    let legacy = w.client(1, Role::Play, "cam");
+    w.publish(publisher, 40, frames[2].clone());
+    w.publish(publisher, 80, frames[3].clone());
+    assert_eq!(w.received(multitrack), frames);
+    assert_eq!(w.received(legacy), track_zero(&frames));
+}
+
+#[test]
+fn a_push_forwards_every_track_to_a_destination_that_announced_multitrack() {
+    let mut w = World::new(2);
+    let publisher = w.client(0, Role::Publish, "cam");
+    let frames = two_tracks();
+    w.publish(publisher, 0, frames[0].clone());
+    w.publish(publisher, 0, frames[1].clone());
+    let multitrack = w.client_with(1, Role::Play, "pushed", Some(CAPS_EX_MULTITRACK));
+    let legacy = w.client(1, Role::Play, "pushed");
+    w.outbound(
+        0,
+        1,
+        Role::Publish,
+        "pushed",
+        Link::Push {
+            app: "live".into(),
+            name: "cam".into(),
+        },
+    );
+    w.publish(publisher, 40, frames[2].clone());
+    w.publish(publisher, 80, frames[3].clone());
+    // tincan's `_result` announces Multitrack: the destination gets every
+    // track and serves its own players as the origin would.
+    assert_eq!(w.received(multitrack), frames);
+    assert_eq!(w.received(legacy), track_zero(&frames));
+}
+
+#[test]
+fn a_push_picks_the_track_its_name_asks_for() {
+    let mut w = World::new(2);
+    let publisher = w.client(0, Role::Publish, "cam");
+    let frames = two_tracks();
+    w.publish(publisher, 0, frames[0].clone());
+    w.publish(publisher, 0, frames[1].clone());
+    let multitrack = w.client_with(1, Role::Play, "one", Some(CAPS_EX_MULTITRACK));
+    w.outbound(
+        0,
+        1,
+        Role::Publish,
+        "one",
+        Link::Push {
+            app: "live".into(),
+            name: "cam?videoTrack=1".into(),
+        },
+    );
+    w.publish(publisher, 40, frames[2].clone());
+    let expected: Vec<Bytes> = frames[..3]
+        .iter()
+        .map(|f| match select_video_track(f, 1) {
+            TrackSelection::Rewritten { head, body } => {
+                let mut v = head.as_slice().to_vec();
+                v.extend_from_slice(&body);
+                Bytes::from(v)
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // Track 1 alone arrives, as single-track packets, even at a
+    // destination that could take every track.
+    assert_eq!(w.received(multitrack), expected);
 }

@@ -61,7 +61,7 @@ mod input;
 mod output;
 mod pacing;
 mod tc;
-mod tracks;
+pub(crate) mod tracks;
 mod transmit;
 
 pub use caps::{
