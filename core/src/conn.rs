@@ -43,6 +43,17 @@ impl Conn {
         }
     }
 
+    pub(crate) fn handle_input_bytes(
+        &mut self,
+        now: Instant,
+        data: bytes::Bytes,
+    ) -> Result<(), SessionError> {
+        match self {
+            Conn::Server(s) => s.handle_input_bytes(now, data),
+            Conn::Client(c) => c.handle_input(now, &data),
+        }
+    }
+
     pub(crate) fn handle_eof(&mut self, now: Instant) {
         match self {
             Conn::Server(s) => s.handle_eof(now),

@@ -58,6 +58,8 @@ use std::time::{Duration, Instant};
 
 use std::collections::BTreeSet;
 
+use bytes::Bytes;
+
 use crate::broker::{Broker, BrokerConfig, Notice};
 use crate::client::ClientEvent;
 use crate::conn::Conn;
@@ -122,6 +124,28 @@ pub enum Transport {
     RtmpOut,
     /// RTMP over TLS (RTMPS), accepted by a TLS listener.
     Rtmps,
+    /// TC (RTMP messages) over RTWebSocket flows, accepted by a WebSocket
+    /// listener: a browser client that connects, publishes and plays like
+    /// an RTMP client, sharing Apps, names, limits, approvals, events and
+    /// statistics with RTMP.
+    ///
+    /// The transport's contract, for a connection opened with
+    /// [`Server::accept_as`]`(now, peer, Transport::Rtws, entropy)`:
+    ///
+    /// * each [`Server::handle_input`] (or [`Server::handle_input_bytes`],
+    ///   which avoids a copy) is exactly one whole WebSocket binary
+    ///   message; no bytes means "continue pending input", as for RTMP;
+    /// * each [`Transmit`] from [`Server::poll_transmit`] or
+    ///   [`Server::poll_transmit_into`] is exactly one WebSocket binary
+    ///   message (its `bufs` concatenated);
+    /// * everything else is as for RTMP: timers, [`Server::handle_eof`],
+    ///   events, closing. Once [`Server::is_closed`] is true, the transport
+    ///   sends the WebSocket close frame and removes the connection.
+    ///
+    /// WebSocket pings, text messages and fragmentation are the
+    /// transport's business; the core sees only binary messages. See
+    /// docs/rtwebsocket.md, "TC over flows".
+    Rtws,
 }
 
 impl Transport {
@@ -133,6 +157,7 @@ impl Transport {
             Transport::Tap => 2,
             Transport::Source => 3,
             Transport::Rtmps => 4,
+            Transport::Rtws => 5,
         }
     }
 
@@ -144,6 +169,7 @@ impl Transport {
             Transport::Source => "source",
             Transport::RtmpOut => "rtmp-out",
             Transport::Rtmps => "rtmps",
+            Transport::Rtws => "rtws",
         }
     }
 }
@@ -1477,7 +1503,11 @@ impl Server {
             Some(peer) => tracing::info_span!("conn", id = %id, peer = %peer),
             None => tracing::info_span!("conn", id = %id),
         };
-        let mut session = span.in_scope(|| Session::new(now, self.config.session.clone(), entropy));
+        let config = self.config.session.clone();
+        let mut session = span.in_scope(|| match transport {
+            Transport::Rtws => Session::new_rtws(now, config, entropy),
+            _ => Session::new(now, config, entropy),
+        });
         if let Some((at, secs)) = self.unix_anchor {
             session.handle_unix_time(now, secs + now.saturating_duration_since(at).as_secs_f64());
         }
@@ -1525,6 +1555,28 @@ impl Server {
         slot.bytes_in += data.len() as u64;
         slot.rate_in.add(now, data.len() as u64);
         let result = slot.span.in_scope(|| slot.conn.handle_input(now, data));
+        self.mark_ready(id);
+        self.settle(now, id);
+        result
+    }
+
+    /// As [`Server::handle_input`], handing over the bytes: a
+    /// [`Transport::Rtws`] connection keeps slices of the WebSocket message
+    /// (the payloads it forwards) without copying it.
+    pub fn handle_input_bytes(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        data: Bytes,
+    ) -> Result<(), SessionError> {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return Ok(());
+        };
+        slot.bytes_in += data.len() as u64;
+        slot.rate_in.add(now, data.len() as u64);
+        let result = slot
+            .span
+            .in_scope(|| slot.conn.handle_input_bytes(now, data));
         self.mark_ready(id);
         self.settle(now, id);
         result

@@ -174,8 +174,8 @@ pub struct StreamStats {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Totals {
     /// Connections accepted, by transport: RTMP accepted, RTMP dialed
-    /// out, taps, sources, RTMPS accepted.
-    pub opened: [u64; 5],
+    /// out, taps, sources, RTMPS accepted, TC over RTWebSocket accepted.
+    pub opened: [u64; 6],
     /// Connections refused at accept because the server was shutting down.
     pub refused_shutting_down: u64,
     /// Connections refused at accept by the connection limit.

@@ -357,6 +357,8 @@ pub struct RtwsEndpoint {
     control: VecDeque<Bytes>,
     ping_replies_queued: usize,
     events: VecDeque<RtwsEvent>,
+    /// Messages abandoned because their expiry passed, and their bytes.
+    expired: (u64, u64),
 }
 
 impl RtwsEndpoint {
@@ -380,6 +382,7 @@ impl RtwsEndpoint {
             control: VecDeque::new(),
             ping_replies_queued: 0,
             events: VecDeque::new(),
+            expired: (0, 0),
         }
     }
 
@@ -432,6 +435,29 @@ impl RtwsEndpoint {
     /// Data bytes sent and not yet acknowledged, over all flows.
     pub fn bytes_in_flight(&self) -> u64 {
         self.bytes_in_flight
+    }
+
+    /// Messages abandoned because their expiry passed before they were
+    /// wholly sent, and their bytes: what the sender's real-time policy
+    /// gave up on, for statistics.
+    pub fn expired_messages(&self) -> (u64, u64) {
+        self.expired
+    }
+
+    /// Whether anything is owed to the peer: control messages, a flow
+    /// open, queued messages, abandons or a close not yet handed to
+    /// [`Self::poll_transmit`] (it may be waiting for the peer's window).
+    /// A closing connection flushes until this is false.
+    pub fn has_pending_transmit(&self) -> bool {
+        self.error.is_none()
+            && (!self.control.is_empty()
+                || self.ack_now
+                || self.send_flows.values().any(|f| {
+                    f.open.is_some()
+                        || !f.queue.is_empty()
+                        || f.abandoned > 0
+                        || f.state == SendState::Closing
+                }))
     }
 
     // ---- inputs ----
@@ -1001,6 +1027,8 @@ impl RtwsEndpoint {
         // those not started, in order, as one count.
         while let Some(head) = f.queue.front() {
             if head.expiry.is_some_and(|e| now.is_some_and(|now| e <= now)) {
+                self.expired.0 += 1;
+                self.expired.1 += head.data.len() as u64;
                 f.queued_bytes -= head.data.len();
                 f.queue.pop_front();
                 f.abandoned += 1;
@@ -1081,7 +1109,10 @@ impl RtwsEndpoint {
             // One already due waits for its flow's turn, not for a timer.
             .filter(|&e| self.now.map_or(true, |now| e > now))
             .min();
-        match (self.ack_deadline, expiry) {
+        // Acks already due wait for the next transmit, not for a timer: a
+        // deadline in the past would wake the caller again and again.
+        let ack = self.ack_deadline.filter(|_| !self.ack_now);
+        match (ack, expiry) {
             (Some(a), Some(e)) => Some(a.min(e)),
             (a, e) => a.or(e),
         }

@@ -95,6 +95,24 @@ pub struct SessionConfig {
     /// replaces [`Self::real_time`] for the connection's players. Shared,
     /// so every session's copy of the configuration costs a pointer.
     pub apps: std::sync::Arc<std::collections::BTreeMap<String, AppSettings>>,
+    /// Limits of a TC-over-RTWebSocket session's endpoint
+    /// ([`crate::session::Session::new_rtws`]): flows, message and buffer
+    /// sizes, send queues. The default takes a message as long as the
+    /// chunk decoder does (an RTMP message plus its 5-byte TC header), so a
+    /// browser publisher's keyframe fits exactly where an RTMP one would.
+    pub rtws: crate::rtws::RtwsConfig,
+}
+
+/// [`SessionConfig::rtws`]'s default: the endpoint's, with room for the
+/// largest RTMP message, and receive flows bounded to what a client of
+/// [`SessionConfig::max_streams`] streams can use (a control flow and up
+/// to three per stream, with room to spare).
+fn default_rtws() -> crate::rtws::RtwsConfig {
+    crate::rtws::RtwsConfig {
+        max_message_size: DecoderLimits::default().max_message_len + 5,
+        max_recv_flows: 64,
+        ..crate::rtws::RtwsConfig::default()
+    }
 }
 
 /// What one App changes of the server-wide settings; `None` keeps them.
@@ -133,6 +151,7 @@ impl Default for SessionConfig {
             hold_connect: false,
             max_publish_priority: 0,
             apps: std::sync::Arc::default(),
+            rtws: default_rtws(),
         }
     }
 }

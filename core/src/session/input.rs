@@ -38,7 +38,14 @@ impl Session {
     /// closing (it still flushes the error status it owes); the returned
     /// error is the same as [`Session::error`]. Errors are sticky: once the
     /// session is closing, input is ignored and the error returned again.
+    ///
+    /// A session opened with [`Session::new_rtws`] takes exactly one whole
+    /// WebSocket binary message per call (no bytes: continue pending
+    /// input).
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), SessionError> {
+        if self.is_rtws() {
+            return self.handle_rtws_input(now, Bytes::copy_from_slice(data));
+        }
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
@@ -61,6 +68,17 @@ impl Session {
             Some(e) => Err(e.clone()),
             None => Ok(()),
         }
+    }
+
+    /// As [`Session::handle_input`], handing over the bytes: a session
+    /// opened with [`Session::new_rtws`] keeps slices of the WebSocket
+    /// message without copying it; an RTMP session copies what it must
+    /// hold as usual.
+    pub fn handle_input_bytes(&mut self, now: Instant, data: Bytes) -> Result<(), SessionError> {
+        if self.is_rtws() {
+            return self.handle_rtws_input(now, data);
+        }
+        self.handle_input(now, &data)
     }
 
     /// Hands bytes to the handshake; returns what is left for the chunk

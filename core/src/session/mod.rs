@@ -57,6 +57,7 @@ pub(crate) use dialogue::split_query;
 mod caps;
 mod config;
 mod dialogue;
+mod flows;
 mod input;
 mod output;
 mod pacing;
@@ -122,6 +123,10 @@ pub enum SessionError {
     /// or [`SessionConfig::max_relay_bytes_per_second`]).
     #[error("flood: {0}")]
     Flood(String),
+    /// An RTWebSocket peer broke that protocol or one of its limits
+    /// ([`crate::rtws::RtwsConfig`]).
+    #[error("rtwebsocket: {0}")]
+    Rtws(#[from] crate::rtws::RtwsError),
 }
 
 /// One server-side RTMP connection; see the module docs for the run loop.
@@ -199,6 +204,10 @@ pub struct Session {
     input_pending: bool,
     /// Input not yet given to the decoder, in order.
     held: Vec<u8>,
+    /// TC over RTWebSocket flows instead of the handshake and chunk
+    /// stream ([`Session::new_rtws`]). Boxed: the RTMP session, the one on
+    /// the fan-out path, pays one pointer and one branch per call for it.
+    flows: Option<Box<flows::Flows>>,
 }
 
 /// Most messages a client may send while its `connect` waits for a
@@ -496,7 +505,23 @@ impl Session {
             relay_meter: tc::RelayMeter::default(),
             input_pending: false,
             held: Vec::new(),
+            flows: None,
         }
+    }
+
+    /// Starts a session that speaks TC over RTWebSocket flows (RFC 7425
+    /// section 5.1 semantics, as the reference JavaScript client does)
+    /// rather than RTMP's handshake and chunk stream: the WebSocket
+    /// already did the handshake, so it waits for `connect` from `now`.
+    /// Each [`Session::handle_input`] is one whole WebSocket binary
+    /// message and each [`Transmit`] is one; the dialogue (and everything
+    /// after `connect`) is the RTMP session's. See docs/rtwebsocket.md,
+    /// "TC over flows".
+    pub fn new_rtws(now: Instant, config: SessionConfig, entropy: &mut dyn Entropy) -> Self {
+        let rtws = config.rtws.clone();
+        let mut session = Session::new(now, config, entropy);
+        session.start_rtws(now, rtws);
+        session
     }
 
     /// The server-assigned connection ID (random hex), sent to the client in
@@ -616,7 +641,7 @@ impl Session {
     /// True once [`SessionEvent::Closed`] has been polled and nothing is left
     /// to transmit: the runtime may drop the socket.
     pub fn is_closed(&self) -> bool {
-        self.closed_polled && self.control.is_empty()
+        self.closed_polled && self.control.is_empty() && !self.rtws_pending()
     }
 
     /// Media frames the real-time policy abandoned for this connection's
@@ -624,12 +649,15 @@ impl Session {
     /// stats. Frames a player turned off (pause, receiveVideo) are not
     /// counted.
     pub fn dropped_frames(&self) -> u64 {
-        self.backlog.dropped_frames()
+        let expired = self.flows.as_ref().map_or(0, |f| f.expired().0);
+        self.backlog.dropped_frames() + expired
     }
 
-    /// Payload bytes of [`Session::dropped_frames`].
+    /// Payload bytes of [`Session::dropped_frames`] (over RTWebSocket, an
+    /// abandoned message's TC header is counted too).
     pub fn dropped_bytes(&self) -> u64 {
-        self.backlog.dropped_bytes()
+        let expired = self.flows.as_ref().map_or(0, |f| f.expired().1);
+        self.backlog.dropped_bytes() + expired
     }
 
     /// Payload bytes of media waiting for the socket right now.
@@ -665,7 +693,7 @@ impl Session {
     /// [`DecoderLimits::max_buffered_bytes`](crate::chunk::DecoderLimits).
     #[doc(hidden)]
     pub fn input_buffered_bytes(&self) -> usize {
-        self.decoder.buffered_bytes()
+        self.decoder.buffered_bytes() + self.flows.as_ref().map_or(0, |f| f.buffered_bytes())
     }
 
     /// The peer closed its side (read returned 0): the session closes.
@@ -676,6 +704,7 @@ impl Session {
         // Nobody is left to read what we still owe.
         self.control.clear();
         self.control_bytes = 0;
+        self.rtws_give_up();
         self.fail(now, SessionError::PeerClosed);
     }
 
@@ -691,12 +720,16 @@ impl Session {
 
     /// Deadlines have passed (calling early is harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(flows) = &mut self.flows {
+            flows.handle_timeout(now);
+        }
         match self.phase {
             Phase::Closing => {
                 if self.timers.is_due(Timer::Linger, now) {
                     tracing::debug!("gave up flushing a closing session");
                     self.control.clear();
                     self.control_bytes = 0;
+                    self.rtws_give_up();
                     self.timers.set(Timer::Linger, None);
                 }
                 return;
@@ -743,7 +776,13 @@ impl Session {
                 } else if self.timers.is_due(Timer::Ping, now) {
                     let stamp = now.saturating_duration_since(self.started).as_millis() as u32;
                     tracing::trace!(stamp, "pinging a silent peer");
-                    self.send_control(Message::UserControl(UserControl::PingRequest(stamp)));
+                    match &mut self.flows {
+                        // RTWebSocket has its own ping.
+                        Some(flows) => flows.ping(stamp),
+                        None => {
+                            self.send_control(Message::UserControl(UserControl::PingRequest(stamp)))
+                        }
+                    }
                     self.last_ping = Some(now);
                 }
             }
@@ -840,7 +879,11 @@ impl Session {
     /// The next deadline, if any.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next()
+        let own = self.timers.next();
+        match self.flows.as_ref().and_then(|f| f.poll_timeout()) {
+            Some(flows) => Some(own.map_or(flows, |own| own.min(flows))),
+            None => own,
+        }
     }
 
     /// After every input: enforce the bound on owed output and re-arm the
@@ -902,8 +945,11 @@ impl Session {
         // Nobody will read the rest of it; what is still owed goes on
         // other chunk streams.
         self.partial = None;
+        if let Some(flows) = &mut self.flows {
+            flows.abandon_media(None);
+        }
         self.timers.clear();
-        if !self.control.is_empty() {
+        if !self.control.is_empty() || self.rtws_pending() {
             self.timers
                 .set(Timer::Linger, now.checked_add(CLOSE_FLUSH_TIMEOUT));
         }

@@ -49,6 +49,9 @@ impl Session {
     /// Returns whether anything was put in it.
     #[must_use]
     pub fn poll_transmit_into(&mut self, now: Instant, t: &mut Transmit) -> bool {
+        if self.is_rtws() {
+            return self.poll_rtws_transmit(now, t);
+        }
         t.bufs.clear();
         // Sized once for the usual transmit, then kept by the caller.
         t.bufs.reserve(TRANSMIT_BUFS_HINT);
@@ -205,6 +208,10 @@ impl Session {
     /// Abort goes ahead of every queued reply, so it reaches the peer
     /// before anything else can be sent on that chunk stream.
     pub(super) fn stop_partial(&mut self, stream: u32) {
+        if let Some(flows) = &mut self.flows {
+            flows.abandon_media(Some(stream));
+            return;
+        }
         if let Some(p) = self.partial.take_if(|p| p.stream == stream) {
             let out = Outgoing::Abort(p.csid);
             self.control_bytes += out.len();

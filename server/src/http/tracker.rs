@@ -15,12 +15,13 @@ use tincan_core::session::SessionError;
 use tincan_core::stats::ConnectionStats;
 
 /// Every transport, in the order metrics list them.
-pub(super) const TRANSPORTS: [Transport; 5] = [
+pub(super) const TRANSPORTS: [Transport; 6] = [
     Transport::Rtmp,
     Transport::RtmpOut,
     Transport::Tap,
     Transport::Source,
     Transport::Rtmps,
+    Transport::Rtws,
 ];
 
 /// The counters a connection contributes to the server's totals.

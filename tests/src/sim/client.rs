@@ -177,6 +177,8 @@ pub struct SimClient {
     pub(super) frozen: bool,
     pub(super) eof: bool,
     pub(super) bytes_received: u64,
+    /// TC over RTWebSocket instead of RTMP's handshake and chunk stream.
+    rtws: Option<Box<super::rtws::RtwsSide>>,
 }
 
 impl SimClient {
@@ -211,6 +213,75 @@ impl SimClient {
             frozen: false,
             eof: false,
             bytes_received: 0,
+            rtws: None,
+        }
+    }
+
+    /// A client that speaks TC over RTWebSocket flows, as the reference
+    /// JavaScript client does: every method sends the same RTMP messages,
+    /// on flows instead of chunk streams. `base` is the instant of the
+    /// simulation's time zero.
+    pub fn new_rtws(base: Instant) -> Self {
+        let mut c = SimClient::new(base, 0);
+        c.outbound.clear();
+        c.held.clear();
+        let mut side = Box::new(super::rtws::RtwsSide::new(base));
+        c.outbound.extend(side.transmits());
+        c.rtws = Some(side);
+        c
+    }
+
+    /// Whether this client speaks TC over RTWebSocket.
+    pub fn is_rtws(&self) -> bool {
+        self.rtws.is_some()
+    }
+
+    /// RTWebSocket: stops acknowledging what the server sends, as a
+    /// stalled browser tab would (the server's flow control then holds
+    /// its media), or resumes, sending the acks held meanwhile.
+    pub fn withhold_acks(&mut self, on: bool) {
+        if let Some(r) = &mut self.rtws {
+            if on {
+                r.withhold_acks = true;
+            } else {
+                let acks = r.release_acks();
+                self.outbound.extend(acks);
+            }
+        }
+    }
+
+    /// RTWebSocket: opens a flow with `metadata` and sends `messages` (whole
+    /// TC messages) on it; returns its flow ID.
+    pub fn send_on_new_flow(&mut self, metadata: Bytes, messages: &[Bytes]) -> u64 {
+        let r = self.rtws.as_mut().expect("an RTWebSocket client");
+        let flow = r.send_on_new_flow(metadata, messages);
+        let out = r.transmits();
+        self.outbound.extend(out);
+        flow
+    }
+
+    /// RTWebSocket: sends `message` as one WebSocket binary message, as
+    /// is (for tests of what the server does with malformed input).
+    pub fn send_ws_message(&mut self, message: Bytes) {
+        self.outbound.push(message);
+    }
+
+    /// RTWebSocket: the flow exceptions the server sent (flow ID, reason).
+    pub fn refused_flows(&self) -> &[(u64, String)] {
+        self.rtws.as_ref().map_or(&[], |r| &r.refused)
+    }
+
+    /// RTWebSocket: flows the server opened that do not answer the
+    /// client's control flow (the reference client would refuse them).
+    pub fn unanswered_flows(&self) -> &[u64] {
+        self.rtws.as_ref().map_or(&[], |r| &r.unanswered_flows)
+    }
+
+    /// RTWebSocket: the server hands the link a WebSocket message of
+    /// `len` bytes (the link delivers bytes, the client needs boundaries).
+    pub(super) fn expect_message(&mut self, len: usize) {
+        if let Some(r) = &mut self.rtws {
+            r.expect_message(len);
         }
     }
 
@@ -487,6 +558,12 @@ impl SimClient {
     /// Encodes a raw message as is (for messages the typed layer would not
     /// build, e.g. media on a stream the client does not publish).
     pub fn send_raw(&mut self, raw: &RawMessage) {
+        if let Some(r) = &mut self.rtws {
+            r.send(raw);
+            let out = r.transmits();
+            self.outbound.extend(out);
+            return;
+        }
         let mut out = Vec::new();
         self.encoder.write(raw, &mut out);
         self.queue(out);
@@ -709,6 +786,17 @@ impl SimClient {
     pub fn handle_input(&mut self, at: Duration, mut data: &[u8]) {
         self.bytes_received += data.len() as u64;
         if !self.errors.is_empty() {
+            return;
+        }
+        if let Some(r) = &mut self.rtws {
+            let messages = r.receive(at, data, &mut self.errors);
+            for raw in messages {
+                self.handle_message(at, raw);
+            }
+            if let Some(r) = &mut self.rtws {
+                let out = r.transmits();
+                self.outbound.extend(out);
+            }
             return;
         }
         if !self.handshake.is_complete() {

@@ -28,6 +28,7 @@
 
 mod client;
 pub mod media;
+pub mod rtws;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -39,7 +40,7 @@ use tincan_core::entropy::SeededEntropy;
 use tincan_core::event::Denial;
 use tincan_core::event::SessionId;
 use tincan_core::server::{
-    Approvals, Closed, Refusal, Server, ServerConfig, ServerEvent, Ticket, TicketError,
+    Approvals, Closed, Refusal, Server, ServerConfig, ServerEvent, Ticket, TicketError, Transport,
 };
 use tincan_core::session::{Session, SessionConfig, SessionError, Transmit};
 
@@ -389,13 +390,38 @@ impl Sim {
     /// Opens a connection from `ip` over `link`, or returns why the server
     /// refused it ([`Server::accept`]).
     pub fn try_add_client(&mut self, ip: IpAddr, link: LinkConfig) -> Result<ClientId, Refusal> {
+        self.try_add(ip, link, Transport::Rtmp)
+    }
+
+    /// A browser-like client speaking TC over RTWebSocket (the server
+    /// accepts it as [`Transport::Rtws`]); every scripted dialogue works
+    /// on it as on an RTMP client.
+    pub fn add_rtws_client(&mut self) -> ClientId {
+        self.add_rtws_client_with(LinkConfig::unlimited())
+    }
+
+    /// As [`Sim::add_rtws_client`], over `link`.
+    pub fn add_rtws_client_with(&mut self, link: LinkConfig) -> ClientId {
+        let n = self.conns.len();
+        let ip = IpAddr::V4(Ipv4Addr::new(10, (n >> 16) as u8, (n >> 8) as u8, n as u8));
+        self.try_add(ip, link, Transport::Rtws)
+            .unwrap_or_else(|r| panic!("the server refused a connection: {r}"))
+    }
+
+    fn try_add(
+        &mut self,
+        ip: IpAddr,
+        link: LinkConfig,
+        transport: Transport,
+    ) -> Result<ClientId, Refusal> {
         let n = self.conns.len() as u64;
         let seed = self.config.seed.wrapping_add(n.wrapping_mul(2));
         let now = self.now();
         let port = 40_000 + (n % 20_000) as u16;
-        let sid = self.server.accept(
+        let sid = self.server.accept_as(
             now,
             Some(SocketAddr::new(ip, port)),
+            transport,
             &mut SeededEntropy::new(seed),
         )?;
         let id = self.conns.len();
@@ -405,7 +431,10 @@ impl Sim {
         }
         self.conns.push(Conn {
             sid,
-            client: SimClient::new(now, seed.wrapping_add(1)),
+            client: match transport {
+                Transport::Rtws => SimClient::new_rtws(self.base),
+                _ => SimClient::new(now, seed.wrapping_add(1)),
+            },
             link: Link::new(link, self.elapsed),
             eof_given: false,
             wants_write: false,
@@ -783,6 +812,7 @@ impl Sim {
                     // The client's socket is gone: bytes fall on the floor.
                     continue;
                 }
+                conn.client.expect_message(t.len());
                 conn.link.push(t);
             }
             if touched && self.server.is_closed(sid) {
