@@ -11,7 +11,6 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::server::free_port;
 use crate::{require_tool, ChildGuard};
 
 /// The reference RTWebSocket implementation: `$TINCAN_RTWS_VENDOR`, or
@@ -156,8 +155,7 @@ impl Chromium {
     /// without a gesture) and waits for its DevTools endpoint.
     pub fn start() -> Chromium {
         let profile = tempfile::tempdir().expect("browser profile");
-        let port = free_port();
-        let child = ChildGuard::spawn(
+        let mut child = ChildGuard::spawn(
             Command::new(require_tool("chromium"))
                 .args([
                     "--headless",
@@ -169,33 +167,34 @@ impl Chromium {
                     "--autoplay-policy=no-user-gesture-required",
                     "--use-fake-ui-for-media-stream",
                     "--use-fake-device-for-media-stream",
+                    // A port of its own, announced on stderr.
+                    "--remote-debugging-port=0",
                 ])
-                .arg(format!("--remote-debugging-port={port}"))
                 .arg(format!("--user-data-dir={}", profile.path().display()))
                 .arg("about:blank")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(Stdio::null()),
+                .stderr(Stdio::piped()),
         );
-        // Chromium writes its port and browser path here once it listens.
-        let file = profile.path().join("DevToolsActivePort");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&file) {
-                let mut l = text.lines();
-                if let (Some(port), Some(path)) = (l.next(), l.next()) {
-                    return Chromium {
-                        _child: child,
-                        devtools: format!("ws://127.0.0.1:{port}{path}"),
-                        _profile: profile,
-                    };
+        // Chromium says where its DevTools endpoint listens on stderr; the
+        // rest of stderr is read and dropped so it never blocks.
+        let err = child.0.stderr.take().expect("piped stderr");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("DevTools listening on ") {
+                    let _ = tx.send(url.trim().to_owned());
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "chromium did not open its DevTools endpoint"
-            );
-            thread::sleep(Duration::from_millis(50));
+        });
+        let devtools = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("chromium did not open its DevTools endpoint");
+        Chromium {
+            _child: child,
+            devtools,
+            _profile: profile,
         }
     }
 
