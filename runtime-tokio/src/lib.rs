@@ -42,6 +42,8 @@ mod events;
 mod shared;
 #[cfg(feature = "tls")]
 mod tls;
+#[cfg(feature = "ws")]
+mod ws;
 
 use std::io;
 use std::net::SocketAddr;
@@ -61,6 +63,8 @@ pub use tincan_net::{DriverConfig, DEFAULT_EVENT_CAPACITY};
 pub use crate::events::Events;
 #[cfg(feature = "tls")]
 pub use crate::tls::TLS_BUFFER;
+#[cfg(feature = "ws")]
+pub use crate::ws::WsConfig;
 /// The TLS crates RTMPS listeners take their acceptor from
 /// ([`Server::listen_tls`]), re-exported so an embedder builds it with the
 /// very versions this crate uses.
@@ -89,11 +93,14 @@ enum Control {
     Stop,
 }
 
-/// One bound listener: plain RTMP, or RTMPS with its TLS acceptor.
+/// One bound listener: plain RTMP, or RTMPS with its TLS acceptor; with
+/// a WebSocket configuration, RTWebSocket (over TLS: `wss://`).
 struct Listener {
     tcp: TcpListener,
     #[cfg(feature = "tls")]
     tls: Option<tokio_rustls::TlsAcceptor>,
+    #[cfg(feature = "ws")]
+    ws: Option<Arc<WsConfig>>,
 }
 
 impl std::fmt::Debug for Listener {
@@ -101,6 +108,7 @@ impl std::fmt::Debug for Listener {
         f.debug_struct("Listener")
             .field("addr", &self.tcp.local_addr().ok())
             .field("tls", &self.is_tls())
+            .field("ws", &self.is_ws())
             .finish()
     }
 }
@@ -111,6 +119,23 @@ impl Listener {
             tcp,
             #[cfg(feature = "tls")]
             tls: None,
+            #[cfg(feature = "ws")]
+            ws: None,
+        }
+    }
+
+    fn is_ws(&self) -> bool {
+        #[cfg(feature = "ws")]
+        return self.ws.is_some();
+        #[cfg(not(feature = "ws"))]
+        return false;
+    }
+
+    fn transport(&self) -> Transport {
+        match (self.is_ws(), self.is_tls()) {
+            (true, _) => Transport::Rtws,
+            (false, true) => Transport::Rtmps,
+            (false, false) => Transport::Rtmp,
         }
     }
 
@@ -353,30 +378,85 @@ impl Server {
     ) -> io::Result<Server> {
         for addr in addrs {
             self.listeners.push(Listener {
-                tcp: bind_one(*addr)?,
                 tls: Some(acceptor.clone()),
+                ..Listener::plain(bind_one(*addr)?)
             });
         }
         Ok(self)
     }
 
-    /// The addresses actually bound for plain RTMP (port 0 resolved).
-    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+    /// Adds one RTWebSocket listener per address (bound as
+    /// [`Server::bind`] binds): an HTTP upgrade to a WebSocket as `ws`
+    /// says (path, origins, sizes), then TC over RTWebSocket, served by
+    /// the same core as RTMP, so a browser plays what an RTMP encoder
+    /// publishes and the other way round. As for RTMPS, a connection is
+    /// accepted by the core before its upgrade is read, so the connection
+    /// limits and the handshake deadline cover the upgrade. Must be called
+    /// inside a tokio runtime.
+    #[cfg(feature = "ws")]
+    pub fn listen_ws(mut self, addrs: &[SocketAddr], ws: WsConfig) -> io::Result<Server> {
+        let ws = Arc::new(ws);
+        for addr in addrs {
+            self.listeners.push(Listener {
+                ws: Some(ws.clone()),
+                ..Listener::plain(bind_one(*addr)?)
+            });
+        }
+        Ok(self)
+    }
+
+    /// [`Server::listen_ws`] inside TLS (`wss://`): each connection runs
+    /// the TLS handshake with `acceptor`, as an RTMPS listener's does, then
+    /// the upgrade. Must be called inside a tokio runtime.
+    #[cfg(all(feature = "ws", feature = "tls"))]
+    pub fn listen_wss(
+        mut self,
+        addrs: &[SocketAddr],
+        acceptor: tokio_rustls::TlsAcceptor,
+        ws: WsConfig,
+    ) -> io::Result<Server> {
+        let ws = Arc::new(ws);
+        for addr in addrs {
+            self.listeners.push(Listener {
+                tls: Some(acceptor.clone()),
+                ws: Some(ws.clone()),
+                ..Listener::plain(bind_one(*addr)?)
+            });
+        }
+        Ok(self)
+    }
+
+    fn addrs_where(&self, tls: bool, ws: bool) -> Vec<SocketAddr> {
         self.listeners
             .iter()
-            .filter(|l| !l.is_tls())
+            .filter(|l| l.is_tls() == tls && l.is_ws() == ws)
             .filter_map(|l| l.tcp.local_addr().ok())
             .collect()
+    }
+
+    /// The addresses actually bound for plain RTMP (port 0 resolved).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.addrs_where(false, false)
     }
 
     /// The addresses actually bound for RTMPS ([`Server::listen_tls`]).
     #[cfg(feature = "tls")]
     pub fn tls_local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners
-            .iter()
-            .filter(|l| l.is_tls())
-            .filter_map(|l| l.tcp.local_addr().ok())
-            .collect()
+        self.addrs_where(true, false)
+    }
+
+    /// The addresses actually bound for RTWebSocket
+    /// ([`Server::listen_ws`]).
+    #[cfg(feature = "ws")]
+    pub fn ws_local_addrs(&self) -> Vec<SocketAddr> {
+        self.addrs_where(false, true)
+    }
+
+    /// The addresses actually bound for RTWebSocket over TLS
+    /// ([`Server::listen_wss`]).
+    #[cfg(all(feature = "ws", feature = "tls"))]
+    pub fn wss_local_addrs(&self) -> Vec<SocketAddr> {
+        self.addrs_where(true, true)
     }
 
     /// A handle to the server: shut it down, take its events, answer its
@@ -400,10 +480,11 @@ impl Server {
     pub async fn run(self) -> io::Result<()> {
         for l in &self.listeners {
             if let Ok(addr) = l.tcp.local_addr() {
-                if l.is_tls() {
-                    info!(%addr, "listening for RTMPS");
-                } else {
-                    info!(%addr, "listening");
+                match (l.is_ws(), l.is_tls()) {
+                    (true, true) => info!(%addr, "listening for RTWebSocket over TLS"),
+                    (true, false) => info!(%addr, "listening for RTWebSocket"),
+                    (false, true) => info!(%addr, "listening for RTMPS"),
+                    (false, false) => info!(%addr, "listening"),
                 }
             }
         }
@@ -502,17 +583,36 @@ fn accept(
     let accepted = shared.with(|s, now| {
         // The wall clock for token time bounds, fresh for every accept.
         s.handle_unix_time(now, tincan_net::unix_now());
-        let transport = if listener.is_tls() {
-            Transport::Rtmps
-        } else {
-            Transport::Rtmp
-        };
-        s.accept_as(now, Some(peer), transport, &mut tincan_net::os_entropy)
-            .map(|id| (id, s.span(id)))
+        s.accept_as(
+            now,
+            Some(peer),
+            listener.transport(),
+            &mut tincan_net::os_entropy,
+        )
+        .map(|id| (id, s.span(id)))
     });
     match accepted {
         Ok((id, span)) => {
             let span = span.unwrap_or_else(tracing::Span::none);
+            #[cfg(feature = "ws")]
+            if let Some(ws) = &listener.ws {
+                #[cfg(feature = "tls")]
+                if let Some(acceptor) = &listener.tls {
+                    let wss = ws::run_tls(
+                        shared.clone(),
+                        id,
+                        stream,
+                        acceptor.clone(),
+                        ws.clone(),
+                        driver,
+                    );
+                    conns.spawn(wss.instrument(span));
+                    return;
+                }
+                let plain = ws::run(shared.clone(), id, stream, ws.clone(), driver);
+                conns.spawn(plain.instrument(span));
+                return;
+            }
             #[cfg(feature = "tls")]
             if let Some(acceptor) = &listener.tls {
                 let tls = tls::run(shared.clone(), id, stream, acceptor.clone(), driver);
@@ -521,7 +621,13 @@ fn accept(
             }
             conns.spawn(connection::run(shared.clone(), id, stream, driver).instrument(span));
         }
-        Err(refusal) => warn!(%peer, %refusal, tls = listener.is_tls(), "connection refused"),
+        Err(refusal) => warn!(
+            %peer,
+            %refusal,
+            tls = listener.is_tls(),
+            ws = listener.is_ws(),
+            "connection refused"
+        ),
     }
 }
 

@@ -96,7 +96,7 @@ pub(crate) async fn run(
 /// The TLS handshake, or `None` if the core closed connection `id` first.
 /// The stream comes boxed: rustls' state is kilobytes, and the
 /// connection's task should stay small.
-async fn handshake(
+pub(crate) async fn handshake(
     shared: &Shared,
     id: SessionId,
     acceptor: TlsAcceptor,

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use config::args::{ConfigCommand, ConfigFileArgs, LogArgs, TlsArgs};
+use config::args::{ConfigCommand, ConfigFileArgs, LogArgs, TlsArgs, WsArgs};
 use tincan_core::auth::calculator_line;
 use tincan_net::cli::{Keys, ServeArgs};
 use tracing::error;
@@ -78,6 +78,9 @@ struct Serve {
 
     #[command(flatten)]
     tls: TlsArgs,
+
+    #[command(flatten)]
+    ws: WsArgs,
 
     #[command(flatten)]
     http: http::HttpArgs,
@@ -216,7 +219,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let tls = match tls::Tls::from_args(&serve.tls) {
+    let tls = match tls::Tls::from_args(&serve.tls, !serve.ws.wss_listen.is_empty()) {
         Ok(tls) => tls,
         Err(e) => {
             error!(error = %e, "cannot serve RTMPS");
@@ -232,8 +235,14 @@ fn main() -> ExitCode {
         let mut server = tincan_tokio::Server::bind(&serve.args.listen, config).await?;
         if let Some(tls) = &tls {
             server = server.listen_tls(&serve.tls.tls_listen, tls.acceptor.clone())?;
+            server = server.listen_wss(
+                &serve.ws.wss_listen,
+                tls.acceptor.clone(),
+                serve.ws.config(),
+            )?;
             tls.watch(&reloader);
         }
+        server = server.listen_ws(&serve.ws.ws_listen, serve.ws.config())?;
         let handle = server.handle();
         // A reload applies the core's settings and access control's rules
         // together, so what access control asks of the core (decisions,
@@ -260,7 +269,11 @@ fn main() -> ExitCode {
         http::start(
             &serve.http,
             server.handle(),
-            server.local_addrs(),
+            http::Listeners {
+                rtmp: server.local_addrs(),
+                ws: server.ws_local_addrs(),
+                wss: server.wss_local_addrs(),
+            },
             readiness.clone(),
             &mut events,
         )

@@ -341,20 +341,24 @@ fn server_config(store: Arc<CertStore>) -> Result<rustls::ServerConfig, String> 
 }
 
 impl Tls {
-    /// The TLS side of `args`, if RTMPS is listened for: `Ok(None)`
-    /// without `--tls-listen`; an error (the server does not start)
+    /// The TLS side of `args`, if RTMPS or `wss://` (`wss`) is listened
+    /// for: `Ok(None)` without `--tls-listen` and `--wss-listen`; an error (the server does not start)
     /// without a certificate or key, or with a pair that does not load.
-    pub fn from_args(args: &TlsArgs) -> Result<Option<Tls>, String> {
-        if args.tls_listen.is_empty() {
+    pub fn from_args(args: &TlsArgs, wss: bool) -> Result<Option<Tls>, String> {
+        if args.tls_listen.is_empty() && !wss {
             if args.tls_cert.is_some() || args.tls_key.is_some() {
-                tracing::warn!("tls.cert or tls.key is set without tls.listen: no RTMPS listener");
+                tracing::warn!(
+                    "tls.cert or tls.key is set without tls.listen or ws.wss_listen: \
+                     no TLS listener"
+                );
             }
             return Ok(None);
         }
         let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
             return Err(
-                "tls.listen needs a certificate chain and its key: give --tls-cert and --tls-key \
-                 (tls.cert and tls.key in the file, SSL_CERT and SSL_KEY)"
+                "tls.listen and ws.wss_listen need a certificate chain and its key: give \
+                 --tls-cert and --tls-key (tls.cert and tls.key in the file, SSL_CERT and \
+                 SSL_KEY)"
                     .into(),
             );
         };

@@ -250,7 +250,9 @@ pub fn profile_dir() -> PathBuf {
         .to_owned()
 }
 
-fn free_port() -> u16 {
+/// A loopback port free when asked (another process may take it before
+/// it is bound: callers that can, retry).
+pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")

@@ -65,6 +65,61 @@ pub struct TlsArgs {
     pub tls_key: Option<PathBuf>,
 }
 
+/// RTWebSocket listeners (`[ws]` in the file): TC over WebSocket, for
+/// browsers. Read by the WebSocket listener.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "RTWebSocket")]
+pub struct WsArgs {
+    /// Address to listen on for RTWebSocket (`ws://`); repeat (or separate
+    /// with commas) for several.
+    #[arg(long = "ws-listen", value_name = "ADDR", value_delimiter = ',')]
+    pub ws_listen: Vec<SocketAddr>,
+
+    /// Address to listen on for RTWebSocket over TLS (`wss://`), with the
+    /// certificate of --tls-cert and --tls-key; repeat (or separate with
+    /// commas) for several.
+    #[arg(long = "wss-listen", value_name = "ADDR", value_delimiter = ',')]
+    pub wss_listen: Vec<SocketAddr>,
+
+    /// The request path upgraded to a WebSocket; other paths get 404. `/`
+    /// takes every path, as TC Server does, whose clients name their App
+    /// in the URL (ws://host:port/live); another value takes that path and
+    /// the paths under it.
+    #[arg(long = "ws-path", value_name = "PATH", default_value = "/", value_parser = ws_path)]
+    pub ws_path: String,
+
+    /// Browser origins allowed to connect (the `Origin` header, e.g.
+    /// https://example.com); repeat (or separate with commas) for several.
+    /// None given: any origin. Requests without `Origin` (not from a
+    /// browser page) are always allowed.
+    #[arg(
+        long = "ws-allowed-origins",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub ws_allowed_origins: Vec<String>,
+}
+
+impl WsArgs {
+    /// The WebSocket listeners' configuration.
+    pub fn config(&self) -> tincan_tokio::WsConfig {
+        tincan_tokio::WsConfig {
+            path: self.ws_path.clone(),
+            allowed_origins: (!self.ws_allowed_origins.is_empty())
+                .then(|| self.ws_allowed_origins.clone()),
+            ..tincan_tokio::WsConfig::default()
+        }
+    }
+}
+
+fn ws_path(s: &str) -> Result<String, String> {
+    if s.starts_with('/') && !s.contains(['?', '#']) {
+        Ok(s.to_owned())
+    } else {
+        Err("a path starting with / and without query or fragment".to_owned())
+    }
+}
+
 /// `tincan config`: the configuration file's tools.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum ConfigCommand {

@@ -28,6 +28,7 @@ const GROUPS: &[(&str, Place)] = &[
     ("RealTime", Place::Section("real_time")),
     ("Keys", Place::Section("auth")),
     ("TlsArgs", Place::Section("tls")),
+    ("WsArgs", Place::Section("ws")),
     ("HttpArgs", Place::Section("http")),
     ("AccessArgs", Place::Section("access")),
     ("HookArgs", Place::Section("hook")),
@@ -45,6 +46,10 @@ pub const PER_APP_SECTIONS: &[&str] = &["real_time", "auth", "access"];
 pub const RESTART_KEYS: &[&str] = &[
     "listen",
     "tls.listen",
+    "ws.listen",
+    "ws.wss_listen",
+    "ws.path",
+    "ws.allowed_origins",
     "http.listen",
     "threads",
     "log_format",

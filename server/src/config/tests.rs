@@ -30,6 +30,11 @@ fn every_setting_has_one_key_and_one_environment_name() {
         "tls.key",
         "http.listen",
         "http.token",
+        "http.player_path",
+        "ws.listen",
+        "ws.wss_listen",
+        "ws.path",
+        "ws.allowed_origins",
     ] {
         assert!(keys.contains(key), "{key} missing from {keys:?}");
     }
@@ -123,6 +128,35 @@ fn a_combination_that_cannot_work_is_an_error() {
         errors[0].message.contains("max-buffered-bytes"),
         "{errors:?}"
     );
+}
+
+#[test]
+fn the_ws_section_gives_the_websocket_listeners_config() {
+    let def = def();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tincan.toml");
+    std::fs::write(
+        &file,
+        "[ws]\nlisten = [\"127.0.0.1:8080\"]\npath = \"/rtws\"\n\
+         allowed_origins = [\"https://a.example\", \"https://b.example\"]\n",
+    )
+    .unwrap();
+    let loaded = load(&def, &file);
+    let ws = <args::WsArgs as clap::FromArgMatches>::from_arg_matches(&loaded.matches).unwrap();
+    assert_eq!(ws.ws_listen, ["127.0.0.1:8080".parse().unwrap()]);
+    let config = ws.config();
+    assert_eq!(config.path, "/rtws");
+    assert!(config.takes_path("/rtws/live"));
+    assert!(!config.takes_path("/live"));
+    assert!(config.takes_origin(Some("https://B.example")));
+    assert!(!config.takes_origin(Some("https://c.example")));
+}
+
+#[test]
+fn a_ws_path_must_be_a_path() {
+    let def = def();
+    let errors = def.check_text("[ws]\npath = \"rtws\"\n").unwrap_err();
+    assert_eq!(errors[0].key.as_deref(), Some("ws.path"), "{errors:?}");
 }
 
 #[test]

@@ -66,6 +66,30 @@ pub(super) async fn status_page() -> Response {
         .into_response()
 }
 
+/// `GET /player` (`--http-player-path`): the browser player, one
+/// self-contained file as the status page: TC over RTWebSocket to the
+/// `--ws-listen` port it reads from `/api/v1/server`, WebCodecs to decode
+/// and encode.
+pub(super) async fn player_page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            // Inline only, as the status page; it may also open
+            // WebSockets (to the RTWebSocket listener, another port) and
+            // show the camera's preview.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; \
+                 connect-src 'self' ws: wss:; media-src 'self' blob: mediastream:; \
+                 img-src data:; base-uri 'none'; form-action 'none'",
+            ),
+        ],
+        include_str!("player.html"),
+    )
+        .into_response()
+}
+
 /// `GET /healthz`: 200 while the process serves HTTP at all.
 pub(super) async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
@@ -92,6 +116,10 @@ pub(super) struct ServerJson {
     started: String,
     uptime_secs: f64,
     rtmp_listen: Vec<String>,
+    /// RTWebSocket listeners, which the player connects to.
+    ws_listen: Vec<String>,
+    wss_listen: Vec<String>,
+    player_path: String,
     shutting_down: bool,
     connections: usize,
     streams: usize,
@@ -103,6 +131,14 @@ pub(super) async fn server(State(state): State<Shared>) -> Json<ServerJson> {
         started: rfc3339(state.started_wall),
         uptime_secs: secs(state.started.elapsed()),
         rtmp_listen: state.rtmp_listen.iter().map(ToString::to_string).collect(),
+        ws_listen: state.listeners.ws.iter().map(ToString::to_string).collect(),
+        wss_listen: state
+            .listeners
+            .wss
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        player_path: state.player_path.clone(),
         shutting_down: state.readiness.is_shutting_down(),
         connections: state.handle.connections().len(),
         streams: state.handle.streams().len(),

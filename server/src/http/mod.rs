@@ -48,6 +48,31 @@ pub struct HttpArgs {
         hide_env_values = true
     )]
     pub http_token: Option<Token>,
+
+    /// Path of the browser player (plays and publishes over RTWebSocket,
+    /// so it needs --ws-listen), linked from the status page.
+    #[arg(long, value_name = "PATH", default_value = "/player", value_parser = page_path)]
+    pub http_player_path: String,
+}
+
+fn page_path(s: &str) -> Result<String, String> {
+    if s.starts_with('/') && s.len() > 1 && !s.contains(['?', '#']) && !s.starts_with("/api/") {
+        Ok(s.to_owned())
+    } else {
+        Err("a path other than /, starting with / and outside /api/".to_owned())
+    }
+}
+
+/// The server's listening addresses, which the status page and the player
+/// name to their users.
+#[derive(Debug, Clone, Default)]
+pub struct Listeners {
+    /// Plain RTMP.
+    pub rtmp: Vec<SocketAddr>,
+    /// RTWebSocket (`ws://`).
+    pub ws: Vec<SocketAddr>,
+    /// RTWebSocket over TLS (`wss://`).
+    pub wss: Vec<SocketAddr>,
 }
 
 /// Whether the process is shutting down, shared by whoever starts the
@@ -76,6 +101,8 @@ struct State {
     token: Option<Token>,
     readiness: Readiness,
     rtmp_listen: Vec<SocketAddr>,
+    listeners: Listeners,
+    player_path: String,
     started: Instant,
     started_wall: SystemTime,
 }
@@ -90,7 +117,7 @@ type Shared = Arc<State>;
 pub async fn start(
     args: &HttpArgs,
     handle: Handle,
-    rtmp_listen: Vec<SocketAddr>,
+    listeners: Listeners,
     readiness: Readiness,
     events: &mut crate::events::Fanout,
 ) -> std::io::Result<Option<SocketAddr>> {
@@ -106,7 +133,9 @@ pub async fn start(
         tracker,
         token: args.http_token.clone(),
         readiness,
-        rtmp_listen,
+        rtmp_listen: listeners.rtmp.clone(),
+        listeners,
+        player_path: args.http_player_path.clone(),
         started: Instant::now(),
         started_wall: SystemTime::now(),
     });
@@ -121,8 +150,10 @@ pub async fn start(
 }
 
 fn router(state: Shared) -> Router {
+    let player = state.player_path.clone();
     Router::new()
         .route("/", get(api::status_page))
+        .route(&player, get(api::player_page))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(metrics::metrics))
