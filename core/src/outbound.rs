@@ -79,6 +79,12 @@ pub struct OutboundConfig {
     pub client: ClientConfig,
     /// What it does with a local stream.
     pub link: Link,
+    /// RTMPS: `Some(server name)` makes the runtime run TLS over the
+    /// socket before RTMP and verify the server's certificate for that
+    /// name (a relay to `rtmps://`). A runtime that cannot dial TLS fails
+    /// the dial, so a relay meant to be encrypted never goes out in the
+    /// clear.
+    pub tls: Option<String>,
 }
 
 /// A connection the runtime must dial, from
@@ -89,6 +95,8 @@ pub struct Dial {
     pub id: SessionId,
     /// `host:port` to connect to.
     pub target: String,
+    /// Run TLS for this server name first ([`OutboundConfig::tls`]).
+    pub tls: Option<String>,
 }
 
 /// An outbound connection as the server keeps it.

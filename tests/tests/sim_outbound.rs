@@ -98,6 +98,7 @@ impl World {
             target: format!("server{target}"),
             client: ClientConfig::new("rtmp://127.0.0.1/live", "live", stream, role),
             link,
+            tls: None,
         };
         let mut e = self.entropy();
         let id = self.servers[s].connect(self.now, config, &mut e).unwrap();
