@@ -182,12 +182,8 @@ pub(crate) async fn run_tls(
     ))
     .await;
     match handshake {
-        Some(Ok(mut tls)) => {
-            tls.get_mut()
-                .1
-                .set_buffer_limit(Some(crate::tls::TLS_BUFFER));
-            upgrade_and_serve(shared, id, tls, ws, waiter, config).await;
-        }
+        // The handshake bounded the TLS buffer already.
+        Some(Ok(tls)) => upgrade_and_serve(shared, id, tls, ws, waiter, config).await,
         Some(Err(e)) => {
             let why = format!("TLS handshake failed: {e}");
             finish(&shared, id, Some(&why));

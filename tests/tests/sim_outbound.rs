@@ -18,6 +18,7 @@ use tincan_core::server::{Server, ServerConfig, ServerEvent, Transport};
 use tincan_core::session::CAPS_EX_MULTITRACK;
 use tincan_core::session::{SessionError, Transmit};
 use tincan_core::time::MediaTime;
+use tincan_core::via::LoopGuard;
 use tincan_tests::sim::media::{
     avc_inter, avc_keyframe, avc_sequence_header, multitrack_frames, multitrack_sequence_start,
 };
@@ -41,6 +42,9 @@ struct World {
     pipes: Vec<Pipe>,
     events: Vec<Vec<ServerEvent>>,
     seed: u64,
+    /// Hand everything a pipe carries in one step to its reader as one
+    /// input, as one socket read of a real runtime would.
+    coalesce: bool,
 }
 
 fn addr(n: usize) -> SocketAddr {
@@ -58,6 +62,7 @@ impl World {
             pipes: Vec::new(),
             events: vec![Vec::new(); servers],
             seed: 1,
+            coalesce: false,
         }
     }
 
@@ -104,6 +109,7 @@ impl World {
             target: format!("server{target}"),
             client: ClientConfig::new("rtmp://127.0.0.1/live", "live", stream, role),
             link,
+            tls: None,
         };
         let mut e = self.entropy();
         let id = self.servers[s].connect(self.now, config, &mut e).unwrap();
@@ -131,6 +137,13 @@ impl World {
     }
 
     fn give(&mut self, end: &End, data: &[Bytes]) {
+        let joined;
+        let data = if self.coalesce && data.len() > 1 {
+            joined = [Bytes::from(data.concat())];
+            &joined[..]
+        } else {
+            data
+        };
         match *end {
             End::Server(s, id) => {
                 for b in data {
@@ -311,6 +324,32 @@ fn an_edge_pulls_a_stream_from_its_origin_for_its_players() {
 }
 
 #[test]
+fn an_edge_keeps_the_sequence_header_that_arrives_with_play_start() {
+    let mut w = World::new(2);
+    w.coalesce = true;
+    let publisher = w.client(0, Role::Publish, "cam");
+    let frames = stream();
+    w.publish(publisher, 0, frames[0].clone());
+    w.publish(publisher, 0, frames[1].clone());
+    // The origin's Play.Start and its fast start (sequence header,
+    // keyframe) reach the edge in one read.
+    w.outbound(
+        1,
+        0,
+        Role::Play,
+        "cam",
+        Link::Pull {
+            app: "live".into(),
+            name: "cam".into(),
+            priority: 0,
+        },
+    );
+    let player = w.client(1, Role::Play, "cam");
+    w.publish(publisher, 40, frames[2].clone());
+    assert_eq!(w.received(player), frames[..3]);
+}
+
+#[test]
 fn an_origin_pushes_a_stream_to_another_server() {
     let mut w = World::new(2);
     let publisher = w.client(0, Role::Publish, "cam");
@@ -397,6 +436,67 @@ fn edge_players_continue_through_a_republish_at_the_origin() {
         ]
     );
     assert!(!w.clients[player].0.is_closed());
+}
+
+/// Server 0 is node `a`; server 1 has a publisher of `cam` and pushes it
+/// to server 0 announcing relay chain `via`. What server 1 heard back.
+fn push_with_chain(via: &[&str]) -> Vec<ClientEvent> {
+    let mut w = World::new(2);
+    let mut config = ServerConfig::default();
+    config.session.loop_guard = LoopGuard {
+        node_id: Some("a".into()),
+        hop_limit: 4,
+    };
+    w.servers[0].set_config(config);
+    let publisher = w.client(1, Role::Publish, "cam");
+    w.publish(publisher, 0, stream()[0].clone());
+    let mut client = ClientConfig::new("rtmp://127.0.0.1/live", "live", "back", Role::Publish);
+    client.via = via.iter().map(|s| s.to_string()).collect();
+    let config = OutboundConfig {
+        target: "server0".into(),
+        client,
+        link: Link::Push {
+            app: "live".into(),
+            name: "cam".into(),
+        },
+        tls: None,
+    };
+    let mut e = w.entropy();
+    let id = w.servers[1].connect(w.now, config, &mut e).unwrap();
+    w.run();
+    w.events[1]
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::Outbound { id: o, event } if *o == id => Some(event.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn rejected_as_loop(events: &[ClientEvent]) -> bool {
+    events.iter().any(|e| {
+        matches!(e, ClientEvent::Status(s)
+            if s.code == "NetConnection.Connect.Rejected" && s.description.contains("relay loop"))
+    })
+}
+
+#[test]
+fn a_relay_whose_chain_names_the_server_is_refused_as_a_loop() {
+    let events = push_with_chain(&["a", "b"]);
+    assert!(rejected_as_loop(&events), "{events:?}");
+    assert!(!events.contains(&ClientEvent::Publishing), "{events:?}");
+}
+
+#[test]
+fn a_relay_chain_at_the_hop_limit_is_refused() {
+    let events = push_with_chain(&["w", "x", "y", "z"]);
+    assert!(rejected_as_loop(&events), "{events:?}");
+}
+
+#[test]
+fn a_relay_chain_without_the_server_is_accepted() {
+    let events = push_with_chain(&["b"]);
+    assert!(events.contains(&ClientEvent::Publishing), "{events:?}");
 }
 
 /// Two HEVC video tracks: a sequence start, a keyframe and two inter

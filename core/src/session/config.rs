@@ -101,6 +101,10 @@ pub struct SessionConfig {
     /// chunk decoder does (an RTMP message plus its 5-byte TC header), so a
     /// browser publisher's keyframe fits exactly where an RTMP one would.
     pub rtws: crate::rtws::RtwsConfig,
+    /// This server's node id and hop limit for relay chains: a relay's
+    /// `connect` whose chain names this server, or is at the limit, is
+    /// refused (see [`crate::via`]).
+    pub loop_guard: crate::via::LoopGuard,
 }
 
 /// [`SessionConfig::rtws`]'s default: the endpoint's, with room for the
@@ -152,6 +156,7 @@ impl Default for SessionConfig {
             max_publish_priority: 0,
             apps: std::sync::Arc::default(),
             rtws: default_rtws(),
+            loop_guard: crate::via::LoopGuard::default(),
         }
     }
 }

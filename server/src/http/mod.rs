@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use tincan_tokio::Handle;
 
@@ -97,6 +97,7 @@ impl Readiness {
 #[derive(Debug)]
 struct State {
     handle: Handle,
+    relays: Arc<crate::relay::Relays>,
     tracker: Arc<Tracker>,
     token: Option<Token>,
     readiness: Readiness,
@@ -117,6 +118,7 @@ type Shared = Arc<State>;
 pub async fn start(
     args: &HttpArgs,
     handle: Handle,
+    relays: Arc<crate::relay::Relays>,
     listeners: Listeners,
     readiness: Readiness,
     events: &mut crate::events::Fanout,
@@ -130,6 +132,7 @@ pub async fn start(
     events.add(tracker::sink(tracker.clone()));
     let state = Arc::new(State {
         handle,
+        relays,
         tracker,
         token: args.http_token.clone(),
         readiness,
@@ -174,6 +177,9 @@ fn router(state: Shared) -> Router {
             "/api/v1/connections/{id}/reconnect",
             post(api::reconnect_connection),
         )
+        .route("/api/v1/relays", get(api::relays))
+        .route("/api/v1/relays/push", post(api::add_push))
+        .route("/api/v1/relays/push/{id}", delete(api::remove_push))
         .fallback(api::not_found)
         .with_state(state)
 }
