@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+mod cluster;
 mod config;
 mod events;
 mod http;
@@ -90,6 +91,9 @@ struct Serve {
 
     #[command(flatten)]
     redis: access::RedisArgs,
+
+    #[command(flatten)]
+    cluster: cluster::ClusterArgs,
 }
 
 /// Whether `serve` matches (of any layer, or of an App's section) make a
@@ -98,6 +102,7 @@ fn check_serve(matches: &clap::ArgMatches) -> Result<(), String> {
     let serve = Serve::from_arg_matches(matches).map_err(|e| e.to_string())?;
     serve.access.check()?;
     serve.redis.check()?;
+    serve.cluster.check()?;
     serve.args.settings.config().map(|_| ())
 }
 
@@ -186,6 +191,13 @@ fn main() -> ExitCode {
         }
     };
     access.apply(&mut config);
+    let registry = match cluster::Registry::new(&serve.cluster) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tincan: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let access_active = access.active(&config);
     let reloader = config::reload::Reloader::new(def.clone(), argv, loaded);
     reloader.apply_live(&["log"], move |l| {
@@ -262,6 +274,7 @@ fn main() -> ExitCode {
             server.handle(),
             server.local_addrs(),
             readiness.clone(),
+            registry.clone(),
             &mut events,
         )
         .await?;
@@ -270,6 +283,10 @@ fn main() -> ExitCode {
                 access::Access::start(server.handle(), &access).map_err(std::io::Error::other)?;
             let _ = started.set(access.clone());
             events.add(Box::new(move |event| access.event(event)));
+        }
+        if let Some(registry) = &registry {
+            events.add(registry.sink());
+            registry.start(server.handle());
         }
         events.start(&server.handle());
         watch_signals(server.handle(), readiness)?;

@@ -32,6 +32,7 @@ const GROUPS: &[(&str, Place)] = &[
     ("AccessArgs", Place::Section("access")),
     ("HookArgs", Place::Section("hook")),
     ("RedisArgs", Place::Section("redis")),
+    ("ClusterArgs", Place::Section("cluster")),
     ("LogArgs", Place::TopLevel),
     ("ConfigFileArgs", Place::NotASetting),
 ];

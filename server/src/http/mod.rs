@@ -76,6 +76,8 @@ struct State {
     token: Option<Token>,
     readiness: Readiness,
     rtmp_listen: Vec<SocketAddr>,
+    /// The cluster registry, when clustering is on.
+    cluster: Option<Arc<crate::cluster::Registry>>,
     started: Instant,
     started_wall: SystemTime,
 }
@@ -92,6 +94,7 @@ pub async fn start(
     handle: Handle,
     rtmp_listen: Vec<SocketAddr>,
     readiness: Readiness,
+    cluster: Option<Arc<crate::cluster::Registry>>,
     events: &mut crate::events::Fanout,
 ) -> std::io::Result<Option<SocketAddr>> {
     let Some(addr) = args.http_listen else {
@@ -107,6 +110,7 @@ pub async fn start(
         token: args.http_token.clone(),
         readiness,
         rtmp_listen,
+        cluster,
         started: Instant::now(),
         started_wall: SystemTime::now(),
     });
@@ -132,6 +136,11 @@ fn router(state: Shared) -> Router {
         .route(
             "/api/v1/streams/{app}/{name}/close",
             post(api::close_stream),
+        )
+        .route("/api/v1/cluster", get(api::cluster))
+        .route(
+            "/api/v1/cluster/origins/{app}/{name}",
+            get(api::cluster_origins),
         )
         .route("/api/v1/connections", get(api::connections))
         .route("/api/v1/connections/{id}", get(api::connection))

@@ -1,0 +1,310 @@
+//! The cluster registry on a real `redis-server` started by each test,
+//! with real `tincan` binaries: what an origin announces, how long it
+//! lasts, what edges are told, and RTMP going on while Redis is away.
+//! The registry is read with the redis crate, as any other client of it
+//! would.
+
+use std::time::{Duration, Instant};
+
+use tincan_tests::access::{feed, free_port, lo, play_from, publish_from, Redis, Tincan};
+use tincan_tests::http::get_json;
+use tincan_tests::tc_client::TcClient;
+
+/// The TTL the tests run with (short, so a dead node drops out quickly).
+const TTL_MS: i64 = 3000;
+
+/// A node of the cluster: its RTMP port is announced as
+/// rtmp://127.0.0.1:PORT; it serves the HTTP API on a port of its own.
+struct Node {
+    tincan: Tincan,
+    http: u16,
+}
+
+impl Node {
+    fn start(redis: &Redis, id: &str, advertise: bool) -> Node {
+        let port = free_port();
+        let http = free_port();
+        let url = format!("redis://127.0.0.1:{}", redis.port);
+        let listen = format!("127.0.0.1:{port}");
+        let advertised = format!("rtmp://127.0.0.1:{port}");
+        let http_listen = format!("127.0.0.1:{http}");
+        let mut args = vec![
+            "--listen",
+            &listen,
+            "--http-listen",
+            &http_listen,
+            "--cluster-redis",
+            &url,
+            "--cluster-node-id",
+            id,
+            "--cluster-ttl",
+            "3",
+            "--cluster-heartbeat",
+            "1",
+        ];
+        if advertise {
+            args.extend(["--cluster-advertise", &advertised]);
+        }
+        let node = Node {
+            tincan: Tincan::start(&args, &[]),
+            http,
+        };
+        // The HTTP API binds just after RTMP.
+        assert!(eventually(Duration::from_secs(5), || {
+            std::net::TcpStream::connect(("127.0.0.1", http)).is_ok()
+        }));
+        node
+    }
+
+    fn api(&self, path: &str) -> serde_json::Value {
+        get_json(&format!("http://127.0.0.1:{}{path}", self.http))
+    }
+
+    fn origins(&self, app: &str, name: &str) -> Vec<String> {
+        let v = self.api(&format!("/api/v1/cluster/origins/{app}/{name}"));
+        v["origins"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no origins in {v}"))
+            .iter()
+            .map(|o| o["url"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+fn registry(redis: &Redis) -> redis::Connection {
+    redis::Client::open(format!("redis://127.0.0.1:{}", redis.port))
+        .unwrap()
+        .get_connection()
+        .unwrap()
+}
+
+/// The nodes the registry names for a stream, with their scores.
+fn members(c: &mut redis::Connection, app_name: &str) -> Vec<(String, u64)> {
+    redis::cmd("ZRANGE")
+        .arg(format!("tincan:stream:{app_name}"))
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query(c)
+        .unwrap()
+}
+
+fn pttl(c: &mut redis::Connection, key: &str) -> i64 {
+    redis::cmd("PTTL").arg(key).query(c).unwrap()
+}
+
+fn field(c: &mut redis::Connection, key: &str, field: &str) -> Option<String> {
+    redis::cmd("HGET").arg(key).arg(field).query(c).unwrap()
+}
+
+/// Polls `f` until it holds or `timeout` passes.
+fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn publish(node: &Node, name: &str) -> TcClient {
+    let (mut c, stream, (code, why)) = publish_from(lo(1), node.tincan.v4(), "live", name).unwrap();
+    assert_eq!(code, "NetStream.Publish.Start", "{why}");
+    feed(&mut c, stream, 0);
+    c
+}
+
+#[test]
+fn a_publish_is_announced_with_the_ttl_and_withdrawn_when_it_ends() {
+    let redis = Redis::start();
+    let a = Node::start(&redis, "node-a", true);
+    let mut r = registry(&redis);
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let publisher = publish(&a, "cam");
+
+    assert!(
+        eventually(Duration::from_secs(5), || !members(&mut r, "live/cam")
+            .is_empty()),
+        "never announced:\n{}",
+        a.tincan.logs()
+    );
+    let m = members(&mut r, "live/cam");
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0].0, "node-a");
+    assert!(
+        m[0].1 + 1000 >= before,
+        "publish start {} before {before}",
+        m[0].1
+    );
+    assert_eq!(
+        field(&mut r, "tincan:node:node-a", "url").as_deref(),
+        Some(format!("rtmp://127.0.0.1:{}", a.tincan.port).as_str())
+    );
+    assert_eq!(
+        field(&mut r, "tincan:node:node-a", "stream:live/cam"),
+        Some(m[0].1.to_string())
+    );
+    for key in ["tincan:node:node-a", "tincan:stream:live/cam"] {
+        let t = pttl(&mut r, key);
+        assert!(t > 0 && t <= TTL_MS, "{key}: PTTL {t}");
+    }
+    // A second node is told where the stream is.
+    let b = Node::start(&redis, "node-b", false);
+    assert_eq!(
+        b.origins("live", "cam"),
+        vec![format!("rtmp://127.0.0.1:{}", a.tincan.port)]
+    );
+
+    // The publish ends: both entries go at once, the node stays.
+    publisher.close();
+    assert!(
+        eventually(Duration::from_secs(5), || members(&mut r, "live/cam")
+            .is_empty()),
+        "still announced after the publish ended"
+    );
+    assert_eq!(field(&mut r, "tincan:node:node-a", "stream:live/cam"), None);
+    assert!(field(&mut r, "tincan:node:node-a", "url").is_some());
+    assert!(b.origins("live", "cam").is_empty());
+}
+
+#[test]
+fn a_killed_node_drops_out_within_the_ttl() {
+    let redis = Redis::start();
+    let a = Node::start(&redis, "node-a", true);
+    let b = Node::start(&redis, "node-b", false);
+    let mut r = registry(&redis);
+    let _publisher = publish(&a, "cam");
+    assert!(
+        eventually(Duration::from_secs(5), || !b
+            .origins("live", "cam")
+            .is_empty()),
+        "never announced:\n{}",
+        a.tincan.logs()
+    );
+    // SIGKILL: no goodbye, only the TTL removes it.
+    drop(a);
+    let killed = Instant::now();
+    let ttl = Duration::from_millis(TTL_MS as u64);
+    let gone = eventually(ttl + Duration::from_millis(500), || {
+        b.origins("live", "cam").is_empty()
+    });
+    assert!(
+        gone,
+        "a dead origin still named {:?} after it died",
+        killed.elapsed()
+    );
+    assert!(eventually(Duration::from_millis(500), || {
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg("tincan:node:node-a")
+            .arg("tincan:stream:live/cam")
+            .query(&mut r)
+            .unwrap();
+        exists == 0
+    }));
+}
+
+#[test]
+fn rtmp_goes_on_while_redis_is_away_and_the_node_announces_again() {
+    let mut redis = Redis::start();
+    let a = Node::start(&redis, "node-a", true);
+    let mut publisher = publish(&a, "cam");
+    let mut r = registry(&redis);
+    assert!(eventually(Duration::from_secs(5), || !members(
+        &mut r, "live/cam"
+    )
+    .is_empty()));
+    assert_eq!(a.api("/api/v1/cluster")["redis_connected"], true);
+
+    redis.kill();
+    drop(r);
+    // The node notices, says so, and keeps serving RTMP: a new player gets
+    // the stream's media.
+    assert!(
+        eventually(Duration::from_secs(5), || a.api("/api/v1/cluster")
+            ["redis_connected"]
+            == false),
+        "{}",
+        a.tincan.logs()
+    );
+    let (mut player, (code, why)) = play_from(lo(2), a.tincan.v4(), "live", "cam").unwrap();
+    assert_eq!(code, "NetStream.Play.Start", "{why}");
+    feed(&mut publisher, 1, 40);
+    let mut video = 0;
+    player.wait_for(Duration::from_secs(5), |m| {
+        if matches!(m, tincan_core::message::Message::Video { .. }) {
+            video += 1;
+        }
+        video >= 2
+    });
+    assert!(video >= 2, "the player got {video} video messages");
+    let metrics = tincan_tests::http::get(&format!("http://127.0.0.1:{}/metrics", a.http));
+    assert!(
+        metrics.body.contains("tincan_cluster_redis_up 0"),
+        "{}",
+        metrics.body
+    );
+
+    // Redis returns empty: the node announces everything again.
+    redis.restart();
+    let mut r = registry(&redis);
+    assert!(
+        eventually(Duration::from_secs(6), || members(&mut r, "live/cam")
+            .iter()
+            .any(|(n, _)| n == "node-a")),
+        "not announced again:\n{}",
+        a.tincan.logs()
+    );
+    assert_eq!(a.api("/api/v1/cluster")["redis_connected"], true);
+}
+
+#[test]
+fn the_redis_password_is_never_logged_or_shown() {
+    let redis = Redis::start();
+    assert_eq!(
+        redis
+            .command(&["CONFIG", "SET", "requirepass", "pw-cluster-1"])
+            .as_deref(),
+        Some("+OK")
+    );
+    let port = free_port();
+    let http = free_port();
+    let url = format!("redis://:pw-cluster-1@127.0.0.1:{}", redis.port);
+    let a = Tincan::start(
+        &[
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--http-listen",
+            &format!("127.0.0.1:{http}"),
+            "--cluster-node-id",
+            "node-a",
+            "--cluster-advertise",
+            &format!("rtmp://127.0.0.1:{port}"),
+        ],
+        &[("TINCAN_CLUSTER_REDIS", &url)],
+    );
+    let _publisher = {
+        let (mut c, stream, (code, why)) = publish_from(lo(1), a.v4(), "live", "cam").unwrap();
+        assert_eq!(code, "NetStream.Publish.Start", "{why}");
+        feed(&mut c, stream, 0);
+        c
+    };
+    let mut r = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    assert!(eventually(Duration::from_secs(5), || !members(
+        &mut r, "live/cam"
+    )
+    .is_empty()));
+    let status = get_json(&format!("http://127.0.0.1:{http}/api/v1/cluster"));
+    assert_eq!(status["redis_connected"], true);
+    assert!(!status.to_string().contains("pw-cluster-1"), "{status}");
+    assert!(!a.logs().contains("pw-cluster-1"), "{}", a.logs());
+}
