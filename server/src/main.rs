@@ -7,6 +7,7 @@ mod cluster;
 mod config;
 mod events;
 mod http;
+mod relay;
 mod tls;
 
 use std::process::ExitCode;
@@ -198,6 +199,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let relay_config = match relay_settings(&loaded) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tincan: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    relay::Relays::apply(&relay_config, &mut config);
     let access_active = access.active(&config);
     let reloader = config::reload::Reloader::new(def.clone(), argv, loaded);
     reloader.apply_live(&["log"], move |l| {
@@ -252,9 +261,13 @@ fn main() -> ExitCode {
         // exemptions, deadline) always matches the rules in force.
         let started: Arc<std::sync::OnceLock<Arc<access::Access>>> = Arc::default();
         let running = started.clone();
+        let reload_relays = relay_config.clone();
         reloader.apply_core(&["access.*"], move |loaded, mut config| {
             let settings = access_settings(loaded)?;
             settings.apply(&mut config);
+            // Relays are read at start only; what they ask of the core
+            // stays in force across reloads.
+            relay::Relays::apply(&reload_relays, &mut config);
             match running.get() {
                 Some(access) => access.reconfigure(&settings),
                 None if settings.active(&config) => {
@@ -269,9 +282,12 @@ fn main() -> ExitCode {
         // One consumer of the server's events, started before run() so
         // that the metrics and access control see every event.
         let mut events = events::Fanout::default();
+        let relays = relay::Relays::new(server.handle(), &relay_config);
+        events.add(relays.sink());
         http::start(
             &serve.http,
             server.handle(),
+            relays.clone(),
             server.local_addrs(),
             readiness.clone(),
             registry.clone(),
@@ -282,6 +298,8 @@ fn main() -> ExitCode {
             let access =
                 access::Access::start(server.handle(), &access).map_err(std::io::Error::other)?;
             let _ = started.set(access.clone());
+            relays.plays_via_access();
+            access.set_relays(relays.clone());
             events.add(Box::new(move |event| access.event(event)));
         }
         if let Some(registry) = &registry {
@@ -299,6 +317,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `[relay]` of the configuration file (already checked with the rest of
+/// the file when it was loaded).
+fn relay_settings(loaded: &config::Loaded) -> Result<relay::config::RelayConfig, String> {
+    let Some(path) = &loaded.file else {
+        return Ok(relay::config::RelayConfig::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    relay::config::RelayConfig::from_text(&text).map_err(|e| e.join("; "))
 }
 
 /// Access control's settings: the server's and each `[app.NAME]`

@@ -15,6 +15,7 @@ pub mod abuse;
 pub mod access;
 pub mod conformance;
 pub mod http;
+pub mod relay;
 pub mod server;
 pub mod sim;
 pub mod tc_client;

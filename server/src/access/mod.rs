@@ -90,6 +90,9 @@ struct Pub {
 struct Conn {
     peer: Option<SocketAddr>,
     info: Option<Arc<ConnectInfo>>,
+    /// One of this server's relay connections (dialed, not accepted): the
+    /// operator configured it, so its local publish or play is approved.
+    outbound: bool,
 }
 
 /// An approved publish that has not started after this long was refused
@@ -124,6 +127,8 @@ pub struct Access {
     hook: Option<Arc<Hook>>,
     hook_actions: Vec<Action>,
     state: Mutex<State>,
+    /// Pull relays, which take approved plays (see [`Access::set_relays`]).
+    relays: std::sync::OnceLock<Arc<crate::relay::Relays>>,
 }
 
 /// Everything access control reads from the configuration.
@@ -223,6 +228,7 @@ impl Access {
             hook,
             hook_actions,
             state: Mutex::default(),
+            relays: std::sync::OnceLock::new(),
         });
         if settings.redis.enabled {
             redis::spawn(access.clone(), settings.redis.clone());
@@ -264,6 +270,28 @@ impl Access {
             .flatten()
     }
 
+    /// Hands approved plays to the relays (which hold a play for a
+    /// stream they pull until it arrives) instead of approving them.
+    pub fn set_relays(&self, relays: Arc<crate::relay::Relays>) {
+        let _ = self.relays.set(relays);
+    }
+
+    /// A play's answer: a refusal goes to the client, an approval to the
+    /// relays if they run.
+    fn answer_play(
+        &self,
+        ticket: Ticket,
+        id: SessionId,
+        app: &str,
+        name: &str,
+        result: Result<(), Denial>,
+    ) {
+        match (result, self.relays.get()) {
+            (Ok(()), Some(relays)) => relays.decide_play(ticket, id, app, name),
+            (result, _) => self.answer(ticket, result),
+        }
+    }
+
     fn answer(&self, ticket: Ticket, result: Result<(), Denial>) {
         let _ = match result {
             Ok(()) => self.handle.approve(ticket),
@@ -275,12 +303,17 @@ impl Access {
     /// call runs in a task of its own.
     pub fn event(self: &Arc<Self>, event: &ServerEvent) {
         match event {
-            ServerEvent::Opened { id, peer, .. } => {
+            ServerEvent::Opened {
+                id,
+                peer,
+                transport,
+            } => {
                 self.lock().conns.insert(
                     *id,
                     Conn {
                         peer: *peer,
                         info: None,
+                        outbound: *transport == tincan_core::server::Transport::RtmpOut,
                     },
                 );
             }
@@ -382,6 +415,11 @@ impl Access {
         }
     }
 
+    /// Whether `id` is one of this server's relay connections.
+    fn is_outbound(&self, id: SessionId) -> bool {
+        self.lock().conns.get(&id).is_some_and(|c| c.outbound)
+    }
+
     fn peer_ip(&self, id: SessionId, peer: Option<SocketAddr>) -> Option<IpAddr> {
         peer.or_else(|| self.lock().conns.get(&id).and_then(|c| c.peer))
             .map(|p| p.ip())
@@ -478,6 +516,9 @@ impl Access {
         peer: Option<SocketAddr>,
         request: &tincan_core::server::StreamRequest,
     ) {
+        if self.is_outbound(id) {
+            return self.answer(ticket, Ok(()));
+        }
         let app = &request.app;
         let rules = self.rules(app);
         let ip = self.peer_ip(id, peer);
@@ -629,6 +670,10 @@ impl Access {
         peer: Option<SocketAddr>,
         request: &tincan_core::server::StreamRequest,
     ) {
+        if self.is_outbound(id) {
+            return self.answer(ticket, Ok(()));
+        }
+        let (app_name, stream_name) = (request.app.clone(), request.name.clone());
         let app = &request.app;
         let rules = self.rules(app);
         let ip = self.peer_ip(id, peer);
@@ -651,10 +696,10 @@ impl Access {
         }
         if let Some(denial) = local {
             tracing::info!(%id, %app, reason = %denial.description, "play refused");
-            return self.answer(ticket, Err(denial));
+            return self.answer_play(ticket, id, &app_name, &stream_name, Err(denial));
         }
         let Some(hook) = self.hook_asks(Action::Play) else {
-            return self.answer(ticket, Ok(()));
+            return self.answer_play(ticket, id, &app_name, &stream_name, Ok(()));
         };
         let mut body = self.body(id, "play");
         body.app.clone_from(app);
@@ -663,7 +708,7 @@ impl Access {
         let this = self.clone();
         tokio::spawn(async move {
             let result = hook.ask(&body, Denial::policy).await;
-            this.answer(ticket, result);
+            this.answer_play(ticket, id, &app_name, &stream_name, result);
         });
     }
 

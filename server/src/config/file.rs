@@ -122,6 +122,9 @@ impl Checker<'_> {
                 self.section(section, None, v, &mut out.global);
             } else if name == "app" {
                 self.apps(v, &mut out.apps);
+            } else if name == "relay" {
+                // Relays are lists of structured entries, read and checked
+                // by the relay module (crate::relay::config).
             } else {
                 let mut known: Vec<&str> = self
                     .settings
@@ -131,6 +134,7 @@ impl Checker<'_> {
                     .collect();
                 known.extend(sections.iter().copied());
                 known.push("app");
+                known.push("relay");
                 self.unknown(k.span(), name.to_owned(), known);
             }
         }

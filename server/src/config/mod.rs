@@ -275,6 +275,14 @@ impl Definition {
     pub fn check_text(&self, text: &str) -> Result<FileValues, Vec<file::FileError>> {
         let values = file::parse(text, &self.settings, &self.serve)?;
         let mut errors = Vec::new();
+        if let Err(relay) = crate::relay::config::RelayConfig::from_text(text) {
+            errors.extend(relay.into_iter().map(|message| file::FileError {
+                line: 0,
+                column: 0,
+                key: Some("relay".into()),
+                message,
+            }));
+        }
         let whole = |overrides: &Values| {
             let mut v: Values = self
                 .settings

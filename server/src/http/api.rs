@@ -620,6 +620,84 @@ pub(super) async fn close_stream(
 /// The description a publisher ended through the API is given.
 const PUBLISH_ENDED: &str = "publish ended by the operator";
 
+/// `GET /api/v1/relays`: push rules, every push target's state, and
+/// every pulled stream.
+pub(super) async fn relays(State(state): State<Shared>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "push": {
+            "rules": state.relays.rules(),
+            "targets": state.relays.targets(),
+        },
+        "pull": state.relays.pulls(),
+    }))
+}
+
+/// What `POST /api/v1/relays/push` takes: a `[[relay.push]]` entry.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AddPush {
+    app: String,
+    name: Option<String>,
+    to: Vec<String>,
+    tc_token: Option<String>,
+}
+
+/// `POST /api/v1/relays/push`: adds a push rule at run time (it starts
+/// at once for live streams it matches; it is not written to the file).
+pub(super) async fn add_push(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Json<AddPush>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Some(refused) = authorize(&state, &headers) {
+        return refused;
+    }
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", e.body_text()),
+    };
+    match crate::relay::config::PushRule::new(
+        body.app,
+        body.name.as_deref(),
+        &body.to,
+        body.tc_token,
+    ) {
+        Ok(rule) => {
+            let id = state.relays.add_push(rule);
+            (StatusCode::CREATED, Json(serde_json::json!({ "id": id }))).into_response()
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, "bad_request", e),
+    }
+}
+
+/// `DELETE /api/v1/relays/push/{id}`: removes a push rule (from the file
+/// or the API) until restart, and stops its connections.
+pub(super) async fn remove_push(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(refused) = authorize(&state, &headers) {
+        return refused;
+    }
+    let Ok(id) = id.parse::<u64>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "a rule id is a number",
+        );
+    };
+    if state.relays.remove_push(id) {
+        Json(serde_json::json!({ "id": id, "removed": true })).into_response()
+    } else {
+        error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no push rule {id}"),
+        )
+    }
+}
+
 /// Any other path.
 pub(super) async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "not_found", "no such route")

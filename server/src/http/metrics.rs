@@ -110,6 +110,9 @@ fn render(state: &Shared) -> String {
     let mut streams = state.handle.streams();
     streams.sort_by(|a, b| (&a.app, &a.name).cmp(&(&b.app, &b.name)));
     let events_dropped = state.handle.events_dropped();
+    let relay_targets = state.relays.targets();
+    let relay_retries = state.relays.retries_total();
+    let relay_pulls = state.relays.pulls();
     let mut t = Text::default();
     let mut tracker = state.tracker.lock();
     let traffic = tracker.traffic(&conns);
@@ -327,7 +330,98 @@ fn render(state: &Shared) -> String {
         let labels = [("app", s.app.as_str()), ("name", *name)];
         t.sample("tincan_stream_bitrate_in_bps", &labels, s.bitrate_in);
     }
+    relay_metrics(&mut t, &relay_targets, relay_retries);
+    pull_metrics(&mut t, &relay_pulls);
     t.0
+}
+
+/// Pull relays: pulled streams by state, and per stream its players,
+/// bytes and failovers.
+fn pull_metrics(t: &mut Text, pulls: &[crate::relay::PullView]) {
+    t.family(
+        "tincan_relay_pulls",
+        "gauge",
+        "Streams pulled from an origin, by state now.",
+    );
+    for state in ["connecting", "live", "retrying"] {
+        let n = pulls.iter().filter(|p| p.state == state).count();
+        t.sample("tincan_relay_pulls", &[("state", state)], n);
+    }
+    t.family(
+        "tincan_relay_pull_received_bytes_total",
+        "counter",
+        "Bytes read from origins for a pulled stream; the series ends with the pull.",
+    );
+    for p in pulls {
+        let labels = [("app", p.app.as_str()), ("name", p.name.as_str())];
+        t.sample(
+            "tincan_relay_pull_received_bytes_total",
+            &labels,
+            p.bytes_received,
+        );
+    }
+    t.family(
+        "tincan_relay_pull_failovers_total",
+        "counter",
+        "Times a pulled stream moved to another origin after media had flowed.",
+    );
+    for p in pulls {
+        let labels = [("app", p.app.as_str()), ("name", p.name.as_str())];
+        t.sample("tincan_relay_pull_failovers_total", &labels, p.failovers);
+    }
+}
+
+/// Push relays: targets by state, and per target (labelled by its id and
+/// local stream; the destination URL holds a stream key, so it is in the
+/// API, not in labels) its bytes and drops.
+fn relay_metrics(t: &mut Text, targets: &[crate::relay::TargetView], retries: u64) {
+    t.family(
+        "tincan_relay_push_targets",
+        "gauge",
+        "Push relay targets (source stream x destination) by state now.",
+    );
+    for state in ["connecting", "live", "retrying"] {
+        let n = targets.iter().filter(|x| x.state == state).count();
+        t.sample("tincan_relay_push_targets", &[("state", state)], n);
+    }
+    t.single(
+        "tincan_relay_push_retries_total",
+        "counter",
+        "Push relay connections scheduled for another attempt after a failure.",
+        retries,
+    );
+    t.family(
+        "tincan_relay_push_sent_bytes_total",
+        "counter",
+        "Bytes written to a push destination over all its connections; the series ends with the source stream.",
+    );
+    for x in targets {
+        let id = x.id.to_string();
+        let labels = [
+            ("target", id.as_str()),
+            ("app", x.app.as_str()),
+            ("name", x.name.as_str()),
+        ];
+        t.sample("tincan_relay_push_sent_bytes_total", &labels, x.bytes_sent);
+    }
+    t.family(
+        "tincan_relay_push_dropped_frames_total",
+        "counter",
+        "Frames dropped because a push destination read slower than real time.",
+    );
+    for x in targets {
+        let id = x.id.to_string();
+        let labels = [
+            ("target", id.as_str()),
+            ("app", x.app.as_str()),
+            ("name", x.name.as_str()),
+        ];
+        t.sample(
+            "tincan_relay_push_dropped_frames_total",
+            &labels,
+            x.frames_dropped,
+        );
+    }
 }
 
 #[cfg(test)]

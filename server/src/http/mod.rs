@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use tincan_tokio::Handle;
 
@@ -72,6 +72,7 @@ impl Readiness {
 #[derive(Debug)]
 struct State {
     handle: Handle,
+    relays: Arc<crate::relay::Relays>,
     tracker: Arc<Tracker>,
     token: Option<Token>,
     readiness: Readiness,
@@ -92,6 +93,7 @@ type Shared = Arc<State>;
 pub async fn start(
     args: &HttpArgs,
     handle: Handle,
+    relays: Arc<crate::relay::Relays>,
     rtmp_listen: Vec<SocketAddr>,
     readiness: Readiness,
     cluster: Option<Arc<crate::cluster::Registry>>,
@@ -106,6 +108,7 @@ pub async fn start(
     events.add(tracker::sink(tracker.clone()));
     let state = Arc::new(State {
         handle,
+        relays,
         tracker,
         token: args.http_token.clone(),
         readiness,
@@ -148,6 +151,9 @@ fn router(state: Shared) -> Router {
             "/api/v1/connections/{id}/close",
             post(api::close_connection),
         )
+        .route("/api/v1/relays", get(api::relays))
+        .route("/api/v1/relays/push", post(api::add_push))
+        .route("/api/v1/relays/push/{id}", delete(api::remove_push))
         .fallback(api::not_found)
         .with_state(state)
 }

@@ -1,0 +1,135 @@
+//! Push relays with the real binary: a publish forwarded to several
+//! destinations at once (nginx-rtmp from Debian's packages and another
+//! tincan), and a destination that goes away and comes back. Every
+//! destination is played back with FFmpeg and its frames decoded.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use tincan_tests::http::poll_json;
+use tincan_tests::relay::{free_port, ConfigFile, Nginx};
+use tincan_tests::require_tool;
+use tincan_tests::server::{play_args, publish_args, x264, Client, Output, TestServer};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+const FPS: u32 = 25;
+
+fn publisher(ffmpeg: &std::path::Path, url: &str, secs: u32) -> Client {
+    let video = x264(FPS);
+    let video: Vec<&str> = video.iter().map(String::as_str).collect();
+    Client::spawn(
+        "publisher",
+        Command::new(ffmpeg).args(publish_args(url, FPS, secs, &video, &["-c:a", "aac"])),
+        Output::Ignore,
+    )
+}
+
+fn player(ffmpeg: &std::path::Path, url: &str, secs: u32) -> Client {
+    let secs = secs.to_string();
+    Client::spawn(
+        "player",
+        Command::new(ffmpeg).args(play_args(url, &["-t", &secs])),
+        Output::FrameCrc,
+    )
+}
+
+/// The push targets of `GET /api/v1/relays`.
+fn targets(v: &Value) -> Vec<Value> {
+    v["push"]["targets"].as_array().cloned().unwrap_or_default()
+}
+
+fn all_in_state(v: &Value, n: usize, state: &str) -> bool {
+    let t = targets(v);
+    t.len() == n && t.iter().all(|t| t["state"] == state)
+}
+
+/// Plays `url` for three seconds and asserts frames decoded.
+fn assert_plays(ffmpeg: &std::path::Path, url: &str, logs: &dyn Fn() -> String) {
+    let mut p = player(ffmpeg, url, 3);
+    let status = p.wait_exit(TIMEOUT);
+    let progress = p.progress();
+    assert!(
+        status.is_some_and(|s| s.success()) && progress.video >= 40,
+        "{url}: {progress:?}\n{}\n{}",
+        p.describe(),
+        logs()
+    );
+}
+
+#[test]
+fn a_publish_is_pushed_to_nginx_rtmp_and_another_tincan_at_once() {
+    let ffmpeg = require_tool("ffmpeg");
+    let nginx = Nginx::start();
+    let other = TestServer::start();
+    let config = ConfigFile::new(&format!(
+        "[[relay.push]]\napp = \"live\"\nto = [\"rtmp://127.0.0.1:{}/live\", \"{}\"]\n",
+        nginx.port,
+        other.url("copy")
+    ));
+    let origin = TestServer::start_with_http(&["--config", config.arg()]);
+    let _publisher = publisher(&ffmpeg, &origin.url("cam"), 15);
+
+    let api = origin.http_url("/api/v1/relays");
+    let (v, live) = poll_json(&api, TIMEOUT, |v| all_in_state(v, 2, "live"));
+    assert!(live, "{v:#}\n{}", origin.logs());
+
+    // Both destinations at once: the nginx copy under the source's name,
+    // the tincan one under the name its URL gives.
+    // Three seconds each: nginx-rtmp keeps no GOP, so its player starts
+    // at the next keyframe (up to one second in).
+    let mut a = player(&ffmpeg, &nginx.url("cam"), 3);
+    let mut b = player(&ffmpeg, &other.url("copy"), 3);
+    for (p, what) in [(&mut a, "nginx"), (&mut b, "tincan")] {
+        let status = p.wait_exit(TIMEOUT);
+        let progress = p.progress();
+        assert!(
+            status.is_some_and(|s| s.success()) && progress.video >= 40,
+            "{what}: {progress:?}\n{}\nnginx:\n{}\norigin:\n{}",
+            p.describe(),
+            nginx.logs(),
+            origin.logs()
+        );
+    }
+    let (v, _) = poll_json(&api, TIMEOUT, |v| {
+        targets(v)
+            .iter()
+            .all(|t| t["bytes_sent"].as_u64() > Some(10_000))
+    });
+    assert!(
+        targets(&v)
+            .iter()
+            .all(|t| t["bytes_sent"].as_u64() > Some(10_000)),
+        "{v:#}"
+    );
+}
+
+#[test]
+fn a_destination_that_returns_is_pushed_to_again() {
+    let ffmpeg = require_tool("ffmpeg");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let destination = TestServer::start_with(&["--listen", &listen]);
+    let config = ConfigFile::new(&format!(
+        "[[relay.push]]\napp = \"live\"\nname = \"cam\"\nto = [\"rtmp://{listen}/live/back\"]\n\
+         [relay.retry]\ninitial_secs = 0.2\nmax_secs = 1\n"
+    ));
+    let origin = TestServer::start_with_http(&["--config", config.arg()]);
+    let _publisher = publisher(&ffmpeg, &origin.url("cam"), 30);
+    let api = origin.http_url("/api/v1/relays");
+    let (v, live) = poll_json(&api, TIMEOUT, |v| all_in_state(v, 1, "live"));
+    assert!(live, "{v:#}\n{}", origin.logs());
+
+    drop(destination);
+    let (v, retrying) = poll_json(&api, TIMEOUT, |v| {
+        all_in_state(v, 1, "retrying") && targets(v)[0]["last_error"].is_string()
+    });
+    assert!(retrying, "{v:#}\n{}", origin.logs());
+
+    let back = TestServer::start_with(&["--listen", &listen]);
+    let (v, live) = poll_json(&api, TIMEOUT, |v| all_in_state(v, 1, "live"));
+    assert!(live, "{v:#}\n{}", origin.logs());
+    assert!(targets(&v)[0]["attempts"].as_u64() >= Some(2), "{v:#}");
+    let url = format!("rtmp://{listen}/live/back");
+    assert_plays(&ffmpeg, &url, &|| back.logs());
+}
