@@ -206,7 +206,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    relay::Relays::apply(&relay_config, &mut config);
+    relay::Relays::apply(&relay_config, registry.is_some(), &mut config);
     let access_active = access.active(&config);
     let reloader = config::reload::Reloader::new(def.clone(), argv, loaded);
     reloader.apply_live(&["log"], move |l| {
@@ -262,12 +262,13 @@ fn main() -> ExitCode {
         let started: Arc<std::sync::OnceLock<Arc<access::Access>>> = Arc::default();
         let running = started.clone();
         let reload_relays = relay_config.clone();
+        let pulls_from_registry = registry.is_some();
         reloader.apply_core(&["access.*"], move |loaded, mut config| {
             let settings = access_settings(loaded)?;
             settings.apply(&mut config);
             // Relays are read at start only; what they ask of the core
             // stays in force across reloads.
-            relay::Relays::apply(&reload_relays, &mut config);
+            relay::Relays::apply(&reload_relays, pulls_from_registry, &mut config);
             match running.get() {
                 Some(access) => access.reconfigure(&settings),
                 None if settings.active(&config) => {
@@ -305,6 +306,7 @@ fn main() -> ExitCode {
         if let Some(registry) = &registry {
             events.add(registry.sink());
             registry.start(server.handle());
+            cluster::edge::start(registry.clone(), &relays, &relay_config);
         }
         events.start(&server.handle());
         watch_signals(server.handle(), readiness)?;

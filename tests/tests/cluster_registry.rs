@@ -4,10 +4,14 @@
 //! The registry is read with the redis crate, as any other client of it
 //! would.
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tincan_tests::access::{feed, free_port, lo, play_from, publish_from, Redis, Tincan};
 use tincan_tests::http::get_json;
+use tincan_tests::relay::ConfigFile;
+use tincan_tests::require_tool;
+use tincan_tests::server::{play_args, publish_args, x264, Client, Output};
 use tincan_tests::tc_client::TcClient;
 
 /// The TTL the tests run with (short, so a dead node drops out quickly).
@@ -22,6 +26,10 @@ struct Node {
 
 impl Node {
     fn start(redis: &Redis, id: &str, advertise: bool) -> Node {
+        Node::start_with(redis, id, advertise, &[])
+    }
+
+    fn start_with(redis: &Redis, id: &str, advertise: bool, extra: &[&str]) -> Node {
         let port = free_port();
         let http = free_port();
         let url = format!("redis://127.0.0.1:{}", redis.port);
@@ -45,6 +53,7 @@ impl Node {
         if advertise {
             args.extend(["--cluster-advertise", &advertised]);
         }
+        args.extend_from_slice(extra);
         let node = Node {
             tincan: Tincan::start(&args, &[]),
             http,
@@ -58,6 +67,13 @@ impl Node {
 
     fn api(&self, path: &str) -> serde_json::Value {
         get_json(&format!("http://127.0.0.1:{}{path}", self.http))
+    }
+
+    /// Waits until its registry connection is up.
+    fn connected(&self) -> bool {
+        eventually(Duration::from_secs(5), || {
+            self.api("/api/v1/cluster")["redis_connected"] == true
+        })
     }
 
     fn origins(&self, app: &str, name: &str) -> Vec<String> {
@@ -157,6 +173,7 @@ fn a_publish_is_announced_with_the_ttl_and_withdrawn_when_it_ends() {
     }
     // A second node is told where the stream is.
     let b = Node::start(&redis, "node-b", false);
+    assert!(b.connected());
     assert_eq!(
         b.origins("live", "cam"),
         vec![format!("rtmp://127.0.0.1:{}", a.tincan.port)]
@@ -181,6 +198,7 @@ fn a_killed_node_drops_out_within_the_ttl() {
     let b = Node::start(&redis, "node-b", false);
     let mut r = registry(&redis);
     let _publisher = publish(&a, "cam");
+    assert!(b.connected());
     assert!(
         eventually(Duration::from_secs(5), || !b
             .origins("live", "cam")
@@ -307,4 +325,119 @@ fn the_redis_password_is_never_logged_or_shown() {
     assert_eq!(status["redis_connected"], true);
     assert!(!status.to_string().contains("pw-cluster-1"), "{status}");
     assert!(!a.logs().contains("pw-cluster-1"), "{}", a.logs());
+}
+
+/// A live FFmpeg publisher of the test pattern (H.264 + AAC) to `url`.
+fn ffmpeg_publisher(url: &str, seconds: u32) -> Client {
+    let video = x264(25);
+    let video: Vec<&str> = video.iter().map(String::as_str).collect();
+    let args = publish_args(url, 25, seconds, &video, &["-c:a", "aac"]);
+    Client::spawn(
+        "publisher",
+        Command::new(require_tool("ffmpeg")).args(args),
+        Output::Ignore,
+    )
+}
+
+/// An FFmpeg player of `url`, one framecrc line per decoded frame.
+fn ffmpeg_player(url: &str) -> Client {
+    Client::spawn(
+        "player",
+        Command::new(require_tool("ffmpeg")).args(play_args(url, &[])),
+        Output::FrameCrc,
+    )
+}
+
+/// Waits until `node` has read a stream of another node from the
+/// registry (a play there is then pulled).
+fn knows_a_remote_stream(node: &Node) -> bool {
+    eventually(Duration::from_secs(10), || {
+        node.api("/api/v1/cluster")["mirrored_streams"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    })
+}
+
+#[test]
+fn two_edges_pull_from_the_origin_the_registry_names() {
+    let redis = Redis::start();
+    let origin = Node::start(&redis, "origin", true);
+    let edge1 = Node::start(&redis, "edge-1", false);
+    let edge2 = Node::start(&redis, "edge-2", false);
+    let _publisher = ffmpeg_publisher(&origin.tincan.url("live", "cam"), 60);
+    assert!(knows_a_remote_stream(&edge1), "{}", edge1.tincan.logs());
+    assert!(knows_a_remote_stream(&edge2), "{}", edge2.tincan.logs());
+    let players = [
+        ffmpeg_player(&edge1.tincan.url("live", "cam")),
+        ffmpeg_player(&edge2.tincan.url("live", "cam")),
+    ];
+    for (player, edge) in players.iter().zip([&edge1, &edge2]) {
+        let p = player.wait_for(Duration::from_secs(20), |p| p.video >= 50 && p.audio >= 50);
+        assert!(
+            p.video >= 50 && p.audio >= 50,
+            "{}\nedge:\n{}",
+            player.describe(),
+            edge.tincan.logs()
+        );
+    }
+}
+
+#[test]
+fn an_edge_follows_a_publisher_that_moved_to_another_origin() {
+    let redis = Redis::start();
+    let a = Node::start(&redis, "origin-a", true);
+    let b = Node::start(&redis, "origin-b", true);
+    let edge = Node::start(&redis, "edge", false);
+    let mut publisher = ffmpeg_publisher(&a.tincan.url("live", "cam"), 60);
+    assert!(knows_a_remote_stream(&edge), "{}", edge.tincan.logs());
+    let mut player = ffmpeg_player(&edge.tincan.url("live", "cam"));
+    let p = player.wait_for(Duration::from_secs(20), |p| p.video >= 50);
+    assert!(p.video >= 50, "{}", player.describe());
+
+    // Origin A dies with its publisher; the publisher comes back on B.
+    drop(a);
+    publisher.kill();
+    let before = player.progress().video;
+    let _publisher = ffmpeg_publisher(&b.tincan.url("live", "cam"), 60);
+
+    // The same player process (FFmpeg never reconnects by itself) goes
+    // on decoding: two more seconds of frames from the new origin.
+    let p = player.wait_for(Duration::from_secs(20), |p| p.video >= before + 50);
+    assert!(
+        p.video >= before + 50 && player.is_running(),
+        "{}\nedge:\n{}",
+        player.describe(),
+        edge.tincan.logs()
+    );
+    let relays = edge.api("/api/v1/relays");
+    assert!(
+        relays
+            .to_string()
+            .contains(&format!("127.0.0.1:{}", b.tincan.port)),
+        "the pull is not on origin B: {relays}"
+    );
+}
+
+#[test]
+fn with_redis_away_an_edge_pulls_from_its_static_origins() {
+    let mut redis = Redis::start();
+    let origin = Node::start(&redis, "origin", true);
+    let config = ConfigFile::new(&format!(
+        "[[relay.pull]]\napp = \"live\"\norigins = [\"rtmp://127.0.0.1:{}/live\"]\n",
+        origin.tincan.port
+    ));
+    let edge = Node::start_with(&redis, "edge", false, &["--config", config.arg()]);
+    let _publisher = ffmpeg_publisher(&origin.tincan.url("live", "cam"), 60);
+    redis.kill();
+    assert!(eventually(Duration::from_secs(5), || {
+        edge.api("/api/v1/cluster")["redis_connected"] == false
+    }));
+    let player = ffmpeg_player(&edge.tincan.url("live", "cam"));
+    let p = player.wait_for(Duration::from_secs(20), |p| p.video >= 50);
+    assert!(
+        p.video >= 50,
+        "{}\nedge:\n{}",
+        player.describe(),
+        edge.tincan.logs()
+    );
 }

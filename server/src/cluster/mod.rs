@@ -25,8 +25,9 @@
 //! the first heartbeat after the reconnect. RTMP never waits for Redis.
 
 mod args;
+pub mod edge;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -51,6 +52,11 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// Origins read per lookup: more than a stream ever has live at once; dead
 /// ones past it expire with the key.
 const MAX_CANDIDATES: isize = 16;
+/// Bounds of the mirror: nodes read and streams kept. Far above a real
+/// cluster; past them the rest is left out (and logged) rather than
+/// growing memory without end on a registry filled by mistake.
+const MAX_NODES: usize = 10_000;
+const MAX_MIRRORED: usize = 200_000;
 
 /// One live origin of a stream, as a lookup returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -101,6 +107,13 @@ pub struct Registry {
     /// Wakes the task when a publish starts or ends, so an announcement
     /// does not wait for the next heartbeat.
     wake: Notify,
+    /// Every other node's streams, read at each heartbeat: what pull
+    /// edges ask (they must answer from memory). Empty while Redis is
+    /// away, so edges fall back to their static origins.
+    mirror: Mutex<HashMap<StreamKey, Vec<Origin>>>,
+    /// Told after each read of the mirror (edges then check that each pull
+    /// follows its stream's newest origin).
+    refreshed: Notify,
 }
 
 /// What `GET /api/v1/cluster` shows.
@@ -115,6 +128,9 @@ pub struct Status {
     heartbeat_secs: f64,
     announce_errors: u64,
     announced: Vec<AnnouncedJson>,
+    /// Other nodes' streams known from the last read of the registry:
+    /// what a play on this node can be pulled for.
+    mirrored_streams: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -169,6 +185,24 @@ fn stream_path(app: &str, name: &str) -> String {
     format!("{}/{name}", app.replace('%', "%25").replace('/', "%2F"))
 }
 
+/// The App and name of a [`stream_path`].
+fn parse_stream_path(path: &str) -> Option<StreamKey> {
+    let (app, name) = path.split_once('/')?;
+    Some((app.replace("%2F", "/").replace("%25", "%"), name.to_owned()))
+}
+
+/// `text` with the glob characters of `SCAN MATCH` escaped.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 impl Registry {
     /// The registry of `args`, or `None` when clustering is off. It does
     /// not connect yet: [`Registry::start`] does, in a task.
@@ -196,6 +230,8 @@ impl Registry {
             lookups_none: AtomicU64::new(0),
             lookups_failed: AtomicU64::new(0),
             wake: Notify::new(),
+            mirror: Mutex::default(),
+            refreshed: Notify::new(),
         })))
     }
 
@@ -248,7 +284,11 @@ impl Registry {
                     backoff = BACKOFF_MIN;
                     loop {
                         self.reconcile(&handle);
-                        match self.write(&mut conn, &mut written).await {
+                        let result = match self.write(&mut conn, &mut written).await {
+                            Ok(()) => self.refresh(&mut conn).await,
+                            Err(e) => Err(e),
+                        };
+                        match result {
                             Ok(()) => {
                                 if !self.connected.swap(true, Ordering::Relaxed) {
                                     tracing::info!(redis = %self.redis_shown, node = %self.node_id,
@@ -270,6 +310,11 @@ impl Registry {
                     }
                     *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = None;
                     self.connected.store(false, Ordering::Relaxed);
+                    self.mirror
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clear();
+                    self.refreshed.notify_waiters();
                 }
                 Err(e) => {
                     // One warning per outage, then quiet retries.
@@ -409,6 +454,101 @@ impl Registry {
         }
     }
 
+    /// Reads every node's hash into the mirror.
+    async fn refresh(&self, conn: &mut MultiplexedConnection) -> Result<(), String> {
+        let read = async {
+            let pattern = format!("{}node:*", glob_escape(&self.prefix));
+            let mut keys: Vec<String> = Vec::new();
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(500)
+                    .query_async(conn)
+                    .await?;
+                keys.extend(batch);
+                if next == 0 || keys.len() >= MAX_NODES {
+                    break;
+                }
+                cursor = next;
+            }
+            keys.truncate(MAX_NODES);
+            let mut p = redis::pipe();
+            for key in &keys {
+                p.cmd("HGETALL").arg(key);
+            }
+            let nodes: Vec<HashMap<String, String>> = if keys.is_empty() {
+                Vec::new()
+            } else {
+                p.query_async(conn).await?
+            };
+            Ok::<_, redis::RedisError>(nodes)
+        };
+        let nodes = match tokio::time::timeout(COMMAND_TIMEOUT * 2, read).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err(format!("no answer within {:?}", COMMAND_TIMEOUT * 2)),
+        };
+        let mut mirror: HashMap<StreamKey, Vec<Origin>> = HashMap::new();
+        let mut kept = 0;
+        for node in nodes {
+            let (Some(id), Some(url)) = (node.get("id"), node.get("url")) else {
+                continue;
+            };
+            if *id == self.node_id {
+                continue;
+            }
+            for (field, started) in &node {
+                let Some(key) = field.strip_prefix("stream:").and_then(parse_stream_path) else {
+                    continue;
+                };
+                let Ok(started_ms) = started.parse::<u64>() else {
+                    continue;
+                };
+                if kept >= MAX_MIRRORED {
+                    break;
+                }
+                kept += 1;
+                mirror.entry(key).or_default().push(Origin {
+                    node: id.clone(),
+                    url: url.clone(),
+                    started_ms,
+                });
+            }
+        }
+        if kept >= MAX_MIRRORED {
+            tracing::warn!(
+                max = MAX_MIRRORED,
+                "cluster registry: more streams than mirrored"
+            );
+        }
+        for origins in mirror.values_mut() {
+            origins.sort_by(|a, b| b.started_ms.cmp(&a.started_ms).then(a.node.cmp(&b.node)));
+        }
+        *self.mirror.lock().unwrap_or_else(|e| e.into_inner()) = mirror;
+        self.refreshed.notify_waiters();
+        Ok(())
+    }
+
+    /// The live origins of `app`/`name` as of the last heartbeat (other
+    /// nodes only), newest publish first; answered from memory.
+    pub fn mirrored(&self, app: &str, name: &str) -> Vec<Origin> {
+        self.mirror
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(app.to_owned(), name.to_owned()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Waits until the mirror was read again (or cleared).
+    pub async fn refreshed(&self) {
+        self.refreshed.notified().await;
+    }
+
     /// The live origins of `app`/`name` other than this node, newest
     /// publish first. `Err` when Redis cannot be asked now: the caller
     /// falls back to its static origins.
@@ -506,6 +646,7 @@ impl Registry {
             heartbeat_secs: self.heartbeat.as_secs_f64(),
             announce_errors: self.announce_errors.load(Ordering::Relaxed),
             announced,
+            mirrored_streams: self.mirror.lock().unwrap_or_else(|e| e.into_inner()).len(),
         }
     }
 
@@ -550,5 +691,17 @@ mod tests {
         assert_ne!(stream_path("a/b", "c"), stream_path("a", "b/c"));
         assert_eq!(stream_path("live", "cam/1"), "live/cam/1");
         assert_eq!(stream_path("a%2Fb", "c"), "a%252Fb/c");
+        for (app, name) in [("a/b", "c"), ("a", "b/c"), ("a%2Fb", "%25/x"), ("live", "")] {
+            assert_eq!(
+                parse_stream_path(&stream_path(app, name)),
+                Some((app.to_owned(), name.to_owned()))
+            );
+        }
+    }
+
+    #[test]
+    fn a_prefix_is_matched_literally() {
+        assert_eq!(glob_escape("tincan:"), "tincan:");
+        assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
     }
 }

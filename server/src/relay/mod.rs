@@ -34,7 +34,8 @@ use tincan_tokio::Handle;
 
 use self::backoff::{Backoff, BackoffConfig};
 use self::config::{PushRule, RelayConfig};
-use self::pull::{OriginSource, Pull, PullTimings, StaticOrigins};
+pub use self::pull::{Origin, OriginSource, StaticOrigins};
+use self::pull::{Pull, PullTimings};
 use self::url::RtmpUrl;
 
 /// Where a push target stands.
@@ -389,16 +390,36 @@ impl Relays {
         self.lock().plays_via_access = true;
     }
 
-    /// What relays ask of the core's configuration: with pulls, plays are
-    /// decided by the embedder (a play for a stream not here is held for
-    /// its pull), and a decision may take up to the not-found bound.
-    pub fn apply(config: &RelayConfig, server: &mut tincan_core::server::ServerConfig) {
-        if config.pull.is_empty() {
+    /// What relays ask of the core's configuration: with pulls (static
+    /// origins, or a cluster registry when `registry`), plays are decided
+    /// by the embedder (a play for a stream not here is held for its
+    /// pull), and a decision may take up to the not-found bound.
+    pub fn apply(
+        config: &RelayConfig,
+        registry: bool,
+        server: &mut tincan_core::server::ServerConfig,
+    ) {
+        if config.pull.is_empty() && !registry {
             return;
         }
         server.approvals.play = tincan_core::server::Decider::Embedder;
         let needed = config.pull_timings.not_found + Duration::from_secs(2);
         server.approvals.deadline = server.approvals.deadline.max(needed);
+    }
+
+    /// Replaces where pulls find origins (the cluster registry, which
+    /// falls back to the static lists itself). Pulls already running keep
+    /// their list until their next round.
+    pub fn set_origin_source(&self, source: Arc<dyn OriginSource>) {
+        self.lock().origin_source = source;
+    }
+
+    /// The static origin lists of `config`, for a source that falls back
+    /// to them.
+    pub fn static_origins(config: &RelayConfig) -> StaticOrigins {
+        StaticOrigins {
+            rules: config.pull.clone(),
+        }
     }
 
     /// Every pulled stream now.

@@ -423,6 +423,45 @@ impl Relays {
         self.next_origin(state, key);
     }
 
+    /// Each pulled stream and the origin it uses (or tries) now.
+    pub fn pulled(&self) -> Vec<(String, String, Option<Origin>)> {
+        self.lock()
+            .pulls
+            .values()
+            .map(|p| (p.app.clone(), p.name.clone(), p.origin().cloned()))
+            .collect()
+    }
+
+    /// The stream's publisher moved: the pull leaves its origin for the
+    /// first of `origins` at once (the players keep the stream through the
+    /// republish grace, as on a failover). Nothing happens if the pull is
+    /// gone or already there.
+    pub fn move_pull(self: &Arc<Self>, app: &str, name: &str, origins: Vec<Origin>) {
+        let mut state = self.lock();
+        let key = (app.to_owned(), name.to_owned());
+        let Some(p) = state.pulls.get_mut(&key) else {
+            return;
+        };
+        if origins.is_empty() || p.origin() == origins.first() {
+            return;
+        }
+        tracing::info!(app, name = %redact(name), from = ?p.origin().map(|o| &o.url),
+            to = %origins[0].url, "pull: the publisher moved, following it");
+        p.origins = origins;
+        p.index = 0;
+        p.tried = 0;
+        if p.ever_live {
+            p.failovers += 1;
+        }
+        if let Some(conn) = p.conn.take() {
+            // Forgotten first, so its close does not count as a failure.
+            state.pull_conns.remove(&conn);
+            self.handle
+                .close_connection(conn, "the stream's publisher moved to another origin");
+        }
+        self.dial_pull(&mut state, &key);
+    }
+
     /// A local player of a pulled stream arrived or left.
     pub(super) fn pull_player(
         self: &Arc<Self>,
