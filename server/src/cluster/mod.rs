@@ -19,6 +19,13 @@
 //! dies stops renewing its hash, so it drops out within the TTL even though
 //! its sorted-set member lingers (lookups skip and prune such members).
 //!
+//! - `P changed`, a pub/sub channel: a node whose set of streams changed
+//!   publishes its id there, and every node reads the registry again at
+//!   once instead of at its next heartbeat.
+//!
+//! Pull edges answer from a mirror of every node's hash, read at each
+//! heartbeat and on each change notice ([`edge`]).
+//!
 //! One task per node owns the Redis connection: it reconnects with backoff
 //! when Redis goes away, and each heartbeat rewrites this node's whole
 //! state (in one MULTI), so a Redis that restarted empty is filled again at
@@ -32,6 +39,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
 use serde::Serialize;
 use tincan_core::event::SessionId;
@@ -114,6 +122,8 @@ pub struct Registry {
     /// Told after each read of the mirror (edges then check that each pull
     /// follows its stream's newest origin).
     refreshed: Notify,
+    /// Told when another node announced that its streams changed.
+    changed: Notify,
 }
 
 /// What `GET /api/v1/cluster` shows.
@@ -232,11 +242,17 @@ impl Registry {
             wake: Notify::new(),
             mirror: Mutex::default(),
             refreshed: Notify::new(),
+            changed: Notify::new(),
         })))
     }
 
     fn node_key(&self, node: &str) -> String {
         format!("{}node:{node}", self.prefix)
+    }
+
+    /// The pub/sub channel on which nodes say their streams changed.
+    fn changed_channel(&self) -> String {
+        format!("{}changed", self.prefix)
     }
 
     fn stream_key(&self, app: &str, name: &str) -> String {
@@ -269,6 +285,36 @@ impl Registry {
         );
         let me = self.clone();
         tokio::spawn(async move { me.run(handle).await });
+        let me = self.clone();
+        tokio::spawn(async move { me.listen().await });
+    }
+
+    /// Follows the other nodes' change notices; like the announcing task,
+    /// it reconnects with backoff (a lost notice costs one heartbeat).
+    async fn listen(self: Arc<Self>) {
+        let mut backoff = BACKOFF_MIN;
+        let channel = self.changed_channel();
+        loop {
+            let subscribe = async {
+                let mut pubsub = self.client.get_async_pubsub().await?;
+                pubsub.subscribe(&channel).await?;
+                Ok::<_, redis::RedisError>(pubsub)
+            };
+            if let Ok(Ok(mut pubsub)) =
+                tokio::time::timeout(CONNECT_TIMEOUT + COMMAND_TIMEOUT, subscribe).await
+            {
+                backoff = BACKOFF_MIN;
+                let mut messages = pubsub.on_message();
+                while let Some(msg) = messages.next().await {
+                    if msg.get_payload::<String>().ok().as_deref() != Some(self.node_id.as_str()) {
+                        self.changed.notify_one();
+                    }
+                }
+            }
+            // The announcing task reports the outage; this one only retries.
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
     }
 
     async fn run(self: Arc<Self>, handle: Handle) {
@@ -282,11 +328,16 @@ impl Registry {
                 Ok(mut conn) => {
                     *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
                     backoff = BACKOFF_MIN;
+                    let mut announce = true;
                     loop {
-                        self.reconcile(&handle);
-                        let result = match self.write(&mut conn, &mut written).await {
-                            Ok(()) => self.refresh(&mut conn).await,
-                            Err(e) => Err(e),
+                        let result = if announce {
+                            self.reconcile(&handle);
+                            match self.write(&mut conn, &mut written).await {
+                                Ok(()) => self.refresh(&mut conn).await,
+                                Err(e) => Err(e),
+                            }
+                        } else {
+                            self.refresh(&mut conn).await
                         };
                         match result {
                             Ok(()) => {
@@ -303,10 +354,13 @@ impl Registry {
                                 break;
                             }
                         }
-                        tokio::select! {
-                            () = self.wake.notified() => {}
-                            () = tokio::time::sleep(self.heartbeat) => {}
-                        }
+                        announce = tokio::select! {
+                            () = self.wake.notified() => true,
+                            () = tokio::time::sleep(self.heartbeat) => true,
+                            // Another node's streams changed: read them now
+                            // rather than at the next heartbeat.
+                            () = self.changed.notified() => false,
+                        };
                     }
                     *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = None;
                     self.connected.store(false, Ordering::Relaxed);
@@ -441,6 +495,14 @@ impl Registry {
         for (app, name) in written.difference(&now) {
             p.cmd("ZREM")
                 .arg(self.stream_key(app, name))
+                .arg(&self.node_id)
+                .ignore();
+        }
+        if now != *written {
+            // Tells the other nodes to read the registry now, so a play on
+            // an edge right after a publish starts finds its origin.
+            p.cmd("PUBLISH")
+                .arg(self.changed_channel())
                 .arg(&self.node_id)
                 .ignore();
         }
