@@ -59,8 +59,8 @@ fn secs(s: &str) -> Result<f64, String> {
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Cluster registry (docs/cluster.md)")]
 pub struct ClusterArgs {
-    /// Redis URL of the cluster registry,
-    /// redis://[:PASSWORD@]HOST[:PORT][/DB]. With it, this node looks up
+    /// Redis URL of the cluster registry: redis://HOST:PORT/DB, with a
+    /// password redis://:PASSWORD@HOST:PORT/DB. With it, this node looks up
     /// origins there (first, before any static origin list) and, with
     /// --cluster-advertise, announces the streams published to it. Redis
     /// going away never stops RTMP. Never logged: it may hold a password.
@@ -72,7 +72,8 @@ pub struct ClusterArgs {
     )]
     pub redis: Option<String>,
 
-    /// The rtmp://HOST[:PORT] other nodes pull this node's streams from,
+    /// The rtmp://HOST:PORT (1935 if left out) other nodes pull this
+    /// node's streams from,
     /// announced in the registry for every stream published here. Without
     /// it this node only looks up (a pure edge).
     #[arg(long = "cluster-advertise", value_name = "URL", value_parser = rtmp_origin)]
