@@ -40,6 +40,10 @@ use crate::time::MediaTime;
 /// The one message stream id an outbound connection uses in the broker.
 const LINK_STREAM: u32 = 1;
 
+/// The most media payload a pull holds while its local publish awaits
+/// the broker's answer: a few seconds of a high-bitrate GOP.
+const EARLY_MAX_BYTES: usize = 8 << 20;
+
 /// How an outbound connection is tied to a local stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -75,6 +79,12 @@ pub struct OutboundConfig {
     pub client: ClientConfig,
     /// What it does with a local stream.
     pub link: Link,
+    /// RTMPS: `Some(server name)` makes the runtime run TLS over the
+    /// socket before RTMP and verify the server's certificate for that
+    /// name (a relay to `rtmps://`). A runtime that cannot dial TLS fails
+    /// the dial, so a relay meant to be encrypted never goes out in the
+    /// clear.
+    pub tls: Option<String>,
 }
 
 /// A connection the runtime must dial, from
@@ -85,6 +95,8 @@ pub struct Dial {
     pub id: SessionId,
     /// `host:port` to connect to.
     pub target: String,
+    /// Run TLS for this server name first ([`OutboundConfig::tls`]).
+    pub tls: Option<String>,
 }
 
 /// An outbound connection as the server keeps it.
@@ -98,9 +110,20 @@ pub(crate) struct Outbound {
     events: VecDeque<SessionEvent>,
     /// What the remote server said, for the embedder.
     reports: VecDeque<ClientEvent>,
-    /// Whether the local side of the link is live (the broker accepted
-    /// the local publish or play).
+    /// Pull: the local publish was asked of the broker.
+    requested: bool,
+    /// Pull: the broker accepted the local publish.
     linked: bool,
+    /// Pull: media that arrived between the request and the broker's
+    /// answer. The origin sends its fast start (sequence headers, the GOP)
+    /// right behind `NetStream.Play.Start`, often in the same read, and the
+    /// answer may wait for the embedder (approvals): these frames are
+    /// handed to the broker once it accepts, in order, so the sequence
+    /// headers are never lost. Bounded by [`EARLY_MAX_BYTES`]: past it,
+    /// media is dropped and only configuration and data are kept, up to
+    /// twice that.
+    early: VecDeque<SessionEvent>,
+    early_bytes: usize,
     closed_sent: bool,
     error: Option<SessionError>,
 }
@@ -131,7 +154,10 @@ impl Outbound {
             dialed: false,
             events,
             reports: VecDeque::new(),
+            requested: false,
             linked: false,
+            early: VecDeque::new(),
+            early_bytes: 0,
             closed_sent: false,
             error: None,
         }
@@ -227,18 +253,23 @@ impl Outbound {
                 // client is over, which the reports already say.
                 let _ = self.client.send_frame(now, frame);
             }
-            BrokerEvent::PlayAccepted { .. } | BrokerEvent::PublishAccepted { .. } => {
+            BrokerEvent::PublishAccepted { .. } if self.requested => {
                 self.linked = true;
+                self.early_bytes = 0;
+                self.events.extend(self.early.drain(..));
             }
             BrokerEvent::PlayRejected { reason, .. } => {
                 self.client
                     .close(&format!("local stream refused: {reason}"));
             }
             BrokerEvent::PublishRejected { reason, .. } => {
+                self.requested = false;
+                self.early.clear();
                 self.client
                     .close(&format!("local publish refused: {reason}"));
             }
             BrokerEvent::PublishEvicted { .. } => {
+                self.requested = false;
                 self.linked = false;
                 self.client.close("local publish taken over");
             }
@@ -277,6 +308,7 @@ impl Outbound {
                             kind: PublishKind::Live,
                             priority: *priority,
                         });
+                        self.requested = true;
                     }
                     self.reports.push_back(ClientEvent::Playing);
                 }
@@ -299,7 +331,7 @@ impl Outbound {
 
     /// Pull: remote media, published locally as an encoder's would be.
     fn pulled(&mut self, kind: MediaKind, timestamp: MediaTime, payload: Bytes) {
-        if !self.linked || !matches!(self.link, Link::Pull { .. }) || payload.is_empty() {
+        if !self.requested || !matches!(self.link, Link::Pull { .. }) || payload.is_empty() {
             return;
         }
         let (kind, keyframe, config) = match kind {
@@ -313,7 +345,7 @@ impl Outbound {
                 (FrameKind::Audio, false, c)
             }
         };
-        self.events.push_back(SessionEvent::Frame {
+        self.feed(SessionEvent::Frame {
             stream: LINK_STREAM,
             frame: Frame {
                 kind,
@@ -325,9 +357,34 @@ impl Outbound {
         });
     }
 
+    /// Pull: a frame for the broker now, or held until it accepts the
+    /// local publish.
+    fn feed(&mut self, event: SessionEvent) {
+        if self.linked {
+            self.events.push_back(event);
+            return;
+        }
+        let (len, keep) = match &event {
+            SessionEvent::Frame { frame, .. } => (
+                frame.payload.len(),
+                frame.config || frame.kind == FrameKind::Data,
+            ),
+            _ => (0, true),
+        };
+        let bound = if keep {
+            2 * EARLY_MAX_BYTES
+        } else {
+            EARLY_MAX_BYTES
+        };
+        if self.early_bytes + len <= bound {
+            self.early_bytes += len;
+            self.early.push_back(event);
+        }
+    }
+
     /// Pull: remote data; `onMetaData` becomes the local data keyframe.
     fn pulled_data(&mut self, timestamp: MediaTime, body: Bytes) {
-        if !self.linked || !matches!(self.link, Link::Pull { .. }) {
+        if !self.requested || !matches!(self.link, Link::Pull { .. }) {
             return;
         }
         let handler = amf0::decode_all(&body)
@@ -351,6 +408,6 @@ impl Outbound {
                 frame,
             },
         };
-        self.events.push_back(event);
+        self.feed(event);
     }
 }

@@ -1264,6 +1264,7 @@ impl Server {
         let id = self.broker.open_session();
         let span = tracing::info_span!("out", id = %id, target = %config.target);
         let target = config.target.clone();
+        let tls = config.tls.clone();
         let outbound = span.in_scope(|| Outbound::new(now, id, config, entropy));
         self.slots.insert(
             id,
@@ -1289,7 +1290,7 @@ impl Server {
             peer: None,
             transport: Transport::RtmpOut,
         });
-        self.dials.push_back(Dial { id, target });
+        self.dials.push_back(Dial { id, target, tls });
         self.settle(now, id);
         Ok(id)
     }

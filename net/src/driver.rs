@@ -178,6 +178,17 @@ pub async fn dial<R: Runtime>(
     config: DriverConfig,
 ) {
     let id = dial.id;
+    if dial.tls.is_some() {
+        // This driver speaks plain TCP only: an RTMPS relay must not go
+        // out in the clear. (The tokio adapter's `tls` feature dials TLS
+        // itself and never hands such a dial here.)
+        shared.with(|s, now| {
+            s.handle_dialed(now, id, Err("this runtime cannot dial RTMPS".to_owned()))
+        });
+        let closed = shared.with(|s, now| s.remove(now, id));
+        log_closed(closed.as_ref(), None);
+        return;
+    }
     debug!(target = %dial.target, "dialing");
     // Registered before dialing, so a core that closes the connection
     // meanwhile (its timers, a stop) wakes this task.

@@ -546,6 +546,7 @@ mod tests {
             target: "127.0.0.1:1935".to_owned(),
             client: ClientConfig::new("rtmp://127.0.0.1/live", "live", "out", Role::Publish),
             link: Link::None,
+            tls: None,
         }
     }
 

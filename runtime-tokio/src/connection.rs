@@ -129,6 +129,7 @@ mod tests {
             Dial {
                 id: SessionId(1),
                 target,
+                tls: None,
             },
             DriverConfig::default(),
         );

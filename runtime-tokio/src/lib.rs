@@ -135,6 +135,21 @@ pub struct Server {
     dial_bell: TokioBell,
     driver: DriverConfig,
     control: Arc<watch::Sender<Control>>,
+    /// Dials outbound connections that ask for TLS (RTMPS relays).
+    #[cfg(feature = "tls")]
+    tls_connector: Option<TlsDialer>,
+}
+
+/// The connector of RTMPS dials; rustls' connector has no `Debug`.
+#[cfg(feature = "tls")]
+#[derive(Clone)]
+struct TlsDialer(tokio_rustls::TlsConnector);
+
+#[cfg(feature = "tls")]
+impl std::fmt::Debug for TlsDialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsConnector")
+    }
 }
 
 /// The embedder's side of a [`Server`], from any thread or task: stop it,
@@ -305,6 +320,8 @@ impl Server {
             dial_bell,
             driver: DriverConfig::default(),
             control: Arc::new(watch::channel(Control::Run).0),
+            #[cfg(feature = "tls")]
+            tls_connector: None,
         })
     }
 
@@ -343,6 +360,17 @@ impl Server {
             });
         }
         Ok(self)
+    }
+
+    /// Outbound connections that ask for TLS
+    /// ([`OutboundConfig::tls`]: relays to `rtmps://`) run their TLS
+    /// handshake with `connector`, which decides which certificates are
+    /// trusted. Without one such a dial fails: an RTMPS relay never goes
+    /// out in the clear.
+    #[cfg(feature = "tls")]
+    pub fn dial_tls_with(mut self, connector: tokio_rustls::TlsConnector) -> Server {
+        self.tls_connector = Some(TlsDialer(connector));
+        self
     }
 
     /// The addresses actually bound for plain RTMP (port 0 resolved).
@@ -404,6 +432,14 @@ impl Server {
             // connections' tasks (a stop waits for them, then drops them),
             // and a `Handle` may ask from outside any runtime.
             for (dial, span) in shared.take_dials() {
+                #[cfg(feature = "tls")]
+                if let (Some(name), Some(connector)) = (&dial.tls, &self.tls_connector) {
+                    let name = name.clone();
+                    let connector = connector.0.clone();
+                    let tls = tls::dial(shared.clone(), dial, name, connector, self.driver);
+                    conns.spawn(tls.instrument(span));
+                    continue;
+                }
                 conns.spawn(connection::dial(shared.clone(), dial, self.driver).instrument(span));
             }
             // Read the state itself, not only its changes: a shutdown asked

@@ -30,13 +30,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tincan_core::event::SessionId;
+use tincan_core::outbound::Dial;
 use tincan_core::session::Transmit;
 use tincan_net::driver::{log_closed, READ_BUF, WRITE_BUDGET};
 use tincan_net::{DriverConfig, Runtime};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
 use tracing::{debug, info};
 
 use crate::connection::Tokio;
@@ -49,6 +49,8 @@ use crate::shared::{Shared, TokioBell};
 /// sees it.
 pub const TLS_BUFFER: usize = 16 * 1024;
 
+/// Either side's TLS stream: accepted (RTMPS listener) or dialed (RTMPS
+/// relay); the driver's loop is the same.
 type Tls = TlsStream<TcpStream>;
 
 /// Runs one accepted TLS connection: the TLS handshake (bounded by the
@@ -70,8 +72,7 @@ pub(crate) async fn run(
     // connection's task should not carry it for the connection's life.
     let handshake = Box::pin(handshake(&shared, id, acceptor, stream, &waiter)).await;
     match handshake {
-        Some(Ok(mut tls)) => {
-            tls.get_mut().1.set_buffer_limit(Some(TLS_BUFFER));
+        Some(Ok(tls)) => {
             if let Some(version) = tls.get_ref().1.protocol_version() {
                 debug!(version = ?version, "TLS handshake done");
             }
@@ -103,7 +104,12 @@ async fn handshake(
     stream: TcpStream,
     waiter: &TokioBell,
 ) -> Option<io::Result<Box<Tls>>> {
-    let mut accepting = pin!(acceptor.accept(stream));
+    let mut accepting = pin!(async {
+        acceptor.accept(stream).await.map(|mut tls| {
+            tls.get_mut().1.set_buffer_limit(Some(TLS_BUFFER));
+            TlsStream::Server(tls)
+        })
+    });
     loop {
         if shared.with(|s, _| s.is_closed(id)) {
             return None;
@@ -121,6 +127,52 @@ async fn handshake(
         .await;
         if let Some(result) = done {
             return Some(result.map(Box::new));
+        }
+    }
+}
+
+/// Dials one outbound TLS connection (an RTMPS relay): TCP, then the TLS
+/// handshake as a client verifying `server_name`, both within the
+/// driver's dial timeout, then the same loop as an accepted TLS
+/// connection.
+pub(crate) async fn dial(
+    shared: Arc<Shared>,
+    dial: Dial,
+    server_name: String,
+    connector: TlsConnector,
+    config: DriverConfig,
+) {
+    let id = dial.id;
+    debug!(target = %dial.target, tls = true, "dialing");
+    let (bell, waiter) = <Tokio as Runtime>::bell();
+    shared.register(id, bell);
+    // Boxed: the handshake's state is large and short-lived.
+    let connected = Box::pin(tokio::time::timeout(config.dial_timeout, async {
+        let tcp = TcpStream::connect(&dial.target).await?;
+        let peer = tcp.peer_addr()?;
+        tincan_net::configure(&tcp);
+        let name = tokio_rustls::rustls::pki_types::ServerName::try_from(server_name)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let mut tls = connector.connect(name, tcp).await?;
+        tls.get_mut().1.set_buffer_limit(Some(TLS_BUFFER));
+        Ok::<_, io::Error>((Box::new(TlsStream::Client(tls)), peer))
+    }))
+    .await;
+    let result = match connected {
+        Ok(Ok(ok)) => Ok(ok),
+        Ok(Err(e)) => Err(format!("RTMPS: {e}")),
+        Err(_) => Err("RTMPS: dial timed out".to_owned()),
+    };
+    match result {
+        Ok((tls, peer)) => {
+            shared.with(|s, now| s.handle_dialed(now, id, Ok(peer)));
+            serve(shared, id, tls, waiter, config).await;
+        }
+        Err(why) => {
+            shared.with(|s, now| s.handle_dialed(now, id, Err(why.clone())));
+            shared.unregister(id);
+            let closed = shared.with(|s, now| s.remove(now, id));
+            log_closed(closed.as_ref(), Some(&why));
         }
     }
 }

@@ -250,7 +250,13 @@ fn main() -> ExitCode {
     }
     let result = runtime.block_on(async {
         reloader.watch_sighup()?;
-        let mut server = tincan_tokio::Server::bind(&serve.args.listen, config).await?;
+        let relay_tls =
+            relay::tls::client_config(&relay_config.tls).map_err(std::io::Error::other)?;
+        let mut server = tincan_tokio::Server::bind(&serve.args.listen, config)
+            .await?
+            .dial_tls_with(tincan_tokio::tokio_rustls::TlsConnector::from(Arc::new(
+                relay_tls,
+            )));
         if let Some(tls) = &tls {
             server = server.listen_tls(&serve.tls.tls_listen, tls.acceptor.clone())?;
             tls.watch(&reloader);

@@ -79,6 +79,11 @@ impl TestCa {
         }
     }
 
+    /// The CA's certificate, PEM (a CA file to trust).
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
     /// The CA's certificate, DER.
     pub fn der(&self) -> Vec<u8> {
         self.issuer.der().to_vec()

@@ -11,6 +11,7 @@ use tincan_tests::http::poll_json;
 use tincan_tests::relay::{free_port, ConfigFile, Nginx};
 use tincan_tests::require_tool;
 use tincan_tests::server::{play_args, publish_args, x264, Client, Output, TestServer};
+use tincan_tests::tls::{install, TestCa};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 const FPS: u32 = 25;
@@ -132,4 +133,56 @@ fn a_destination_that_returns_is_pushed_to_again() {
     assert!(targets(&v)[0]["attempts"].as_u64() >= Some(2), "{v:#}");
     let url = format!("rtmp://{listen}/live/back");
     assert_plays(&ffmpeg, &url, &|| back.logs());
+}
+
+/// A tincan with an RTMPS listener whose certificate `ca` signed (for
+/// 127.0.0.1); the files live in `dir`.
+fn rtmps_destination(ca: &TestCa, dir: &std::path::Path) -> TestServer {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    install(&ca.leaf("destination", 1), &cert, &key);
+    TestServer::start_with_tls(&[], &cert, &key)
+}
+
+#[test]
+fn an_rtmps_push_verified_with_the_configured_ca_reaches_the_destination() {
+    let ffmpeg = require_tool("ffmpeg");
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let destination = rtmps_destination(&ca, dir.path());
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let config = ConfigFile::new(&format!(
+        "[[relay.push]]\napp = \"live\"\nto = [\"rtmps://127.0.0.1:{}/live/secure\"]\n\
+         [relay.tls]\nca_file = \"{}\"\n",
+        destination.tls_port(),
+        ca_file.display()
+    ));
+    let origin = TestServer::start_with_http(&["--config", config.arg()]);
+    let _publisher = publisher(&ffmpeg, &origin.url("cam"), 15);
+    let api = origin.http_url("/api/v1/relays");
+    let (v, live) = poll_json(&api, TIMEOUT, |v| all_in_state(v, 1, "live"));
+    assert!(live, "{v:#}\n{}", origin.logs());
+    // Played back from the destination's plain listener.
+    assert_plays(&ffmpeg, &destination.url("secure"), &|| destination.logs());
+}
+
+#[test]
+fn an_rtmps_push_to_a_certificate_of_an_unknown_ca_is_refused() {
+    let ffmpeg = require_tool("ffmpeg");
+    let dir = tempfile::tempdir().unwrap();
+    let destination = rtmps_destination(&TestCa::new(), dir.path());
+    let config = ConfigFile::new(&format!(
+        "[[relay.push]]\napp = \"live\"\nto = [\"rtmps://127.0.0.1:{}/live/secure\"]\n",
+        destination.tls_port()
+    ));
+    let origin = TestServer::start_with_http(&["--config", config.arg()]);
+    let _publisher = publisher(&ffmpeg, &origin.url("cam"), 15);
+    let api = origin.http_url("/api/v1/relays");
+    let (v, refused) = poll_json(&api, TIMEOUT, |v| {
+        all_in_state(v, 1, "retrying")
+            && targets(v)[0]["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("certificate"))
+    });
+    assert!(refused, "{v:#}\n{}", origin.logs());
 }

@@ -37,6 +37,9 @@ struct World {
     pipes: Vec<Pipe>,
     events: Vec<Vec<ServerEvent>>,
     seed: u64,
+    /// Hand everything a pipe carries in one step to its reader as one
+    /// input, as one socket read of a real runtime would.
+    coalesce: bool,
 }
 
 fn addr(n: usize) -> SocketAddr {
@@ -54,6 +57,7 @@ impl World {
             pipes: Vec::new(),
             events: vec![Vec::new(); servers],
             seed: 1,
+            coalesce: false,
         }
     }
 
@@ -94,6 +98,7 @@ impl World {
             target: format!("server{target}"),
             client: ClientConfig::new("rtmp://127.0.0.1/live", "live", stream, role),
             link,
+            tls: None,
         };
         let mut e = self.entropy();
         let id = self.servers[s].connect(self.now, config, &mut e).unwrap();
@@ -121,6 +126,13 @@ impl World {
     }
 
     fn give(&mut self, end: &End, data: &[Bytes]) {
+        let joined;
+        let data = if self.coalesce && data.len() > 1 {
+            joined = [Bytes::from(data.concat())];
+            &joined[..]
+        } else {
+            data
+        };
         match *end {
             End::Server(s, id) => {
                 for b in data {
@@ -298,6 +310,32 @@ fn an_edge_pulls_a_stream_from_its_origin_for_its_players() {
     assert!(w.events[1].iter().any(
         |e| matches!(e, ServerEvent::Outbound { id, event: ClientEvent::Playing } if *id == relay)
     ));
+}
+
+#[test]
+fn an_edge_keeps_the_sequence_header_that_arrives_with_play_start() {
+    let mut w = World::new(2);
+    w.coalesce = true;
+    let publisher = w.client(0, Role::Publish, "cam");
+    let frames = stream();
+    w.publish(publisher, 0, frames[0].clone());
+    w.publish(publisher, 0, frames[1].clone());
+    // The origin's Play.Start and its fast start (sequence header,
+    // keyframe) reach the edge in one read.
+    w.outbound(
+        1,
+        0,
+        Role::Play,
+        "cam",
+        Link::Pull {
+            app: "live".into(),
+            name: "cam".into(),
+            priority: 0,
+        },
+    );
+    let player = w.client(1, Role::Play, "cam");
+    w.publish(publisher, 40, frames[2].clone());
+    assert_eq!(w.received(player), frames[..3]);
 }
 
 #[test]

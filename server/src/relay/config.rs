@@ -19,6 +19,10 @@
 //! not_found_secs = 5                 # a play waits this long for an origin
 //! origin_timeout_secs = 2            # an origin without media this long is skipped
 //!
+//! [relay.tls]                        # rtmps:// destinations and origins
+//! ca_file = "/etc/tincan/private-ca.pem"   # trusted besides Mozilla's roots
+//! insecure_skip_verify = false       # never in production
+//!
 //! [relay.retry]
 //! initial_secs = 1
 //! max_secs = 30
@@ -31,6 +35,7 @@ use serde::Deserialize;
 
 use super::backoff::BackoffConfig;
 use super::pull::PullTimings;
+use super::tls::RelayTls;
 use super::url::RtmpUrl;
 
 /// Which stream names of an App a relay entry covers.
@@ -111,6 +116,8 @@ pub struct RelayConfig {
     pub pull: Vec<PullRule>,
     /// Timings of pulls.
     pub pull_timings: PullTimings,
+    /// TLS of `rtmps://` relays.
+    pub tls: RelayTls,
     /// The retry schedule of every relay connection.
     pub retry: BackoffConfig,
 }
@@ -124,9 +131,19 @@ struct FileRelay {
     pull: Vec<FilePull>,
     #[serde(default)]
     retry: Option<FileRetry>,
+    #[serde(default)]
+    tls: Option<FileTls>,
     linger_secs: Option<f64>,
     not_found_secs: Option<f64>,
     origin_timeout_secs: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTls {
+    ca_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    insecure_skip_verify: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -228,6 +245,12 @@ impl RelayConfig {
                 }),
                 Err(e) => errors.push(format!("relay.pull[{i}]: {e}")),
             }
+        }
+        if let Some(t) = file.tls {
+            config.tls = RelayTls {
+                ca_file: t.ca_file,
+                insecure_skip_verify: t.insecure_skip_verify,
+            };
         }
         let d = PullTimings::default();
         match (

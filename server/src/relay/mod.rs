@@ -18,6 +18,7 @@
 pub mod backoff;
 pub mod config;
 pub mod pull;
+pub mod tls;
 pub mod url;
 
 use std::collections::HashMap;
@@ -507,6 +508,7 @@ impl Relays {
                 app: t.app.clone(),
                 name: t.name.clone(),
             },
+            tls: t.url.tls.then(|| t.url.host.clone()),
         };
         t.attempts += 1;
         t.next_attempt = None;

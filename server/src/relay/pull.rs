@@ -284,6 +284,7 @@ impl Relays {
                 name: p.name.clone(),
                 priority: 0,
             },
+            tls: origin.url.tls.then(|| origin.url.host.clone()),
         };
         p.attempts += 1;
         p.generation += 1;

@@ -34,6 +34,7 @@ fn to_itself(server: &Running, role: Role, stream: &str, link: Link) -> Outbound
         target: addr.to_string(),
         client: ClientConfig::new(format!("rtmp://{addr}/live"), "live", stream, role),
         link,
+        tls: None,
     }
 }
 
@@ -47,6 +48,7 @@ fn to_itself_by_name(server: &Running, role: Role, stream: &str, link: Link) -> 
         client: ClientConfig::new(format!("rtmp://{target}/live"), "live", stream, role),
         target,
         link,
+        tls: None,
     }
 }
 
@@ -257,6 +259,7 @@ pub fn outbound_dial_to_a_closed_port_closes_with_the_reason<R: Runtime>() {
                 Role::Play,
             ),
             link: Link::None,
+            tls: None,
         })
         .unwrap_or_else(|r| panic!("[{}] connect refused: {r}", server.name()));
     let closed = server.wait_event(
