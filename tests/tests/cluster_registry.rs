@@ -379,6 +379,15 @@ fn two_edges_pull_from_the_origin_the_registry_names() {
             player.describe(),
             edge.tincan.logs()
         );
+        // The pull found its origin in the registry.
+        let metrics = tincan_tests::http::get(&format!("http://127.0.0.1:{}/metrics", edge.http));
+        assert!(
+            metrics
+                .body
+                .contains("tincan_cluster_lookups_total{result=\"found\"} 1"),
+            "{}",
+            metrics.body
+        );
     }
 }
 

@@ -36,7 +36,7 @@ impl OriginSource for RegistryOrigins {
     fn origins(&self, app: &str, name: &str) -> Vec<relay::Origin> {
         let mut out: Vec<relay::Origin> = self
             .registry
-            .mirrored(app, name)
+            .candidates(app, name)
             .iter()
             .filter_map(|o| pull_origin(o, app))
             .collect();

@@ -606,6 +606,21 @@ impl Registry {
             .unwrap_or_default()
     }
 
+    /// [`Registry::mirrored`] for a pull that starts, counted in the
+    /// lookup metrics (`error`: Redis is away, the static origins answer).
+    pub fn candidates(&self, app: &str, name: &str) -> Vec<Origin> {
+        let origins = self.mirrored(app, name);
+        let counter = if !self.connected.load(Ordering::Relaxed) {
+            &self.lookups_failed
+        } else if origins.is_empty() {
+            &self.lookups_none
+        } else {
+            &self.lookups_found
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        origins
+    }
+
     /// Waits until the mirror was read again (or cleared).
     pub async fn refreshed(&self) {
         self.refreshed.notified().await;

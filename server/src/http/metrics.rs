@@ -262,7 +262,7 @@ fn render(state: &Shared) -> String {
         t.family(
             "tincan_cluster_lookups_total",
             "counter",
-            "Origin lookups in the cluster registry, by result: found, none (no live origin), error (Redis away).",
+            "Origin lookups in the cluster registry (pulls starting, the API), by result: found, none (no live origin), error (Redis away).",
         );
         for (result, n) in ["found", "none", "error"].iter().zip(c.lookups) {
             t.sample("tincan_cluster_lookups_total", &[("result", result)], n);
