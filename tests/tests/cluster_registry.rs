@@ -391,8 +391,9 @@ fn two_edges_pull_from_the_origin_the_registry_names() {
     }
 }
 
-#[test]
-fn an_edge_follows_a_publisher_that_moved_to_another_origin() {
+/// A publisher that moves from origin A to origin B, A killed with it
+/// or left running: an edge's FFmpeg player goes on decoding.
+fn publisher_moves(kill_origin: bool) {
     let redis = Redis::start();
     let a = Node::start(&redis, "origin-a", true);
     let b = Node::start(&redis, "origin-b", true);
@@ -403,9 +404,14 @@ fn an_edge_follows_a_publisher_that_moved_to_another_origin() {
     let p = player.wait_for(Duration::from_secs(20), |p| p.video >= 50);
     assert!(p.video >= 50, "{}", player.describe());
 
-    // Origin A dies with its publisher; the publisher comes back on B.
-    drop(a);
+    // The publisher leaves A (with A, or alone) and comes back on B.
     publisher.kill();
+    let _a = if kill_origin {
+        drop(a);
+        None
+    } else {
+        Some(a)
+    };
     let before = player.progress().video;
     let _publisher = ffmpeg_publisher(&b.tincan.url("live", "cam"), 60);
 
@@ -425,6 +431,16 @@ fn an_edge_follows_a_publisher_that_moved_to_another_origin() {
             .contains(&format!("127.0.0.1:{}", b.tincan.port)),
         "the pull is not on origin B: {relays}"
     );
+}
+
+#[test]
+fn an_edge_follows_a_publisher_to_another_origin_when_the_first_dies() {
+    publisher_moves(true);
+}
+
+#[test]
+fn an_edge_follows_a_publisher_to_another_origin_while_the_first_lives() {
+    publisher_moves(false);
 }
 
 #[test]
