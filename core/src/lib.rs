@@ -72,6 +72,7 @@ pub mod session;
 pub mod stats;
 pub mod tap;
 pub mod time;
+pub mod via;
 
 /// What the unit tests share.
 #[cfg(test)]

@@ -16,6 +16,7 @@ use tincan_core::outbound::{Link, OutboundConfig};
 use tincan_core::server::{Server, ServerConfig, ServerEvent, Transport};
 use tincan_core::session::{SessionError, Transmit};
 use tincan_core::time::MediaTime;
+use tincan_core::via::LoopGuard;
 use tincan_tests::sim::media::{avc_inter, avc_keyframe, avc_sequence_header};
 
 /// One end of a pipe.
@@ -425,4 +426,65 @@ fn edge_players_continue_through_a_republish_at_the_origin() {
         ]
     );
     assert!(!w.clients[player].0.is_closed());
+}
+
+/// Server 0 is node `a`; server 1 has a publisher of `cam` and pushes it
+/// to server 0 announcing relay chain `via`. What server 1 heard back.
+fn push_with_chain(via: &[&str]) -> Vec<ClientEvent> {
+    let mut w = World::new(2);
+    let mut config = ServerConfig::default();
+    config.session.loop_guard = LoopGuard {
+        node_id: Some("a".into()),
+        hop_limit: 4,
+    };
+    w.servers[0].set_config(config);
+    let publisher = w.client(1, Role::Publish, "cam");
+    w.publish(publisher, 0, stream()[0].clone());
+    let mut client = ClientConfig::new("rtmp://127.0.0.1/live", "live", "back", Role::Publish);
+    client.via = via.iter().map(|s| s.to_string()).collect();
+    let config = OutboundConfig {
+        target: "server0".into(),
+        client,
+        link: Link::Push {
+            app: "live".into(),
+            name: "cam".into(),
+        },
+        tls: None,
+    };
+    let mut e = w.entropy();
+    let id = w.servers[1].connect(w.now, config, &mut e).unwrap();
+    w.run();
+    w.events[1]
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::Outbound { id: o, event } if *o == id => Some(event.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn rejected_as_loop(events: &[ClientEvent]) -> bool {
+    events.iter().any(|e| {
+        matches!(e, ClientEvent::Status(s)
+            if s.code == "NetConnection.Connect.Rejected" && s.description.contains("relay loop"))
+    })
+}
+
+#[test]
+fn a_relay_whose_chain_names_the_server_is_refused_as_a_loop() {
+    let events = push_with_chain(&["a", "b"]);
+    assert!(rejected_as_loop(&events), "{events:?}");
+    assert!(!events.contains(&ClientEvent::Publishing), "{events:?}");
+}
+
+#[test]
+fn a_relay_chain_at_the_hop_limit_is_refused() {
+    let events = push_with_chain(&["w", "x", "y", "z"]);
+    assert!(rejected_as_loop(&events), "{events:?}");
+}
+
+#[test]
+fn a_relay_chain_without_the_server_is_accepted() {
+    let events = push_with_chain(&["b"]);
+    assert!(events.contains(&ClientEvent::Publishing), "{events:?}");
 }

@@ -170,6 +170,10 @@ pub struct ClientConfig {
     /// data are never dropped. `finish_by_margin` is not used: a message
     /// whose first chunk went out is always finished.
     pub real_time: RealTimeConfig,
+    /// The relay chain announced in `connect` ([`crate::via`]): the node
+    /// ids the carried stream passed through, this server's last. Empty
+    /// (the default) sends none, as an ordinary client.
+    pub via: Vec<String>,
 }
 
 impl ClientConfig {
@@ -198,6 +202,7 @@ impl ClientConfig {
             real_time: RealTimeConfig::default(),
             query: None,
             connect_args: Vec::new(),
+            via: Vec::new(),
             swf_url: None,
             page_url: None,
             four_cc_list: None,
@@ -239,6 +244,10 @@ impl ClientConfig {
         if let Some(caps) = self.caps_ex {
             members.push(("capsEx", Value::Number(f64::from(caps))));
         }
+        if !self.via.is_empty() {
+            let via = self.via.iter().map(|id| Value::from(id.as_str())).collect();
+            members.push((crate::via::VIA_PROPERTY, Value::StrictArray(via)));
+        }
         members.push(("objectEncoding", Value::from(0.0)));
         Value::object(members)
     }
@@ -279,6 +288,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("buffer_ms", &self.buffer_ms)
             .field("release_stream", &self.release_stream)
             .field("real_time", &self.real_time)
+            .field("via", &self.via)
             .finish()
     }
 }

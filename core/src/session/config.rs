@@ -95,6 +95,10 @@ pub struct SessionConfig {
     /// replaces [`Self::real_time`] for the connection's players. Shared,
     /// so every session's copy of the configuration costs a pointer.
     pub apps: std::sync::Arc<std::collections::BTreeMap<String, AppSettings>>,
+    /// This server's node id and hop limit for relay chains: a relay's
+    /// `connect` whose chain names this server, or is at the limit, is
+    /// refused (see [`crate::via`]).
+    pub loop_guard: crate::via::LoopGuard,
 }
 
 /// What one App changes of the server-wide settings; `None` keeps them.
@@ -133,6 +137,7 @@ impl Default for SessionConfig {
             hold_connect: false,
             max_publish_priority: 0,
             apps: std::sync::Arc::default(),
+            loop_guard: crate::via::LoopGuard::default(),
         }
     }
 }

@@ -388,6 +388,15 @@ impl Session {
                 self.config.real_time = rt;
             }
         }
+        if let Err(refusal) = self
+            .config
+            .loop_guard
+            .check(&crate::via::chain(&connect.properties))
+        {
+            let description = refusal.to_string();
+            self.reject_connect(now, encoding, tid, &description, description.clone());
+            return;
+        }
         if !self.authenticate(now, encoding, tid, &app, &connect.args) {
             return;
         }

@@ -148,6 +148,9 @@ pub(super) struct Pull {
     pub(super) ever_live: bool,
     /// Plays waiting for media, with their connection.
     held: Vec<(Ticket, SessionId)>,
+    /// The relay chain the pull announces: that of the play that started
+    /// it (another edge's pull), then this server.
+    via: Vec<String>,
     pub(super) players: HashSet<SessionId>,
     backoff: Backoff,
     generation: u64,
@@ -199,7 +202,9 @@ impl Relays {
                 let _ = self.handle.approve(ticket);
                 return;
             }
+            let via = state.via(Some(id));
             let pull = Pull {
+                via,
                 app: app.to_owned(),
                 name: name.to_owned(),
                 origins,
@@ -274,6 +279,7 @@ impl Relays {
         }
         // A vanished origin (no FIN) is noticed within seconds, well inside
         // the players' republish grace.
+        client.via.clone_from(&p.via);
         client.dead_peer_timeout = Duration::from_secs(4);
         client.ping_interval = Duration::from_secs(1);
         let config = OutboundConfig {
