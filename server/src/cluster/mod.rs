@@ -107,7 +107,8 @@ pub struct Registry {
     /// The connection, while Redis answers; lookups share it.
     conn: Mutex<Option<MultiplexedConnection>>,
     connected: AtomicBool,
-    /// Heartbeats and announcements that failed (Redis down or refusing).
+    /// Heartbeats and announcements that failed (Redis down or refusing),
+    /// and on an origin the connection attempts that did.
     announce_errors: AtomicU64,
     lookups_found: AtomicU64,
     lookups_none: AtomicU64,

@@ -250,7 +250,7 @@ fn render(state: &Shared) -> String {
         t.single(
             "tincan_cluster_announce_errors_total",
             "counter",
-            "Heartbeats and announcements to the cluster registry that failed.",
+            "Heartbeats and announcements to the cluster registry that failed (on an origin, connection attempts too).",
             c.announce_errors,
         );
         t.single(
