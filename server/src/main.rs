@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+mod cluster;
 mod config;
 mod events;
 mod http;
@@ -94,6 +95,9 @@ struct Serve {
 
     #[command(flatten)]
     redis: access::RedisArgs,
+
+    #[command(flatten)]
+    cluster: cluster::ClusterArgs,
 }
 
 /// Whether `serve` matches (of any layer, or of an App's section) make a
@@ -102,6 +106,7 @@ fn check_serve(matches: &clap::ArgMatches) -> Result<(), String> {
     let serve = Serve::from_arg_matches(matches).map_err(|e| e.to_string())?;
     serve.access.check()?;
     serve.redis.check()?;
+    serve.cluster.check()?;
     serve.args.settings.config().map(|_| ())
 }
 
@@ -190,6 +195,13 @@ fn main() -> ExitCode {
         }
     };
     access.apply(&mut config);
+    let registry = match cluster::Registry::new(&serve.cluster) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tincan: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let relay_config = match relay_settings(&loaded) {
         Ok(r) => r,
         Err(e) => {
@@ -197,7 +209,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    relay::Relays::apply(&relay_config, &mut config);
+    relay::Relays::apply(&relay_config, registry.is_some(), &mut config);
     let access_active = access.active(&config);
     let reloader = config::reload::Reloader::new(def.clone(), argv, loaded);
     reloader.apply_live(&["log"], move |l| {
@@ -265,12 +277,13 @@ fn main() -> ExitCode {
         let started: Arc<std::sync::OnceLock<Arc<access::Access>>> = Arc::default();
         let running = started.clone();
         let reload_relays = relay_config.clone();
+        let pulls_from_registry = registry.is_some();
         reloader.apply_core(&["access.*"], move |loaded, mut config| {
             let settings = access_settings(loaded)?;
             settings.apply(&mut config);
             // Relays are read at start only; what they ask of the core
             // stays in force across reloads.
-            relay::Relays::apply(&reload_relays, &mut config);
+            relay::Relays::apply(&reload_relays, pulls_from_registry, &mut config);
             match running.get() {
                 Some(access) => access.reconfigure(&settings),
                 None if settings.active(&config) => {
@@ -297,6 +310,7 @@ fn main() -> ExitCode {
                 wss: server.wss_local_addrs(),
             },
             readiness.clone(),
+            registry.clone(),
             &mut events,
         )
         .await?;
@@ -307,6 +321,11 @@ fn main() -> ExitCode {
             relays.plays_via_access();
             access.set_relays(relays.clone());
             events.add(Box::new(move |event| access.event(event)));
+        }
+        if let Some(registry) = &registry {
+            events.add(registry.sink());
+            registry.start(server.handle());
+            cluster::edge::start(registry.clone(), &relays, &relay_config);
         }
         events.start(&server.handle());
         watch_signals(server.handle(), readiness)?;

@@ -67,14 +67,26 @@ impl Tincan {
     /// Starts `tincan serve ARGS` with `env` (and none of [`GO_VARS`]
     /// otherwise). Unless `args` or `env` choose the port (`--listen`,
     /// `RTMP_PORT`), it listens on 127.0.0.1 and ::1 on a free port.
+    /// With `--listen ADDR:PORT`, PORT is the one waited for.
     /// Waits until 127.0.0.1:PORT accepts.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("tincan.log");
+        // A `--listen ADDR` given: its (first address's) port.
+        let listened = args
+            .iter()
+            .position(|a| *a == "--listen")
+            .and_then(|i| args.get(i + 1))
+            .map(|v| {
+                let first = v.split(',').next().unwrap_or_default();
+                let port = first.rsplit(':').next().unwrap_or_default();
+                port.parse::<u16>().expect("--listen ADDR:PORT")
+            });
         let chosen = env
             .iter()
             .find(|(k, _)| *k == "RTMP_PORT")
-            .map(|(_, v)| v.parse::<u16>().expect("RTMP_PORT is a port"));
+            .map(|(_, v)| v.parse::<u16>().expect("RTMP_PORT is a port"))
+            .or(listened);
         let port = chosen.unwrap_or_else(free_port);
         let mut cmd = Command::new(tincan_binary());
         cmd.arg("serve");

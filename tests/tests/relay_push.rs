@@ -186,3 +186,36 @@ fn an_rtmps_push_to_a_certificate_of_an_unknown_ca_is_refused() {
     });
     assert!(refused, "{v:#}\n{}", origin.logs());
 }
+
+#[test]
+fn a_push_back_to_the_server_it_came_from_is_refused_as_a_loop() {
+    let ffmpeg = require_tool("ffmpeg");
+    let (port_a, port_b) = (free_port(), free_port());
+    // A pushes everything to B, B pushes everything back to A (under
+    // another name, so only the loop check can refuse it).
+    let config_a = ConfigFile::new(&format!(
+        "[relay]\nnode_id = \"a\"\n[[relay.push]]\napp = \"live\"\nto = [\"rtmp://127.0.0.1:{port_b}/live\"]\n"
+    ));
+    let config_b = ConfigFile::new(&format!(
+        "[relay]\nnode_id = \"b\"\n[[relay.push]]\napp = \"live\"\nto = [\"rtmp://127.0.0.1:{port_a}/live/back\"]\n"
+    ));
+    let listen_a = format!("127.0.0.1:{port_a}");
+    let listen_b = format!("127.0.0.1:{port_b}");
+    let a = TestServer::start_with_http(&["--config", config_a.arg(), "--listen", &listen_a]);
+    let b = TestServer::start_with_http(&["--config", config_b.arg(), "--listen", &listen_b]);
+    let _publisher = publisher(&ffmpeg, &a.url("cam"), 15);
+
+    let (v, live) = poll_json(&a.http_url("/api/v1/relays"), TIMEOUT, |v| {
+        all_in_state(v, 1, "live")
+    });
+    assert!(live, "{v:#}\n{}", a.logs());
+    let (v, refused) = poll_json(&b.http_url("/api/v1/relays"), TIMEOUT, |v| {
+        targets(v).iter().any(|t| {
+            t["state"] == "retrying"
+                && t["last_error"].as_str().is_some_and(|e| {
+                    e.contains("NetConnection.Connect.Rejected") && e.contains("relay loop")
+                })
+        })
+    });
+    assert!(refused, "{v:#}\nB:\n{}\nA:\n{}", b.logs(), a.logs());
+}

@@ -33,6 +33,7 @@ const GROUPS: &[(&str, Place)] = &[
     ("AccessArgs", Place::Section("access")),
     ("HookArgs", Place::Section("hook")),
     ("RedisArgs", Place::Section("redis")),
+    ("ClusterArgs", Place::Section("cluster")),
     ("LogArgs", Place::TopLevel),
     ("ConfigFileArgs", Place::NotASetting),
 ];

@@ -63,7 +63,8 @@ fn secrets_are_marked() {
             "auth.key_hex",
             "http.token",
             "access.jwt_secret",
-            "redis.password"
+            "redis.password",
+            "cluster.redis"
         ])
     );
 }

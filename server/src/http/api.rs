@@ -145,6 +145,46 @@ pub(super) async fn server(State(state): State<Shared>) -> Json<ServerJson> {
     })
 }
 
+/// `GET /api/v1/cluster`: the cluster registry as this node sees it, or
+/// `{"enabled": false}` when clustering is off.
+pub(super) async fn cluster(State(state): State<Shared>) -> Response {
+    match &state.cluster {
+        Some(registry) => {
+            let mut v = serde_json::to_value(registry.status()).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("enabled".into(), true.into());
+            }
+            Json(v).into_response()
+        }
+        None => Json(serde_json::json!({ "enabled": false })).into_response(),
+    }
+}
+
+/// `GET /api/v1/cluster/origins/{app}/{name}`: the live origins the
+/// registry names for a stream (other than this node), newest publish
+/// first: what an edge of this node would pull from.
+pub(super) async fn cluster_origins(
+    State(state): State<Shared>,
+    Path((app, name)): Path<(String, String)>,
+) -> Response {
+    let Some(registry) = &state.cluster else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "cluster_off",
+            "clustering is off: start tincan with --cluster-redis",
+        );
+    };
+    match registry.origins(&app, &name).await {
+        Ok(origins) => Json(serde_json::json!({
+            "app": app,
+            "name": name,
+            "origins": origins,
+        }))
+        .into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable", e),
+    }
+}
+
 fn secs(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
 }

@@ -239,6 +239,36 @@ fn render(state: &Shared) -> String {
     );
     drop(tracker);
 
+    if let Some(registry) = &state.cluster {
+        let c = registry.counters();
+        t.single(
+            "tincan_cluster_redis_up",
+            "gauge",
+            "1 while the cluster registry's Redis answers, 0 while it is away (static origins only).",
+            u8::from(c.redis_up),
+        );
+        t.single(
+            "tincan_cluster_announce_errors_total",
+            "counter",
+            "Heartbeats and announcements to the cluster registry that failed (on an origin, connection attempts too).",
+            c.announce_errors,
+        );
+        t.single(
+            "tincan_cluster_announced_streams",
+            "gauge",
+            "Streams this node announces as their origin now.",
+            c.announced,
+        );
+        t.family(
+            "tincan_cluster_lookups_total",
+            "counter",
+            "Origin lookups in the cluster registry (pulls starting, the API), by result: found, none (no live origin), error (Redis away).",
+        );
+        for (result, n) in ["found", "none", "error"].iter().zip(c.lookups) {
+            t.sample("tincan_cluster_lookups_total", &[("result", result)], n);
+        }
+    }
+
     t.single(
         "tincan_streams",
         "gauge",

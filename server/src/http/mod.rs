@@ -104,6 +104,8 @@ struct State {
     rtmp_listen: Vec<SocketAddr>,
     listeners: Listeners,
     player_path: String,
+    /// The cluster registry, when clustering is on.
+    cluster: Option<Arc<crate::cluster::Registry>>,
     started: Instant,
     started_wall: SystemTime,
 }
@@ -121,6 +123,7 @@ pub async fn start(
     relays: Arc<crate::relay::Relays>,
     listeners: Listeners,
     readiness: Readiness,
+    cluster: Option<Arc<crate::cluster::Registry>>,
     events: &mut crate::events::Fanout,
 ) -> std::io::Result<Option<SocketAddr>> {
     let Some(addr) = args.http_listen else {
@@ -139,6 +142,7 @@ pub async fn start(
         rtmp_listen: listeners.rtmp.clone(),
         listeners,
         player_path: args.http_player_path.clone(),
+        cluster,
         started: Instant::now(),
         started_wall: SystemTime::now(),
     });
@@ -166,6 +170,11 @@ fn router(state: Shared) -> Router {
         .route(
             "/api/v1/streams/{app}/{name}/close",
             post(api::close_stream),
+        )
+        .route("/api/v1/cluster", get(api::cluster))
+        .route(
+            "/api/v1/cluster/origins/{app}/{name}",
+            get(api::cluster_origins),
         )
         .route("/api/v1/connections", get(api::connections))
         .route("/api/v1/connections/{id}", get(api::connection))

@@ -15,6 +15,8 @@
 //! origins = ["rtmp://origin-1.example/live", "rtmp://origin-2.example/live"]
 //!
 //! [relay]
+//! node_id = "edge-1"                 # default: random per process
+//! hop_limit = 8                      # relay chains this long are refused
 //! linger_secs = 10                   # a pull outlives its last player by this
 //! not_found_secs = 5                 # a play waits this long for an origin
 //! origin_timeout_secs = 2            # an origin without media this long is skipped
@@ -108,7 +110,7 @@ pub struct PullRule {
 }
 
 /// Everything `[relay]` sets.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RelayConfig {
     /// Push rules, in file order.
     pub push: Vec<PushRule>,
@@ -118,6 +120,10 @@ pub struct RelayConfig {
     pub pull_timings: PullTimings,
     /// TLS of `rtmps://` relays.
     pub tls: RelayTls,
+    /// This server's id in relay chains (loop prevention).
+    pub node_id: String,
+    /// Relay chains this long are refused.
+    pub hop_limit: usize,
     /// The retry schedule of every relay connection.
     pub retry: BackoffConfig,
 }
@@ -133,6 +139,8 @@ struct FileRelay {
     retry: Option<FileRetry>,
     #[serde(default)]
     tls: Option<FileTls>,
+    node_id: Option<String>,
+    hop_limit: Option<usize>,
     linger_secs: Option<f64>,
     not_found_secs: Option<f64>,
     origin_timeout_secs: Option<f64>,
@@ -180,6 +188,32 @@ fn secs(key: &str, v: Option<f64>, default: Duration) -> Result<Duration, String
             "relay.{key}: {s} is not a number of seconds in (0, 86400]"
         )),
     }
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            push: Vec::new(),
+            pull: Vec::new(),
+            pull_timings: PullTimings::default(),
+            tls: RelayTls::default(),
+            node_id: random_node_id(),
+            hop_limit: tincan_core::via::LoopGuard::default().hop_limit,
+            retry: BackoffConfig::default(),
+        }
+    }
+}
+
+/// A node id for a server that names none: random per process, so two
+/// servers never share one by default (the host name would be the same
+/// for two servers on one machine, or for containers cloned from one
+/// image).
+fn random_node_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let n = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    format!("tincan-{n:016x}")
 }
 
 impl PushRule {
@@ -245,6 +279,17 @@ impl RelayConfig {
                 }),
                 Err(e) => errors.push(format!("relay.pull[{i}]: {e}")),
             }
+        }
+        if let Some(id) = file.node_id {
+            if id.is_empty() || id.len() > 128 {
+                errors.push("relay.node_id: 1 to 128 bytes".into());
+            }
+            config.node_id = id;
+        }
+        match file.hop_limit {
+            Some(n) if (1..=64).contains(&n) => config.hop_limit = n,
+            Some(n) => errors.push(format!("relay.hop_limit: {n} is not in 1..=64")),
+            None => {}
         }
         if let Some(t) = file.tls {
             config.tls = RelayTls {

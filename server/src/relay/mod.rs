@@ -35,7 +35,8 @@ use tincan_tokio::Handle;
 
 use self::backoff::{Backoff, BackoffConfig};
 use self::config::{PushRule, RelayConfig};
-use self::pull::{OriginSource, Pull, PullTimings, StaticOrigins};
+pub use self::pull::{Origin, OriginSource, StaticOrigins};
+use self::pull::{Pull, PullTimings};
 use self::url::RtmpUrl;
 
 /// Where a push target stands.
@@ -190,6 +191,24 @@ struct State {
     by_conn: HashMap<SessionId, u64>,
     /// Retries scheduled over the process's life, for metrics.
     retries_total: u64,
+    /// This server's node id, appended to every relay chain it sends.
+    node_id: String,
+    /// The relay chains connections announced (relays only; removed when
+    /// they close).
+    chains: HashMap<SessionId, Vec<String>>,
+}
+
+impl State {
+    /// The chain a relay carrying what connection `from` sent announces:
+    /// `from`'s own chain, then this server.
+    fn via(&self, from: Option<SessionId>) -> Vec<String> {
+        let mut via = from
+            .and_then(|id| self.chains.get(&id))
+            .cloned()
+            .unwrap_or_default();
+        via.push(self.node_id.clone());
+        via
+    }
 }
 
 /// The relay manager; one per server.
@@ -226,7 +245,10 @@ impl Relays {
             next_target: 1,
             by_conn: HashMap::new(),
             retries_total: 0,
+            node_id: config.node_id.clone(),
+            chains: HashMap::new(),
         };
+        tracing::info!(node_id = %state.node_id, "relay node id");
         for rule in &config.push {
             let id = state.next_rule;
             state.next_rule += 1;
@@ -258,6 +280,12 @@ impl Relays {
     /// One server event, in the core's order. Never blocks.
     pub fn event(self: &Arc<Self>, event: &ServerEvent) {
         match event {
+            ServerEvent::Connected { id, info } => {
+                let chain = tincan_core::via::chain(&info.command_object);
+                if !chain.is_empty() {
+                    self.lock().chains.insert(*id, chain);
+                }
+            }
             ServerEvent::PublishStarted { id, app, name, .. } => {
                 let mut state = self.lock();
                 state.live.insert((app.clone(), name.clone()), *id);
@@ -343,6 +371,7 @@ impl Relays {
                 ..
             } => {
                 let mut state = self.lock();
+                state.chains.remove(id);
                 if let Some(key) = state.pull_conns.remove(id) {
                     let error = error.as_ref().map(ToString::to_string);
                     self.pull_closed(&mut state, &key, error, *bytes_in);
@@ -390,16 +419,40 @@ impl Relays {
         self.lock().plays_via_access = true;
     }
 
-    /// What relays ask of the core's configuration: with pulls, plays are
-    /// decided by the embedder (a play for a stream not here is held for
-    /// its pull), and a decision may take up to the not-found bound.
-    pub fn apply(config: &RelayConfig, server: &mut tincan_core::server::ServerConfig) {
-        if config.pull.is_empty() {
+    /// What relays ask of the core's configuration: with pulls (static
+    /// origins, or a cluster registry when `registry`), plays are decided
+    /// by the embedder (a play for a stream not here is held for its
+    /// pull), and a decision may take up to the not-found bound.
+    pub fn apply(
+        config: &RelayConfig,
+        registry: bool,
+        server: &mut tincan_core::server::ServerConfig,
+    ) {
+        server.session.loop_guard = tincan_core::via::LoopGuard {
+            node_id: Some(config.node_id.clone()),
+            hop_limit: config.hop_limit,
+        };
+        if config.pull.is_empty() && !registry {
             return;
         }
         server.approvals.play = tincan_core::server::Decider::Embedder;
         let needed = config.pull_timings.not_found + Duration::from_secs(2);
         server.approvals.deadline = server.approvals.deadline.max(needed);
+    }
+
+    /// Replaces where pulls find origins (the cluster registry, which
+    /// falls back to the static lists itself). Pulls already running keep
+    /// their list until their next round.
+    pub fn set_origin_source(&self, source: Arc<dyn OriginSource>) {
+        self.lock().origin_source = source;
+    }
+
+    /// The static origin lists of `config`, for a source that falls back
+    /// to them.
+    pub fn static_origins(config: &RelayConfig) -> StaticOrigins {
+        StaticOrigins {
+            rules: config.pull.clone(),
+        }
     }
 
     /// Every pulled stream now.
@@ -467,6 +520,11 @@ impl Relays {
 
     /// Opens target `id`'s connection now.
     fn dial(self: &Arc<Self>, state: &mut State, id: u64) {
+        let Some(t) = state.targets.get(&id) else {
+            return;
+        };
+        let publisher = state.live.get(&(t.app.clone(), t.name.clone())).copied();
+        let via = state.via(publisher);
         let Some(t) = state.targets.get_mut(&id) else {
             return;
         };
@@ -480,6 +538,7 @@ impl Relays {
         // A push must not evict another publisher of the destination's
         // name: on a TC server `releaseStream` would.
         client.release_stream = false;
+        client.via = via;
         let config = OutboundConfig {
             target: t.url.target(),
             client,

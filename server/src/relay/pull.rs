@@ -148,6 +148,9 @@ pub(super) struct Pull {
     pub(super) ever_live: bool,
     /// Plays waiting for media, with their connection.
     held: Vec<(Ticket, SessionId)>,
+    /// The relay chain the pull announces: that of the play that started
+    /// it (another edge's pull), then this server.
+    via: Vec<String>,
     pub(super) players: HashSet<SessionId>,
     backoff: Backoff,
     generation: u64,
@@ -199,7 +202,9 @@ impl Relays {
                 let _ = self.handle.approve(ticket);
                 return;
             }
+            let via = state.via(Some(id));
             let pull = Pull {
+                via,
                 app: app.to_owned(),
                 name: name.to_owned(),
                 origins,
@@ -274,6 +279,7 @@ impl Relays {
         }
         // A vanished origin (no FIN) is noticed within seconds, well inside
         // the players' republish grace.
+        client.via.clone_from(&p.via);
         client.dead_peer_timeout = Duration::from_secs(4);
         client.ping_interval = Duration::from_secs(1);
         let config = OutboundConfig {
@@ -422,6 +428,45 @@ impl Relays {
             tracing::info!(app = %p.app, name = %redact(&p.name), error = p.last_error.as_deref().unwrap_or(""), "pull connection closed");
         }
         self.next_origin(state, key);
+    }
+
+    /// Each pulled stream and the origin it uses (or tries) now.
+    pub fn pulled(&self) -> Vec<(String, String, Option<Origin>)> {
+        self.lock()
+            .pulls
+            .values()
+            .map(|p| (p.app.clone(), p.name.clone(), p.origin().cloned()))
+            .collect()
+    }
+
+    /// The stream's publisher moved: the pull leaves its origin for the
+    /// first of `origins` at once (the players keep the stream through the
+    /// republish grace, as on a failover). Nothing happens if the pull is
+    /// gone or already there.
+    pub fn move_pull(self: &Arc<Self>, app: &str, name: &str, origins: Vec<Origin>) {
+        let mut state = self.lock();
+        let key = (app.to_owned(), name.to_owned());
+        let Some(p) = state.pulls.get_mut(&key) else {
+            return;
+        };
+        if origins.is_empty() || p.origin() == origins.first() {
+            return;
+        }
+        tracing::info!(app, name = %redact(name), from = ?p.origin().map(|o| &o.url),
+            to = %origins[0].url, "pull: the publisher moved, following it");
+        p.origins = origins;
+        p.index = 0;
+        p.tried = 0;
+        if p.ever_live {
+            p.failovers += 1;
+        }
+        if let Some(conn) = p.conn.take() {
+            // Forgotten first, so its close does not count as a failure.
+            state.pull_conns.remove(&conn);
+            self.handle
+                .close_connection(conn, "the stream's publisher moved to another origin");
+        }
+        self.dial_pull(&mut state, &key);
     }
 
     /// A local player of a pulled stream arrived or left.
