@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 mod fanout;
+mod floor;
 mod flv;
 mod idle;
 mod proc;
@@ -63,6 +64,37 @@ enum Bench {
     Fanout(FanoutArgs),
     /// N idle connections: what each costs the server in memory.
     Idle(IdleArgs),
+    /// A minimal fan-out server (no broker, no backlog, no policy): the
+    /// kernel's cost of the traffic, which other servers are measured
+    /// against. Prints `floor listening on ADDR`, then serves until killed.
+    Floor(FloorArgs),
+}
+
+/// How the floor server writes to players.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Writes {
+    /// One vectored write per message per player.
+    PerFrame,
+    /// Per player, messages accumulate until `--batch-ms` or
+    /// `--batch-bytes`, whichever comes first, then go in one write.
+    Batched,
+}
+
+/// `tincan-bench floor` options.
+#[derive(Debug, Args)]
+pub(crate) struct FloorArgs {
+    /// Where to listen (port 0: any free port, printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:1935")]
+    listen: SocketAddr,
+    /// How players are written to.
+    #[arg(long, value_enum, default_value_t = Writes::PerFrame)]
+    writes: Writes,
+    /// Batched writes: the longest a message waits, in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    batch_ms: u64,
+    /// Batched writes: queued bytes that are written at once.
+    #[arg(long, default_value_t = 64 * 1024)]
+    batch_bytes: usize,
 }
 
 /// `tincan-bench fanout` options.
@@ -150,6 +182,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().bench {
         Bench::Fanout(args) => fanout::run(&args),
         Bench::Idle(args) => idle::run(&args),
+        Bench::Floor(args) => floor::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
