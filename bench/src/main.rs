@@ -11,6 +11,9 @@
 //!   saturated tool is visible.
 //! - `tincan-bench idle`: N connections that connect and then sit idle; reports
 //!   what each costs the server in memory.
+//! - `tincan-bench floor`: a minimal fan-out server (see [`floor`]) that writes
+//!   what tincan writes and does nothing else: the kernel's cost of the
+//!   traffic, which the comparison reports every server as a multiple of.
 //!
 //! The inputs the comparison uses are made with ffmpeg (720p30 H.264 at
 //! ~2.5 Mbit/s, keyframe every 2 s, no B-frames, AAC 128k, 30 s):
@@ -27,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 mod fanout;
+mod floor;
 mod flv;
 mod idle;
 mod proc;
@@ -63,6 +67,37 @@ enum Bench {
     Fanout(FanoutArgs),
     /// N idle connections: what each costs the server in memory.
     Idle(IdleArgs),
+    /// A minimal fan-out server (no broker, no backlog, no policy): the
+    /// kernel's cost of the traffic, which other servers are measured
+    /// against. Prints `floor listening on ADDR`, then serves until killed.
+    Floor(FloorArgs),
+}
+
+/// How the floor server writes to players.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Writes {
+    /// One vectored write per message per player.
+    PerFrame,
+    /// Per player, messages accumulate until `--batch-ms` or
+    /// `--batch-bytes`, whichever comes first, then go in one write.
+    Batched,
+}
+
+/// `tincan-bench floor` options.
+#[derive(Debug, Args)]
+pub(crate) struct FloorArgs {
+    /// Where to listen (port 0: any free port, printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:1935")]
+    listen: SocketAddr,
+    /// How players are written to.
+    #[arg(long, value_enum, default_value_t = Writes::PerFrame)]
+    writes: Writes,
+    /// Batched writes: the longest a message waits, in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    batch_ms: u64,
+    /// Batched writes: queued bytes that are written at once.
+    #[arg(long, default_value_t = 64 * 1024)]
+    batch_bytes: usize,
 }
 
 /// `tincan-bench fanout` options.
@@ -150,6 +185,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().bench {
         Bench::Fanout(args) => fanout::run(&args),
         Bench::Idle(args) => idle::run(&args),
+        Bench::Floor(args) => floor::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

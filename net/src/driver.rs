@@ -22,9 +22,10 @@ use std::time::{Duration, Instant};
 use tincan_core::event::SessionId;
 use tincan_core::outbound::Dial;
 use tincan_core::server::Closed;
-use tincan_core::session::{SessionError, Transmit};
+use tincan_core::session::SessionError;
 use tracing::{debug, info};
 
+use crate::DirectWriter;
 use crate::{Bell, LockedServer};
 
 /// Bytes read from the socket per read; one read is handed to the core at
@@ -79,9 +80,11 @@ impl Default for DriverConfig {
 /// its TCP stream, a bell, a timer, a yield and its clock. Implemented on
 /// a marker type by each adapter; every method is a thin forward to the
 /// executor's own API.
-pub trait Runtime {
-    /// The executor's registered, non-blocking TCP stream.
-    type Stream: AsFd;
+pub trait Runtime: 'static {
+    /// The executor's registered, non-blocking TCP stream. Shared between
+    /// the connection's task and the tasks that write its output directly
+    /// (see [`DirectWriter`]), so it must be usable from any thread.
+    type Stream: AsFd + Send + Sync + 'static;
     /// The ringing side of a connection's bell, which the core's ready
     /// queue rings (see [`LockedServer::with`]).
     type Bell: Bell;
@@ -295,15 +298,23 @@ async fn serve<R: Runtime>(
 ) {
     crate::configure(&stream);
     // One buffer list per connection, refilled in place: no allocation per
-    // write.
-    let mut pending = Transmit::default();
+    // write. It lives in the writer, so that the task that makes this
+    // connection ready (a publisher's, for a player) can write to it too.
+    let stream = Arc::new(stream);
+    let writer = {
+        let stream = Arc::clone(&stream);
+        Arc::new(DirectWriter::new(move |b| {
+            R::try_write_vectored(&stream, b)
+        }))
+    };
+    shared.register_writer(id, Arc::clone(&writer));
     let mut read_open = true;
     // Once the session is closed, how long its last transmit may take.
     let mut give_up = None;
     let outcome: io::Result<()> = loop {
         // 1. Write while the socket takes it, taking the next transmit from
         //    the core only once the previous one is fully written.
-        let more_output = match write::<R>(&shared, id, &stream, &mut pending) {
+        let more_output = match write::<R::Bell>(&shared, id, &writer) {
             Ok(more) => more,
             Err(e) => break Err(e),
         };
@@ -311,7 +322,7 @@ async fn serve<R: Runtime>(
         // pending here is ours to finish before the socket goes.
         let (closed, busy) = shared.with(|s, _| (s.is_closed(id), s.has_pending_input(id)));
         if closed {
-            if pending.is_empty() {
+            if writer.pending().is_empty() {
                 break Ok(());
             }
             // A peer that stopped reading must not keep the task (and a
@@ -331,7 +342,7 @@ async fn serve<R: Runtime>(
                     return Poll::Ready(Wake::Readable(r));
                 }
             }
-            if !pending.is_empty() {
+            if !writer.pending().is_empty() {
                 if let Poll::Ready(r) = R::poll_writable(&stream, cx) {
                     return Poll::Ready(Wake::Writable(r));
                 }
@@ -389,18 +400,19 @@ async fn serve<R: Runtime>(
 /// Writes transmits while the socket takes them, up to [`WRITE_BUDGET`].
 /// `Ok(true)` when the budget ran out with output left (the task should
 /// yield and come back).
-fn write<R: Runtime>(
-    shared: &LockedServer<R::Bell>,
+fn write<B: Bell>(
+    shared: &LockedServer<B>,
     id: SessionId,
-    stream: &R::Stream,
-    pending: &mut Transmit,
+    writer: &DirectWriter,
 ) -> io::Result<bool> {
+    let mut pending = writer.pending();
     let mut budget = WRITE_BUDGET;
     loop {
-        if pending.is_empty() && !shared.with(|s, now| s.poll_transmit_into(now, id, pending)) {
+        if pending.is_empty() && !shared.with(|s, now| s.poll_transmit_into(now, id, &mut pending))
+        {
             return Ok(false);
         }
-        if !crate::write_transmit(pending, |b| R::try_write_vectored(stream, b))? {
+        if !writer.write(&mut pending)? {
             return Ok(false);
         }
         budget -= 1;

@@ -24,7 +24,7 @@ pub mod driver;
 mod locked;
 
 pub use driver::{DriverConfig, Runtime};
-pub use locked::{Bell, EventSink, LockedServer, SinkError, DEFAULT_EVENT_CAPACITY};
+pub use locked::{Bell, DirectWriter, EventSink, LockedServer, SinkError, DEFAULT_EVENT_CAPACITY};
 
 use std::io::{self, IoSlice};
 use std::net::{SocketAddr, TcpListener};

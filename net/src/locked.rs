@@ -1,6 +1,8 @@
 //! The core [`Server`] behind one short lock, for adapters that run a task
 //! per connection (tokio, smol): every core call runs under the lock, and
-//! the connections it names ready are woken once the lock is released.
+//! the connections it names ready are written once the lock is released,
+//! by the calling task itself when their socket takes it (as the mio loop
+//! writes in the same turn), their own task woken only when it does not.
 //!
 //! The lock is also where the core's [`ServerEvent`]s leave it: drained
 //! under the lock after every call into the subscriber's bounded channel
@@ -9,13 +11,15 @@
 //! takes ([`LockedServer::take_dials`]) and dials.
 
 use std::collections::HashMap;
+use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use tincan_core::event::{Denial, SessionId};
 use tincan_core::outbound::{Dial, OutboundConfig};
 use tincan_core::server::{Grant, Refusal, Server, ServerConfig, ServerEvent, Ticket, TicketError};
+use tincan_core::session::Transmit;
 use tincan_core::stats::{ConnectionStats, StreamStats, Totals};
 use tracing::{debug, info, warn};
 
@@ -132,11 +136,84 @@ pub trait Bell: Clone {
     fn ring(&self);
 }
 
+/// Transmits the calling task writes for one ready connection before it
+/// hands the rest to the connection's own task: a player's usual output
+/// is one transmit per frame, and a deep backlog is its own task's work.
+const DIRECT_BUDGET: usize = 4;
+
+/// A connection's output side, shared by its task and whichever task makes
+/// it ready: the one transmit being written (so transmits stay in order,
+/// whoever writes them) and the socket's non-blocking vectored write.
+///
+/// Without it, a frame fanned out to N players costs N task wake-ups, each
+/// a trip through the executor (and, across threads, a futex) only to make
+/// one `writev`; with it, the task that produced the frame makes the writes
+/// itself, and a player's task wakes only when its socket is full.
+pub struct DirectWriter {
+    /// The transmit in progress; empty when fully written. Locked by the
+    /// connection's task for its writes, and tried (never waited for) by
+    /// other tasks.
+    pending: Mutex<Transmit>,
+    write: Box<VectoredWrite>,
+}
+
+/// A socket's non-blocking vectored write.
+type VectoredWrite = dyn Fn(&[IoSlice<'_>]) -> io::Result<usize> + Send + Sync;
+
+impl std::fmt::Debug for DirectWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectWriter").finish_non_exhaustive()
+    }
+}
+
+impl DirectWriter {
+    /// A writer over `write`, the socket's non-blocking vectored write
+    /// (`WouldBlock` when full).
+    pub fn new(
+        write: impl Fn(&[IoSlice<'_>]) -> io::Result<usize> + Send + Sync + 'static,
+    ) -> Self {
+        DirectWriter {
+            pending: Mutex::new(Transmit::default()),
+            write: Box::new(write),
+        }
+    }
+
+    /// The pending transmit, for the connection's own task (waits while
+    /// another task is writing it).
+    pub fn pending(&self) -> MutexGuard<'_, Transmit> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Writes as much of `t` as the socket takes (see
+    /// [`crate::write_transmit`]).
+    pub fn write(&self, t: &mut Transmit) -> io::Result<bool> {
+        crate::write_transmit(t, |b| (self.write)(b))
+    }
+}
+
+/// A connection the core named ready, to be written or woken once the lock
+/// is released.
+struct Ready<B> {
+    id: SessionId,
+    bell: B,
+    writer: Option<Arc<DirectWriter>>,
+}
+
+/// A connection task's bell, and its writer once its socket is connected.
+#[derive(Debug)]
+struct Conn<B> {
+    bell: B,
+    writer: Option<Arc<DirectWriter>>,
+}
+
 #[derive(Debug)]
 struct State<B> {
     server: Server,
-    /// Each connection task's bell, rung when the core names it ready.
-    bells: HashMap<SessionId, B>,
+    /// Each connection task's bell, rung when the core names it ready and
+    /// its output cannot be written directly; and its writer.
+    bells: HashMap<SessionId, Conn<B>>,
     /// The deadline the timer task sleeps toward.
     timer_armed: Option<Instant>,
     /// Where the core's events go.
@@ -190,12 +267,67 @@ impl<B: Bell> LockedServer<B> {
     }
 
     /// Runs `f` on the core under the lock, then, with the lock released,
-    /// rings every connection the core named ready, the timer task if the
-    /// core's deadline moved earlier, and the serving loop if the core
-    /// asked for a dial. Every core call goes through here, so no wake-up
-    /// (and no dial, whichever call asked for it) is ever missed, and no
-    /// lock is held across a write.
+    /// writes or wakes every connection the core named ready (see
+    /// [`DirectWriter`]), rings the timer task if the core's deadline moved
+    /// earlier, and the serving loop if the core asked for a dial. Every
+    /// core call goes through here, so no wake-up (and no dial, whichever
+    /// call asked for it) is ever missed, and no lock is held across a
+    /// write.
     pub fn with<R>(&self, f: impl FnOnce(&mut Server, Instant) -> R) -> R {
+        let (result, ready) = self.call(f);
+        for r in ready {
+            self.write_ready(r);
+        }
+        result
+    }
+
+    /// Writes ready connection `r`'s output from this task while its
+    /// socket takes it, up to [`DIRECT_BUDGET`] transmits; wakes its own
+    /// task for whatever this leaves: a full socket, a writer in use (by
+    /// its task or another), more output, a close, an error.
+    fn write_ready(&self, r: Ready<B>) {
+        let Some(writer) = r.writer else {
+            r.bell.ring();
+            return;
+        };
+        let Ok(mut pending) = writer.pending.try_lock() else {
+            r.bell.ring();
+            return;
+        };
+        if !pending.is_empty() {
+            // Its task waits for the socket to drain.
+            r.bell.ring();
+            return;
+        }
+        for _ in 0..DIRECT_BUDGET {
+            let ((filled, closed), ready) = self.call(|s, now| {
+                (
+                    s.poll_transmit_into(now, r.id, &mut pending),
+                    s.is_closed(r.id),
+                )
+            });
+            // Whatever that made ready is rare (events a transmit raised);
+            // its own task takes it, so this loop cannot grow.
+            for other in ready {
+                other.bell.ring();
+            }
+            if !filled {
+                if closed {
+                    r.bell.ring();
+                }
+                return;
+            }
+            match writer.write(&mut pending) {
+                Ok(true) => {}
+                Ok(false) | Err(_) => break,
+            }
+        }
+        r.bell.ring();
+    }
+
+    /// Runs `f` under the lock; returns its result and the connections
+    /// the core named ready, having rung the timer and the serving loop.
+    fn call<R>(&self, f: impl FnOnce(&mut Server, Instant) -> R) -> (R, Vec<Ready<B>>) {
         let mut rung = Vec::new();
         let (result, retime, dial) = {
             let mut state = self.lock();
@@ -219,8 +351,12 @@ impl<B: Bell> LockedServer<B> {
             }
             let dial = dials.len() > queued;
             while let Some(id) = server.poll_ready() {
-                if let Some(bell) = bells.get(&id) {
-                    rung.push(bell.clone());
+                if let Some(c) = bells.get(&id) {
+                    rung.push(Ready {
+                        id,
+                        bell: c.bell.clone(),
+                        writer: c.writer.clone(),
+                    });
                 }
             }
             let retime = match (server.poll_timeout(), *timer_armed) {
@@ -230,16 +366,13 @@ impl<B: Bell> LockedServer<B> {
             };
             (result, retime, dial)
         };
-        for bell in rung {
-            bell.ring();
-        }
         if retime {
             self.timer.ring();
         }
         if dial {
             self.dialer.ring();
         }
-        result
+        (result, rung)
     }
 
     /// [`Server::connect`]: opens an outbound connection, which the
@@ -400,7 +533,15 @@ impl<B: Bell> LockedServer<B> {
 
     /// Gives connection `id` the bell its task waits on.
     pub fn register(&self, id: SessionId, bell: B) {
-        self.lock().bells.insert(id, bell);
+        self.lock().bells.insert(id, Conn { bell, writer: None });
+    }
+
+    /// Gives connection `id` (registered) the writer other tasks write its
+    /// output with once it is ready (see [`DirectWriter`]).
+    pub fn register_writer(&self, id: SessionId, writer: Arc<DirectWriter>) {
+        if let Some(c) = self.lock().bells.get_mut(&id) {
+            c.writer = Some(writer);
+        }
     }
 
     /// Forgets connection `id`'s bell once its task is ending.
@@ -454,6 +595,78 @@ mod tests {
         assert_eq!(conn.0.get(), 1);
         // The deadline did not move earlier: the timer is not rung again.
         assert_eq!(timer.0.get(), 1);
+    }
+
+    /// C0 and a simple-handshake C1: the server answers with S0+S1+S2.
+    fn c0_c1() -> Vec<u8> {
+        let mut v = vec![3u8];
+        v.resize(1 + 1536, 0);
+        v
+    }
+
+    #[test]
+    fn a_ready_connection_is_written_by_the_calling_task_without_waking_its_own() {
+        let shared = LockedServer::new(
+            ServerConfig::default(),
+            Count::default(),
+            Count::default(),
+            Instant::now,
+        );
+        let conn = Count::default();
+        let id = accept(&shared);
+        shared.register(id, conn.clone());
+        let socket = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = Arc::clone(&socket);
+        shared.register_writer(
+            id,
+            Arc::new(DirectWriter::new(move |bufs| {
+                let mut out = sink.lock().unwrap();
+                let before = out.len();
+                for b in bufs {
+                    out.extend_from_slice(b);
+                }
+                Ok(out.len() - before)
+            })),
+        );
+        shared
+            .with(|s, now| s.handle_input(now, id, &c0_c1()))
+            .unwrap();
+        let written = socket.lock().unwrap().clone();
+        assert_eq!(written.len(), 1 + 1536 + 1536, "S0+S1+S2 written");
+        assert_eq!(written[0], 3);
+        assert_eq!(conn.0.get(), 0, "its task was woken for nothing");
+    }
+
+    #[test]
+    fn a_ready_connection_whose_socket_is_full_wakes_its_task_with_the_rest_kept() {
+        let shared = LockedServer::new(
+            ServerConfig::default(),
+            Count::default(),
+            Count::default(),
+            Instant::now,
+        );
+        let conn = Count::default();
+        let id = accept(&shared);
+        shared.register(id, conn.clone());
+        // Takes 100 bytes, then is full.
+        let taken = Arc::new(Mutex::new(0usize));
+        let count = Arc::clone(&taken);
+        let writer = Arc::new(DirectWriter::new(move |bufs| {
+            let mut n = count.lock().unwrap();
+            if *n >= 100 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let len = bufs.iter().map(|b| b.len()).sum::<usize>().min(100 - *n);
+            *n += len;
+            Ok(len)
+        }));
+        shared.register_writer(id, Arc::clone(&writer));
+        shared
+            .with(|s, now| s.handle_input(now, id, &c0_c1()))
+            .unwrap();
+        assert_eq!(*taken.lock().unwrap(), 100);
+        assert_eq!(conn.0.get(), 1, "its task must wait for the socket");
+        assert_eq!(writer.pending().len(), 1 + 1536 + 1536 - 100);
     }
 
     /// A bounded channel as a sink, as the adapters' are.

@@ -9,7 +9,9 @@ a failed run shows as a row instead of stopping the benchmark.
 `table` reads results.jsonl and prints ONE markdown table (also written to
 --out): fan-out rows per server x players (median over rounds), then the
 capacity rows and the idle-connection rows, under a header saying when, on
-what machine and against which versions it ran.
+what machine and against which versions it ran. Every fan-out row also gives
+its CPU-s/GB as a multiple of the floor's (`tincan-bench floor`, the kernel's
+cost of the same traffic) at the same player count, when the floor ran.
 """
 
 import argparse
@@ -17,15 +19,41 @@ import json
 import statistics
 import sys
 
-ORDER = {"tincan": 0, "tincan-2t": 1, "tincan-mio": 2, "tincan-mw20": 3, "nginx": 4, "nms": 5}
+ORDER = {
+    "tincan": 0,
+    "tincan-2t": 1,
+    "tincan-mio": 2,
+    "tincan-mw20": 3,
+    "tincan-throughput": 4,
+    "nginx": 6,
+    "nms": 7,
+    "floor": 8,
+    "floor-batched": 9,
+}
 NAMES = {
     "tincan": "tincan",
     "tincan-2t": "tincan, 2 threads",
     "tincan-mio": "tincan (mio)",
     "tincan-mw20": "tincan, 20 ms merge window",
+    "tincan-throughput": "tincan, throughput mode",
     "nginx": "nginx-rtmp",
     "nms": "node-media-server",
+    "floor": "floor (one write per frame)",
+    "floor-batched": "floor, batched writes",
 }
+
+
+def order(server):
+    # tincan-wmN (the trade curve) after the named variants, by N.
+    if server.startswith("tincan-wm") and server[9:].isdigit():
+        return 5 + int(server[9:]) / 1e6
+    return ORDER.get(server, 5.5)
+
+
+def name(server):
+    if server.startswith("tincan-wm") and server[9:].isdigit():
+        return f"tincan, writes merged up to {server[9:]} ms"
+    return NAMES.get(server, server)
 
 
 def last_json_line(text):
@@ -131,13 +159,14 @@ def fanout_table(rows, test, lines):
     for row in rows:
         if row.get("test") != test:
             continue
-        key = (row["players_requested"], ORDER.get(row["server"], 9), row["server"])
+        key = (row["players_requested"], order(row["server"]), row["server"])
         groups.setdefault(key, []).append(row)
     if not groups:
         return
-    head = ["server", "players", "runs"] + [c[0] for c in FANOUT_COLUMNS]
+    floors = floor_figures(groups)
+    head = ["server", "players", "runs"] + [c[0] for c in FANOUT_COLUMNS] + ["CPU-s/GB × floor", "× floor batched"]
     lines.append("| " + " | ".join(head) + " |")
-    lines.append("|" + "|".join(["---"] * 3 + ["---:"] * len(FANOUT_COLUMNS)) + "|")
+    lines.append("|" + "|".join(["---"] * 3 + ["---:"] * (len(FANOUT_COLUMNS) + 2)) + "|")
     errors = []
     for (players, _, server), group in sorted(groups.items()):
         ok = [g["result"] for g in group if "error" not in g and "result" in g]
@@ -146,19 +175,23 @@ def fanout_table(rows, test, lines):
         if not ok:
             msg = failed[0]["error"] if failed else "no result"
             lines.append(
-                f"| {NAMES.get(server, server)} | {players} | {runs} | "
+                f"| {name(server)} | {players} | {runs} | "
                 + f"**error**: {msg.replace('|', '/')} |"
-                + " |" * (len(FANOUT_COLUMNS) - 1)
+                + " |" * (len(FANOUT_COLUMNS) + 1)
             )
             continue
         cells = [cell(median([fn(r) for r in ok]), d) for _, fn, d in FANOUT_COLUMNS]
-        lines.append(f"| {NAMES.get(server, server)} | {players} | {runs} | " + " | ".join(cells) + " |")
+        per_gb = median([get(r, "cpu_s_per_gb") for r in ok])
+        for floor in ("floor", "floor-batched"):
+            f = floors.get((players, floor))
+            cells.append(f"{per_gb / f:.2f}×" if per_gb is not None and f else "–")
+        lines.append(f"| {name(server)} | {players} | {runs} | " + " | ".join(cells) + " |")
         for g in failed:
-            errors.append(f"{NAMES.get(server, server)} {players} round {g['round']} failed, left out of the median: {g['error']}")
+            errors.append(f"{name(server)} {players} round {g['round']} failed, left out of the median: {g['error']}")
         for g in group:
             why = g.get("result", {}).get("first_failure") if isinstance(g.get("result"), dict) else None
             if why:
-                errors.append(f"{NAMES.get(server, server)} {players} round {g['round']}: first player failure: {why}")
+                errors.append(f"{name(server)} {players} round {g['round']}: first player failure: {why}")
     lines.append("")
     ratio_line(groups, lines)
     for e in errors:
@@ -167,8 +200,21 @@ def fanout_table(rows, test, lines):
         lines.append("")
 
 
+def floor_figures(groups):
+    """(players, floor server) -> the floor's median CPU-s/GB."""
+    out = {}
+    for (players, _, server), group in groups.items():
+        if server in ("floor", "floor-batched"):
+            ok = [g["result"] for g in group if "error" not in g and "result" in g]
+            v = median([get(r, "cpu_s_per_gb") for r in ok])
+            if v:
+                out[(players, server)] = v
+    return out
+
+
 def ratio_line(groups, lines):
-    """The issue's main target in one line: tincan's CPU-s/GB over nginx-rtmp's."""
+    """The issue's main target in one line per tincan variant: its CPU-s/GB
+    over nginx-rtmp's; then every server's over each floor's."""
     per_n = {}
     lost = set()
     for (players, _, server), group in groups.items():
@@ -176,7 +222,7 @@ def ratio_line(groups, lines):
         per_n.setdefault(players, {})[server] = median([get(r, "cpu_s_per_gb") for r in ok])
         if any((get(r, "players_failed") or 0) > 0 or (get(r, "players_below_99pct") or 0) > 0 for r in ok):
             lost.add((players, server))
-    variants = sorted({s for n in per_n.values() for s in n if s.startswith("tincan")}, key=ORDER.get)
+    variants = sorted({s for n in per_n.values() for s in n if s.startswith("tincan")}, key=order)
     for variant in variants:
         parts = []
         for players in sorted(per_n):
@@ -184,12 +230,21 @@ def ratio_line(groups, lines):
             if t is not None and n:
                 # CPU per delivered GB only compares like with like when both
                 # servers kept every player.
-                who = [NAMES[s] for s in (variant, "nginx") if (players, s) in lost]
+                who = [name(s) for s in (variant, "nginx") if (players, s) in lost]
                 note = f" (not like for like: {' and '.join(who)} lost players)" if who else ""
                 parts.append(f"{players} players {t / n:.2f}x{note}")
         if parts:
-            lines.append(f"CPU-s/GB, {NAMES[variant]} / nginx-rtmp (target <= 0.50x): " + ", ".join(parts) + ".")
-    if variants:
+            lines.append(f"CPU-s/GB, {name(variant)} / nginx-rtmp (target <= 0.50x): " + ", ".join(parts) + ".")
+    for floor in ("floor", "floor-batched"):
+        for server in sorted({s for n in per_n.values() for s in n if s != floor}, key=order):
+            parts = []
+            for players in sorted(per_n):
+                v, f = per_n[players].get(server), per_n[players].get(floor)
+                if v is not None and f:
+                    parts.append(f"{players} players {v / f:.2f}x")
+            if parts:
+                lines.append(f"CPU-s/GB, {name(server)} / {name(floor)}: " + ", ".join(parts) + ".")
+    if lines and lines[-1] != "":
         lines.append("")
 
 
@@ -220,8 +275,8 @@ def idle_table(rows, lines):
         return
     lines.append("| server | idle connections asked | " + " | ".join(f[0] for f in IDLE_FIELDS) + " |")
     lines.append("|---|---:|" + "---:|" * len(IDLE_FIELDS))
-    for row in sorted(idle, key=lambda r: ORDER.get(r["server"], 9)):
-        name = NAMES.get(row["server"], row["server"])
+    for row in sorted(idle, key=lambda r: order(r["server"])):
+        name = name(row["server"])
         if "error" in row:
             lines.append(
                 f"| {name} | {row['players_requested']} | **error**: {row['error'].replace('|', '/')} |"
@@ -246,8 +301,8 @@ def check_table(rows, lines):
         return
     lines.append("| server | ffmpeg publish + ffprobe play |")
     lines.append("|---|---|")
-    for row in sorted(checks, key=lambda r: ORDER.get(r["server"], 9)):
-        name = NAMES.get(row["server"], row["server"])
+    for row in sorted(checks, key=lambda r: order(r["server"])):
+        name = name(row["server"])
         if "error" in row:
             lines.append(f"| {name} | **error**: {row['error'].replace('|', '/')} |")
         else:
