@@ -83,14 +83,23 @@ pub fn post(url: &str, token: Option<&str>) -> Reply {
     reply(req.send_empty(), url)
 }
 
-/// `POST url` with a JSON body and, if given, `Authorization: Bearer
+/// `POST url` with JSON `body` and, if given, `Authorization: Bearer
 /// token`.
 pub fn post_json(url: &str, token: Option<&str>, body: &Value) -> Reply {
     let mut req = agent().post(url).header("Content-Type", "application/json");
     if let Some(t) = token {
         req = req.header("Authorization", format!("Bearer {t}"));
     }
-    reply(req.send(body.to_string()), url)
+    reply(req.send(body.to_string().as_str()), url)
+}
+
+/// `DELETE url` with, if given, `Authorization: Bearer token`.
+pub fn delete(url: &str, token: Option<&str>) -> Reply {
+    let mut req = agent().delete(url);
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    reply(req.call(), url)
 }
 
 /// Polls `GET url` as JSON until `done` holds for it or `timeout` passes;

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use tincan_tests::http::poll_json;
+use tincan_tests::http::{delete, get, get_json, poll_json, post_json};
 use tincan_tests::relay::{free_port, ConfigFile, Nginx};
 use tincan_tests::require_tool;
 use tincan_tests::server::{play_args, publish_args, x264, Client, Output, TestServer};
@@ -218,4 +218,48 @@ fn a_push_back_to_the_server_it_came_from_is_refused_as_a_loop() {
         })
     });
     assert!(refused, "{v:#}\nB:\n{}\nA:\n{}", b.logs(), a.logs());
+}
+
+#[test]
+fn a_push_added_through_the_api_starts_at_once_and_stops_when_removed() {
+    let ffmpeg = require_tool("ffmpeg");
+    let destination = TestServer::start_with_http(&[]);
+    let origin = TestServer::start_with_http(&["--http-token", "s3cret"]);
+    let _publisher = publisher(&ffmpeg, &origin.url("cam"), 15);
+    let (v, up) = poll_json(&origin.http_url("/api/v1/streams"), TIMEOUT, |v| {
+        v["streams"][0]["publisher"].is_object()
+    });
+    assert!(up, "{v:#}");
+
+    let rule = serde_json::json!({ "app": "live", "name": "cam", "to": [destination.url("api")] });
+    let add = origin.http_url("/api/v1/relays/push");
+    assert_eq!(post_json(&add, None, &rule).status, 401);
+    let added = post_json(&add, Some("s3cret"), &rule);
+    assert_eq!(added.status, 201, "{}", added.body);
+    let id = added.json()["id"].as_u64().expect("a rule id");
+
+    let api = origin.http_url("/api/v1/relays");
+    let (v, live) = poll_json(&api, TIMEOUT, |v| all_in_state(v, 1, "live"));
+    assert!(live, "{v:#}\n{}", origin.logs());
+    let there = destination.http_url("/api/v1/streams/live/api");
+    let (v, published) = poll_json(&there, TIMEOUT, |v| v["publisher"].is_object());
+    assert!(published, "{v:#}");
+
+    let removed = delete(&format!("{add}/{id}"), Some("s3cret"));
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    let (v, gone) = poll_json(&api, TIMEOUT, |v| targets(v).is_empty());
+    assert!(gone, "{v:#}");
+    // The destination's stream ends (404 once its players are gone too).
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let r = get(&there);
+        if r.status == 404 || (r.status == 200 && !r.json()["publisher"].is_object()) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", r.body);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(get_json(&api)["push"]["rules"]
+        .as_array()
+        .is_some_and(Vec::is_empty));
 }

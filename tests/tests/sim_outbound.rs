@@ -33,6 +33,8 @@ struct Pipe {
     a: End,
     b: End,
     closed: bool,
+    /// Nothing of what `a` sends is taken: a peer that stopped reading.
+    stalled: bool,
 }
 
 struct World {
@@ -92,6 +94,7 @@ impl World {
             a: End::Client(c),
             b: End::Server(s, id),
             closed: false,
+            stalled: false,
         });
         self.run();
         c
@@ -202,6 +205,7 @@ impl World {
                                 a: End::Server(s, dial.id),
                                 b: End::Server(t, accepted),
                                 closed: false,
+                                stalled: false,
                             });
                         }
                         None => self.servers[s].handle_dialed(
@@ -214,7 +218,11 @@ impl World {
             }
             let mut pipes = std::mem::take(&mut self.pipes);
             for p in pipes.iter_mut().filter(|p| !p.closed) {
-                let ab = self.take(&p.a);
+                let ab = if p.stalled {
+                    Vec::new()
+                } else {
+                    self.take(&p.a)
+                };
                 let ba = self.take(&p.b);
                 moved |= !ab.is_empty() || !ba.is_empty();
                 self.give(&p.b, &ab);
@@ -258,6 +266,16 @@ impl World {
         for _ in 0..steps {
             self.now += Duration::from_millis(10);
             self.run();
+        }
+    }
+
+    /// Server `s`'s outbound connection `id` stops being read by its
+    /// remote server.
+    fn stall(&mut self, s: usize, id: SessionId) {
+        for p in &mut self.pipes {
+            if matches!(p.a, End::Server(a, i) if a == s && i == id) {
+                p.stalled = true;
+            }
         }
     }
 
@@ -611,4 +629,55 @@ fn a_push_picks_the_track_its_name_asks_for() {
     // Track 1 alone arrives, as single-track packets, even at a
     // destination that could take every track.
     assert_eq!(w.received(multitrack), expected);
+}
+
+#[test]
+fn a_push_destination_that_stops_reading_drops_frames_without_slowing_anyone() {
+    let mut w = World::new(3);
+    let publisher = w.client(0, Role::Publish, "cam");
+    w.publish(publisher, 0, avc_sequence_header(b"sps"));
+    w.publish(publisher, 0, avc_keyframe(b"key"));
+    let local = w.client(0, Role::Play, "cam");
+    let push = |w: &mut World, to: usize| {
+        w.outbound(
+            0,
+            to,
+            Role::Publish,
+            "cam",
+            Link::Push {
+                app: "live".into(),
+                name: "cam".into(),
+            },
+        )
+    };
+    let fast = push(&mut w, 1);
+    let slow = push(&mut w, 2);
+    let remote = w.client(1, Role::Play, "cam");
+    w.stall(0, slow);
+    // Ten seconds of 64 KiB frames at 25 per second (13 Mbit/s), a
+    // keyframe every second.
+    let mut sent = Vec::new();
+    for i in 1..250u32 {
+        w.now += Duration::from_millis(40);
+        let body = vec![i as u8; 64 * 1024];
+        let frame = if i % 25 == 0 {
+            avc_keyframe(&body)
+        } else {
+            avc_inter(&body)
+        };
+        sent.push(frame.clone());
+        w.publish(publisher, i * 40, frame);
+    }
+    // The local player and the destination that reads got every frame.
+    let tail = |got: Vec<Bytes>| got[got.len() - sent.len()..].to_vec();
+    assert_eq!(tail(w.received(local)), sent);
+    assert_eq!(tail(w.received(remote)), sent);
+    // The one that stopped reading lost frames instead of growing.
+    let now = w.now;
+    let stats = w.servers[0]
+        .connection_stats(now, slow)
+        .expect("still open");
+    assert!(stats.dropped_frames > 0, "{stats:?}");
+    let fast_stats = w.servers[0].connection_stats(now, fast).unwrap();
+    assert_eq!(fast_stats.dropped_frames, 0, "{fast_stats:?}");
 }
