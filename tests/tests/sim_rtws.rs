@@ -470,3 +470,38 @@ fn more_flows_than_the_limit_close_the_session() {
         Some(&SessionError::Rtws(RtwsError::TooManyFlows(limit)))
     );
 }
+
+#[test]
+fn a_client_that_never_acks_its_replies_is_closed_as_a_slow_peer() {
+    let mut sim = Sim::with_config(SimConfig {
+        session: SessionConfig {
+            rtws: RtwsConfig {
+                max_bytes_in_flight: 16 * 1024,
+                ..SessionConfig::default().rtws
+            },
+            ..SessionConfig::default()
+        },
+        ..SimConfig::default()
+    });
+    let c = sim.add_rtws_client();
+    sim.connect(c, "live");
+    sim.client_mut(c).withhold_acks(true);
+    // Each createStream is answered (a stream or, past the limit, an
+    // error); the answers can only pile up.
+    for _ in 0..60 {
+        if sim.is_closed(c) {
+            break;
+        }
+        for _ in 0..1000 {
+            sim.client_mut(c).create_stream();
+        }
+        sim.run();
+    }
+    sim.advance(Duration::from_secs(10));
+    assert!(sim.is_closed(c));
+    assert!(
+        matches!(sim.close_reason(c), Some(SessionError::SlowPeer(_))),
+        "{:?}",
+        sim.close_reason(c)
+    );
+}
