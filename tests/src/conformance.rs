@@ -326,6 +326,7 @@ macro_rules! conformance_suite {
             outbound_pull_from_itself_republishes_the_remote_stream,
             outbound_dial_to_a_closed_port_closes_with_the_reason,
             graceful_shutdown_ends_an_outbound_connection,
+            merged_writes_deliver_every_frame_in_order,
         );
     };
     (@cases $runtime:ty; $($case:ident),* $(,)?) => {

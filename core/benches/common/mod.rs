@@ -257,7 +257,12 @@ pub struct Live {
 
 impl Live {
     pub fn new() -> Self {
-        let mut server = Server::new(ServerConfig::default());
+        Self::with_config(ServerConfig::default())
+    }
+
+    /// As [`Live::new`], with `config` (e.g. write merging on).
+    pub fn with_config(config: ServerConfig) -> Self {
+        let mut server = Server::new(config);
         // A bench measures real time; the clock is the caller's here, as
         // it is a runtime's (core/clippy.toml).
         #[allow(clippy::disallowed_methods)]

@@ -221,6 +221,12 @@ impl Backlog {
         self.queue.front().map(|e| e.arrival)
     }
 
+    /// Whether a keyframe waits in the queue: merged writes never hold
+    /// one back.
+    pub(super) fn has_queued_keyframe(&self) -> bool {
+        self.lanes.values().any(|l| l.queued_keys > 0)
+    }
+
     pub(super) fn len(&self) -> usize {
         self.queue.len()
     }

@@ -44,14 +44,25 @@ pub struct SessionConfig {
     /// Default real-time treatment of each player's backlog; a player may
     /// override it in its `play` options within [`RealTimeConfig::cap`].
     pub real_time: RealTimeConfig,
-    /// How long a player's media may wait so that what arrives meanwhile
-    /// goes out in the same write (SRS's merged write). Zero (the default)
+    /// Adaptive write merging (the throughput mode), its time bound: how
+    /// long a player's media may wait so that what arrives meanwhile goes
+    /// out in the same write (SRS's merged write). Zero (the default)
     /// writes every message as soon as it arrives. On loopback, one
     /// `writev` per message per player is most of a server's CPU: with
     /// 500 players of a 2.7 Mbit/s stream a 20 ms window cut it by ~30 %,
-    /// 50 ms by ~40 %, at up to that much added latency. Replies and
-    /// statuses are never held, and a full batch goes at once.
+    /// 50 ms by ~40 %, at up to that much added latency. Held media goes
+    /// when its oldest message is this old or [`Self::merge_bytes`] are
+    /// queued, whichever comes first; replies, statuses and the start of
+    /// a keyframe never wait (a joining or recovering player decodes from
+    /// a keyframe, so holding one delays the picture, not just a frame).
     pub merge_window: Duration,
+    /// Adaptive write merging, its size bound: held media goes in one write
+    /// as soon as this many bytes are queued (default 64 KiB, about
+    /// 200 ms of a 2.7 Mbit/s stream, so at common bitrates the time bound
+    /// decides). A write while merging carries up to this much, or the
+    /// pacing budget if larger. Only used with a non-zero
+    /// [`Self::merge_window`].
+    pub merge_bytes: usize,
     /// Most `relay` and `broadcast` commands one connection may send per
     /// second. Each costs the broker an entry per recipient (every member
     /// of the App for a broadcast), so a client sending them as fast as it
@@ -124,6 +135,7 @@ impl Default for SessionConfig {
             dead_peer_timeout: Duration::from_secs(60),
             real_time: RealTimeConfig::default(),
             merge_window: Duration::ZERO,
+            merge_bytes: 64 * 1024,
             max_relays_per_second: 100,
             max_relay_bytes_per_second: 1024 * 1024,
             fms_version: "FMS/3,5,7,7009".to_owned(),

@@ -1,7 +1,8 @@
 //! The output path: [`Session::poll_transmit`] hands out control
 //! messages, then players' media under the real-time policy, large
 //! messages chunk by chunk (finished, or abandoned with an RTMP Abort),
-//! and holds small media for the merge window.
+//! and holds media for adaptive write merging (until a time or a size
+//! bound, whichever first; never replies or the start of a keyframe).
 
 use std::time::Instant;
 
@@ -54,10 +55,16 @@ impl Session {
         t.bufs.reserve(TRANSMIT_BUFS_HINT);
         let bufs = &mut t.bufs;
         let mut bytes = 0;
-        let budget = self.pacing.budget();
-        if self.holds_for_merge(now, budget) {
+        if self.holds_for_merge(now) {
             return false;
         }
+        // A merged batch goes in one write, however small the pacing
+        // budget: fewer writes is what merging is for.
+        let budget = if self.config.merge_window.is_zero() {
+            self.pacing.budget()
+        } else {
+            self.pacing.budget().max(self.config.merge_bytes)
+        };
         while bufs.len() < MAX_TRANSMIT_BUFS && bytes < budget {
             let start = bufs.len();
             if self.partial.is_some() {
@@ -212,16 +219,18 @@ impl Session {
         }
     }
 
-    /// Whether media is being held for the merge window: only media is
-    /// queued, it is younger than the window, and less than a batch.
-    /// Arms the [`Timer::Merge`] deadline for when it must go.
-    fn holds_for_merge(&mut self, now: Instant, budget: usize) -> bool {
+    /// Whether media is being held for adaptive write merging: only media
+    /// is queued, its oldest message is younger than the merge window, it
+    /// is less than the size bound, and no keyframe waits. Arms the
+    /// [`Timer::Merge`] deadline for when it must go.
+    fn holds_for_merge(&mut self, now: Instant) -> bool {
         self.timers.set(Timer::Merge, None);
         let window = self.config.merge_window;
         if window.is_zero()
             || self.partial.is_some()
             || !self.control.is_empty()
-            || self.backlog.queued_bytes() >= budget
+            || self.backlog.queued_bytes() >= self.config.merge_bytes
+            || self.backlog.has_queued_keyframe()
         {
             return false;
         }

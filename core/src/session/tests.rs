@@ -1955,11 +1955,37 @@ fn merge_window_never_holds_replies() {
 #[test]
 fn merge_window_sends_a_full_batch_at_once() {
     let (mut p, s) = merging_player();
-    give(&mut p, s, key_frame(0, 64 * 1024));
+    give(&mut p, s, inter_frame(0, 64 * 1024));
     assert!(
         p.receive_one().is_some(),
         "a batch's worth was held for the window"
     );
+}
+
+#[test]
+fn merge_window_sends_once_its_size_bound_is_queued() {
+    let (mut p, s) = player_with(SessionConfig {
+        merge_window: Duration::from_millis(50),
+        merge_bytes: 4_000,
+        ..SessionConfig::default()
+    });
+    give(&mut p, s, inter_frame(0, 2_500));
+    assert!(p.receive_one().is_none(), "held below the size bound");
+    give(&mut p, s, inter_frame(33, 2_500));
+    let got = p.receive_one().expect("the size bound releases the batch");
+    assert_eq!(media(&got).len(), 2, "both frames in one transmit");
+}
+
+#[test]
+fn merge_window_never_holds_the_start_of_a_keyframe() {
+    let (mut p, s) = merging_player();
+    give(&mut p, s, audio_frame(0, 300));
+    assert!(p.receive_one().is_none(), "audio alone is held");
+    give(&mut p, s, key_frame(10, 8_000));
+    let got = p.receive_one().expect("a keyframe goes at once");
+    let sent = media(&got);
+    assert_eq!(sent.len(), 2, "the held audio and the keyframe: {got:?}");
+    assert_eq!(sent[1].raw.type_id, 9, "the keyframe follows the audio");
 }
 
 #[test]
