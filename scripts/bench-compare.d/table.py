@@ -24,6 +24,7 @@ ORDER = {
     "tincan-2t": 1,
     "tincan-mio": 2,
     "tincan-mw20": 3,
+    "tincan-throughput": 4,
     "nginx": 6,
     "nms": 7,
     "floor": 8,
@@ -34,6 +35,7 @@ NAMES = {
     "tincan-2t": "tincan, 2 threads",
     "tincan-mio": "tincan (mio)",
     "tincan-mw20": "tincan, 20 ms merge window",
+    "tincan-throughput": "tincan, throughput mode",
     "nginx": "nginx-rtmp",
     "nms": "node-media-server",
     "floor": "floor (one write per frame)",
@@ -42,10 +44,15 @@ NAMES = {
 
 
 def order(server):
-    return ORDER.get(server, 5)
+    # tincan-wmN (the trade curve) after the named variants, by N.
+    if server.startswith("tincan-wm") and server[9:].isdigit():
+        return 5 + int(server[9:]) / 1e6
+    return ORDER.get(server, 5.5)
 
 
 def name(server):
+    if server.startswith("tincan-wm") and server[9:].isdigit():
+        return f"tincan, writes merged up to {server[9:]} ms"
     return NAMES.get(server, server)
 
 
