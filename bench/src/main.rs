@@ -11,6 +11,9 @@
 //!   saturated tool is visible.
 //! - `tincan-bench idle`: N connections that connect and then sit idle; reports
 //!   what each costs the server in memory.
+//! - `tincan-bench floor`: a minimal fan-out server (see [`floor`]) that writes
+//!   what tincan writes and does nothing else: the kernel's cost of the
+//!   traffic, which the comparison reports every server as a multiple of.
 //!
 //! The inputs the comparison uses are made with ffmpeg (720p30 H.264 at
 //! ~2.5 Mbit/s, keyframe every 2 s, no B-frames, AAC 128k, 30 s):
