@@ -193,6 +193,8 @@ impl ServerBench {
     }
 
     fn with_config(players: usize, config: ServerConfig) -> Self {
+        // With write merging on, a P-frame is held this long.
+        let hold = config.session.merge_window;
         let mut live = Live::with_config(config);
         let (server, now) = (&mut live.server, live.now);
         let mut peers: Vec<Peer> = (0..players as u64)
@@ -215,6 +217,7 @@ impl ServerBench {
         // whole, so the timed loop measures real delivery.
         for _ in 0..2 {
             let sent = live.publish_video();
+            live.now += hold;
             live.publisher.receive(&mut live.server, live.now);
             for p in &mut peers {
                 let got = p.receive(&mut live.server, live.now);

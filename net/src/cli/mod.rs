@@ -126,7 +126,7 @@ pub struct Settings {
     /// start of a keyframe never wait. Trades latency for CPU: on loopback
     /// 20 ms saved ~30 % of the server's CPU per delivered GB
     /// (docs/performance.md).
-    #[arg(long, value_name = "MS", visible_alias = "write-merge-ms",
+    #[arg(long, value_name = "MS", alias = "write-merge-ms",
           default_value_t = u64::try_from(d().session.merge_window.as_millis()).unwrap_or(u64::MAX),
           value_parser = clap::value_parser!(u64).range(0..=1000))]
     merge_window_ms: u64,
@@ -134,7 +134,7 @@ pub struct Settings {
     /// Throughput mode, its size bound: bytes of held media that go in one
     /// write at once, before --merge-window-ms has passed (only with a
     /// non-zero --merge-window-ms).
-    #[arg(long, value_name = "BYTES", visible_alias = "write-merge-bytes",
+    #[arg(long, value_name = "BYTES", alias = "write-merge-bytes",
           default_value_t = d().session.merge_bytes as u64,
           value_parser = clap::value_parser!(u64).range(1..=4 * 1024 * 1024))]
     merge_window_bytes: u64,
