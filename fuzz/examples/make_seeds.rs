@@ -118,6 +118,9 @@ fn main() {
     for (name, bytes) in seed::amf3_seeds() {
         write(root, "corpus", "amf3", &format!("seed-{name}"), &bytes);
     }
+    for (name, bytes) in tincan_fuzz::tc_rtws_seeds() {
+        write(root, "corpus", "tc_rtws", &format!("seed-{name}"), &bytes);
+    }
     for (name, bytes) in tincan_fuzz::rtws_seeds() {
         write(root, "corpus", "rtws", &format!("seed-{name}"), &bytes);
     }

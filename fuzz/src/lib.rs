@@ -17,6 +17,7 @@ pub mod script;
 pub mod seed;
 mod server;
 mod session;
+pub mod tc_rtws;
 
 pub use broker::{broker, op as broker_op};
 pub use client::client;
@@ -24,6 +25,7 @@ pub use codec::{amf0, amf3, chunk_decoder, chunk_roundtrip, handshake, media_tag
 pub use rtws::{op as rtws_op, rtws, rtws_seeds};
 pub use server::{connection_ids, op as server_op, server, server_run, ServerRun};
 pub use session::{op as session_op, session};
+pub use tc_rtws::{op as tc_rtws_op, tc_rtws, tc_rtws_seeds};
 
 /// A target's body: panics on a broken invariant.
 pub type Target = fn(&[u8]);
@@ -42,4 +44,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("rtws", rtws),
     ("server", server),
     ("session", session),
+    ("tc_rtws", tc_rtws),
 ];

@@ -70,6 +70,7 @@ replays! {
     rtws_corpus_replays_cleanly => "rtws",
     server_corpus_replays_cleanly => "server",
     session_corpus_and_regressions_replay_cleanly => "session",
+    tc_rtws_corpus_replays_cleanly => "tc_rtws",
 }
 
 #[test]
@@ -87,6 +88,7 @@ fn every_target_has_a_replay_test_and_every_input_directory_a_target() {
         "rtws",
         "server",
         "session",
+        "tc_rtws",
     ];
     let names: Vec<&str> = tincan_fuzz::TARGETS.iter().map(|(n, _)| *n).collect();
     assert_eq!(names, replayed, "a target without a replay test above");

@@ -1109,7 +1109,10 @@ impl RtwsEndpoint {
             // One already due waits for its flow's turn, not for a timer.
             .filter(|&e| self.now.map_or(true, |now| e > now))
             .min();
-        match (self.ack_deadline, expiry) {
+        // Acks already due wait for the next transmit, not for a timer: a
+        // deadline in the past would wake the caller again and again.
+        let ack = self.ack_deadline.filter(|_| !self.ack_now);
+        match (ack, expiry) {
             (Some(a), Some(e)) => Some(a.min(e)),
             (a, e) => a.or(e),
         }

@@ -261,6 +261,20 @@ fn small_data_is_acked_within_250_ms_not_before() {
 }
 
 #[test]
+fn an_ack_already_due_is_not_a_deadline_until_it_is_transmitted() {
+    let (mut e, t0) = receiver(RtwsConfig::default());
+    e.handle_input(t0, &data(1, false, 100)).unwrap();
+    e.handle_timeout(t0 + ACK_DELAY);
+    // Due, but the caller has not polled yet: a deadline now or in the
+    // past would only wake it again for nothing.
+    assert_eq!(e.poll_timeout(), None);
+    assert!(
+        e.poll_transmit().is_some(),
+        "the ack goes with the next poll"
+    );
+}
+
+#[test]
 fn every_ack_window_of_data_is_acked_at_once_for_all_flows() {
     let (mut e, t0) = receiver(RtwsConfig::default());
     e.handle_input(t0, b"\x10\x02").unwrap();

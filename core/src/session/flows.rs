@@ -145,11 +145,11 @@ impl Flows {
         }
     }
 
-    /// Bytes queued on our media flows.
-    fn media_queued(&self) -> usize {
+    /// Bytes queued on our media flows (`media`) or control flows.
+    fn queued(&self, media: bool) -> usize {
         self.send
             .iter()
-            .filter(|((_, lane), _)| *lane != Lane::Control)
+            .filter(|((_, lane), _)| (*lane != Lane::Control) == media)
             .filter_map(|(_, &flow)| self.endpoint.queued_bytes(flow))
             .sum()
     }
@@ -416,8 +416,17 @@ impl Session {
                 }
             }
         }
+        // A peer that takes no acks for what it asked for gets the same
+        // bound as one that reads nothing.
+        if self.error.is_none() && flows.queued(false) > super::MAX_CONTROL_BYTES {
+            self.fail(
+                now,
+                SessionError::SlowPeer("replies to its commands piled up"),
+            );
+            return self.poll_rtws_transmit(now, t);
+        }
         // Media, a little ahead of what the endpoint can send.
-        while flows.media_queued() < MEDIA_AHEAD_BYTES {
+        while flows.queued(true) < MEDIA_AHEAD_BYTES {
             let Some(next) = self.backlog.pop(now) else {
                 break;
             };

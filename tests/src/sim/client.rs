@@ -236,12 +236,17 @@ impl SimClient {
         self.rtws.is_some()
     }
 
-    /// RTWebSocket: stops (or resumes) acknowledging what the server
-    /// sends, as a stalled browser tab would; the server's flow control
-    /// then holds its media.
+    /// RTWebSocket: stops acknowledging what the server sends, as a
+    /// stalled browser tab would (the server's flow control then holds
+    /// its media), or resumes, sending the acks held meanwhile.
     pub fn withhold_acks(&mut self, on: bool) {
         if let Some(r) = &mut self.rtws {
-            r.withhold_acks = on;
+            if on {
+                r.withhold_acks = true;
+            } else {
+                let acks = r.release_acks();
+                self.outbound.extend(acks);
+            }
         }
     }
 
@@ -253,6 +258,12 @@ impl SimClient {
         let out = r.transmits();
         self.outbound.extend(out);
         flow
+    }
+
+    /// RTWebSocket: sends `message` as one WebSocket binary message, as
+    /// is (for tests of what the server does with malformed input).
+    pub fn send_ws_message(&mut self, message: Bytes) {
+        self.outbound.push(message);
     }
 
     /// RTWebSocket: the flow exceptions the server sent (flow ID, reason).

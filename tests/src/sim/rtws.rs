@@ -72,6 +72,9 @@ pub(super) struct RtwsSide {
     pending: BytesMut,
     lengths: VecDeque<usize>,
     pub(super) withhold_acks: bool,
+    /// Acks held back while withholding, sent when it stops (a stalled
+    /// tab that resumes).
+    held_acks: Vec<Bytes>,
     /// Flow exceptions the server sent: (our flow, reason).
     pub(super) refused: Vec<(u64, String)>,
     /// Flows the server opened without answering our control flow.
@@ -94,6 +97,7 @@ impl RtwsSide {
             pending: BytesMut::new(),
             lengths: VecDeque::new(),
             withhold_acks: false,
+            held_acks: Vec::new(),
             refused: Vec::new(),
             unanswered_flows: Vec::new(),
         }
@@ -231,10 +235,17 @@ impl RtwsSide {
         let mut out = Vec::new();
         while let Some(m) = self.endpoint.poll_transmit() {
             if self.withhold_acks && m.first() == Some(&MSG_DATA_ACK) {
+                self.held_acks.push(m);
                 continue;
             }
             out.push(m);
         }
         out
+    }
+
+    /// Stops withholding acks; returns those held, to send now.
+    pub(super) fn release_acks(&mut self) -> Vec<Bytes> {
+        self.withhold_acks = false;
+        std::mem::take(&mut self.held_acks)
     }
 }
