@@ -49,8 +49,9 @@ use tracing::{debug, info};
 use crate::connection::Tokio;
 use crate::shared::{Shared, TokioBell};
 
-/// Headroom over the core's largest RTWebSocket message for one WebSocket
-/// message: a message's fragments and their headers.
+/// Headroom over the session's largest RTWebSocket message
+/// (`SessionConfig::rtws`) for one WebSocket message: a message sent
+/// whole as one fragment, with its header.
 const MESSAGE_HEADROOM: usize = 64 * 1024;
 
 /// How a WebSocket listener upgrades and bounds its connections.
@@ -79,7 +80,10 @@ pub struct WsConfig {
 
 impl Default for WsConfig {
     fn default() -> WsConfig {
-        let message = tincan_core::rtws::RtwsConfig::default().max_message_size + MESSAGE_HEADROOM;
+        let message = tincan_core::session::SessionConfig::default()
+            .rtws
+            .max_message_size
+            + MESSAGE_HEADROOM;
         WsConfig {
             path: "/".to_owned(),
             allowed_origins: None,
@@ -495,7 +499,8 @@ where
     };
     Poll::Ready(match message {
         Some(Message::Binary(data)) => {
-            if let Err(e) = shared.with(|s, now| s.handle_input(now, id, &data)) {
+            // Handed over, not copied: the session keeps slices of it.
+            if let Err(e) = shared.with(|s, now| s.handle_input_bytes(now, id, data)) {
                 debug!(error = %e, "session error");
             }
             Read::Message
