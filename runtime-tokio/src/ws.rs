@@ -549,3 +549,46 @@ where
     })
     .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_path(path: &str) -> WsConfig {
+        WsConfig {
+            path: path.to_owned(),
+            ..WsConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_default_path_takes_every_path_as_tc_server_does() {
+        let ws = WsConfig::default();
+        for path in ["/", "/live", "/live/extra"] {
+            assert!(ws.takes_path(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn a_path_takes_itself_and_the_paths_under_it_only() {
+        for ws in [with_path("/rtws"), with_path("/rtws/")] {
+            assert!(ws.takes_path("/rtws"));
+            assert!(ws.takes_path("/rtws/live"));
+            assert!(!ws.takes_path("/rtwsx"));
+            assert!(!ws.takes_path("/live"));
+            assert!(!ws.takes_path("/"));
+        }
+    }
+
+    #[test]
+    fn an_allow_list_takes_its_origins_in_any_case_and_requests_without_origin() {
+        let ws = WsConfig {
+            allowed_origins: Some(vec!["https://a.example".to_owned()]),
+            ..WsConfig::default()
+        };
+        assert!(ws.takes_origin(Some("https://A.EXAMPLE")));
+        assert!(!ws.takes_origin(Some("https://a.example.evil")));
+        assert!(ws.takes_origin(None));
+        assert!(WsConfig::default().takes_origin(Some("https://anything")));
+    }
+}
