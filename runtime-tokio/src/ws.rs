@@ -49,8 +49,9 @@ use tracing::{debug, info};
 use crate::connection::Tokio;
 use crate::shared::{Shared, TokioBell};
 
-/// Headroom over the core's largest RTWebSocket message for one WebSocket
-/// message: a message's fragments and their headers.
+/// Headroom over the session's largest RTWebSocket message
+/// (`SessionConfig::rtws`) for one WebSocket message: a message sent
+/// whole as one fragment, with its header.
 const MESSAGE_HEADROOM: usize = 64 * 1024;
 
 /// How a WebSocket listener upgrades and bounds its connections.
@@ -79,7 +80,10 @@ pub struct WsConfig {
 
 impl Default for WsConfig {
     fn default() -> WsConfig {
-        let message = tincan_core::rtws::RtwsConfig::default().max_message_size + MESSAGE_HEADROOM;
+        let message = tincan_core::session::SessionConfig::default()
+            .rtws
+            .max_message_size
+            + MESSAGE_HEADROOM;
         WsConfig {
             path: "/".to_owned(),
             allowed_origins: None,
@@ -491,7 +495,8 @@ where
     };
     Poll::Ready(match message {
         Some(Message::Binary(data)) => {
-            if let Err(e) = shared.with(|s, now| s.handle_input(now, id, &data)) {
+            // Handed over, not copied: the session keeps slices of it.
+            if let Err(e) = shared.with(|s, now| s.handle_input_bytes(now, id, data)) {
                 debug!(error = %e, "session error");
             }
             Read::Message
@@ -539,4 +544,47 @@ where
         while let Ok(1..) = tokio::io::AsyncReadExt::read(ws.get_mut(), &mut buf).await {}
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_path(path: &str) -> WsConfig {
+        WsConfig {
+            path: path.to_owned(),
+            ..WsConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_default_path_takes_every_path_as_tc_server_does() {
+        let ws = WsConfig::default();
+        for path in ["/", "/live", "/live/extra"] {
+            assert!(ws.takes_path(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn a_path_takes_itself_and_the_paths_under_it_only() {
+        for ws in [with_path("/rtws"), with_path("/rtws/")] {
+            assert!(ws.takes_path("/rtws"));
+            assert!(ws.takes_path("/rtws/live"));
+            assert!(!ws.takes_path("/rtwsx"));
+            assert!(!ws.takes_path("/live"));
+            assert!(!ws.takes_path("/"));
+        }
+    }
+
+    #[test]
+    fn an_allow_list_takes_its_origins_in_any_case_and_requests_without_origin() {
+        let ws = WsConfig {
+            allowed_origins: Some(vec!["https://a.example".to_owned()]),
+            ..WsConfig::default()
+        };
+        assert!(ws.takes_origin(Some("https://A.EXAMPLE")));
+        assert!(!ws.takes_origin(Some("https://a.example.evil")));
+        assert!(ws.takes_origin(None));
+        assert!(WsConfig::default().takes_origin(Some("https://anything")));
+    }
 }

@@ -5,14 +5,18 @@
 // {"event":"close","code":1003}.
 //
 //   node ws-probe.js URL [--origin ORIGIN] [--text STRING] [--binary BYTES]
+//                        [--ca-der FILE]   (wss://: trust only this CA)
 "use strict";
+const crypto = require("crypto");
+const fs = require("fs");
 const WebSocket = require("ws");
 
 const [url, ...args] = process.argv.slice(2);
 const opt = (name) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
 const emit = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 
-const ws = new WebSocket(url, { origin: opt("--origin"), perMessageDeflate: false, maxPayload: 64 << 20 });
+const ca = opt("--ca-der") && new crypto.X509Certificate(fs.readFileSync(opt("--ca-der"))).toString();
+const ws = new WebSocket(url, { origin: opt("--origin"), perMessageDeflate: false, maxPayload: 64 << 20, ca });
 ws.on("unexpected-response", (req, res) => { emit({ event: "refused", status: res.statusCode }); process.exit(0); });
 ws.on("open", () => {
   emit({ event: "open" });

@@ -1,13 +1,15 @@
 //! The RTWebSocket listener's HTTP and WebSocket rules, against the real
 //! `tincan` binary with a real WebSocket client (Node's `ws` package,
 //! `tests/node/ws-probe.js`): the path and origin checks of the upgrade,
-//! and the messages the transport refuses, each with its close code.
+//! and the messages the transport refuses, each with its close code; and
+//! the same inside TLS (`--wss-listen`).
 
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tincan_tests::rtws::{node, Lines};
 use tincan_tests::server::{free_port, TestServer};
+use tincan_tests::tls::{install, TestCa};
 
 /// What the probe saw, in order.
 fn probe(url: &str, args: &[&str]) -> Vec<Value> {
@@ -69,10 +71,38 @@ fn a_text_message_closes_the_connection_with_1003() {
 #[test]
 fn a_message_over_the_size_bound_closes_the_connection_with_1009() {
     let (server, ws) = server(&[]);
-    // The core's largest RTWebSocket message is 4 MiB; the bound is that
-    // plus 64 KiB.
-    let got = probe(&format!("{ws}/live"), &["--binary", &(5 << 20).to_string()]);
+    // The session's largest RTWebSocket message is 8 MiB (and 5 bytes);
+    // the bound is that plus 64 KiB.
+    let got = probe(&format!("{ws}/live"), &["--binary", &(9 << 20).to_string()]);
     assert_eq!(got[0]["event"], "open", "{got:?}\n{}", server.logs());
     assert_eq!(got[1]["event"], "close", "{got:?}\n{}", server.logs());
     assert_eq!(got[1]["code"], 1009, "{got:?}\n{}", server.logs());
+}
+
+#[test]
+fn wss_upgrades_inside_tls_with_the_rtmps_certificate() {
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, ca_der) = (
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+        dir.path().join("ca.der"),
+    );
+    install(&ca.leaf("wss", 1), &cert, &key);
+    std::fs::write(&ca_der, ca.der()).unwrap();
+    let wss = format!("127.0.0.1:{}", free_port());
+    let server = TestServer::start_with(&[
+        "--wss-listen",
+        &wss,
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    // The client trusts the test CA alone: the server presented its leaf.
+    let ca_arg = ca_der.to_str().unwrap();
+    let url = format!("wss://localhost:{}/live", wss.rsplit(':').next().unwrap());
+    let got = probe(&url, &["--ca-der", ca_arg, "--text", "hello"]);
+    assert_eq!(got[0]["event"], "open", "{got:?}\n{}", server.logs());
+    assert_eq!(got[1]["code"], 1003, "{got:?}\n{}", server.logs());
 }

@@ -89,7 +89,7 @@ pub struct WsArgs {
     pub ws_path: String,
 
     /// Browser origins allowed to connect (the `Origin` header, e.g.
-    /// https://example.com); repeat (or separate with commas) for several.
+    /// `https://example.com`); repeat (or separate with commas) for several.
     /// None given: any origin. Requests without `Origin` (not from a
     /// browser page) are always allowed.
     #[arg(
