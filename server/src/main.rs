@@ -318,7 +318,6 @@ fn main() -> ExitCode {
             let access =
                 access::Access::start(server.handle(), &access).map_err(std::io::Error::other)?;
             let _ = started.set(access.clone());
-            relays.plays_via_access();
             access.set_relays(relays.clone());
             events.add(Box::new(move |event| access.event(event)));
         }

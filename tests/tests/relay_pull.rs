@@ -78,6 +78,12 @@ fn edges_pull_once_from_the_origin_for_all_their_players() {
     });
     assert!(shared, "{v:#}\n{}", edge1.logs());
     assert_eq!(pulls(&v)[0]["attempts"], 1, "{v:#}");
+    // Edge 2's pull may still be connecting: wait for it, then make sure
+    // three players never made more than one pull per edge.
+    let (o, both) = poll_json(&origin.http_url("/api/v1/streams/live/cam"), TIMEOUT, |o| {
+        o["subscribers"] == 2
+    });
+    assert!(both, "{o:#}");
     let o = get_json(&origin.http_url("/api/v1/streams/live/cam"));
     assert_eq!(o["subscribers"], 2, "{o:#}");
 

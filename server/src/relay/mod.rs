@@ -178,10 +178,6 @@ struct State {
     pulls: HashMap<(String, String), Pull>,
     /// Pull connections: their stream.
     pull_conns: HashMap<SessionId, (String, String)>,
-    /// Access control decides plays first and hands its approvals to
-    /// [`Relays::decide_play`]; otherwise this manager takes play
-    /// requests itself.
-    plays_via_access: bool,
     rules: HashMap<u64, Rule>,
     next_rule: u64,
     /// Live local publishes: (App, name).
@@ -237,7 +233,6 @@ impl Relays {
             pull_timings: config.pull_timings,
             pulls: HashMap::new(),
             pull_conns: HashMap::new(),
-            plays_via_access: false,
             rules: HashMap::new(),
             next_rule: 1,
             live: HashMap::new(),
@@ -311,14 +306,6 @@ impl Relays {
                 for id in ids {
                     self.stop_target(&mut state, id, "source stream ended");
                 }
-            }
-            ServerEvent::PlayRequest {
-                ticket,
-                id,
-                request,
-                ..
-            } if !self.lock().plays_via_access => {
-                self.decide_play(*ticket, *id, &request.app, &request.name);
             }
             ServerEvent::PlayStarted { id, app, name, .. } => {
                 let mut state = self.lock();
@@ -413,16 +400,12 @@ impl Relays {
         state.by_conn.contains_key(&id) || state.pull_conns.contains_key(&id)
     }
 
-    /// Access control decides plays and hands its approvals on to
-    /// [`Relays::decide_play`].
-    pub fn plays_via_access(&self) {
-        self.lock().plays_via_access = true;
-    }
-
-    /// What relays ask of the core's configuration: with pulls (static
-    /// origins, or a cluster registry when `registry`), plays are decided
-    /// by the embedder (a play for a stream not here is held for its
-    /// pull), and a decision may take up to the not-found bound.
+    /// What relays ask of the core's configuration: the loop guard, and
+    /// with pulls (static origins, or a cluster registry when `registry`),
+    /// plays decided by the embedder (a play for a stream not here is held
+    /// for its pull) within the not-found bound. Plays are then asked of
+    /// access control (which this makes active), which hands its approvals
+    /// to [`Relays::decide_play`].
     pub fn apply(
         config: &RelayConfig,
         registry: bool,

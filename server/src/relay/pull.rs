@@ -176,8 +176,7 @@ impl Pull {
 type Key = (String, String);
 
 impl Relays {
-    /// A play was allowed by access control (or nothing else decides):
-    /// approve it, or hold it for a pull.
+    /// A play access control allowed: approve it, or hold it for a pull.
     pub fn decide_play(self: &Arc<Self>, ticket: Ticket, id: SessionId, app: &str, name: &str) {
         let mut state = self.lock();
         let key = (app.to_owned(), name.to_owned());
