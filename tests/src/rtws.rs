@@ -1,5 +1,5 @@
 //! The RTWebSocket tests' peers: the reference RTWebSocket/TC client
-//! (third-party, MIT, read from the vendor directory at test time) run in
+//! (third-party, MIT, copied unchanged into `tests/vendor/`) run in
 //! Node, and a headless Chromium driven over the DevTools protocol by a
 //! small Node script (`tests/node/`). scripts/test installs Node, Chromium
 //! and the `ws` package.
@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 
 use crate::{require_tool, ChildGuard};
 
-/// The reference RTWebSocket implementation: `$TINCAN_RTWS_VENDOR`, or
-/// `../shared/vendor/rtwebsocket` beside the repository. Missing, the test
-/// fails and says where it looked: these peers are not optional.
+/// The reference RTWebSocket implementation: `$TINCAN_RTWS_VENDOR`, or the
+/// copy in `tests/vendor/rtwebsocket`, so a clone anywhere has its peers.
+/// Missing, the test fails and says where it looked: these peers are not
+/// optional.
 pub fn vendor_dir() -> PathBuf {
     let dir = std::env::var_os("TINCAN_RTWS_VENDOR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/vendor/rtwebsocket"));
+        .unwrap_or_else(|| repo_root().join("tests/vendor/rtwebsocket"));
     assert!(
         dir.join("rtws.js").is_file() && dir.join("tcconn.js").is_file(),
         "the reference RTWebSocket client (rtws.js, tcconn.js, ...) is not in {}: \
