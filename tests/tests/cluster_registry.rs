@@ -395,6 +395,24 @@ fn two_edges_pull_from_the_origin_the_registry_names() {
     }
 }
 
+#[test]
+fn an_edge_player_that_arrives_before_the_publisher_gets_the_stream() {
+    let redis = Redis::start();
+    let origin = Node::start(&redis, "origin", true);
+    let edge = Node::start(&redis, "edge", false);
+    // The viewer is first: no origin has announced the stream yet.
+    let mut player = ffmpeg_player(&edge.tincan.url("live", "cam"));
+    std::thread::sleep(Duration::from_secs(2));
+    let _publisher = ffmpeg_publisher(&origin.tincan.url("live", "cam"), 60);
+    let p = player.wait_for(Duration::from_secs(20), |p| p.video >= 50 && p.audio >= 50);
+    assert!(
+        p.video >= 50 && p.audio >= 50 && player.is_running(),
+        "{}\nedge:\n{}",
+        player.describe(),
+        edge.tincan.logs()
+    );
+}
+
 /// A publisher that moves from origin A to origin B, A killed with it
 /// or left running: an edge's FFmpeg player goes on decoding.
 fn publisher_moves(kill_origin: bool) {

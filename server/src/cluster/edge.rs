@@ -4,6 +4,9 @@
 //! pull whose stream is now published elsewhere (the publisher moved to
 //! another origin) re-pulls from there. The relay manager keeps the local
 //! stream continuous across the switch (its players stay connected).
+//! Players that asked for a stream before any origin announced it wait
+//! as they would for a local publisher, and the pull starts for them at
+//! the first heartbeat that finds it in the registry.
 
 use std::sync::Arc;
 
@@ -73,6 +76,13 @@ pub fn start(registry: Arc<Registry>, relays: &Arc<Relays>, config: &RelayConfig
                 };
                 if current.as_ref().map(|c| &c.url) != Some(&newest.url) {
                     relays.move_pull(&app, &name, source.origins(&app, &name));
+                }
+            }
+            // Players that asked before any origin announced the stream
+            // wait here as for a publisher; once one does, pull it.
+            for (app, name) in relays.unfed() {
+                if !registry.mirrored(&app, &name).is_empty() {
+                    relays.pull_unfed(&app, &name, source.origins(&app, &name));
                 }
             }
         }

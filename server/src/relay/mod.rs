@@ -21,7 +21,7 @@ pub mod pull;
 pub mod tls;
 pub mod url;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -178,6 +178,11 @@ struct State {
     pulls: HashMap<(String, String), Pull>,
     /// Pull connections: their stream.
     pull_conns: HashMap<SessionId, (String, String)>,
+    /// Local players waiting for a stream no origin source knew when they
+    /// asked (nothing publishes it here either): a cluster edge starts a
+    /// pull for them once the registry names an origin. Bounded by the
+    /// server's connection limit; emptied as they leave.
+    unfed: HashMap<(String, String), HashSet<SessionId>>,
     rules: HashMap<u64, Rule>,
     next_rule: u64,
     /// Live local publishes: (App, name).
@@ -233,6 +238,7 @@ impl Relays {
             pull_timings: config.pull_timings,
             pulls: HashMap::new(),
             pull_conns: HashMap::new(),
+            unfed: HashMap::new(),
             rules: HashMap::new(),
             next_rule: 1,
             live: HashMap::new(),
@@ -284,6 +290,10 @@ impl Relays {
             ServerEvent::PublishStarted { id, app, name, .. } => {
                 let mut state = self.lock();
                 state.live.insert((app.clone(), name.clone()), *id);
+                if !state.pull_conns.contains_key(id) {
+                    // Fed here: nothing to pull for its waiting players.
+                    state.unfed.remove(&(app.clone(), name.clone()));
+                }
                 let rules: Vec<u64> = state
                     .rules
                     .iter()
@@ -317,6 +327,12 @@ impl Relays {
             ServerEvent::PlayStopped { id, app, name, .. } => {
                 let mut state = self.lock();
                 let key = (app.clone(), name.clone());
+                if let Some(waiting) = state.unfed.get_mut(&key) {
+                    waiting.remove(id);
+                    if waiting.is_empty() {
+                        state.unfed.remove(&key);
+                    }
+                }
                 self.pull_player(&mut state, &key, *id, false);
             }
             ServerEvent::MediaChanged { app, name, info } if !info.is_empty() => {

@@ -197,35 +197,16 @@ impl Relays {
         if !state.pulls.contains_key(&key) {
             let origins = state.origin_source.origins(app, name);
             if origins.is_empty() {
+                // Served here, waiting for a publisher; a registry that
+                // later names an origin gets it pulled ([`Relays::pull_unfed`]).
+                state.unfed.entry(key).or_default().insert(id);
                 drop(state);
                 let _ = self.handle.approve(ticket);
                 return;
             }
             let via = state.via(Some(id));
-            let pull = Pull {
-                via,
-                app: app.to_owned(),
-                name: name.to_owned(),
-                origins,
-                index: 0,
-                tried: 0,
-                conn: None,
-                state: PullState::Connecting,
-                has_media: false,
-                ever_live: false,
-                held: Vec::new(),
-                players: HashSet::new(),
-                backoff: Backoff::new(state.retry),
-                generation: 0,
-                linger_generation: 0,
-                last_error: None,
-                attempts: 0,
-                failovers: 0,
-                bytes_closed: 0,
-            };
-            tracing::info!(app, name = %redact(name), origins = pull.origins.len(), "pulling a stream for a local player");
-            state.pulls.insert(key.clone(), pull);
-            self.dial_pull(&mut state, &key);
+            self.start_pull(&mut state, &key, origins, via, HashSet::new());
+            tracing::info!(app, name = %redact(name), "pulling a stream for a local player");
         }
         if let Some(p) = state.pulls.get_mut(&key) {
             p.held.push((ticket, id));
@@ -237,6 +218,71 @@ impl Relays {
             tokio::time::sleep(not_found).await;
             this.not_found(&key, ticket);
         });
+    }
+
+    /// Starts pulling `key` from `origins` for `players` (already playing
+    /// here), announcing relay chain `via`.
+    fn start_pull(
+        self: &Arc<Self>,
+        state: &mut State,
+        key: &Key,
+        origins: Vec<Origin>,
+        via: Vec<String>,
+        players: HashSet<SessionId>,
+    ) {
+        let pull = Pull {
+            via,
+            app: key.0.clone(),
+            name: key.1.clone(),
+            origins,
+            index: 0,
+            tried: 0,
+            conn: None,
+            state: PullState::Connecting,
+            has_media: false,
+            ever_live: false,
+            held: Vec::new(),
+            players,
+            backoff: Backoff::new(state.retry),
+            generation: 0,
+            linger_generation: 0,
+            last_error: None,
+            attempts: 0,
+            failovers: 0,
+            bytes_closed: 0,
+        };
+        state.pulls.insert(key.clone(), pull);
+        self.dial_pull(state, key);
+    }
+
+    /// Streams with local players that wait for a publisher no origin
+    /// source knew when they asked, and that nothing feeds yet.
+    pub fn unfed(&self) -> Vec<(String, String)> {
+        let state = self.lock();
+        state
+            .unfed
+            .keys()
+            .filter(|k| !state.pulls.contains_key(*k) && !state.live.contains_key(*k))
+            .cloned()
+            .collect()
+    }
+
+    /// An origin now has a stream local players were left waiting for (a
+    /// registry learned of its publish after they asked): pull it for
+    /// them, as for a play that arrives now. Nothing happens if the stream
+    /// is fed here meanwhile, or its players left.
+    pub fn pull_unfed(self: &Arc<Self>, app: &str, name: &str, origins: Vec<Origin>) {
+        let mut state = self.lock();
+        let key = (app.to_owned(), name.to_owned());
+        if origins.is_empty() || state.pulls.contains_key(&key) || state.live.contains_key(&key) {
+            return;
+        }
+        let Some(players) = state.unfed.remove(&key) else {
+            return;
+        };
+        tracing::info!(app, name = %redact(name), players = players.len(), "an origin has a stream local players wait for: pulling it");
+        let via = state.via(None);
+        self.start_pull(&mut state, &key, origins, via, players);
     }
 
     /// The held play `ticket` is still waiting: no origin had the stream.
