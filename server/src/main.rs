@@ -158,7 +158,7 @@ fn main() -> ExitCode {
         .parse(&argv, &config::aliases::process_env)
         .unwrap_or_else(|f| f.exit());
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let serve = match cli.command {
+    let mut serve = match cli.command {
         Command::Serve(serve) => serve,
         Command::Token(token) => return print_tokens(&token),
         Command::Config(command) => return config::run(&def, &command),
@@ -195,14 +195,18 @@ fn main() -> ExitCode {
         }
     };
     access.apply(&mut config);
-    let registry = match cluster::Registry::new(&serve.cluster) {
+    let mut relay_config = match relay_settings(&loaded) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("tincan: {e}");
             return ExitCode::from(2);
         }
     };
-    let relay_config = match relay_settings(&loaded) {
+    if let Err(e) = one_node_id(&mut relay_config, &mut serve.cluster) {
+        eprintln!("tincan: {e}");
+        return ExitCode::from(2);
+    }
+    let registry = match cluster::Registry::new(&serve.cluster) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("tincan: {e}");
@@ -336,6 +340,33 @@ fn main() -> ExitCode {
             error!(error = %e, "server failed");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// One node, one id: the relay chains (loop prevention) and the cluster
+/// registry name this server the same way, so a chain read in a log is
+/// the registry's node. Either setting gives it to the other; both given
+/// must agree.
+fn one_node_id(
+    relay: &mut relay::config::RelayConfig,
+    cluster: &mut cluster::ClusterArgs,
+) -> Result<(), String> {
+    match &cluster.node_id {
+        Some(id) if relay.node_id_given && *id != relay.node_id => Err(format!(
+            "relay.node_id {:?} and cluster.node_id {id:?} differ: give this node one id",
+            relay.node_id
+        )),
+        Some(id) => {
+            relay.node_id.clone_from(id);
+            Ok(())
+        }
+        None if cluster.redis.is_some() => {
+            let id = cluster::args::node_id(&relay.node_id)
+                .map_err(|e| format!("relay.node_id, the cluster's node id too: {e}"))?;
+            cluster.node_id = Some(id);
+            Ok(())
+        }
+        None => Ok(()),
     }
 }
 

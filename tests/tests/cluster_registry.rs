@@ -496,3 +496,66 @@ fn with_redis_away_an_edge_pulls_from_its_static_origins() {
         edge.tincan.logs()
     );
 }
+
+#[test]
+fn the_relay_node_id_names_the_node_in_the_registry() {
+    let redis = Redis::start();
+    let config = ConfigFile::new("[relay]\nnode_id = \"paris-1\"\n");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let advertised = format!("rtmp://127.0.0.1:{port}");
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let tincan = Tincan::start(
+        &[
+            "--config",
+            config.arg(),
+            "--listen",
+            &listen,
+            "--cluster-redis",
+            &url,
+            "--cluster-advertise",
+            &advertised,
+        ],
+        &[],
+    );
+    let _publisher = {
+        let (mut c, stream, (code, why)) = publish_from(lo(1), tincan.v4(), "live", "cam").unwrap();
+        assert_eq!(code, "NetStream.Publish.Start", "{why}");
+        feed(&mut c, stream, 0);
+        c
+    };
+    let mut r = registry(&redis);
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            members(&mut r, "live/cam")
+                .iter()
+                .any(|(node, _)| node == "paris-1")
+        }),
+        "{:?}\n{}",
+        members(&mut r, "live/cam"),
+        tincan.logs()
+    );
+}
+
+#[test]
+fn a_relay_node_id_and_a_different_cluster_node_id_are_refused() {
+    let config = ConfigFile::new("[relay]\nnode_id = \"paris-1\"\n");
+    let (code, stderr) = Tincan::refuses(
+        &[
+            "--config",
+            config.arg(),
+            "--listen",
+            "127.0.0.1:0",
+            "--cluster-redis",
+            "redis://127.0.0.1:1",
+            "--cluster-node-id",
+            "lyon-2",
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("relay.node_id \"paris-1\" and cluster.node_id \"lyon-2\" differ"),
+        "{stderr}"
+    );
+}

@@ -34,7 +34,8 @@ fn rtmp_origin(s: &str) -> Result<String, String> {
     Ok(format!("rtmp://{host}:{}", u.port().unwrap_or(1935)))
 }
 
-fn node_id(s: &str) -> Result<String, String> {
+/// Checks a cluster node id: it becomes part of Redis keys.
+pub(crate) fn node_id(s: &str) -> Result<String, String> {
     let ok = !s.is_empty()
         && s.len() <= 64
         && s.bytes()
@@ -79,8 +80,9 @@ pub struct ClusterArgs {
     #[arg(long = "cluster-advertise", value_name = "URL", value_parser = rtmp_origin)]
     pub advertise: Option<String>,
 
-    /// This node's id in the registry (default: random at each start, so
-    /// a restarted node never inherits a dead one's entries).
+    /// This node's id in the registry and in relay chains, one name for
+    /// both (default: `[relay] node_id`, else random at each start, so a
+    /// restarted node never inherits a dead one's entries).
     #[arg(long = "cluster-node-id", value_name = "ID", value_parser = node_id)]
     pub node_id: Option<String>,
 

@@ -31,7 +31,7 @@
 //! state (in one MULTI), so a Redis that restarted empty is filled again at
 //! the first heartbeat after the reconnect. RTMP never waits for Redis.
 
-mod args;
+pub mod args;
 pub mod edge;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

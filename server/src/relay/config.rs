@@ -15,7 +15,7 @@
 //! origins = ["rtmp://origin-1.example/live", "rtmp://origin-2.example/live"]
 //!
 //! [relay]
-//! node_id = "edge-1"                 # default: random per process
+//! node_id = "edge-1"                 # default: --cluster-node-id, else random
 //! hop_limit = 8                      # relay chains this long are refused
 //! linger_secs = 10                   # a pull outlives its last player by this
 //! not_found_secs = 5                 # a play waits this long for an origin
@@ -122,6 +122,9 @@ pub struct RelayConfig {
     pub tls: RelayTls,
     /// This server's id in relay chains (loop prevention).
     pub node_id: String,
+    /// `node_id` came from the file rather than chance, so a cluster node
+    /// id given elsewhere must agree with it (one node, one name).
+    pub node_id_given: bool,
     /// Relay chains this long are refused.
     pub hop_limit: usize,
     /// The retry schedule of every relay connection.
@@ -198,6 +201,7 @@ impl Default for RelayConfig {
             pull_timings: PullTimings::default(),
             tls: RelayTls::default(),
             node_id: random_node_id(),
+            node_id_given: false,
             hop_limit: tincan_core::via::LoopGuard::default().hop_limit,
             retry: BackoffConfig::default(),
         }
@@ -285,6 +289,7 @@ impl RelayConfig {
                 errors.push("relay.node_id: 1 to 128 bytes".into());
             }
             config.node_id = id;
+            config.node_id_given = true;
         }
         match file.hop_limit {
             Some(n) if (1..=64).contains(&n) => config.hop_limit = n,
