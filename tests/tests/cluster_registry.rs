@@ -559,3 +559,53 @@ fn a_relay_node_id_and_a_different_cluster_node_id_are_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_edge_pulls_from_a_registry_origin_that_requires_a_tc_token() {
+    let redis = Redis::start();
+    let origin = Node::start_with(&redis, "origin", true, &["--auth-key", "supersecret"]);
+    // The App-wide token of `live` under that key, as `tincan token` makes it.
+    let out = Command::new(tincan_tests::server::tincan_binary())
+        .args(["token", "-k", "supersecret", "live"])
+        .output()
+        .unwrap();
+    let line = String::from_utf8(out.stdout).unwrap();
+    let token = line.split(',').nth(2).unwrap().to_owned();
+    // A rule without origins: the registry names them, the rule gives
+    // them the token.
+    let config = ConfigFile::new(&format!(
+        "[[relay.pull]]\napp = \"live\"\ntc_token = \"{token}\"\n"
+    ));
+    let edge = Node::start_with(&redis, "edge", false, &["--config", config.arg()]);
+
+    let video = x264(25);
+    let video: Vec<&str> = video.iter().map(String::as_str).collect();
+    let mut args = publish_args(
+        &origin.tincan.url("live", "cam"),
+        25,
+        60,
+        &video,
+        &["-c:a", "aac"],
+    );
+    let url = args.pop().unwrap();
+    args.extend(["-rtmp_conn".to_owned(), format!("S:{token}"), url]);
+    let _publisher = Client::spawn(
+        "publisher",
+        Command::new(require_tool("ffmpeg")).args(args),
+        Output::Ignore,
+    );
+    assert!(knows_a_remote_stream(&edge), "{}", origin.tincan.logs());
+    let mut player = ffmpeg_player(&edge.tincan.url("live", "cam"));
+    let p = player.wait_for(Duration::from_secs(20), |p| p.video >= 50);
+    assert!(
+        p.video >= 50 && player.is_running(),
+        "{}\nedge:\n{}\norigin:\n{}",
+        player.describe(),
+        edge.tincan.logs(),
+        origin.tincan.logs()
+    );
+    assert!(
+        !edge.tincan.logs().contains(&token) && !origin.tincan.logs().contains(&token),
+        "the token is never logged"
+    );
+}

@@ -23,25 +23,24 @@ struct RegistryOrigins {
 }
 
 /// Where to pull App `app` from an origin the registry names: its
-/// announced `rtmp://HOST:PORT`, the same App and name.
-fn pull_origin(origin: &Origin, app: &str) -> Option<relay::Origin> {
+/// announced `rtmp://HOST:PORT`, the same App and name, with `tc_token`
+/// (that of the `[[relay.pull]]` rule covering the stream).
+fn pull_origin(origin: &Origin, app: &str, tc_token: Option<String>) -> Option<relay::Origin> {
     // The announced URL was checked (and normalized) by the announcing
     // node; a foreign entry that does not parse is skipped.
     let mut url = RtmpUrl::parse(&format!("{}/-", origin.url)).ok()?;
     url.app = app.to_owned();
-    Some(relay::Origin {
-        url,
-        tc_token: None,
-    })
+    Some(relay::Origin { url, tc_token })
 }
 
 impl OriginSource for RegistryOrigins {
     fn origins(&self, app: &str, name: &str) -> Vec<relay::Origin> {
+        let token = self.fallback.tc_token(app, name);
         let mut out: Vec<relay::Origin> = self
             .registry
             .candidates(app, name)
             .iter()
-            .filter_map(|o| pull_origin(o, app))
+            .filter_map(|o| pull_origin(o, app, token.clone()))
             .collect();
         for o in self.fallback.origins(app, name) {
             if !out.iter().any(|r| r.url == o.url) {
@@ -68,7 +67,7 @@ pub fn start(registry: Arc<Registry>, relays: &Arc<Relays>, config: &RelayConfig
                 let newest = registry
                     .mirrored(&app, &name)
                     .first()
-                    .and_then(|o| pull_origin(o, &app));
+                    .and_then(|o| pull_origin(o, &app, None));
                 let Some(newest) = newest else {
                     // Not in the registry (or Redis away): the pull's own
                     // failover over what it has goes on.
@@ -100,7 +99,7 @@ mod tests {
             url: "rtmp://[::1]:1940".into(),
             started_ms: 1,
         };
-        let r = pull_origin(&o, "live").unwrap();
+        let r = pull_origin(&o, "live", None).unwrap();
         assert_eq!(r.url.target(), "[::1]:1940");
         assert_eq!(r.url.app, "live");
         assert_eq!(r.url.stream, None);

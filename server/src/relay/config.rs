@@ -103,9 +103,11 @@ pub struct PullRule {
     pub app: String,
     /// The local names it covers.
     pub name: Pattern,
-    /// Origins, tried in order.
+    /// Origins, tried in order (after the cluster registry's, with one);
+    /// may be empty when the registry names them all.
     pub origins: Vec<RtmpUrl>,
-    /// A TC token for the origins' `connect` (never logged).
+    /// A TC token for the origins' `connect`, the registry's origins of
+    /// its streams included (never logged).
     pub tc_token: Option<String>,
 }
 
@@ -162,6 +164,7 @@ struct FileTls {
 struct FilePull {
     app: String,
     name: Option<String>,
+    #[serde(default)]
     origins: Vec<String>,
     tc_token: Option<String>,
 }
@@ -268,10 +271,10 @@ impl RelayConfig {
             }
         }
         for (i, p) in file.pull.into_iter().enumerate() {
-            if p.app.is_empty() || p.origins.is_empty() {
-                errors.push(format!(
-                    "relay.pull[{i}]: a pull names a local app and at least one origin"
-                ));
+            // No origins is a rule for the cluster registry's origins
+            // alone: it gives them its TC token.
+            if p.app.is_empty() {
+                errors.push(format!("relay.pull[{i}]: a pull names a local app"));
                 continue;
             }
             match p.origins.iter().map(|u| RtmpUrl::parse(u)).collect() {

@@ -66,6 +66,17 @@ pub struct StaticOrigins {
     pub rules: Vec<PullRule>,
 }
 
+impl StaticOrigins {
+    /// The TC token of the first rule covering the stream: what an origin
+    /// of the same cluster (which shares its keys) expects too.
+    pub fn tc_token(&self, app: &str, name: &str) -> Option<String> {
+        self.rules
+            .iter()
+            .find(|r| r.app == app && r.name.matches(name))
+            .and_then(|r| r.tc_token.clone())
+    }
+}
+
 impl OriginSource for StaticOrigins {
     fn origins(&self, app: &str, name: &str) -> Vec<Origin> {
         self.rules
