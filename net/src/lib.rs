@@ -21,6 +21,8 @@
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod driver;
+#[cfg(feature = "lock-stats")]
+mod lock_stats;
 mod locked;
 
 pub use driver::{DriverConfig, Runtime};

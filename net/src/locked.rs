@@ -235,7 +235,23 @@ pub struct LockedServer<B> {
     /// Set once serving ended: nothing would dial a new connection.
     finished: AtomicBool,
     clock: fn() -> Instant,
+    /// Wait and hold times of `state`'s lock (docs/performance.md).
+    #[cfg(feature = "lock-stats")]
+    lock_stats: crate::lock_stats::LockStats,
 }
+
+#[cfg(feature = "lock-stats")]
+impl<B> Drop for LockedServer<B> {
+    fn drop(&mut self) {
+        info!("{}", self.lock_stats.report());
+    }
+}
+
+/// The guard of the core's lock: timed when measuring.
+#[cfg(feature = "lock-stats")]
+type Guard<'a, B> = crate::lock_stats::Timed<'a, MutexGuard<'a, State<B>>>;
+#[cfg(not(feature = "lock-stats"))]
+type Guard<'a, B> = MutexGuard<'a, State<B>>;
 
 impl<B: Bell> LockedServer<B> {
     /// A server whose timer task is woken by `timer`, whose serving loop
@@ -256,14 +272,22 @@ impl<B: Bell> LockedServer<B> {
             dialer,
             finished: AtomicBool::new(false),
             clock,
+            #[cfg(feature = "lock-stats")]
+            lock_stats: crate::lock_stats::LockStats::new(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State<B>> {
+    fn lock(&self) -> Guard<'_, B> {
         // A panic in one task must not take every connection down with it.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        let take = || {
+            self.state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        #[cfg(feature = "lock-stats")]
+        return self.lock_stats.timed(take);
+        #[cfg(not(feature = "lock-stats"))]
+        take()
     }
 
     /// Runs `f` on the core under the lock, then, with the lock released,
