@@ -276,10 +276,10 @@ def idle_table(rows, lines):
     lines.append("| server | idle connections asked | " + " | ".join(f[0] for f in IDLE_FIELDS) + " |")
     lines.append("|---|---:|" + "---:|" * len(IDLE_FIELDS))
     for row in sorted(idle, key=lambda r: order(r["server"])):
-        name = name(row["server"])
+        server_name = name(row["server"])
         if "error" in row:
             lines.append(
-                f"| {name} | {row['players_requested']} | **error**: {row['error'].replace('|', '/')} |"
+                f"| {server_name} | {row['players_requested']} | **error**: {row['error'].replace('|', '/')} |"
                 + " |" * (len(IDLE_FIELDS) - 1)
             )
             continue
@@ -291,7 +291,7 @@ def idle_table(rows, lines):
                 vals.append(fmt(mb(v), 1))
             else:
                 vals.append(fmt(v, 0) if v is not None else "–")
-        lines.append(f"| {name} | {row['players_requested']} | " + " | ".join(vals) + " |")
+        lines.append(f"| {server_name} | {row['players_requested']} | " + " | ".join(vals) + " |")
     lines.append("")
 
 
@@ -302,11 +302,11 @@ def check_table(rows, lines):
     lines.append("| server | ffmpeg publish + ffprobe play |")
     lines.append("|---|---|")
     for row in sorted(checks, key=lambda r: order(r["server"])):
-        name = name(row["server"])
+        server_name = name(row["server"])
         if "error" in row:
-            lines.append(f"| {name} | **error**: {row['error'].replace('|', '/')} |")
+            lines.append(f"| {server_name} | **error**: {row['error'].replace('|', '/')} |")
         else:
-            lines.append(f"| {name} | ok: {row['result'].get('streams', '').strip()} |")
+            lines.append(f"| {server_name} | ok: {row['result'].get('streams', '').strip()} |")
     lines.append("")
 
 
