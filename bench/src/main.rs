@@ -33,6 +33,7 @@ mod fanout;
 mod floor;
 mod flv;
 mod idle;
+mod live;
 mod proc;
 
 use std::fmt::Write as _;
