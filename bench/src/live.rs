@@ -50,7 +50,7 @@ const CATCH_UP_BYTES: usize = 256 * 1024;
 /// Not yet set, for the window atomics.
 pub(crate) const UNSET: u64 = u64::MAX;
 
-/// The media read back from the server: loaded once, shared by every
+/// The input every publisher sends: loaded once, shared by every
 /// publisher (tag bodies are `Bytes` slices of one buffer).
 pub(crate) fn load_input(path: &std::path::Path) -> Result<Arc<Flv>, String> {
     let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
