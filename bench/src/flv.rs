@@ -1,5 +1,5 @@
-//! The FLV input of `tincan-bench fanout`, and the latency marker carried inside
-//! its H.264 frames.
+//! The FLV input of `tincan-bench fanout` and `ingest`, and the latency
+//! marker carried inside its H.264 frames.
 //!
 //! The marker has to survive any server unchanged and leave the stream
 //! decodable, so it is an H.264 SEI NAL unit (type 6) of payload type 5,
@@ -94,12 +94,12 @@ pub(crate) fn parse(data: Bytes) -> Result<Flv, String> {
     let first_video = tags
         .iter()
         .find(|t| t.kind == 9)
-        .ok_or("the input has no video; bench fanout needs H.264 video")?;
+        .ok_or("the input has no video; the load tool needs H.264 video")?;
     let codec = first_video.body[0] & 0x0f;
     if codec != 7 {
         return Err(format!(
             "the input's video is not H.264/AVC (FLV codec id {codec}); \
-             bench fanout marks H.264 frames (see `tincan bench fanout --help`)"
+             the load tool marks H.264 frames (see `tincan-bench fanout --help`)"
         ));
     }
     let config = tags

@@ -9,6 +9,11 @@
 //!   latency (from a marker inside the H.264 frames, see [`flv`]), time to
 //!   first frame, the server's CPU and memory, and the tool's own CPU so a
 //!   saturated tool is visible.
+//! - `tincan-bench ingest`: N publishers, each sending the same real FLV in
+//!   real time to a stream of its own, each stream with one player; reports
+//!   what the server received and delivered, completeness, latency, and the
+//!   server's CPU per received GB: the cost of taking streams in, where
+//!   `fanout` measures the cost of sending one out.
 //! - `tincan-bench idle`: N connections that connect and then sit idle; reports
 //!   what each costs the server in memory.
 //! - `tincan-bench floor`: a minimal fan-out server (see [`floor`]) that writes
@@ -33,6 +38,8 @@ mod fanout;
 mod floor;
 mod flv;
 mod idle;
+mod ingest;
+mod live;
 mod proc;
 
 use std::fmt::Write as _;
@@ -65,6 +72,10 @@ enum Bench {
     /// first frame, server CPU and memory.
     #[command(after_help = INPUT_HELP)]
     Fanout(FanoutArgs),
+    /// N publishers, each to its own stream with one player: bytes the
+    /// server received, completeness, latency, server CPU per received GB.
+    #[command(after_help = INPUT_HELP)]
+    Ingest(IngestArgs),
     /// N idle connections: what each costs the server in memory.
     Idle(IdleArgs),
     /// A minimal fan-out server (no broker, no backlog, no policy): the
@@ -140,6 +151,53 @@ pub(crate) struct FanoutArgs {
     tail: f64,
 }
 
+/// `tincan-bench ingest` options.
+#[derive(Debug, Args)]
+pub(crate) struct IngestArgs {
+    /// Where to publish: rtmp://HOST:PORT/APP/NAME; publisher i publishes
+    /// (and its player plays) NAME-i. NAME defaults to `ingest`.
+    #[arg(long)]
+    url: String,
+    /// The FLV every publisher publishes, looped with continuous
+    /// timestamps.
+    #[arg(long)]
+    input: PathBuf,
+    /// Number of publishers (and of players: one per stream).
+    #[arg(long, default_value_t = 50)]
+    publishers: usize,
+    /// Seconds of measurement, once every publisher publishes and every
+    /// player has its first frame.
+    #[arg(long, default_value_t = 15.0)]
+    duration: f64,
+    /// Seconds each publisher runs before its player joins.
+    #[arg(long, default_value_t = 3.0)]
+    warmup: f64,
+    /// Milliseconds between publisher starts (each player follows its
+    /// publisher by --warmup, so players arrive at the same rate): a server
+    /// sees a steady trickle of handshakes, not a burst of hundreds that
+    /// its accept backlog or handshake limits would refuse.
+    #[arg(long, default_value_t = 10.0)]
+    join_interval_ms: f64,
+    /// Worker threads for the publishers (their pacing never waits behind
+    /// player work: they run apart).
+    #[arg(long, default_value_t = 1)]
+    publisher_threads: usize,
+    /// Worker threads for the players.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// The server's process id: its CPU and memory (and its children's)
+    /// are read from /proc.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Also print one JSON object as the last line of stdout.
+    #[arg(long)]
+    json: bool,
+    /// Seconds at the end of the window whose frames do not count towards
+    /// completeness (they may still be in flight).
+    #[arg(long, default_value_t = 1.0)]
+    tail: f64,
+}
+
 /// How far each idle connection goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Stage {
@@ -184,6 +242,7 @@ fn main() -> ExitCode {
     }
     let result = match Cli::parse().bench {
         Bench::Fanout(args) => fanout::run(&args),
+        Bench::Ingest(args) => ingest::run(&args),
         Bench::Idle(args) => idle::run(&args),
         Bench::Floor(args) => floor::run(&args),
     };

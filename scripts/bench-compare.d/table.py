@@ -8,7 +8,8 @@ a failed run shows as a row instead of stopping the benchmark.
 
 `table` reads results.jsonl and prints ONE markdown table (also written to
 --out): fan-out rows per server x players (median over rounds), then the
-capacity rows and the idle-connection rows, under a header saying when, on
+capacity rows, the ingest rows (server x publishers) and the idle-connection
+rows, under a header saying when, on
 what machine and against which versions it ran. Every fan-out row also gives
 its CPU-s/GB as a multiple of the floor's (`tincan-bench floor`, the kernel's
 cost of the same traffic) at the same player count, when the floor ran.
@@ -248,6 +249,64 @@ def ratio_line(groups, lines):
         lines.append("")
 
 
+INGEST_COLUMNS = [
+    # header, extractor(result) -> number, digits (None: a fraction as %)
+    ("publishing", lambda r: get(r, "publishers_publishing"), 0),
+    ("received Gbit/s", lambda r: get(r, "received_gbit_s"), 3),
+    ("server CPU-s", lambda r: get(r, "server_cpu_s"), 2),
+    # The headline for ingest.
+    ("CPU-s/received GB", lambda r: get(r, "cpu_s_per_received_gb"), 2),
+    ("latency p50 ms", lambda r: get(r, "latency_ms", "p50"), 1),
+    ("latency p99 ms", lambda r: get(r, "latency_ms", "p99"), 1),
+    ("latency max ms", lambda r: get(r, "latency_ms", "max"), 1),
+    ("min complete", lambda r: get(r, "completeness_min"), None),
+    ("median complete", lambda r: get(r, "completeness_median"), None),
+    ("players <99 %", lambda r: get(r, "players_below_99pct"), 0),
+    ("publishers failed", lambda r: get(r, "publishers_failed"), 0),
+    ("players failed", lambda r: get(r, "players_failed"), 0),
+    ("peak RSS MB", lambda r: mb(get(r, "server_peak_rss_kb")), 1),
+    ("tool CPU (cores)", lambda r: get(r, "tool_cores"), 2),
+    # How late the tool's publishers sent, at worst: a saturated tool.
+    ("publish lag max ms", lambda r: get(r, "publish_lag_max_ms"), 1),
+    ("server run-queue wait s", lambda r: get(r, "server_runqueue_wait_s"), 2),
+]
+
+
+def ingest_table(rows, lines):
+    groups = {}
+    for row in rows:
+        if row.get("test") == "ingest":
+            key = (row["players_requested"], order(row["server"]), row["server"])
+            groups.setdefault(key, []).append(row)
+    if not groups:
+        return
+    head = ["server", "publishers", "runs"] + [c[0] for c in INGEST_COLUMNS]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "|".join(["---"] * 3 + ["---:"] * len(INGEST_COLUMNS)) + "|")
+    notes = []
+    for (publishers, _, server), group in sorted(groups.items()):
+        ok = [g["result"] for g in group if "error" not in g and "result" in g]
+        runs = f"{len(ok)}/{len(group)}"
+        if not ok:
+            msg = next((g["error"] for g in group if "error" in g), "no result")
+            lines.append(
+                f"| {name(server)} | {publishers} | {runs} | **error**: {msg.replace('|', '/')} |"
+                + " |" * (len(INGEST_COLUMNS) - 1)
+            )
+            continue
+        cells = [cell(median([fn(r) for r in ok]), d) for _, fn, d in INGEST_COLUMNS]
+        lines.append(f"| {name(server)} | {publishers} | {runs} | " + " | ".join(cells) + " |")
+        for r in ok:
+            for key, who in (("first_publisher_failure", "publisher"), ("first_failure", "player")):
+                if isinstance(r.get(key), str):
+                    notes.append(f"{name(server)} {publishers}: first {who} failure: {r[key]}")
+    lines.append("")
+    for n in notes:
+        lines.append(f"- {n}")
+    if notes:
+        lines.append("")
+
+
 IDLE_FIELDS = [
     ("connections", ["connections", "connections_open", "connected"]),
     ("RSS before MB", ["server_rss_before_kb"]),
@@ -276,10 +335,10 @@ def idle_table(rows, lines):
     lines.append("| server | idle connections asked | " + " | ".join(f[0] for f in IDLE_FIELDS) + " |")
     lines.append("|---|---:|" + "---:|" * len(IDLE_FIELDS))
     for row in sorted(idle, key=lambda r: order(r["server"])):
-        name = name(row["server"])
+        server_name = name(row["server"])
         if "error" in row:
             lines.append(
-                f"| {name} | {row['players_requested']} | **error**: {row['error'].replace('|', '/')} |"
+                f"| {server_name} | {row['players_requested']} | **error**: {row['error'].replace('|', '/')} |"
                 + " |" * (len(IDLE_FIELDS) - 1)
             )
             continue
@@ -291,7 +350,7 @@ def idle_table(rows, lines):
                 vals.append(fmt(mb(v), 1))
             else:
                 vals.append(fmt(v, 0) if v is not None else "–")
-        lines.append(f"| {name} | {row['players_requested']} | " + " | ".join(vals) + " |")
+        lines.append(f"| {server_name} | {row['players_requested']} | " + " | ".join(vals) + " |")
     lines.append("")
 
 
@@ -302,11 +361,11 @@ def check_table(rows, lines):
     lines.append("| server | ffmpeg publish + ffprobe play |")
     lines.append("|---|---|")
     for row in sorted(checks, key=lambda r: order(r["server"])):
-        name = name(row["server"])
+        server_name = name(row["server"])
         if "error" in row:
-            lines.append(f"| {name} | **error**: {row['error'].replace('|', '/')} |")
+            lines.append(f"| {server_name} | **error**: {row['error'].replace('|', '/')} |")
         else:
-            lines.append(f"| {name} | ok: {row['result'].get('streams', '').strip()} |")
+            lines.append(f"| {server_name} | ok: {row['result'].get('streams', '').strip()} |")
     lines.append("")
 
 
@@ -336,6 +395,10 @@ def cmd_table(a):
         lines.append("**Capacity** (500 kbit/s stream):")
         lines.append("")
         fanout_table(rows, "capacity", lines)
+    if any(r.get("test") == "ingest" for r in rows):
+        lines.append("**Ingest** (N publishers of the 720p30 input, each to its own stream with one player):")
+        lines.append("")
+        ingest_table(rows, lines)
     if any(r.get("test") == "idle" for r in rows):
         lines.append("**Idle connections** (handshake + connect, then silent):")
         lines.append("")

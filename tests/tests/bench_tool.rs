@@ -126,6 +126,44 @@ fn fanout_reports_every_player_complete_with_latency_and_server_figures() {
 }
 
 #[test]
+fn ingest_publishes_every_stream_to_its_player_and_reports_cpu_per_received_gb() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let flv = small_flv(dir.path());
+    let mut server = TestServer::start();
+    let pid = server.child().id().to_string();
+    let url = server.url("ingest");
+    let (ok, json, stderr) = bench(&[
+        "ingest",
+        "--url",
+        &url,
+        "--input",
+        flv.to_str().expect("utf-8 path"),
+        "--publishers",
+        "5",
+        "--duration",
+        "4",
+        "--warmup",
+        "1",
+        "--server-pid",
+        &pid,
+        "--json",
+    ]);
+    assert!(ok, "bench ingest failed:\n{stderr}\n{}", server.logs());
+    assert_eq!(num(&json, "publishers"), 5.0, "{stderr}");
+    assert_eq!(num(&json, "publishers_publishing"), 5.0, "{stderr}");
+    assert_eq!(num(&json, "publishers_failed"), 0.0, "{stderr}");
+    assert_eq!(num(&json, "players"), 5.0, "{stderr}");
+    assert_eq!(num(&json, "players_failed"), 0.0, "{stderr}");
+    assert!(num(&json, "completeness_min") >= 0.99, "{stderr}");
+    assert_eq!(num(&json, "players_below_99pct"), 0.0, "{stderr}");
+    // 5 streams at 25 fps for 4 s: about 500 markers sent in the window.
+    assert!(num(&json, "frames_sent") >= 400.0, "{stderr}");
+    assert!(num(&json, "received_bytes") > 0.0, "{stderr}");
+    assert!(num(&json, "delivered_bytes") > 0.0, "{stderr}");
+    assert!(num(&json, "cpu_s_per_received_gb") > 0.0, "{stderr}");
+}
+
+#[test]
 fn fanout_without_server_pid_reports_null_server_figures() {
     let dir = tempfile::tempdir().expect("temp dir");
     let flv = small_flv(dir.path());
