@@ -29,6 +29,7 @@ ORDER = {
     "nms": 7,
     "floor": 8,
     "floor-batched": 9,
+    "floor-uring": 10,
 }
 NAMES = {
     "tincan": "tincan",
@@ -40,6 +41,7 @@ NAMES = {
     "nms": "node-media-server",
     "floor": "floor (one write per frame)",
     "floor-batched": "floor, batched writes",
+    "floor-uring": "floor, io_uring (one submission per frame)",
 }
 
 
