@@ -18,6 +18,9 @@
 //! - `--writes batched --batch-ms N --batch-bytes B`: a player's messages
 //!   accumulate until the oldest is N ms old or B bytes are queued, then go
 //!   in one vectored write: the floor of any write-merging mode.
+//! - `--writes uring-per-frame` (Linux): the per-frame writes as io_uring
+//!   operations, all of a frame's in one submission (see [`uring`]): the
+//!   experiment of whether fewer kernel entries lower the floor itself.
 //!
 //! A new player starts at the next keyframe, after the last sequence
 //! headers and metadata, so every frame it gets decodes. A player whose
@@ -27,6 +30,8 @@
 use std::collections::VecDeque;
 use std::io::{ErrorKind, IoSlice, Read, Write};
 use std::net::SocketAddr;
+#[cfg(target_os = "linux")]
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -43,8 +48,27 @@ use tincan_core::time::MediaTime;
 
 use super::{FloorArgs, Writes};
 
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+mod uring;
+#[cfg(target_os = "linux")]
+use uring::Uring;
+
+/// Elsewhere there is no io_uring: the mode refuses to start.
+#[cfg(not(target_os = "linux"))]
+struct Uring;
+
+#[cfg(not(target_os = "linux"))]
+impl Uring {
+    fn new() -> std::io::Result<Uring> {
+        Err(std::io::Error::other("io_uring needs Linux"))
+    }
+}
+
 /// The listener's token; connections use their slot index + 1.
 const LISTENER: Token = Token(0);
+/// The io_uring's token: its completions wait.
+const RING: Token = Token(usize::MAX);
 /// Bytes read per `read` call.
 const READ_BUF: usize = 64 * 1024;
 /// Most unsent bytes held for one peer; past it the peer is dropped.
@@ -90,6 +114,12 @@ struct Conn {
     oldest: Option<Instant>,
     /// The last write stopped at `WouldBlock`: wait for writable.
     blocked: bool,
+    /// An io_uring write is in flight: its buffers left `out`, and
+    /// nothing else may write until it completes, or bytes would reorder.
+    in_flight: bool,
+    /// Tells this connection's completions from those of the slot's
+    /// previous one.
+    serial: u32,
 }
 
 impl Conn {
@@ -104,7 +134,7 @@ impl Conn {
     /// the socket is full.
     fn flush(&mut self) -> std::io::Result<()> {
         self.oldest = None;
-        while !self.out.is_empty() && !self.blocked {
+        while !self.out.is_empty() && !self.blocked && !self.in_flight {
             let written = {
                 let mut slices = [IoSlice::new(&[]); MAX_IOV];
                 let mut n = 0;
@@ -163,6 +193,12 @@ struct Floor {
     batch_bytes: usize,
     /// Reused encoder output.
     scratch: Vec<Bytes>,
+    /// The ring of `--writes uring-per-frame`.
+    uring: Option<Uring>,
+    /// The next connection's serial.
+    serial: u32,
+    /// Players whose io_uring write completed with bytes left to send.
+    again: Vec<usize>,
 }
 
 /// Runs the floor server until killed.
@@ -181,12 +217,29 @@ pub(crate) fn run(args: &FloorArgs) -> Result<(), String> {
         batch: Duration::from_millis(args.batch_ms),
         batch_bytes: args.batch_bytes,
         scratch: Vec::new(),
+        uring: None,
+        serial: 0,
+        again: Vec::new(),
     };
     floor
         .poll
         .registry()
         .register(&mut floor.listener, LISTENER, Interest::READABLE)
         .map_err(|e| e.to_string())?;
+    if args.writes == Writes::UringPerFrame {
+        let ring = Uring::new().map_err(|e| format!("io_uring: {e}"))?;
+        #[cfg(target_os = "linux")]
+        floor
+            .poll
+            .registry()
+            .register(
+                &mut mio::unix::SourceFd(&ring.fd()),
+                RING,
+                Interest::READABLE,
+            )
+            .map_err(|e| e.to_string())?;
+        floor.uring = Some(ring);
+    }
     // The address a caller asked port 0 for: scripts and tests read it.
     println!("floor listening on {addr}");
     let _ = std::io::stdout().flush();
@@ -212,11 +265,22 @@ impl Floor {
                     self.accept()?;
                     continue;
                 }
+                if event.token() == RING {
+                    self.pump();
+                    continue;
+                }
                 let slot = event.token().0 - 1;
                 if event.is_writable() {
+                    let uring = self.uring.is_some();
                     if let Some(c) = self.conn(slot) {
                         c.blocked = false;
-                        if c.flush().is_err() {
+                        let player = matches!(c.role, Role::Player { .. });
+                        if uring && player {
+                            // A write that met a full socket resumes on
+                            // the ring, so writes stay in order.
+                            self.again.push(slot);
+                            self.pump();
+                        } else if c.flush().is_err() {
                             self.close(slot);
                             continue;
                         }
@@ -260,6 +324,7 @@ impl Floor {
                 Interest::READABLE | Interest::WRITABLE,
             )?;
             let now = Instant::now();
+            self.serial = self.serial.wrapping_add(1);
             self.conns[slot] = Some(Conn {
                 stream,
                 handshake: Some(ServerHandshake::new(
@@ -274,12 +339,22 @@ impl Floor {
                 queued: 0,
                 oldest: None,
                 blocked: false,
+                in_flight: false,
+                serial: self.serial,
             });
         }
     }
 
     fn close(&mut self, slot: usize) {
         if let Some(mut c) = self.conns.get_mut(slot).and_then(Option::take) {
+            #[cfg(target_os = "linux")]
+            if c.in_flight {
+                if let Some(ring) = &mut self.uring {
+                    // The write's buffers stay in the ring until its
+                    // completion; the socket closes once it is done.
+                    let _ = ring.cancel(uring::user_data(slot, c.serial));
+                }
+            }
             let _ = self.poll.registry().deregister(&mut c.stream);
             self.players.retain(|&p| p != slot);
             self.free.push(slot);
@@ -500,6 +575,10 @@ impl Floor {
             }
             let write_now = match self.writes {
                 Writes::PerFrame => true,
+                Writes::UringPerFrame => {
+                    self.again.push(slot);
+                    false
+                }
                 Writes::Batched => {
                     let oldest = *c.oldest.get_or_insert(now);
                     c.queued >= self.batch_bytes
@@ -514,8 +593,83 @@ impl Floor {
         for slot in dropped {
             self.close(slot);
         }
+        if self.uring.is_some() {
+            self.pump();
+        }
         Ok(())
     }
+
+    /// Starts an io_uring write for every player in `again` that has bytes
+    /// and no write in flight, submits them all at once, and handles the
+    /// completions, until no completed write leaves bytes to start again.
+    #[cfg(target_os = "linux")]
+    fn pump(&mut self) {
+        let Some(mut ring) = self.uring.take() else {
+            return;
+        };
+        let mut dropped = Vec::new();
+        let mut again = std::mem::take(&mut self.again);
+        loop {
+            for slot in again.drain(..) {
+                let Some(Some(c)) = self.conns.get_mut(slot) else {
+                    continue;
+                };
+                if c.in_flight || c.blocked || c.out.is_empty() {
+                    continue;
+                }
+                let n = c.out.len().min(MAX_IOV);
+                let ud = uring::user_data(slot, c.serial);
+                if ring
+                    .write(c.stream.as_raw_fd(), ud, c.out.drain(..n))
+                    .is_err()
+                {
+                    dropped.push(slot);
+                    continue;
+                }
+                c.in_flight = true;
+            }
+            if let Err(e) = ring.submit() {
+                eprintln!("floor: io_uring submit: {e}");
+            }
+            let conns = &mut self.conns;
+            ring.complete(|ud, result, unsent| {
+                let slot = (ud >> 32) as usize;
+                let Some(Some(c)) = conns.get_mut(slot) else {
+                    return;
+                };
+                if c.serial != ud as u32 {
+                    return;
+                }
+                c.in_flight = false;
+                for b in unsent.drain(..).rev() {
+                    c.out.push_front(b);
+                }
+                match result {
+                    Ok(0) => dropped.push(slot),
+                    Ok(n) => {
+                        c.queued -= n;
+                        again.push(slot);
+                    }
+                    // Not seen with sockets, whose writes the kernel
+                    // retries when space frees; handled all the same.
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => c.blocked = true,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => again.push(slot),
+                    Err(_) => dropped.push(slot),
+                }
+            });
+            if again.is_empty() {
+                break;
+            }
+        }
+        self.again = again;
+        self.uring = Some(ring);
+        for slot in dropped {
+            self.close(slot);
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn pump(&mut self) {}
 
     /// The earliest batch deadline (batched mode).
     fn next_deadline(&self) -> Option<Instant> {

@@ -32,7 +32,9 @@
 //! and the 500 kbit/s variant with `size=640x360`, `-b:v 436k -maxrate 436k
 //! -bufsize 872k` and `-b:a 64k`.
 
-#![forbid(unsafe_code)]
+// Only the floor's io_uring module may use `unsafe` (its writes' buffers
+// must outlive them); it allows it for itself alone.
+#![deny(unsafe_code)]
 
 mod fanout;
 mod floor;
@@ -92,6 +94,9 @@ pub(crate) enum Writes {
     /// Per player, messages accumulate until `--batch-ms` or
     /// `--batch-bytes`, whichever comes first, then go in one write.
     Batched,
+    /// One vectored write per message per player, as io_uring operations:
+    /// all of a message's writes in one submission (Linux only).
+    UringPerFrame,
 }
 
 /// `tincan-bench floor` options.

@@ -30,6 +30,7 @@ ORDER = {
     "nms": 7,
     "floor": 8,
     "floor-batched": 9,
+    "floor-uring": 10,
 }
 NAMES = {
     "tincan": "tincan",
@@ -41,6 +42,7 @@ NAMES = {
     "nms": "node-media-server",
     "floor": "floor (one write per frame)",
     "floor-batched": "floor, batched writes",
+    "floor-uring": "floor, io_uring (one submission per frame)",
 }
 
 

@@ -318,6 +318,21 @@ fn floor_gives_every_player_every_frame_from_a_keyframe() {
 }
 
 #[test]
+fn uring_floor_gives_every_player_every_frame_from_a_keyframe() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let flv = small_flv(dir.path());
+    // The io_uring write path hands the kernel the same writes as the
+    // per-frame floor, so players must see exactly the same stream.
+    let mut floor = Floor::start(&["--writes", "uring-per-frame"]);
+    let (json, stderr) = fanout_against(&mut floor, &flv);
+    assert_eq!(num(&json, "players_failed"), 0.0, "{stderr}");
+    assert!(num(&json, "completeness_min") >= 0.99, "{stderr}");
+    assert!(num(&json, "latency_ms.samples") >= 3.0 * 60.0, "{stderr}");
+    assert_eq!(num(&json, "first_frame_keyframe_pct"), 100.0, "{stderr}");
+    assert!(num(&json, "cpu_s_per_gb") > 0.0, "{stderr}");
+}
+
+#[test]
 fn floor_with_batched_writes_gives_every_player_every_frame() {
     let dir = tempfile::tempdir().expect("temp dir");
     let flv = small_flv(dir.path());
