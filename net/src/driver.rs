@@ -37,6 +37,15 @@ pub const READ_BUF: usize = 64 * 1024;
 /// or its neighbours.
 pub const WRITE_BUDGET: usize = 64;
 
+/// Transmits a connection task writes for other connections (a publisher's
+/// task writing its players' frames, see [`crate::DirectWriter`]) before it
+/// lets other tasks in, reading no more input until it had a turn back:
+/// with one worker and thousands of players, a publisher whose input never
+/// runs dry would otherwise hold the worker for seconds, and connections
+/// arriving meanwhile would not get through their handshake. A frame's
+/// fan-out is never split; a large audience means a yield after each frame.
+pub const DIRECT_WRITE_BUDGET: usize = 256;
+
 /// The close-time timings every adapter uses. They are settings, not
 /// constants, because what is right depends on the peers: a server whose
 /// players sit behind slow links may give them longer to take their
@@ -309,6 +318,9 @@ async fn serve<R: Runtime>(
     };
     shared.register_writer(id, Arc::clone(&writer));
     let mut read_open = true;
+    // Transmits written for other connections since this task last let
+    // other tasks in.
+    let mut for_others = 0usize;
     // Once the session is closed, how long its last transmit may take.
     let mut give_up = None;
     let outcome: io::Result<()> = loop {
@@ -333,11 +345,12 @@ async fn serve<R: Runtime>(
         //    core has not handled yet (`busy`: its turn's budget ran out)
         //    means: read no more, let other tasks have a turn, then go on
         //    with it.
+        let owe_turn = for_others >= DIRECT_WRITE_BUDGET;
         let mut rung = pin!(R::rung(&waiter));
-        let mut yielded = pin!((more_output || busy).then(R::yield_now));
+        let mut yielded = pin!((more_output || busy || owe_turn).then(R::yield_now));
         let mut late = pin!(give_up.map(R::sleep_until));
         let wake = poll_fn(|cx| {
-            if read_open && !busy {
+            if read_open && !busy && !owe_turn {
                 if let Poll::Ready(r) = R::poll_readable(&stream, cx) {
                     return Poll::Ready(Wake::Readable(r));
                 }
@@ -371,17 +384,21 @@ async fn serve<R: Runtime>(
                 ))
             }
             Wake::Readable(Err(e)) | Wake::Writable(Err(e)) => break Err(e),
-            Wake::Readable(Ok(())) => match read::<R>(&shared, id, &stream) {
+            Wake::Readable(Ok(())) => match read::<R>(&shared, id, &stream, &mut for_others) {
                 Ok(true) => {}
                 Ok(false) => read_open = false,
                 Err(e) => break Err(e),
             },
             Wake::Yielded if busy => {
-                if let Err(e) = shared.with(|s, now| s.handle_input(now, id, &[])) {
+                for_others = 0;
+                let (result, written) = shared.with_counted(|s, now| s.handle_input(now, id, &[]));
+                for_others += written;
+                if let Err(e) = result {
                     tracing::debug!(error = %e, "session error");
                 }
             }
-            Wake::Writable(Ok(())) | Wake::Again | Wake::Yielded => {}
+            Wake::Yielded => for_others = 0,
+            Wake::Writable(Ok(())) | Wake::Again => {}
         }
     };
     shared.unregister(id);
@@ -429,12 +446,14 @@ thread_local! {
     static READ: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_BUF]);
 }
 
-/// Reads what the socket has into the core. `Ok(false)` once the peer has
-/// closed its side.
+/// Reads what the socket has into the core, adding to `for_others` the
+/// transmits written for other connections meanwhile. `Ok(false)` once the
+/// peer has closed its side.
 fn read<R: Runtime>(
     shared: &LockedServer<R::Bell>,
     id: SessionId,
     stream: &R::Stream,
+    for_others: &mut usize,
 ) -> io::Result<bool> {
     READ.with(|buf| {
         let mut buf = buf.borrow_mut();
@@ -446,7 +465,10 @@ fn read<R: Runtime>(
             Ok(n) => {
                 // An error closes the session, which flushes the status it
                 // owes; the task carries on until the core says closed.
-                if let Err(e) = shared.with(|s, now| s.handle_input(now, id, &buf[..n])) {
+                let (result, written) =
+                    shared.with_counted(|s, now| s.handle_input(now, id, &buf[..n]));
+                *for_others += written;
+                if let Err(e) = result {
                     debug!(error = %e, "session error");
                 }
                 Ok(true)

@@ -298,30 +298,42 @@ impl<B: Bell> LockedServer<B> {
     /// call asked for it) is ever missed, and no lock is held across a
     /// write.
     pub fn with<R>(&self, f: impl FnOnce(&mut Server, Instant) -> R) -> R {
+        self.with_counted(f).0
+    }
+
+    /// [`LockedServer::with`], also telling how many transmits this call
+    /// wrote directly for the connections it made ready (a publisher's
+    /// players, mostly): work done for others, which a connection task
+    /// weighs to let other tasks in (see
+    /// [`crate::driver::DIRECT_WRITE_BUDGET`]).
+    pub fn with_counted<R>(&self, f: impl FnOnce(&mut Server, Instant) -> R) -> (R, usize) {
         let (result, ready) = self.call(f);
+        let mut written = 0;
         for r in ready {
-            self.write_ready(r);
+            written += self.write_ready(r);
         }
-        result
+        (result, written)
     }
 
     /// Writes ready connection `r`'s output from this task while its
     /// socket takes it, up to [`DIRECT_BUDGET`] transmits; wakes its own
     /// task for whatever this leaves: a full socket, a writer in use (by
-    /// its task or another), more output, a close, an error.
-    fn write_ready(&self, r: Ready<B>) {
+    /// its task or another), more output, a close, an error. Returns the
+    /// transmits it wrote.
+    fn write_ready(&self, r: Ready<B>) -> usize {
+        let mut written = 0;
         let Some(writer) = r.writer else {
             r.bell.ring();
-            return;
+            return written;
         };
         let Ok(mut pending) = writer.pending.try_lock() else {
             r.bell.ring();
-            return;
+            return written;
         };
         if !pending.is_empty() {
             // Its task waits for the socket to drain.
             r.bell.ring();
-            return;
+            return written;
         }
         for _ in 0..DIRECT_BUDGET {
             let ((filled, closed), ready) = self.call(|s, now| {
@@ -339,14 +351,16 @@ impl<B: Bell> LockedServer<B> {
                 if closed {
                     r.bell.ring();
                 }
-                return;
+                return written;
             }
+            written += 1;
             match writer.write(&mut pending) {
                 Ok(true) => {}
                 Ok(false) | Err(_) => break,
             }
         }
         r.bell.ring();
+        written
     }
 
     /// Runs `f` under the lock; returns its result and the connections
@@ -659,6 +673,30 @@ mod tests {
         assert_eq!(written.len(), 1 + 1536 + 1536, "S0+S1+S2 written");
         assert_eq!(written[0], 3);
         assert_eq!(conn.0.get(), 0, "its task was woken for nothing");
+    }
+
+    #[test]
+    fn a_call_counts_the_transmits_it_wrote_directly() {
+        let shared = LockedServer::new(
+            ServerConfig::default(),
+            Count::default(),
+            Count::default(),
+            Instant::now,
+        );
+        let id = accept(&shared);
+        shared.register(id, Count::default());
+        shared.register_writer(
+            id,
+            Arc::new(DirectWriter::new(|bufs| {
+                Ok(bufs.iter().map(|b| b.len()).sum())
+            })),
+        );
+        // C0 alone makes no output; C1 then makes S0+S1+S2, one transmit.
+        let ((), written) = shared.with_counted(|s, now| s.handle_input(now, id, &[3]).unwrap());
+        assert_eq!(written, 0);
+        let ((), written) =
+            shared.with_counted(|s, now| s.handle_input(now, id, &c0_c1()[1..]).unwrap());
+        assert_eq!(written, 1);
     }
 
     #[test]
