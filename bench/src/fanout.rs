@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::live::{self, opt, CpuMark, PlayerResult, PlayerStats, RssSampler, Shared, WindowCpu};
+use super::live::{self, opt, Measured, PlayerStats, RssSampler, Shared, WindowCpu};
 use super::{parse_url, proc, quantile, FanoutArgs, Json, RtmpUrl};
 
 pub(super) fn run(args: &FanoutArgs) -> Result<(), String> {
@@ -107,14 +107,6 @@ pub(super) fn run(args: &FanoutArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// What the coordinator measured around the window, and every player's
-/// result.
-struct Measured {
-    players: Vec<PlayerResult>,
-    window: Duration,
-    cpu: WindowCpu,
-}
-
 async fn coordinate(
     args: &FanoutArgs,
     url: &RtmpUrl,
@@ -143,25 +135,7 @@ async fn coordinate(
     while shared.settled.load(Ordering::Relaxed) < args.players && Instant::now() < join_deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let (ws, we) = shared.open_window(Duration::from_secs_f64(args.duration.max(0.1)));
-    let cpu0 = CpuMark::now(pids);
-    tokio::time::sleep_until(tokio::time::Instant::from_std(we)).await;
-    let cpu1 = CpuMark::now(pids);
-    // Let in-flight frames land, then stop everyone.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let _ = stop_tx.send(true);
-    let mut players = Vec::with_capacity(handles.len());
-    for h in handles {
-        players.push(
-            h.await
-                .unwrap_or_else(|e| PlayerResult::failed(format!("player task: {e}"))),
-        );
-    }
-    Measured {
-        players,
-        window: we - ws,
-        cpu: cpu0.until(&cpu1),
-    }
+    live::measure(shared, args.duration, pids, stop_tx, handles).await
 }
 
 /// The numbers of one run.
@@ -237,16 +211,7 @@ impl Report {
             self.peak_rss.map_or("-".into(), |v| v.to_string()),
             self.rss_before.map_or("-".into(), |v| v.to_string()),
         );
-        eprintln!(
-            "  tool                  cpu {:.2} s ({:.2} cores)",
-            self.cpu.tool_cpu,
-            self.cpu.tool_cpu / self.duration
-        );
-        eprintln!(
-            "  waiting for a CPU     server {} s, tool {:.2} s (run-queue wait in the window)",
-            opt(self.cpu.server_wait),
-            self.cpu.tool_wait
-        );
+        self.cpu.print_tool(self.duration);
         if !json {
             return;
         }
@@ -269,11 +234,8 @@ impl Report {
             .num(
                 "server_rss_before_players_kb",
                 self.rss_before.map(|v| v as f64),
-            )
-            .num("tool_cpu_s", Some(self.cpu.tool_cpu))
-            .num("tool_cores", Some(self.cpu.tool_cpu / self.duration))
-            .num("server_runqueue_wait_s", self.cpu.server_wait)
-            .num("tool_runqueue_wait_s", Some(self.cpu.tool_wait));
+            );
+        self.cpu.json_tool(&mut j, self.duration);
         if let Some(f) = &s.first_failure {
             j.str("first_failure", f);
         }

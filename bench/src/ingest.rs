@@ -32,7 +32,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::flv::Flv;
 use super::live::{
-    self, opt, CpuMark, PlayerResult, PlayerStats, PublishResult, RssSampler, Shared, WindowCpu,
+    self, opt, Measured, PlayerResult, PlayerStats, PublishResult, RssSampler, Shared, WindowCpu,
 };
 use super::{parse_url, proc, quantile, IngestArgs, Json, RtmpUrl};
 
@@ -149,14 +149,6 @@ async fn publish_all(
     results
 }
 
-/// What the coordinator measured around the window, and every player's
-/// result.
-struct Measured {
-    players: Vec<PlayerResult>,
-    window: Duration,
-    cpu: WindowCpu,
-}
-
 #[allow(clippy::too_many_arguments)] // one call site, each argument distinct
 async fn coordinate(
     args: &IngestArgs,
@@ -195,25 +187,7 @@ async fn coordinate(
     while shared.settled.load(Ordering::Relaxed) < 2 * n && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let (ws, we) = shared.open_window(Duration::from_secs_f64(args.duration.max(0.1)));
-    let cpu0 = CpuMark::now(pids);
-    tokio::time::sleep_until(tokio::time::Instant::from_std(we)).await;
-    let cpu1 = CpuMark::now(pids);
-    // Let in-flight frames land, then stop everyone.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let _ = stop_tx.send(true);
-    let mut players = Vec::with_capacity(handles.len());
-    for h in handles {
-        players.push(
-            h.await
-                .unwrap_or_else(|e| PlayerResult::failed(format!("player task: {e}"))),
-        );
-    }
-    Measured {
-        players,
-        window: we - ws,
-        cpu: cpu0.until(&cpu1),
-    }
+    live::measure(shared, args.duration, pids, stop_tx, handles).await
 }
 
 /// The numbers of one run.
@@ -323,16 +297,7 @@ impl Report {
             self.peak_rss.map_or("-".into(), |v| v.to_string()),
             self.rss_before.map_or("-".into(), |v| v.to_string()),
         );
-        eprintln!(
-            "  tool                  cpu {:.2} s ({:.2} cores)",
-            self.cpu.tool_cpu,
-            self.cpu.tool_cpu / self.duration
-        );
-        eprintln!(
-            "  waiting for a CPU     server {} s, tool {:.2} s (run-queue wait in the window)",
-            opt(self.cpu.server_wait),
-            self.cpu.tool_wait
-        );
+        self.cpu.print_tool(self.duration);
         if !json {
             return;
         }
@@ -361,11 +326,8 @@ impl Report {
             .num("cpu_s_per_received_gb", per_received_gb)
             .num("cpu_s_per_delivered_gb", per_gb(delivered_gb))
             .num("server_peak_rss_kb", self.peak_rss.map(|v| v as f64))
-            .num("server_rss_before_kb", self.rss_before.map(|v| v as f64))
-            .num("tool_cpu_s", Some(self.cpu.tool_cpu))
-            .num("tool_cores", Some(self.cpu.tool_cpu / self.duration))
-            .num("server_runqueue_wait_s", self.cpu.server_wait)
-            .num("tool_runqueue_wait_s", Some(self.cpu.tool_wait));
+            .num("server_rss_before_kb", self.rss_before.map(|v| v as f64));
+        self.cpu.json_tool(&mut j, self.duration);
         if let Some(f) = &self.first_publisher_failure {
             j.str("first_publisher_failure", f);
         }

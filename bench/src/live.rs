@@ -743,6 +743,70 @@ pub(crate) struct WindowCpu {
     pub(crate) tool_wait: f64,
 }
 
+impl WindowCpu {
+    /// The tool's own CPU and both sides' run-queue waits, the lines every
+    /// report ends with: a saturated tool or a starved server shows there.
+    pub(crate) fn print_tool(&self, duration: f64) {
+        eprintln!(
+            "  tool                  cpu {:.2} s ({:.2} cores)",
+            self.tool_cpu,
+            self.tool_cpu / duration
+        );
+        eprintln!(
+            "  waiting for a CPU     server {} s, tool {:.2} s (run-queue wait in the window)",
+            opt(self.server_wait),
+            self.tool_wait
+        );
+    }
+
+    /// The same figures as JSON fields.
+    pub(crate) fn json_tool(&self, j: &mut super::Json, duration: f64) {
+        j.num("tool_cpu_s", Some(self.tool_cpu))
+            .num("tool_cores", Some(self.tool_cpu / duration))
+            .num("server_runqueue_wait_s", self.server_wait)
+            .num("tool_runqueue_wait_s", Some(self.tool_wait));
+    }
+}
+
+/// What a coordinator measured around the window, and every player's
+/// result.
+pub(crate) struct Measured {
+    pub(crate) players: Vec<PlayerResult>,
+    pub(crate) window: Duration,
+    pub(crate) cpu: WindowCpu,
+}
+
+/// The window of `duration` seconds, once every connection settled: the
+/// CPU read at both ends, then in-flight frames let land, every player
+/// stopped through `stop` and its result collected.
+pub(crate) async fn measure(
+    shared: &Shared,
+    duration: f64,
+    pids: Option<&[u32]>,
+    stop: watch::Sender<bool>,
+    handles: Vec<tokio::task::JoinHandle<PlayerResult>>,
+) -> Measured {
+    let (ws, we) = shared.open_window(Duration::from_secs_f64(duration.max(0.1)));
+    let cpu0 = CpuMark::now(pids);
+    tokio::time::sleep_until(tokio::time::Instant::from_std(we)).await;
+    let cpu1 = CpuMark::now(pids);
+    // Let in-flight frames land, then stop everyone.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = stop.send(true);
+    let mut players = Vec::with_capacity(handles.len());
+    for h in handles {
+        players.push(
+            h.await
+                .unwrap_or_else(|e| PlayerResult::failed(format!("player task: {e}"))),
+        );
+    }
+    Measured {
+        players,
+        window: we - ws,
+        cpu: cpu0.until(&cpu1),
+    }
+}
+
 /// Readings at one end of the window, taken back to back so both ends
 /// cover the same span.
 pub(crate) struct CpuMark {
