@@ -375,6 +375,12 @@ impl Relays {
             } => {
                 let mut state = self.lock();
                 state.chains.remove(id);
+                // A waiting player that left before its play started sends
+                // no PlayStopped.
+                state.unfed.retain(|_, waiting| {
+                    waiting.remove(id);
+                    !waiting.is_empty()
+                });
                 if let Some(key) = state.pull_conns.remove(id) {
                     let error = error.as_ref().map(ToString::to_string);
                     self.pull_closed(&mut state, &key, error, *bytes_in);
