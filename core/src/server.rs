@@ -612,7 +612,8 @@ struct Slot {
     rate_out: RateMeter,
     /// Tickets of this connection's requests that wait for the embedder.
     tickets: Vec<Ticket>,
-    /// The deadline last pushed onto the timer heap for this session.
+    /// The deadline on the timer heap for this session: never later than
+    /// the session's own next deadline (see `Server::refresh_deadline`).
     deadline: Option<Instant>,
     /// Whether the id is in the ready queue.
     queued: bool,
@@ -635,7 +636,8 @@ pub struct Server {
     slots: IdMap<Box<Slot>>,
     per_ip: HashMap<IpAddr, usize>,
     /// Session deadlines; an entry is live only while it equals its slot's
-    /// `deadline`, so moving a deadline is a push, not a search.
+    /// `deadline`, so moving a deadline earlier is a push, not a search, and
+    /// moving it later is nothing until the entry fires.
     timers: BinaryHeap<Reverse<(Instant, SessionId)>>,
     ready: VecDeque<SessionId>,
     /// Sessions whose events still have to reach the broker (scratch).
@@ -1614,9 +1616,16 @@ impl Server {
                 continue;
             };
             if slot.deadline != Some(at) {
-                continue; // moved since this entry was pushed
+                continue; // moved earlier since this entry was pushed
             }
             slot.deadline = None;
+            let next = slot.conn.poll_timeout();
+            if next.is_some_and(|next| next > now) {
+                // The session's deadline moved later since this entry was
+                // pushed: nothing is due yet.
+                self.refresh_deadline(id);
+                continue;
+            }
             slot.span.in_scope(|| slot.conn.handle_timeout(now));
             self.mark_ready(id);
             self.settle(now, id);
@@ -1767,7 +1776,8 @@ impl Server {
         // Handing out output rarely changes anything the broker or the
         // timer heap must hear about; settling only then keeps the
         // per-transmit cost of fan-out to the session's own work.
-        if slot.conn.has_events() || slot.conn.poll_timeout() != slot.deadline {
+        let next = slot.conn.poll_timeout();
+        if slot.conn.has_events() || earlier_than_scheduled(slot.deadline, next) {
             self.settle(now, id);
         }
         t
@@ -1787,7 +1797,8 @@ impl Server {
             slot.bytes_out += t.len() as u64;
             slot.rate_out.add(now, t.len() as u64);
         }
-        if slot.conn.has_events() || slot.conn.poll_timeout() != slot.deadline {
+        let next = slot.conn.poll_timeout();
+        if slot.conn.has_events() || earlier_than_scheduled(slot.deadline, next) {
             self.settle(now, id);
         }
         filled
@@ -2222,12 +2233,18 @@ impl Server {
         }
     }
 
+    /// Pushes the session's next deadline when it is earlier than the one
+    /// already on the heap. A later one waits for that entry: it fires
+    /// early (which is harmless) and the session's real deadline is pushed
+    /// then. Fan-out moves every player's deadline twice per frame (a
+    /// frame queued, then written), so pushing every move cost two heap
+    /// pushes per player per frame.
     fn refresh_deadline(&mut self, id: SessionId) {
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
         };
         let d = slot.conn.poll_timeout();
-        if d != slot.deadline {
+        if earlier_than_scheduled(slot.deadline, d) {
             slot.deadline = d;
             if let Some(d) = d {
                 self.timers.push(Reverse((d, id)));
@@ -2246,6 +2263,17 @@ impl Server {
             .iter()
             .filter_map(|(id, s)| s.deadline.map(|d| Reverse((d, *id))))
             .collect();
+    }
+}
+
+/// Whether a session whose heap entry is at `scheduled` must push `next`:
+/// only when `next` comes first, as an entry that fires early only makes
+/// the session check its timers.
+fn earlier_than_scheduled(scheduled: Option<Instant>, next: Option<Instant>) -> bool {
+    match (scheduled, next) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some(s), Some(n)) => n < s,
     }
 }
 
