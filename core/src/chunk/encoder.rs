@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use super::{RawMessage, DEFAULT_CHUNK_SIZE, MAX_CSID, MAX_MESSAGE_LEN, MIN_CSID};
 use crate::message::type_id;
@@ -262,23 +262,40 @@ impl ChunkEncoder {
             self.scratch.reserve(need.max(self.block));
         }
 
-        // First chunk header.
-        put_basic_header(&mut self.scratch, fmt, csid);
+        // First chunk header, built on the stack and appended at once.
+        let mut first = [0u8; MAX_FIRST_HEADER];
+        let mut n = put_basic_header(&mut first, fmt, csid);
         if fmt <= 2 {
-            put_u24(&mut self.scratch, ts_value.min(EXTENDED_MARKER));
+            first[n..n + 3].copy_from_slice(&u24(ts_value.min(EXTENDED_MARKER)));
+            n += 3;
         }
         if fmt <= 1 {
-            put_u24(&mut self.scratch, length);
-            self.scratch.put_u8(type_id);
+            first[n..n + 3].copy_from_slice(&u24(length));
+            first[n + 3] = type_id;
+            n += 4;
         }
         if fmt == 0 {
-            self.scratch.put_u32_le(stream_id);
+            first[n..n + 4].copy_from_slice(&stream_id.to_le_bytes());
+            n += 4;
         }
         if extended {
-            self.scratch.put_u32(ts_value);
+            first[n..n + 4].copy_from_slice(&ts_value.to_be_bytes());
+            n += 4;
+        }
+        let first_len = n;
+        self.scratch.extend_from_slice(&first[..first_len]);
+        // Continuation: a type-3 header, repeating the extended timestamp
+        // as the spec, FFmpeg and librtmp expect.
+        let mut cont = [0u8; MAX_CONT_HEADER];
+        let mut cont_len = put_basic_header(&mut cont, 3, csid);
+        if extended {
+            cont[cont_len..cont_len + 4].copy_from_slice(&ts_value.to_be_bytes());
+            cont_len += 4;
         }
 
-        // Positions run over prefix then body.
+        // Every chunk's header bytes (and any prefix) go into scratch; a
+        // shared body is then cut from one frozen block, so the headers
+        // cost one split, not one per chunk.
         let mut start = 0;
         loop {
             let end = (start + chunk).min(total);
@@ -286,53 +303,77 @@ impl ChunkEncoder {
                 self.scratch
                     .extend_from_slice(&prefix[start..end.min(prefix.len())]);
             }
-            let (from, to) = (
-                start.max(prefix.len()) - prefix.len(),
-                end.max(prefix.len()) - prefix.len(),
-            );
-            if from < to {
-                match shared {
-                    Some(bytes) => {
-                        out.push(self.scratch.split().freeze());
-                        out.push(bytes.slice(from..to));
-                    }
-                    None => self.scratch.extend_from_slice(&body[from..to]),
-                }
+            if shared.is_none() {
+                let (from, to) = body_range(start, end, prefix.len());
+                self.scratch.extend_from_slice(&body[from..to]);
             }
             start = end;
             if start >= total {
                 break;
             }
-            // Continuation: a type-3 header, repeating the extended
-            // timestamp as the spec, FFmpeg and librtmp expect.
-            put_basic_header(&mut self.scratch, 3, csid);
-            if extended {
-                self.scratch.put_u32(ts_value);
+            self.scratch.extend_from_slice(&cont[..cont_len]);
+        }
+        if self.scratch.is_empty() {
+            return;
+        }
+        let heads = self.scratch.split().freeze();
+        let Some(bytes) = shared else {
+            out.push(heads);
+            return;
+        };
+        // The same walk again: each chunk is its header (and prefix) from
+        // `heads`, then its slice of the body.
+        // `at`: the first header byte not yet handed out; `pos`: the end
+        // of this chunk's header and prefix bytes.
+        let (mut start, mut at, mut pos) = (0, 0, 0);
+        loop {
+            let end = (start + chunk).min(total);
+            let header = if start == 0 { first_len } else { cont_len };
+            pos += header + end.min(prefix.len()).saturating_sub(start);
+            let (from, to) = body_range(start, end, prefix.len());
+            if from < to {
+                out.push(heads.slice(at..pos));
+                out.push(bytes.slice(from..to));
+                at = pos;
+            }
+            start = end;
+            if start >= total {
+                break;
             }
         }
-        if !self.scratch.is_empty() {
-            out.push(self.scratch.split().freeze());
+        if at < heads.len() {
+            out.push(heads.slice(at..));
         }
     }
+}
+
+/// The part of the body within message positions `start..end`, where
+/// positions run over the prefix then the body.
+fn body_range(start: usize, end: usize, prefix: usize) -> (usize, usize) {
+    (start.max(prefix) - prefix, end.max(prefix) - prefix)
+}
+
+/// A 24-bit big-endian field.
+fn u24(v: u32) -> [u8; 3] {
+    let b = v.to_be_bytes();
+    [b[1], b[2], b[3]]
 }
 
 /// Writes the 1-, 2- or 3-byte basic header for `csid` (already in range).
-fn put_basic_header(buf: &mut BytesMut, fmt: u8, csid: u32) {
+fn put_basic_header(buf: &mut [u8], fmt: u8, csid: u32) -> usize {
     let fmt = fmt << 6;
     if csid < 64 {
-        buf.put_u8(fmt | csid as u8);
+        buf[0] = fmt | csid as u8;
+        1
     } else if csid < 64 + 256 {
-        buf.put_u8(fmt);
-        buf.put_u8((csid - 64) as u8);
+        buf[0] = fmt;
+        buf[1] = (csid - 64) as u8;
+        2
     } else {
-        buf.put_u8(fmt | 1);
-        buf.put_u16_le((csid - 64) as u16);
+        buf[0] = fmt | 1;
+        buf[1..3].copy_from_slice(&((csid - 64) as u16).to_le_bytes());
+        3
     }
-}
-
-fn put_u24(buf: &mut BytesMut, v: u32) {
-    let b = v.to_be_bytes();
-    buf.extend_from_slice(&b[1..]);
 }
 
 #[cfg(test)]
@@ -535,7 +576,17 @@ mod tests {
 
     #[test]
     fn a_prefixed_message_is_the_same_bytes_as_the_joined_one() {
-        for (chunk, len) in [(128, 10), (128, 300), (4096, 9000), (3, 300), (128, 123)] {
+        // Wide chunk stream ids and extended timestamps change the header
+        // sizes the shared pieces are cut at.
+        let cases = [(128, 10), (128, 300), (4096, 9000), (3, 300), (128, 123)];
+        let headers = [
+            (6, 40),
+            (70, 40),
+            (400, 40),
+            (6, 0x0100_0000),
+            (400, 0x0100_0000),
+        ];
+        for ((chunk, len), (csid, ts)) in cases.into_iter().flat_map(|c| headers.map(|h| (c, h))) {
             let body = Bytes::from((0..len).map(|i| i as u8).collect::<Vec<u8>>());
             let prefix = [0x17, 1, 0, 0, 0];
             let joined = [&prefix[..], &body[..]].concat();
@@ -543,12 +594,21 @@ mod tests {
                 let mut e = ChunkEncoder::new();
                 let mut out = Vec::new();
                 e.set_chunk_size(chunk, &mut out);
+                // A second message too: its headers are compressed.
                 e.write_prefixed(m, prefix, &mut out);
+                let next = RawMessage {
+                    timestamp: MediaTime::from_millis(m.timestamp.as_millis() + 33),
+                    ..m.clone()
+                };
+                e.write_prefixed(&next, prefix, &mut out);
                 out.concat()
             };
-            let expected = wire(&msg(6, 40, 9, 1, Bytes::from(joined)), &[]);
-            let got = wire(&msg(6, 40, 9, 1, body.clone()), &prefix);
-            assert_eq!(got, expected, "chunk {chunk}, body {len}");
+            let expected = wire(&msg(csid, ts, 9, 1, Bytes::from(joined)), &[]);
+            let got = wire(&msg(csid, ts, 9, 1, body.clone()), &prefix);
+            assert_eq!(
+                got, expected,
+                "chunk {chunk}, body {len}, csid {csid}, ts {ts}"
+            );
         }
         // Large payloads stay shared: the body goes out as slices of it.
         let body = Bytes::from(vec![7u8; 9000]);
