@@ -75,6 +75,14 @@ impl Conn {
         }
     }
 
+    /// See `Session::holds_output`; outbound sessions never merge writes.
+    pub(crate) fn holds_output(&mut self, now: Instant) -> bool {
+        match self {
+            Conn::Server(s) => s.holds_output(now),
+            Conn::Client(_) => false,
+        }
+    }
+
     pub(crate) fn close(&mut self, now: Instant, reason: &str) {
         match self {
             Conn::Server(s) => s.close(now, reason),

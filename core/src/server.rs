@@ -2222,7 +2222,9 @@ impl Server {
                 continue;
             };
             slot.conn.handle_broker_event(now, event);
-            if !slot.queued {
+            // A player whose output the merge window holds is named when
+            // its merge timer fires, not once per frame.
+            if !slot.queued && !slot.conn.holds_output(now) {
                 slot.queued = true;
                 self.ready.push_back(target);
             }

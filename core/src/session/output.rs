@@ -231,7 +231,22 @@ impl Session {
     /// is less than the size bound, and no keyframe waits. Arms the
     /// [`Timer::Merge`] deadline for when it must go.
     fn holds_for_merge(&mut self, now: Instant) -> bool {
-        self.timers.set(Timer::Merge, None);
+        let hold = self.merge_hold(now);
+        self.timers.set(Timer::Merge, hold);
+        hold.is_some()
+    }
+
+    /// Whether the write-merging window holds back everything this session
+    /// has to send now; its merge timer is set for when it is due. The
+    /// server then leaves it out of the ready queue: polling it would only
+    /// find nothing to write, once per frame.
+    pub(crate) fn holds_output(&mut self, now: Instant) -> bool {
+        !self.is_rtws() && self.holds_for_merge(now)
+    }
+
+    /// When held media is due, if the window holds this session's output
+    /// now; `None` when it may be written.
+    fn merge_hold(&self, now: Instant) -> Option<Instant> {
         let window = self.config.merge_window;
         if window.is_zero()
             || self.partial.is_some()
@@ -239,19 +254,9 @@ impl Session {
             || self.backlog.queued_bytes() >= self.config.merge_bytes
             || self.backlog.has_queued_keyframe()
         {
-            return false;
+            return None;
         }
-        let Some(due) = self
-            .backlog
-            .oldest_arrival()
-            .and_then(|at| at.checked_add(window))
-        else {
-            return false;
-        };
-        if now >= due {
-            return false;
-        }
-        self.timers.set(Timer::Merge, Some(due));
-        true
+        let due = self.backlog.oldest_arrival()?.checked_add(window)?;
+        (now < due).then_some(due)
     }
 }
