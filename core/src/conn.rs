@@ -131,6 +131,14 @@ impl Conn {
         }
     }
 
+    /// See `Session::has_output`; outbound sessions always say true.
+    pub(crate) fn has_output(&self) -> bool {
+        match self {
+            Conn::Server(s) => s.has_output(),
+            Conn::Client(_) => true,
+        }
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         match self {
             Conn::Server(s) => s.is_closed(),

@@ -1832,6 +1832,16 @@ impl Server {
             .min()
     }
 
+    /// Whether connection `id` may have more output now. False means the
+    /// last transmit took everything it had, so a runtime that just wrote
+    /// it need not ask again until the connection is named ready; true is
+    /// only a maybe (held or paced output answers true). Unknown ids have
+    /// none.
+    #[must_use]
+    pub fn has_output(&self, id: SessionId) -> bool {
+        self.slots.get(&id).is_some_and(|s| s.conn.has_output())
+    }
+
     /// Whether connection `id` is finished: its session closed and handed
     /// out everything it owed (or it is unknown). The runtime finishes
     /// writing its last transmit, then calls [`Server::remove`].

@@ -336,10 +336,11 @@ impl<B: Bell> LockedServer<B> {
             return written;
         }
         for _ in 0..DIRECT_BUDGET {
-            let ((filled, closed), ready) = self.call(|s, now| {
+            let ((filled, closed, more), ready) = self.call(|s, now| {
                 (
                     s.poll_transmit_into(now, r.id, &mut pending),
                     s.is_closed(r.id),
+                    s.has_output(r.id),
                 )
             });
             // Whatever that made ready is rare (events a transmit raised);
@@ -355,6 +356,9 @@ impl<B: Bell> LockedServer<B> {
             }
             written += 1;
             match writer.write(&mut pending) {
+                // Everything it had is written: no second call (and lock)
+                // per player per frame just to hear that.
+                Ok(true) if !more && !closed => return written,
                 Ok(true) => {}
                 Ok(false) | Err(_) => break,
             }

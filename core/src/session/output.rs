@@ -236,6 +236,18 @@ impl Session {
         hold.is_some()
     }
 
+    /// Whether another `poll_transmit_into` now could hand out anything:
+    /// false once the last one took everything queued. A runtime that
+    /// writes for others (one publisher's read, many players) skips the
+    /// call that would only say so. RTWebSocket sessions always answer
+    /// true, as their flows decide.
+    pub(crate) fn has_output(&self) -> bool {
+        self.is_rtws()
+            || self.partial.is_some()
+            || !self.control.is_empty()
+            || self.backlog.queued_bytes() > 0
+    }
+
     /// Whether the write-merging window holds back everything this session
     /// has to send now; its merge timer is set for when it is due. The
     /// server then leaves it out of the ready queue: polling it would only

@@ -1,8 +1,9 @@
-//! The write-merging window seen from the server's ready queue: a player
-//! whose media the window holds is named ready when the window passes (or
-//! a keyframe or the size bound releases it), not once per frame, and gets
-//! everything held in order then. Driven on a virtual clock with the
-//! in-memory clients the core's benches use.
+//! What the server says about a player's output. With write merging, a
+//! player whose media the window holds is named ready when the window
+//! passes (or a keyframe or the size bound releases it), not once per
+//! frame, and gets everything held in order then; and `has_output` tells
+//! a runtime writing for players when one has nothing more. Driven on a
+//! virtual clock with the in-memory clients the core's benches use.
 
 #[path = "../../core/benches/common/mod.rs"]
 mod common;
@@ -95,4 +96,29 @@ fn a_merging_player_is_named_ready_when_its_window_passes_not_per_frame() {
         matches!(media.as_slice(), [Message::Audio(_), Message::Video(v)] if *v == inter),
         "{got:?}"
     );
+}
+
+#[test]
+fn has_output_is_false_once_a_player_took_everything_and_true_when_a_frame_waits() {
+    let mut live = Live::with_config(ServerConfig::default());
+    let now = live.now;
+    let mut player = Peer::connected(&mut live.server, now, 10);
+    player.play(&mut live.server, now);
+    player.receive(&mut live.server, now);
+    assert!(
+        !live.server.has_output(player.id),
+        "output left after the player took everything"
+    );
+    let key = live.publish_video();
+    assert!(
+        live.server.has_output(player.id),
+        "a frame waits, yet no output"
+    );
+    let got = player.receive(&mut live.server, live.now);
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, Message::Video(v) if *v == key)),
+        "{got:?}"
+    );
+    assert!(!live.server.has_output(player.id));
 }
