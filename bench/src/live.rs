@@ -292,7 +292,7 @@ async fn play(
                         &mut nalu_len_size,
                         play_sent,
                         (now, t),
-                        in_window,
+                        in_window.then(|| shared.window_start.load(Ordering::Relaxed)),
                         markers.load(Ordering::Acquire),
                     );
                     if r.playing_at.is_none() && r.first_frame.is_some() {
@@ -316,7 +316,7 @@ pub(crate) fn on_video(
     nalu_len_size: &mut usize,
     play_sent: Option<Instant>,
     (now, t): (Instant, u64),
-    in_window: bool,
+    window_start: Option<u64>,
     markers: u64,
 ) {
     if payload.len() >= 2 && payload[0] & 0x0f == 7 && payload[1] == 0 {
@@ -332,9 +332,11 @@ pub(crate) fn on_video(
             return;
         }
         r.mark(seq);
-        // Latency counts inside the window only; completeness counts every
-        // marker, however late.
-        if in_window {
+        // Latency counts frames sent and received inside the window only:
+        // a frame sent before it is a late joiner's fast start (the
+        // cached GOP, up to a GOP old by design), not live delay.
+        // Completeness counts every marker, however late.
+        if window_start.is_some_and(|ws| sent >= ws) {
             let latency_us = t.saturating_sub(sent) / 1000;
             r.latencies_us
                 .push(latency_us.min(u64::from(u32::MAX)) as u32);
@@ -848,9 +850,30 @@ mod tests {
         let mut r = PlayerResult::default();
         let now = Instant::now();
         let marked = flv::mark(&frame, 4, 7, 1_000);
-        on_video(&mut r, &marked, &mut 4, Some(now), (now, 2_000), true, 8);
+        on_video(&mut r, &marked, &mut 4, Some(now), (now, 2_000), Some(0), 8);
         assert_eq!(received(&r), vec![7]);
         assert_eq!(r.latencies_us, vec![1]);
+    }
+
+    #[test]
+    fn a_frame_sent_before_the_window_counts_for_completeness_not_latency() {
+        // A late joiner's cached GOP: sent at 1,000 ns, received inside a
+        // window that opened at 1,500.
+        let frame = [0x27, 1, 0, 0, 0, 0, 0, 0, 3, 0x41, 0x9a, 0x55];
+        let mut r = PlayerResult::default();
+        let now = Instant::now();
+        let cached = flv::mark(&frame, 4, 7, 1_000);
+        on_video(
+            &mut r,
+            &cached,
+            &mut 4,
+            Some(now),
+            (now, 2_000),
+            Some(1_500),
+            8,
+        );
+        assert_eq!(received(&r), vec![7]);
+        assert!(r.latencies_us.is_empty(), "{:?}", r.latencies_us);
     }
 
     #[test]
@@ -859,7 +882,7 @@ mod tests {
         let mut r = PlayerResult::default();
         let now = Instant::now();
         let forged = flv::mark(&frame, 4, u32::MAX, 1_000);
-        on_video(&mut r, &forged, &mut 4, Some(now), (now, 2_000), true, 8);
+        on_video(&mut r, &forged, &mut 4, Some(now), (now, 2_000), Some(0), 8);
         assert!(r.received.is_empty());
         assert!(r.latencies_us.is_empty());
     }
