@@ -14,10 +14,10 @@
 //! window end that it received, at any time before the run stops; latency
 //! is receive time minus the marker's send time, for markers sent and
 //! received inside the window (a late joiner's cached GOP, sent before,
-//! arrives up to a GOP old by design and is not live delay); first-frame time runs from writing `play` to the
-//! first coded video frame. A player that never gets video, or is
-//! disconnected, is failed; one disconnected mid-window keeps its
-//! completeness (its lost frames count as lost).
+//! arrives up to a GOP old by design and is not live delay); first-frame
+//! time runs from writing `play` to the first coded video frame. A player
+//! that never gets video, or is disconnected, is failed; one disconnected
+//! mid-window keeps its completeness (its lost frames count as lost).
 //!
 //! The publisher and the players are [`super::live`]'s, shared with
 //! `ingest`.
