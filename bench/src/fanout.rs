@@ -40,7 +40,7 @@ pub(super) fn run(args: &FanoutArgs) -> Result<(), String> {
     let flv = live::load_input(&args.input)?;
     let shared = Arc::new(Shared::new(1));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let sampler = args.server_pid.map(RssSampler::start);
+    let sampler = args.measure.server_pid.map(RssSampler::start);
 
     // The publisher, on its own thread so that pacing never waits behind
     // player work.
@@ -76,7 +76,7 @@ pub(super) fn run(args: &FanoutArgs) -> Result<(), String> {
         }
     }
     std::thread::sleep(Duration::from_secs_f64(args.warmup.max(0.0)));
-    let pids = args.server_pid.map(proc::tree);
+    let pids = args.measure.server_pid.map(proc::tree);
     let rss_before = pids.as_deref().map(proc::rss_kb);
 
     let runtime = live::runtime(args.threads)?;
@@ -104,7 +104,7 @@ pub(super) fn run(args: &FanoutArgs) -> Result<(), String> {
         rss_before,
         peak_rss,
     );
-    report.print(args.json);
+    report.print(args.measure.json);
     Ok(())
 }
 
@@ -160,7 +160,7 @@ impl Report {
     ) -> Self {
         let ws = shared.window_start.load(Ordering::Relaxed);
         let we = shared.window_end.load(Ordering::Relaxed);
-        let counted_end = we.saturating_sub((args.tail.max(0.0) * 1e9) as u64);
+        let counted_end = we.saturating_sub((args.measure.tail.max(0.0) * 1e9) as u64);
         Report {
             duration: m.window.as_secs_f64(),
             frames_sent: live::seq_at(sends, we) - live::seq_at(sends, ws),

@@ -63,9 +63,9 @@ pub(super) fn run(args: &IngestArgs) -> Result<(), String> {
     let flv = live::load_input(&args.input)?;
     let shared = Arc::new(Shared::new(args.publishers));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let pids = args.server_pid.map(proc::tree);
+    let pids = args.measure.server_pid.map(proc::tree);
     let rss_before = pids.as_deref().map(proc::rss_kb);
-    let sampler = args.server_pid.map(RssSampler::start);
+    let sampler = args.measure.server_pid.map(RssSampler::start);
 
     let start = Instant::now();
     let interval = Duration::from_secs_f64(args.join_interval_ms.max(0.0) / 1000.0);
@@ -104,7 +104,7 @@ pub(super) fn run(args: &IngestArgs) -> Result<(), String> {
         .join()
         .map_err(|_| "the publishers' thread panicked".to_string())??;
     let report = Report::new(args, &shared, &measured, &published, rss_before, peak_rss);
-    report.print(args.json);
+    report.print(args.measure.json);
     Ok(())
 }
 
@@ -219,7 +219,7 @@ impl Report {
     ) -> Self {
         let ws = shared.window_start.load(Ordering::Relaxed);
         let we = shared.window_end.load(Ordering::Relaxed);
-        let counted_end = we.saturating_sub((args.tail.max(0.0) * 1e9) as u64);
+        let counted_end = we.saturating_sub((args.measure.tail.max(0.0) * 1e9) as u64);
         let sends_of = |i: usize| published.get(i).map_or(&[][..], |p| &p.sends[..]);
         Report {
             publishers: published.len(),

@@ -143,6 +143,13 @@ pub(crate) struct FanoutArgs {
     /// Worker threads for the players (the publisher has its own thread).
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    #[command(flatten)]
+    measure: MeasureArgs,
+}
+
+/// What `fanout` and `ingest` share about measuring and reporting.
+#[derive(Debug, Args)]
+pub(crate) struct MeasureArgs {
     /// The server's process id: its CPU and memory (and its children's)
     /// are read from /proc.
     #[arg(long)]
@@ -190,17 +197,8 @@ pub(crate) struct IngestArgs {
     /// Worker threads for the players.
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// The server's process id: its CPU and memory (and its children's)
-    /// are read from /proc.
-    #[arg(long)]
-    server_pid: Option<u32>,
-    /// Also print one JSON object as the last line of stdout.
-    #[arg(long)]
-    json: bool,
-    /// Seconds at the end of the window whose frames do not count towards
-    /// completeness (they may still be in flight).
-    #[arg(long, default_value_t = 1.0)]
-    tail: f64,
+    #[command(flatten)]
+    measure: MeasureArgs,
 }
 
 /// How far each idle connection goes.
