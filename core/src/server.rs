@@ -599,8 +599,20 @@ pub struct Closed {
 }
 
 /// One connection as the server keeps it.
+///
+/// `repr(C)` keeps the declared order: what the server reads for every
+/// frame it hands a player (whether it is queued, its deadline) sits right
+/// before the session's own hot fields, at the start of the box.
 #[derive(Debug)]
+#[repr(C)]
 struct Slot {
+    /// Whether the id is in the ready queue.
+    queued: bool,
+    /// Whether the broker has seen this session's `Closed`.
+    closed_sent: bool,
+    /// The deadline on the timer heap for this session: never later than
+    /// the session's own next deadline (see `Server::refresh_deadline`).
+    deadline: Option<Instant>,
     conn: Conn,
     peer: Option<SocketAddr>,
     ip: Option<IpAddr>,
@@ -612,13 +624,6 @@ struct Slot {
     rate_out: RateMeter,
     /// Tickets of this connection's requests that wait for the embedder.
     tickets: Vec<Ticket>,
-    /// The deadline on the timer heap for this session: never later than
-    /// the session's own next deadline (see `Server::refresh_deadline`).
-    deadline: Option<Instant>,
-    /// Whether the id is in the ready queue.
-    queued: bool,
-    /// Whether the broker has seen this session's `Closed`.
-    closed_sent: bool,
     span: tracing::Span,
 }
 

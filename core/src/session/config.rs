@@ -10,7 +10,35 @@ use crate::handshake::HandshakeConfig;
 /// Knobs of one connection. The defaults interoperate with FFmpeg,
 /// librtmp (rtmpdump, OBS), GStreamer and Flash-era clients.
 #[derive(Debug, Clone, PartialEq)]
+// `repr(C)` keeps the declared order: the knobs a session reads for every
+// frame (merging, timers) share its first cache line.
+#[repr(C)]
 pub struct SessionConfig {
+    /// Adaptive write merging (the throughput mode), its time bound: how
+    /// long a player's media may wait so that what arrives meanwhile goes
+    /// out in the same write (SRS's merged write). Zero (the default)
+    /// writes every message as soon as it arrives. On loopback, one
+    /// `writev` per message per player is most of a server's CPU: with
+    /// 500 players of a 2.7 Mbit/s stream a 20 ms window cut it by ~30 %,
+    /// 50 ms by ~40 %, at up to that much added latency. Held media goes
+    /// when its oldest message is this old or [`Self::merge_bytes`] are
+    /// queued, whichever comes first; replies, statuses and the start of
+    /// a keyframe never wait (a joining or recovering player decodes from
+    /// a keyframe, so holding one delays the picture, not just a frame).
+    pub merge_window: Duration,
+    /// Adaptive write merging, its size bound: held media goes in one write
+    /// as soon as this many bytes are queued (default 64 KiB, about
+    /// 200 ms of a 2.7 Mbit/s stream, so at common bitrates the time bound
+    /// decides). A write while merging carries up to this much, or the
+    /// pacing budget if larger. Only used with a non-zero
+    /// [`Self::merge_window`].
+    pub merge_bytes: usize,
+    /// A ping request is sent after this long without hearing from the peer.
+    pub ping_interval: Duration,
+    /// The peer is declared dead after this long without a byte from it.
+    pub dead_peer_timeout: Duration,
+    /// A publisher that sends no media for this long is disconnected.
+    pub publish_idle_timeout: Duration,
     /// Handshake versions and deadline.
     pub handshake: HandshakeConfig,
     /// Bounds on what the peer can make the chunk decoder hold.
@@ -35,34 +63,9 @@ pub struct SessionConfig {
     pub max_streams: u32,
     /// The time from the end of the handshake allowed for `connect`.
     pub connect_timeout: Duration,
-    /// A publisher that sends no media for this long is disconnected.
-    pub publish_idle_timeout: Duration,
-    /// A ping request is sent after this long without hearing from the peer.
-    pub ping_interval: Duration,
-    /// The peer is declared dead after this long without a byte from it.
-    pub dead_peer_timeout: Duration,
     /// Default real-time treatment of each player's backlog; a player may
     /// override it in its `play` options within [`RealTimeConfig::cap`].
     pub real_time: RealTimeConfig,
-    /// Adaptive write merging (the throughput mode), its time bound: how
-    /// long a player's media may wait so that what arrives meanwhile goes
-    /// out in the same write (SRS's merged write). Zero (the default)
-    /// writes every message as soon as it arrives. On loopback, one
-    /// `writev` per message per player is most of a server's CPU: with
-    /// 500 players of a 2.7 Mbit/s stream a 20 ms window cut it by ~30 %,
-    /// 50 ms by ~40 %, at up to that much added latency. Held media goes
-    /// when its oldest message is this old or [`Self::merge_bytes`] are
-    /// queued, whichever comes first; replies, statuses and the start of
-    /// a keyframe never wait (a joining or recovering player decodes from
-    /// a keyframe, so holding one delays the picture, not just a frame).
-    pub merge_window: Duration,
-    /// Adaptive write merging, its size bound: held media goes in one write
-    /// as soon as this many bytes are queued (default 64 KiB, about
-    /// 200 ms of a 2.7 Mbit/s stream, so at common bitrates the time bound
-    /// decides). A write while merging carries up to this much, or the
-    /// pacing budget if larger. Only used with a non-zero
-    /// [`Self::merge_window`].
-    pub merge_bytes: usize,
     /// Most `relay` and `broadcast` commands one connection may send per
     /// second. Each costs the broker an entry per recipient (every member
     /// of the App for a broadcast), so a client sending them as fast as it
