@@ -10,13 +10,14 @@
 //! they have their own hard bound, past which the peer is declared too
 //! slow. So memory stays bounded however slowly the runtime polls.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::chunk::RawMessage;
 use crate::event::{Frame, FrameKind};
 use crate::media::TagHead;
 
+use super::stream_map::StreamMap;
 use super::RealTimeConfig;
 
 /// Most entries held at once, whatever their size: bounds the bookkeeping
@@ -122,7 +123,7 @@ pub(crate) struct Overflow;
 #[derive(Debug)]
 pub(crate) struct Backlog {
     queue: VecDeque<Entry>,
-    lanes: BTreeMap<u32, Lane>,
+    lanes: StreamMap<Lane>,
     budget: usize,
     droppable_bytes: usize,
     fixed_bytes: usize,
@@ -139,7 +140,7 @@ impl Backlog {
     pub(crate) fn new(budget: usize) -> Self {
         Backlog {
             queue: VecDeque::new(),
-            lanes: BTreeMap::new(),
+            lanes: StreamMap::default(),
             budget,
             droppable_bytes: 0,
             fixed_bytes: 0,

@@ -37,7 +37,7 @@
 //!   for a few seconds, and emits [`SessionEvent::Closed`] exactly once,
 //!   whatever the cause and even if it never connected.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -61,6 +61,7 @@ mod flows;
 mod input;
 mod output;
 mod pacing;
+mod stream_map;
 mod tc;
 pub(crate) mod tracks;
 mod transmit;
@@ -155,7 +156,7 @@ pub struct Session {
     flows: Option<Box<flows::Flows>>,
     error: Option<SessionError>,
     /// Message streams created with `createStream`, by id.
-    streams: BTreeMap<u32, NetStream>,
+    streams: stream_map::StreamMap<NetStream>,
     /// Media for players, under the real-time policy.
     backlog: Backlog,
     /// Protocol control and command messages, sent before any media.
@@ -487,7 +488,7 @@ impl Session {
             app: None,
             encoding: Encoding::Amf0,
             error: None,
-            streams: BTreeMap::new(),
+            streams: stream_map::StreamMap::default(),
             next_stream_id: 1,
             control: VecDeque::new(),
             control_bytes: 0,
