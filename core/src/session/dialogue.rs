@@ -777,14 +777,14 @@ impl Session {
             "track selection"
         );
         if let Some(st) = self.streams.get_mut(&stream) {
-            st.state = StreamState::Playing(Box::new(PlayState {
+            st.state = StreamState::Playing(PlayState {
                 name: name.clone(),
                 paused: false,
                 audio: true,
                 video: true,
                 stash: VecDeque::new(),
                 tracks,
-            }));
+            });
         }
         self.backlog.open_lane(stream, rt);
         self.send_control(Message::UserControl(UserControl::StreamBegin(stream)));

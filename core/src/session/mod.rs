@@ -259,18 +259,14 @@ enum StreamState {
     /// Asked the broker, no answer yet; media is dropped meanwhile. Only
     /// the answer that echoes `seq` applies: earlier ones are for requests
     /// this one superseded.
-    PublishPending {
-        name: String,
-        seq: u64,
-    },
+    PublishPending { name: String, seq: u64 },
     /// Asked to play, no answer yet.
     PlayPending(Box<PendingPlay>),
     /// Accepted: media is forwarded.
-    Publishing {
-        name: String,
-        last_media: Instant,
-    },
-    Playing(Box<PlayState>),
+    Publishing { name: String, last_media: Instant },
+    /// Inline, not boxed: fan-out reads its flags for every frame, and a
+    /// box would cost each player another cache line per frame.
+    Playing(PlayState),
 }
 
 /// A play waiting for its answer, with what starting it needs.
