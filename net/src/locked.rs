@@ -193,6 +193,20 @@ impl DirectWriter {
     }
 }
 
+/// Ready connections whose transmits one lock takes before they are
+/// written: bounds how long a fan-out holds the core from other tasks
+/// (about a microsecond per connection), while sparing all but one lock
+/// per this many players.
+const WRITE_BATCH: usize = 64;
+
+/// A ready connection whose writer this task holds, so nobody else writes
+/// it until its transmit is out.
+struct Held<'a, B> {
+    r: &'a Ready<B>,
+    writer: &'a DirectWriter,
+    pending: MutexGuard<'a, Transmit>,
+}
+
 /// A connection the core named ready, to be written or woken once the lock
 /// is released.
 struct Ready<B> {
@@ -308,62 +322,118 @@ impl<B: Bell> LockedServer<B> {
     /// [`crate::driver::DIRECT_WRITE_BUDGET`]).
     pub fn with_counted<R>(&self, f: impl FnOnce(&mut Server, Instant) -> R) -> (R, usize) {
         let (result, ready) = self.call(f);
-        let mut written = 0;
-        for r in ready {
-            written += self.write_ready(r);
-        }
+        let written = self.write_ready(&ready);
         (result, written)
     }
 
-    /// Writes ready connection `r`'s output from this task while its
-    /// socket takes it, up to [`DIRECT_BUDGET`] transmits; wakes its own
-    /// task for whatever this leaves: a full socket, a writer in use (by
-    /// its task or another), more output, a close, an error. Returns the
-    /// transmits it wrote.
-    fn write_ready(&self, r: Ready<B>) -> usize {
+    /// Writes the connections the core named ready from this task while
+    /// their sockets take it, up to [`DIRECT_BUDGET`] transmits each; wakes
+    /// a connection's own task for whatever this leaves: a full socket, a
+    /// writer in use (by its task or another), more output, a close, an
+    /// error. Returns the transmits it wrote.
+    ///
+    /// A frame fanned out makes hundreds of players ready at once: their
+    /// first transmits are taken [`WRITE_BATCH`] at a time under one lock,
+    /// not one lock (and clock read, and deadline check) per player, and
+    /// written after it is released.
+    fn write_ready(&self, ready: &[Ready<B>]) -> usize {
         let mut written = 0;
-        let Some(writer) = r.writer else {
-            r.bell.ring();
-            return written;
-        };
-        let Ok(mut pending) = writer.pending.try_lock() else {
-            r.bell.ring();
-            return written;
-        };
-        if !pending.is_empty() {
-            // Its task waits for the socket to drain.
-            r.bell.ring();
-            return written;
+        let mut batch: Vec<Held<'_, B>> = Vec::new();
+        for r in ready {
+            let Some(writer) = r.writer.as_deref() else {
+                r.bell.ring();
+                continue;
+            };
+            let Ok(pending) = writer.pending.try_lock() else {
+                r.bell.ring();
+                continue;
+            };
+            if !pending.is_empty() {
+                // Its task waits for the socket to drain.
+                r.bell.ring();
+                continue;
+            }
+            batch.push(Held { r, writer, pending });
+            if batch.len() == WRITE_BATCH {
+                written += self.write_batch(&mut batch);
+            }
         }
-        for _ in 0..DIRECT_BUDGET {
+        if !batch.is_empty() {
+            written += self.write_batch(&mut batch);
+        }
+        written
+    }
+
+    /// Takes each held connection's next transmit under one lock, then
+    /// writes them with the lock released; a connection with more to
+    /// send goes on alone ([`LockedServer::write_more`]).
+    fn write_batch(&self, batch: &mut Vec<Held<'_, B>>) -> usize {
+        let (polled, others) = self.call(|s, now| {
+            batch
+                .iter_mut()
+                .map(|h| {
+                    (
+                        s.poll_transmit_into(now, h.r.id, &mut h.pending),
+                        s.is_closed(h.r.id),
+                        s.has_output(h.r.id),
+                    )
+                })
+                .collect::<Vec<_>>()
+        });
+        // Whatever those made ready is rare (events a transmit raised); its
+        // own task takes it, so this cannot recurse.
+        for other in others {
+            other.bell.ring();
+        }
+        let mut written = 0;
+        for (mut h, (filled, closed, more)) in batch.drain(..).zip(polled) {
+            if !filled {
+                if closed {
+                    h.r.bell.ring();
+                }
+                continue;
+            }
+            written += 1;
+            match h.writer.write(&mut h.pending) {
+                // Everything it had is written: no second call (and lock)
+                // per player per frame just to hear that.
+                Ok(true) if !more && !closed => {}
+                Ok(true) => written += self.write_more(h, DIRECT_BUDGET - 1),
+                Ok(false) | Err(_) => h.r.bell.ring(),
+            }
+        }
+        written
+    }
+
+    /// Goes on writing one held connection, a transmit per lock, up to
+    /// `budget` more; then leaves the rest to its task.
+    fn write_more(&self, mut h: Held<'_, B>, budget: usize) -> usize {
+        let mut written = 0;
+        for _ in 0..budget {
             let ((filled, closed, more), ready) = self.call(|s, now| {
                 (
-                    s.poll_transmit_into(now, r.id, &mut pending),
-                    s.is_closed(r.id),
-                    s.has_output(r.id),
+                    s.poll_transmit_into(now, h.r.id, &mut h.pending),
+                    s.is_closed(h.r.id),
+                    s.has_output(h.r.id),
                 )
             });
-            // Whatever that made ready is rare (events a transmit raised);
-            // its own task takes it, so this loop cannot grow.
             for other in ready {
                 other.bell.ring();
             }
             if !filled {
                 if closed {
-                    r.bell.ring();
+                    h.r.bell.ring();
                 }
                 return written;
             }
             written += 1;
-            match writer.write(&mut pending) {
-                // Everything it had is written: no second call (and lock)
-                // per player per frame just to hear that.
+            match h.writer.write(&mut h.pending) {
                 Ok(true) if !more && !closed => return written,
                 Ok(true) => {}
                 Ok(false) | Err(_) => break,
             }
         }
-        r.bell.ring();
+        h.r.bell.ring();
         written
     }
 
@@ -701,6 +771,89 @@ mod tests {
         let ((), written) =
             shared.with_counted(|s, now| s.handle_input(now, id, &c0_c1()[1..]).unwrap());
         assert_eq!(written, 1);
+    }
+
+    #[test]
+    fn every_connection_one_call_makes_ready_is_written_across_batches_without_waking_any() {
+        let shared = LockedServer::new(
+            ServerConfig::default(),
+            Count::default(),
+            Count::default(),
+            Instant::now,
+        );
+        // More than two batches' worth, the last one partial.
+        let n = 2 * WRITE_BATCH + 7;
+        let mut conns = Vec::new();
+        for _ in 0..n {
+            let id = accept(&shared);
+            let bell = Count::default();
+            shared.register(id, bell.clone());
+            let socket = Arc::new(Mutex::new(Vec::<u8>::new()));
+            let sink = Arc::clone(&socket);
+            shared.register_writer(
+                id,
+                Arc::new(DirectWriter::new(move |bufs| {
+                    let mut out = sink.lock().unwrap();
+                    let before = out.len();
+                    for b in bufs {
+                        out.extend_from_slice(b);
+                    }
+                    Ok(out.len() - before)
+                })),
+            );
+            conns.push((id, bell, socket));
+        }
+        // One call gives every connection its C0+C1, as one publisher's
+        // read gives every player a frame.
+        let ((), written) = shared.with_counted(|s, now| {
+            for (id, _, _) in &conns {
+                s.handle_input(now, *id, &c0_c1()).unwrap();
+            }
+        });
+        assert_eq!(written, n);
+        for (id, bell, socket) in &conns {
+            let out = socket.lock().unwrap();
+            assert_eq!(out.len(), 1 + 1536 + 1536, "{id:?}: S0+S1+S2 written");
+            assert_eq!(out[0], 3);
+            assert_eq!(bell.0.get(), 0, "{id:?}: its task was woken for nothing");
+        }
+    }
+
+    #[test]
+    fn a_ready_connection_whose_writer_is_in_use_wakes_its_task_and_the_others_are_written() {
+        let shared = LockedServer::new(
+            ServerConfig::default(),
+            Count::default(),
+            Count::default(),
+            Instant::now,
+        );
+        let mut conns = Vec::new();
+        for _ in 0..3 {
+            let id = accept(&shared);
+            let bell = Count::default();
+            shared.register(id, bell.clone());
+            let writer = Arc::new(DirectWriter::new(|bufs| {
+                Ok(bufs.iter().map(|b| b.len()).sum())
+            }));
+            shared.register_writer(id, Arc::clone(&writer));
+            conns.push((id, bell, writer));
+        }
+        // The middle connection's own task is writing.
+        let busy = conns[1].2.pending();
+        let ((), written) = shared.with_counted(|s, now| {
+            for (id, _, _) in &conns {
+                s.handle_input(now, *id, &c0_c1()).unwrap();
+            }
+        });
+        drop(busy);
+        assert_eq!(written, 2);
+        let rung: Vec<u32> = conns.iter().map(|(_, b, _)| b.0.get()).collect();
+        assert_eq!(rung, [0, 1, 0]);
+        // Its output waits in the core for its task, not lost.
+        let (id, _, writer) = &conns[1];
+        let mut pending = writer.pending();
+        assert!(shared.with(|s, now| s.poll_transmit_into(now, *id, &mut pending)));
+        assert_eq!(pending.len(), 1 + 1536 + 1536);
     }
 
     #[test]
