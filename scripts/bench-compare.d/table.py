@@ -387,6 +387,8 @@ def cmd_table(a):
         f"Servers: tincan {meta.get('tincan', '?')}; {meta.get('nginx', '?')} (one worker); {meta.get('nms', '?')}.  "
     )
     lines.append(f"Run: {meta.get('run', '?')}.  ")
+    if "pinned" in meta:
+        lines.append(f"Pinned: {meta['pinned']}.  ")
     lines.append(f"Inputs: {meta.get('inputs', '?')}.")
     lines.append("")
     if any(r.get("test") == "fanout" for r in rows):
