@@ -2243,8 +2243,20 @@ impl Server {
                 slot.queued = true;
                 self.ready.push_back(target);
             }
-            // Fan-out sends runs of events to one session: settle it once.
-            if work.last() != Some(&target) {
+            if matches!(slot.conn, Conn::Server(_)) && !slot.conn.has_events() {
+                // A player handed a frame raised nothing for the broker:
+                // its deadline is settled in this look, not in two more
+                // from the work list, once per player per frame.
+                let d = slot.conn.poll_timeout();
+                if earlier_than_scheduled(slot.deadline, d) {
+                    slot.deadline = d;
+                    if let Some(d) = d {
+                        self.timers.push(Reverse((d, target)));
+                    }
+                }
+            } else if work.last() != Some(&target) {
+                // Fan-out sends runs of events to one session: settle it
+                // once.
                 work.push(target);
             }
         }

@@ -422,3 +422,36 @@ fn one_read_is_handled_a_bounded_turn_at_a_time() {
     assert_eq!(total, 4096);
     assert!(turns >= 4096 / crate::session::MAX_MESSAGES_PER_TURN);
 }
+
+#[test]
+fn a_frame_the_merge_window_holds_sets_the_servers_next_wake_up_to_the_window() {
+    let window = Duration::from_millis(40);
+    let mut config = ServerConfig::default();
+    config.session.merge_window = window;
+    let mut server = Server::new(config);
+    let now = crate::testing::test_now();
+    let mut publisher = on_stream(&mut server, now, 1, "publish", "held");
+    let player = on_stream(&mut server, now, 100, "play", "held");
+    let _ = ready(&mut server);
+    drain(&mut server, now, publisher.id);
+
+    // An audio frame: droppable, no keyframe, far below the size bound.
+    let at = now + Duration::from_millis(5);
+    let payload = Bytes::from_static(&[0xAF, 0x01, 0x5A, 0x5A, 0x5A]);
+    publisher.send_on(&mut server, at, &Message::Audio(payload), 4, 1);
+    assert!(
+        !ready(&mut server).contains(&player.id),
+        "the window holds the player: it is not named ready"
+    );
+    // The publisher's own read set the player's merge deadline on the
+    // server's timer heap: no other input comes before it is due.
+    let due = at + window;
+    assert_eq!(server.poll_timeout(), Some(due));
+    server.handle_timeout(due);
+    assert!(ready(&mut server).contains(&player.id));
+    let out = drain(&mut server, due, player.id);
+    assert!(
+        out.windows(3).any(|w| w == [0x5A, 0x5A, 0x5A]),
+        "the held frame was not written when its window passed"
+    );
+}
