@@ -601,8 +601,9 @@ pub struct Closed {
 /// One connection as the server keeps it.
 ///
 /// `repr(C)` keeps the declared order: what the server reads for every
-/// frame it hands a player (whether it is queued, its deadline) sits right
-/// before the session's own hot fields, at the start of the box.
+/// frame it hands a player (whether it is queued, its deadline, its output
+/// counters) sits right before the session's own hot fields, at the start
+/// of the box.
 #[derive(Debug)]
 #[repr(C)]
 struct Slot {
@@ -613,15 +614,16 @@ struct Slot {
     /// The deadline on the timer heap for this session: never later than
     /// the session's own next deadline (see `Server::refresh_deadline`).
     deadline: Option<Instant>,
+    /// Counted for every write it makes.
+    bytes_out: u64,
+    rate_out: RateMeter,
     conn: Conn,
     peer: Option<SocketAddr>,
     ip: Option<IpAddr>,
     transport: Transport,
     opened: Instant,
     bytes_in: u64,
-    bytes_out: u64,
     rate_in: RateMeter,
-    rate_out: RateMeter,
     /// Tickets of this connection's requests that wait for the embedder.
     tickets: Vec<Ticket>,
     span: tracing::Span,
