@@ -178,8 +178,10 @@ pub struct Session {
     connection_id: String,
     /// When the session started: the zero of ping timestamps.
     started: Instant,
-    /// Present until the handshake completes (its buffers are then freed).
-    handshake: Option<ServerHandshake>,
+    /// Present until the handshake completes. Boxed: its 184 bytes are
+    /// needed for a connection's first milliseconds only, so an
+    /// established (or idle) connection keeps a pointer's worth.
+    handshake: Option<Box<ServerHandshake>>,
     /// Bytes the handshake consumed, counted towards acknowledgements.
     handshake_bytes: u64,
     decoder: ChunkDecoder,
@@ -479,7 +481,7 @@ impl Session {
             connection_id,
             started: now,
             phase: Phase::Handshake,
-            handshake: Some(handshake),
+            handshake: Some(Box::new(handshake)),
             handshake_bytes: 0,
             app: None,
             encoding: Encoding::Amf0,
