@@ -709,6 +709,28 @@ mod tests {
         assert_eq!(timer.0.get(), 1);
     }
 
+    /// Gives `id` a writer whose socket takes everything; returns what it
+    /// was given, in order.
+    fn register_recording_writer(
+        shared: &LockedServer<Count>,
+        id: SessionId,
+    ) -> Arc<Mutex<Vec<u8>>> {
+        let socket = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = Arc::clone(&socket);
+        shared.register_writer(
+            id,
+            Arc::new(DirectWriter::new(move |bufs| {
+                let mut out = sink.lock().unwrap();
+                let before = out.len();
+                for b in bufs {
+                    out.extend_from_slice(b);
+                }
+                Ok(out.len() - before)
+            })),
+        );
+        socket
+    }
+
     /// C0 and a simple-handshake C1: the server answers with S0+S1+S2.
     fn c0_c1() -> Vec<u8> {
         let mut v = vec![3u8];
@@ -727,19 +749,7 @@ mod tests {
         let conn = Count::default();
         let id = accept(&shared);
         shared.register(id, conn.clone());
-        let socket = Arc::new(Mutex::new(Vec::<u8>::new()));
-        let sink = Arc::clone(&socket);
-        shared.register_writer(
-            id,
-            Arc::new(DirectWriter::new(move |bufs| {
-                let mut out = sink.lock().unwrap();
-                let before = out.len();
-                for b in bufs {
-                    out.extend_from_slice(b);
-                }
-                Ok(out.len() - before)
-            })),
-        );
+        let socket = register_recording_writer(&shared, id);
         shared
             .with(|s, now| s.handle_input(now, id, &c0_c1()))
             .unwrap();
@@ -788,19 +798,7 @@ mod tests {
             let id = accept(&shared);
             let bell = Count::default();
             shared.register(id, bell.clone());
-            let socket = Arc::new(Mutex::new(Vec::<u8>::new()));
-            let sink = Arc::clone(&socket);
-            shared.register_writer(
-                id,
-                Arc::new(DirectWriter::new(move |bufs| {
-                    let mut out = sink.lock().unwrap();
-                    let before = out.len();
-                    for b in bufs {
-                        out.extend_from_slice(b);
-                    }
-                    Ok(out.len() - before)
-                })),
-            );
+            let socket = register_recording_writer(&shared, id);
             conns.push((id, bell, socket));
         }
         // One call gives every connection its C0+C1, as one publisher's
