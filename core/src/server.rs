@@ -2249,13 +2249,7 @@ impl Server {
                 // A player handed a frame raised nothing for the broker:
                 // its deadline is settled in this look, not in two more
                 // from the work list, once per player per frame.
-                let d = slot.conn.poll_timeout();
-                if earlier_than_scheduled(slot.deadline, d) {
-                    slot.deadline = d;
-                    if let Some(d) = d {
-                        self.timers.push(Reverse((d, target)));
-                    }
-                }
+                schedule(&mut self.timers, target, slot);
             } else if work.last() != Some(&target) {
                 // Fan-out sends runs of events to one session: settle it
                 // once.
@@ -2271,15 +2265,8 @@ impl Server {
     /// frame queued, then written), so pushing every move cost two heap
     /// pushes per player per frame.
     fn refresh_deadline(&mut self, id: SessionId) {
-        let Some(slot) = self.slots.get_mut(&id) else {
-            return;
-        };
-        let d = slot.conn.poll_timeout();
-        if earlier_than_scheduled(slot.deadline, d) {
-            slot.deadline = d;
-            if let Some(d) = d {
-                self.timers.push(Reverse((d, id)));
-            }
+        if let Some(slot) = self.slots.get_mut(&id) {
+            schedule(&mut self.timers, id, slot);
         }
     }
 
@@ -2294,6 +2281,22 @@ impl Server {
             .iter()
             .filter_map(|(id, s)| s.deadline.map(|d| Reverse((d, *id))))
             .collect();
+    }
+}
+
+/// [`Server::refresh_deadline`] for a slot already in hand: pushes its
+/// session's next deadline when it comes before the one on the heap.
+fn schedule(
+    timers: &mut BinaryHeap<Reverse<(Instant, SessionId)>>,
+    id: SessionId,
+    slot: &mut Slot,
+) {
+    let d = slot.conn.poll_timeout();
+    if earlier_than_scheduled(slot.deadline, d) {
+        slot.deadline = d;
+        if let Some(d) = d {
+            timers.push(Reverse((d, id)));
+        }
     }
 }
 
