@@ -207,6 +207,46 @@ struct Held<'a, B> {
     pending: MutexGuard<'a, Transmit>,
 }
 
+/// What the core said of a held connection's next transmit: whether one
+/// was filled, whether the connection is closed, whether it may have more.
+type Polled = (bool, bool, bool);
+
+/// Takes `h`'s next transmit from the core (under its lock).
+fn poll_held<B>(s: &mut Server, now: Instant, h: &mut Held<'_, B>) -> Polled {
+    (
+        s.poll_transmit_into(now, h.r.id, &mut h.pending),
+        s.is_closed(h.r.id),
+        s.has_output(h.r.id),
+    )
+}
+
+/// Writes the transmit just taken for `h`, counting it in `written`; true
+/// when it went out whole and the connection may have more to send. Rings
+/// the connection's task for what this leaves: a close, a full socket, an
+/// error.
+fn write_polled<B: Bell>(
+    h: &mut Held<'_, B>,
+    (filled, closed, more): Polled,
+    written: &mut usize,
+) -> bool {
+    if !filled {
+        if closed {
+            h.r.bell.ring();
+        }
+        return false;
+    }
+    *written += 1;
+    match h.writer.write(&mut h.pending) {
+        // Everything it had is written: no second call (and lock) per
+        // player per frame just to hear that.
+        Ok(true) => more || closed,
+        Ok(false) | Err(_) => {
+            h.r.bell.ring();
+            false
+        }
+    }
+}
+
 /// A connection the core named ready, to be written or woken once the lock
 /// is released.
 struct Ready<B> {
@@ -371,13 +411,7 @@ impl<B: Bell> LockedServer<B> {
         let (polled, others) = self.call(|s, now| {
             batch
                 .iter_mut()
-                .map(|h| {
-                    (
-                        s.poll_transmit_into(now, h.r.id, &mut h.pending),
-                        s.is_closed(h.r.id),
-                        s.has_output(h.r.id),
-                    )
-                })
+                .map(|h| poll_held(s, now, h))
                 .collect::<Vec<_>>()
         });
         // Whatever those made ready is rare (events a transmit raised); its
@@ -386,20 +420,9 @@ impl<B: Bell> LockedServer<B> {
             other.bell.ring();
         }
         let mut written = 0;
-        for (mut h, (filled, closed, more)) in batch.drain(..).zip(polled) {
-            if !filled {
-                if closed {
-                    h.r.bell.ring();
-                }
-                continue;
-            }
-            written += 1;
-            match h.writer.write(&mut h.pending) {
-                // Everything it had is written: no second call (and lock)
-                // per player per frame just to hear that.
-                Ok(true) if !more && !closed => {}
-                Ok(true) => written += self.write_more(h, DIRECT_BUDGET - 1),
-                Ok(false) | Err(_) => h.r.bell.ring(),
+        for (mut h, polled) in batch.drain(..).zip(polled) {
+            if write_polled(&mut h, polled, &mut written) {
+                written += self.write_more(h, DIRECT_BUDGET - 1);
             }
         }
         written
@@ -410,27 +433,12 @@ impl<B: Bell> LockedServer<B> {
     fn write_more(&self, mut h: Held<'_, B>, budget: usize) -> usize {
         let mut written = 0;
         for _ in 0..budget {
-            let ((filled, closed, more), ready) = self.call(|s, now| {
-                (
-                    s.poll_transmit_into(now, h.r.id, &mut h.pending),
-                    s.is_closed(h.r.id),
-                    s.has_output(h.r.id),
-                )
-            });
+            let (polled, ready) = self.call(|s, now| poll_held(s, now, &mut h));
             for other in ready {
                 other.bell.ring();
             }
-            if !filled {
-                if closed {
-                    h.r.bell.ring();
-                }
+            if !write_polled(&mut h, polled, &mut written) {
                 return written;
-            }
-            written += 1;
-            match h.writer.write(&mut h.pending) {
-                Ok(true) if !more && !closed => return written,
-                Ok(true) => {}
-                Ok(false) | Err(_) => break,
             }
         }
         h.r.bell.ring();
