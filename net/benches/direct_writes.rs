@@ -122,16 +122,19 @@ impl Bench {
         for &id in &ids {
             let bell = Counted::default();
             shared.register(id, bell.clone());
-            rings.push(bell);
+            rings.push(bell.clone());
             if direct {
                 let written = Arc::clone(&written);
                 shared.register_writer(
                     id,
-                    Arc::new(DirectWriter::new(move |bufs: &[IoSlice<'_>]| {
-                        let n = bufs.iter().map(|b| b.len()).sum();
-                        written.fetch_add(n, Ordering::Relaxed);
-                        Ok(n)
-                    })),
+                    Arc::new(DirectWriter::new(
+                        bell.clone(),
+                        move |bufs: &[IoSlice<'_>]| {
+                            let n = bufs.iter().map(|b| b.len()).sum();
+                            written.fetch_add(n, Ordering::Relaxed);
+                            Ok(n)
+                        },
+                    )),
                 );
             }
         }

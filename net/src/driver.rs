@@ -25,8 +25,8 @@ use tincan_core::server::Closed;
 use tincan_core::session::SessionError;
 use tracing::{debug, info};
 
-use crate::DirectWriter;
 use crate::{Bell, LockedServer};
+use crate::{DirectWriter, VectoredWrite};
 
 /// Bytes read from the socket per read; one read is handed to the core at
 /// once, so a buffer this size serves every connection of a thread.
@@ -169,8 +169,8 @@ pub async fn drive<R: Runtime>(
 ) {
     info!("accepted");
     let (bell, waiter) = R::bell();
-    shared.register(id, bell);
-    serve::<R>(shared, id, stream, waiter, config).await;
+    shared.register(id, bell.clone());
+    serve::<R>(shared, id, stream, bell, waiter, config).await;
 }
 
 /// Dials outbound connection `dial` (from
@@ -205,7 +205,7 @@ pub async fn dial<R: Runtime>(
     // Registered before dialing, so a core that closes the connection
     // meanwhile (its timers, a stop) wakes this task.
     let (bell, waiter) = R::bell();
-    shared.register(id, bell);
+    shared.register(id, bell.clone());
     // Boxed: the connection lives far longer than its dial, and its task
     // should not carry the resolver's and connector's state all that time.
     let outcome = Box::pin(connect_unless_closed::<R>(
@@ -219,7 +219,7 @@ pub async fn dial<R: Runtime>(
     match outcome {
         Some(Ok((stream, peer))) => {
             shared.with(|s, now| s.handle_dialed(now, id, Ok(peer)));
-            serve::<R>(shared, id, stream, waiter, config).await;
+            serve::<R>(shared, id, stream, bell, waiter, config).await;
         }
         Some(Err(why)) => {
             shared.with(|s, now| s.handle_dialed(now, id, Err(why)));
@@ -295,6 +295,15 @@ async fn connect_any<R: Runtime>(target: String) -> Result<(R::Stream, SocketAdd
     Err(last)
 }
 
+/// A connection's socket, as its [`DirectWriter`] writes it.
+struct Socket<R: Runtime>(R::Stream);
+
+impl<R: Runtime> VectoredWrite for Socket<R> {
+    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        R::try_write_vectored(&self.0, bufs)
+    }
+}
+
 /// The connection's life once its socket is connected, accepted or
 /// dialed: socket in, session, socket out, the close sequence. Its bell is
 /// registered already.
@@ -302,21 +311,18 @@ async fn serve<R: Runtime>(
     shared: Arc<LockedServer<R::Bell>>,
     id: SessionId,
     stream: R::Stream,
+    bell: R::Bell,
     waiter: R::Waiter,
     config: DriverConfig,
 ) {
     crate::configure(&stream);
     // One buffer list per connection, refilled in place: no allocation per
-    // write. It lives in the writer, so that the task that makes this
-    // connection ready (a publisher's, for a player) can write to it too.
-    let stream = Arc::new(stream);
-    let writer = {
-        let stream = Arc::clone(&stream);
-        Arc::new(DirectWriter::new(move |b| {
-            R::try_write_vectored(&stream, b)
-        }))
-    };
-    shared.register_writer(id, Arc::clone(&writer));
+    // write. It lives in the writer, with the socket, so that the task that
+    // makes this connection ready (a publisher's, for a player) can write
+    // to it too.
+    let writer = Arc::new(DirectWriter::new(bell, Socket::<R>(stream)));
+    shared.register_writer(id, Arc::clone(&writer) as Arc<DirectWriter<R::Bell>>);
+    let stream = &writer.io().0;
     let mut read_open = true;
     // Transmits written for other connections since this task last let
     // other tasks in.
@@ -351,12 +357,12 @@ async fn serve<R: Runtime>(
         let mut late = pin!(give_up.map(R::sleep_until));
         let wake = poll_fn(|cx| {
             if read_open && !busy && !owe_turn {
-                if let Poll::Ready(r) = R::poll_readable(&stream, cx) {
+                if let Poll::Ready(r) = R::poll_readable(stream, cx) {
                     return Poll::Ready(Wake::Readable(r));
                 }
             }
             if !writer.pending().is_empty() {
-                if let Poll::Ready(r) = R::poll_writable(&stream, cx) {
+                if let Poll::Ready(r) = R::poll_writable(stream, cx) {
                     return Poll::Ready(Wake::Writable(r));
                 }
             }
@@ -384,7 +390,7 @@ async fn serve<R: Runtime>(
                 ))
             }
             Wake::Readable(Err(e)) | Wake::Writable(Err(e)) => break Err(e),
-            Wake::Readable(Ok(())) => match read::<R>(&shared, id, &stream, &mut for_others) {
+            Wake::Readable(Ok(())) => match read::<R>(&shared, id, stream, &mut for_others) {
                 Ok(true) => {}
                 Ok(false) => read_open = false,
                 Err(e) => break Err(e),
@@ -410,7 +416,7 @@ async fn serve<R: Runtime>(
     if outcome.is_ok() && read_open {
         // Boxed: its read buffer would otherwise be part of every
         // connection's task for the whole life of the connection.
-        Box::pin(linger::<R>(&stream, config.linger)).await;
+        Box::pin(linger::<R>(stream, config.linger)).await;
     }
 }
 
@@ -420,7 +426,7 @@ async fn serve<R: Runtime>(
 fn write<B: Bell>(
     shared: &LockedServer<B>,
     id: SessionId,
-    writer: &DirectWriter,
+    writer: &DirectWriter<B, impl VectoredWrite>,
 ) -> io::Result<bool> {
     let mut pending = writer.pending();
     let mut budget = WRITE_BUDGET;

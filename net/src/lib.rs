@@ -26,7 +26,9 @@ mod lock_stats;
 mod locked;
 
 pub use driver::{DriverConfig, Runtime};
-pub use locked::{Bell, DirectWriter, EventSink, LockedServer, SinkError, DEFAULT_EVENT_CAPACITY};
+pub use locked::{
+    Bell, DirectWriter, EventSink, LockedServer, SinkError, VectoredWrite, DEFAULT_EVENT_CAPACITY,
+};
 
 use std::io::{self, IoSlice};
 use std::net::{SocketAddr, TcpListener};

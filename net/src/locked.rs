@@ -143,41 +143,64 @@ const DIRECT_BUDGET: usize = 4;
 
 /// A connection's output side, shared by its task and whichever task makes
 /// it ready: the one transmit being written (so transmits stay in order,
-/// whoever writes them) and the socket's non-blocking vectored write.
+/// whoever writes them), the socket itself and the bell of the task that
+/// owns it.
 ///
 /// Without it, a frame fanned out to N players costs N task wake-ups, each
 /// a trip through the executor (and, across threads, a futex) only to make
 /// one `writev`; with it, the task that produced the frame makes the writes
 /// itself, and a player's task wakes only when its socket is full.
-pub struct DirectWriter {
+///
+/// All three live in one allocation, the socket last so the adapters keep
+/// their own stream type (`W`) while the core's lock sees any writer as
+/// `DirectWriter<B>`: a fan-out touches each player's writer once, and a
+/// bell or socket behind pointers of their own would be more cache lines
+/// to miss per player per frame (docs/performance.md).
+pub struct DirectWriter<B, W: ?Sized = dyn VectoredWrite> {
     /// The transmit in progress; empty when fully written. Locked by the
     /// connection's task for its writes, and tried (never waited for) by
     /// other tasks.
     pending: Mutex<Transmit>,
-    write: Box<VectoredWrite>,
+    /// The connection's task's bell, rung for what another task's write
+    /// leaves (a full socket, more output, a close).
+    bell: B,
+    io: W,
 }
 
-/// A socket's non-blocking vectored write.
-type VectoredWrite = dyn Fn(&[IoSlice<'_>]) -> io::Result<usize> + Send + Sync;
+/// A socket's non-blocking vectored writes, as a [`DirectWriter`] makes
+/// them; `WouldBlock` when the socket is full.
+pub trait VectoredWrite: Send + Sync + 'static {
+    /// Writes what the socket takes now.
+    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+}
 
-impl std::fmt::Debug for DirectWriter {
+impl<F> VectoredWrite for F
+where
+    F: Fn(&[IoSlice<'_>]) -> io::Result<usize> + Send + Sync + 'static,
+{
+    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self(bufs)
+    }
+}
+
+impl<B, W: ?Sized> std::fmt::Debug for DirectWriter<B, W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DirectWriter").finish_non_exhaustive()
     }
 }
 
-impl DirectWriter {
-    /// A writer over `write`, the socket's non-blocking vectored write
-    /// (`WouldBlock` when full).
-    pub fn new(
-        write: impl Fn(&[IoSlice<'_>]) -> io::Result<usize> + Send + Sync + 'static,
-    ) -> Self {
+impl<B, W: VectoredWrite> DirectWriter<B, W> {
+    /// A writer over `io` (the socket), whose task is woken by `bell`.
+    pub fn new(bell: B, io: W) -> Self {
         DirectWriter {
             pending: Mutex::new(Transmit::default()),
-            write: Box::new(write),
+            bell,
+            io,
         }
     }
+}
 
+impl<B, W: VectoredWrite + ?Sized> DirectWriter<B, W> {
     /// The pending transmit, for the connection's own task (waits while
     /// another task is writing it).
     pub fn pending(&self) -> MutexGuard<'_, Transmit> {
@@ -186,10 +209,15 @@ impl DirectWriter {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The socket, for the connection's own task's reads and waits.
+    pub fn io(&self) -> &W {
+        &self.io
+    }
+
     /// Writes as much of `t` as the socket takes (see
     /// [`crate::write_transmit`]).
     pub fn write(&self, t: &mut Transmit) -> io::Result<bool> {
-        crate::write_transmit(t, |b| (self.write)(b))
+        crate::write_transmit(t, |b| self.io.write_vectored(b))
     }
 }
 
@@ -202,8 +230,8 @@ const WRITE_BATCH: usize = 64;
 /// A ready connection whose writer this task holds, so nobody else writes
 /// it until its transmit is out.
 struct Held<'a, B> {
-    r: &'a Ready<B>,
-    writer: &'a DirectWriter,
+    id: SessionId,
+    writer: &'a DirectWriter<B>,
     pending: MutexGuard<'a, Transmit>,
 }
 
@@ -214,9 +242,9 @@ type Polled = (bool, bool, bool);
 /// Takes `h`'s next transmit from the core (under its lock).
 fn poll_held<B>(s: &mut Server, now: Instant, h: &mut Held<'_, B>) -> Polled {
     (
-        s.poll_transmit_into(now, h.r.id, &mut h.pending),
-        s.is_closed(h.r.id),
-        s.has_output(h.r.id),
+        s.poll_transmit_into(now, h.id, &mut h.pending),
+        s.is_closed(h.id),
+        s.has_output(h.id),
     )
 }
 
@@ -231,7 +259,7 @@ fn write_polled<B: Bell>(
 ) -> bool {
     if !filled {
         if closed {
-            h.r.bell.ring();
+            h.writer.bell.ring();
         }
         return false;
     }
@@ -241,25 +269,34 @@ fn write_polled<B: Bell>(
         // player per frame just to hear that.
         Ok(true) => more || closed,
         Ok(false) | Err(_) => {
-            h.r.bell.ring();
+            h.writer.bell.ring();
             false
         }
     }
 }
 
 /// A connection the core named ready, to be written or woken once the lock
-/// is released.
-struct Ready<B> {
-    id: SessionId,
-    bell: B,
-    writer: Option<Arc<DirectWriter>>,
+/// is released. One reference per connection is taken under the lock: its
+/// writer (which holds its bell) once it has one, else its bell.
+enum Ready<B> {
+    Direct(SessionId, Arc<DirectWriter<B>>),
+    Ring(B),
+}
+
+impl<B: Bell> Ready<B> {
+    fn ring(&self) {
+        match self {
+            Ready::Direct(_, w) => w.bell.ring(),
+            Ready::Ring(bell) => bell.ring(),
+        }
+    }
 }
 
 /// A connection task's bell, and its writer once its socket is connected.
 #[derive(Debug)]
 struct Conn<B> {
     bell: B,
-    writer: Option<Arc<DirectWriter>>,
+    writer: Option<Arc<DirectWriter<B>>>,
 }
 
 #[derive(Debug)]
@@ -380,20 +417,24 @@ impl<B: Bell> LockedServer<B> {
         let mut written = 0;
         let mut batch: Vec<Held<'_, B>> = Vec::new();
         for r in ready {
-            let Some(writer) = r.writer.as_deref() else {
-                r.bell.ring();
+            let Ready::Direct(id, writer) = r else {
+                r.ring();
                 continue;
             };
             let Ok(pending) = writer.pending.try_lock() else {
-                r.bell.ring();
+                r.ring();
                 continue;
             };
             if !pending.is_empty() {
                 // Its task waits for the socket to drain.
-                r.bell.ring();
+                r.ring();
                 continue;
             }
-            batch.push(Held { r, writer, pending });
+            batch.push(Held {
+                id: *id,
+                writer,
+                pending,
+            });
             if batch.len() == WRITE_BATCH {
                 written += self.write_batch(&mut batch);
             }
@@ -417,7 +458,7 @@ impl<B: Bell> LockedServer<B> {
         // Whatever those made ready is rare (events a transmit raised); its
         // own task takes it, so this cannot recurse.
         for other in others {
-            other.bell.ring();
+            other.ring();
         }
         let mut written = 0;
         for (mut h, polled) in batch.drain(..).zip(polled) {
@@ -435,13 +476,13 @@ impl<B: Bell> LockedServer<B> {
         for _ in 0..budget {
             let (polled, ready) = self.call(|s, now| poll_held(s, now, &mut h));
             for other in ready {
-                other.bell.ring();
+                other.ring();
             }
             if !write_polled(&mut h, polled, &mut written) {
                 return written;
             }
         }
-        h.r.bell.ring();
+        h.writer.bell.ring();
         written
     }
 
@@ -472,10 +513,9 @@ impl<B: Bell> LockedServer<B> {
             let dial = dials.len() > queued;
             while let Some(id) = server.poll_ready() {
                 if let Some(c) = bells.get(&id) {
-                    rung.push(Ready {
-                        id,
-                        bell: c.bell.clone(),
-                        writer: c.writer.clone(),
+                    rung.push(match &c.writer {
+                        Some(w) => Ready::Direct(id, Arc::clone(w)),
+                        None => Ready::Ring(c.bell.clone()),
                     });
                 }
             }
@@ -658,7 +698,7 @@ impl<B: Bell> LockedServer<B> {
 
     /// Gives connection `id` (registered) the writer other tasks write its
     /// output with once it is ready (see [`DirectWriter`]).
-    pub fn register_writer(&self, id: SessionId, writer: Arc<DirectWriter>) {
+    pub fn register_writer(&self, id: SessionId, writer: Arc<DirectWriter<B>>) {
         if let Some(c) = self.lock().bells.get_mut(&id) {
             c.writer = Some(writer);
         }
@@ -682,15 +722,20 @@ impl<B: Bell> LockedServer<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::Cell;
-    use std::rc::Rc;
+    use std::sync::atomic::AtomicU32;
 
     #[derive(Clone, Default)]
-    struct Count(Rc<Cell<u32>>);
+    struct Count(Arc<AtomicU32>);
+
+    impl Count {
+        fn rings(&self) -> u32 {
+            self.0.load(Ordering::Relaxed)
+        }
+    }
 
     impl Bell for Count {
         fn ring(&self) {
-            self.0.set(self.0.get() + 1);
+            self.0.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -709,12 +754,12 @@ mod tests {
             .unwrap();
         shared.register(id, conn.clone());
         // The new session's handshake deadline is the first the timer sees.
-        assert_eq!(timer.0.get(), 1);
+        assert_eq!(timer.rings(), 1);
         assert!(shared.arm_timer().is_some());
         shared.with(|s, now| s.handle_input(now, id, &[3])).unwrap();
-        assert_eq!(conn.0.get(), 1);
+        assert_eq!(conn.rings(), 1);
         // The deadline did not move earlier: the timer is not rung again.
-        assert_eq!(timer.0.get(), 1);
+        assert_eq!(timer.rings(), 1);
     }
 
     /// Gives `id` a writer whose socket takes everything; returns what it
@@ -722,19 +767,23 @@ mod tests {
     fn register_recording_writer(
         shared: &LockedServer<Count>,
         id: SessionId,
+        bell: &Count,
     ) -> Arc<Mutex<Vec<u8>>> {
         let socket = Arc::new(Mutex::new(Vec::<u8>::new()));
         let sink = Arc::clone(&socket);
         shared.register_writer(
             id,
-            Arc::new(DirectWriter::new(move |bufs| {
-                let mut out = sink.lock().unwrap();
-                let before = out.len();
-                for b in bufs {
-                    out.extend_from_slice(b);
-                }
-                Ok(out.len() - before)
-            })),
+            Arc::new(DirectWriter::new(
+                bell.clone(),
+                move |bufs: &[IoSlice<'_>]| {
+                    let mut out = sink.lock().unwrap();
+                    let before = out.len();
+                    for b in bufs {
+                        out.extend_from_slice(b);
+                    }
+                    Ok(out.len() - before)
+                },
+            )),
         );
         socket
     }
@@ -757,14 +806,14 @@ mod tests {
         let conn = Count::default();
         let id = accept(&shared);
         shared.register(id, conn.clone());
-        let socket = register_recording_writer(&shared, id);
+        let socket = register_recording_writer(&shared, id, &conn);
         shared
             .with(|s, now| s.handle_input(now, id, &c0_c1()))
             .unwrap();
         let written = socket.lock().unwrap().clone();
         assert_eq!(written.len(), 1 + 1536 + 1536, "S0+S1+S2 written");
         assert_eq!(written[0], 3);
-        assert_eq!(conn.0.get(), 0, "its task was woken for nothing");
+        assert_eq!(conn.rings(), 0, "its task was woken for nothing");
     }
 
     #[test]
@@ -779,9 +828,10 @@ mod tests {
         shared.register(id, Count::default());
         shared.register_writer(
             id,
-            Arc::new(DirectWriter::new(|bufs| {
-                Ok(bufs.iter().map(|b| b.len()).sum())
-            })),
+            Arc::new(DirectWriter::new(
+                Count::default(),
+                |bufs: &[IoSlice<'_>]| Ok(bufs.iter().map(|b| b.len()).sum()),
+            )),
         );
         // C0 alone makes no output; C1 then makes S0+S1+S2, one transmit.
         let ((), written) = shared.with_counted(|s, now| s.handle_input(now, id, &[3]).unwrap());
@@ -806,7 +856,7 @@ mod tests {
             let id = accept(&shared);
             let bell = Count::default();
             shared.register(id, bell.clone());
-            let socket = register_recording_writer(&shared, id);
+            let socket = register_recording_writer(&shared, id, &bell);
             conns.push((id, bell, socket));
         }
         // One call gives every connection its C0+C1, as one publisher's
@@ -821,7 +871,7 @@ mod tests {
             let out = socket.lock().unwrap();
             assert_eq!(out.len(), 1 + 1536 + 1536, "{id:?}: S0+S1+S2 written");
             assert_eq!(out[0], 3);
-            assert_eq!(bell.0.get(), 0, "{id:?}: its task was woken for nothing");
+            assert_eq!(bell.rings(), 0, "{id:?}: its task was woken for nothing");
         }
     }
 
@@ -838,10 +888,10 @@ mod tests {
             let id = accept(&shared);
             let bell = Count::default();
             shared.register(id, bell.clone());
-            let writer = Arc::new(DirectWriter::new(|bufs| {
+            let writer = Arc::new(DirectWriter::new(bell.clone(), |bufs: &[IoSlice<'_>]| {
                 Ok(bufs.iter().map(|b| b.len()).sum())
             }));
-            shared.register_writer(id, Arc::clone(&writer));
+            shared.register_writer(id, Arc::clone(&writer) as Arc<DirectWriter<Count>>);
             conns.push((id, bell, writer));
         }
         // The middle connection's own task is writing.
@@ -853,7 +903,7 @@ mod tests {
         });
         drop(busy);
         assert_eq!(written, 2);
-        let rung: Vec<u32> = conns.iter().map(|(_, b, _)| b.0.get()).collect();
+        let rung: Vec<u32> = conns.iter().map(|(_, b, _)| b.rings()).collect();
         assert_eq!(rung, [0, 1, 0]);
         // Its output waits in the core for its task, not lost.
         let (id, _, writer) = &conns[1];
@@ -876,21 +926,24 @@ mod tests {
         // Takes 100 bytes, then is full.
         let taken = Arc::new(Mutex::new(0usize));
         let count = Arc::clone(&taken);
-        let writer = Arc::new(DirectWriter::new(move |bufs| {
-            let mut n = count.lock().unwrap();
-            if *n >= 100 {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            let len = bufs.iter().map(|b| b.len()).sum::<usize>().min(100 - *n);
-            *n += len;
-            Ok(len)
-        }));
-        shared.register_writer(id, Arc::clone(&writer));
+        let writer = Arc::new(DirectWriter::new(
+            conn.clone(),
+            move |bufs: &[IoSlice<'_>]| {
+                let mut n = count.lock().unwrap();
+                if *n >= 100 {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                let len = bufs.iter().map(|b| b.len()).sum::<usize>().min(100 - *n);
+                *n += len;
+                Ok(len)
+            },
+        ));
+        shared.register_writer(id, Arc::clone(&writer) as Arc<DirectWriter<Count>>);
         shared
             .with(|s, now| s.handle_input(now, id, &c0_c1()))
             .unwrap();
         assert_eq!(*taken.lock().unwrap(), 100);
-        assert_eq!(conn.0.get(), 1, "its task must wait for the socket");
+        assert_eq!(conn.rings(), 1, "its task must wait for the socket");
         assert_eq!(writer.pending().len(), 1 + 1536 + 1536 - 100);
     }
 
@@ -1010,7 +1063,7 @@ mod tests {
             Instant::now,
         );
         let id = shared.connect(outbound()).unwrap();
-        assert_eq!(dialer.0.get(), 1);
+        assert_eq!(dialer.rings(), 1);
         let dials = shared.take_dials();
         assert_eq!(dials.len(), 1);
         assert_eq!(dials[0].0.id, id);
@@ -1018,7 +1071,7 @@ mod tests {
         assert!(shared.take_dials().is_empty());
         // A call that asks for no dial rings nothing.
         accept(&shared);
-        assert_eq!(dialer.0.get(), 1);
+        assert_eq!(dialer.rings(), 1);
     }
 
     #[test]
