@@ -129,8 +129,19 @@ pub trait Runtime: 'static {
     /// make the next [`Runtime::poll_readable`] wait for new readiness.
     fn try_read(stream: &Self::Stream, buf: &mut [u8]) -> io::Result<usize>;
 
-    /// A non-blocking vectored write; `WouldBlock` when the socket is full.
+    /// A non-blocking vectored write; `WouldBlock` when the socket is full,
+    /// which must make the next [`Runtime::poll_writable`] wait for new
+    /// readiness.
     fn try_write_vectored(stream: &Self::Stream, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+
+    /// A non-blocking vectored write by a task other than the
+    /// connection's (see [`VectoredWrite::write_direct`]): may leave the
+    /// executor's readiness state alone, since a write that would block
+    /// wakes the connection's task, which then writes with
+    /// [`Runtime::try_write_vectored`]. By default that same write.
+    fn write_direct(stream: &Self::Stream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        Self::try_write_vectored(stream, bufs)
+    }
 
     /// The addresses of `target` (`host:port`), without blocking the
     /// executor's threads: name lookups are blocking calls, run on the
@@ -301,6 +312,10 @@ struct Socket<R: Runtime>(R::Stream);
 impl<R: Runtime> VectoredWrite for Socket<R> {
     fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         R::try_write_vectored(&self.0, bufs)
+    }
+
+    fn write_direct(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        R::write_direct(&self.0, bufs)
     }
 }
 

@@ -86,6 +86,15 @@ pub fn configure(stream: &impl AsFd) {
     }
 }
 
+/// A vectored write straight to a non-blocking socket's descriptor,
+/// past whatever readiness the executor caches for it: for a runtime's
+/// [`Runtime::write_direct`], where that cache would be one more cache
+/// line touched per player per frame. `WouldBlock` when the socket is
+/// full.
+pub fn send_vectored(stream: &impl AsFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    socket2::SockRef::from(stream).send_vectored(bufs)
+}
+
 /// Writes as much of `t` as a non-blocking socket takes, through
 /// `write_vectored` (the socket's own non-blocking vectored write).
 /// `Ok(true)` once all of it is written, `Ok(false)` when the socket would

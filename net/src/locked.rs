@@ -170,8 +170,18 @@ pub struct DirectWriter<B, W: ?Sized = dyn VectoredWrite> {
 /// A socket's non-blocking vectored writes, as a [`DirectWriter`] makes
 /// them; `WouldBlock` when the socket is full.
 pub trait VectoredWrite: Send + Sync + 'static {
-    /// Writes what the socket takes now.
+    /// The connection's own task's write: it must leave the executor's
+    /// readiness state right, since the task waits for writability when
+    /// this would block.
     fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+
+    /// Another task's write. One that would block rings the connection's
+    /// task, whose own [`VectoredWrite::write_vectored`] then tries again,
+    /// so this may skip the executor's readiness bookkeeping (tokio's is
+    /// a cache line of its own per socket). By default the same write.
+    fn write_direct(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.write_vectored(bufs)
+    }
 }
 
 impl<F> VectoredWrite for F
@@ -214,10 +224,15 @@ impl<B, W: VectoredWrite + ?Sized> DirectWriter<B, W> {
         &self.io
     }
 
-    /// Writes as much of `t` as the socket takes (see
-    /// [`crate::write_transmit`]).
+    /// The connection's own task writes as much of `t` as the socket
+    /// takes (see [`crate::write_transmit`]).
     pub fn write(&self, t: &mut Transmit) -> io::Result<bool> {
         crate::write_transmit(t, |b| self.io.write_vectored(b))
+    }
+
+    /// Another task writes as much of `t` as the socket takes.
+    fn write_direct(&self, t: &mut Transmit) -> io::Result<bool> {
+        crate::write_transmit(t, |b| self.io.write_direct(b))
     }
 }
 
@@ -264,7 +279,7 @@ fn write_polled<B: Bell>(
         return false;
     }
     *written += 1;
-    match h.writer.write(&mut h.pending) {
+    match h.writer.write_direct(&mut h.pending) {
         // Everything it had is written: no second call (and lock) per
         // player per frame just to hear that.
         Ok(true) => more || closed,

@@ -66,6 +66,15 @@ impl tincan_net::Runtime for Tokio {
         stream.try_write_vectored(bufs)
     }
 
+    fn write_direct(stream: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        // tokio's own write reads (and on `WouldBlock` clears) the
+        // readiness it caches per socket, in an allocation of its own: a
+        // cache miss per player per frame of a fan-out. A direct write
+        // that would block wakes this connection's task, whose tokio
+        // write then clears it, so skipping it here loses no wake-up.
+        tincan_net::send_vectored(stream, bufs)
+    }
+
     async fn resolve(target: String) -> io::Result<Vec<SocketAddr>> {
         // getaddrinfo on tokio's blocking pool (an IP literal skips it).
         Ok(tokio::net::lookup_host(target).await?.collect())
