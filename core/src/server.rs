@@ -487,8 +487,11 @@ impl Asked {
 /// since every transmit of every player looks its session up a few times.
 /// The multiplication by an odd constant keeps sequential ids on distinct
 /// buckets and spreads them into the high bits the table also uses.
+///
+/// Public for the adapters' own maps by connection (a task's bell, a
+/// socket), which a fan-out looks up once per player per frame too.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
+pub struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
@@ -508,7 +511,7 @@ impl Hasher for IdHasher {
 }
 
 /// A map keyed by [`SessionId`], hashed with [`IdHasher`].
-pub(crate) type IdMap<V> = HashMap<SessionId, V, BuildHasherDefault<IdHasher>>;
+pub type IdMap<V> = HashMap<SessionId, V, BuildHasherDefault<IdHasher>>;
 
 /// Everything a server needs besides its listeners; shared by every runtime.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,7 +10,6 @@
 //! connections leave it: drained into a queue the adapter's serving loop
 //! takes ([`LockedServer::take_dials`]) and dials.
 
-use std::collections::HashMap;
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,7 +17,9 @@ use std::time::Instant;
 
 use tincan_core::event::{Denial, SessionId};
 use tincan_core::outbound::{Dial, OutboundConfig};
-use tincan_core::server::{Grant, Refusal, Server, ServerConfig, ServerEvent, Ticket, TicketError};
+use tincan_core::server::{
+    Grant, IdMap, Refusal, Server, ServerConfig, ServerEvent, Ticket, TicketError,
+};
 use tincan_core::session::Transmit;
 use tincan_core::stats::{ConnectionStats, StreamStats, Totals};
 use tracing::{debug, info, warn};
@@ -319,7 +320,7 @@ struct State<B> {
     server: Server,
     /// Each connection task's bell, rung when the core names it ready and
     /// its output cannot be written directly; and its writer.
-    bells: HashMap<SessionId, Conn<B>>,
+    bells: IdMap<Conn<B>>,
     /// The deadline the timer task sleeps toward.
     timer_armed: Option<Instant>,
     /// Where the core's events go.
@@ -369,7 +370,7 @@ impl<B: Bell> LockedServer<B> {
         LockedServer {
             state: Mutex::new(State {
                 server: Server::new(config),
-                bells: HashMap::new(),
+                bells: IdMap::default(),
                 timer_armed: None,
                 events: Subscription::default(),
                 dials: Vec::new(),

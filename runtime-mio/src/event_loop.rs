@@ -1,6 +1,6 @@
 //! The one thread's loop: readiness in, the core in the middle, writes out.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::Ordering;
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use tincan_core::event::{Denial, SessionId};
-use tincan_core::server::{Server, ServerEvent};
+use tincan_core::server::{IdMap, Server, ServerEvent};
 use tincan_core::session::Transmit;
 use tracing::{debug, info, warn};
 
@@ -71,7 +71,7 @@ pub(crate) struct EventLoop {
     /// How many tokens below `LISTENER_BASE` are listeners' (fixed at bind).
     listener_tokens: usize,
     control: Arc<Control>,
-    conns: HashMap<SessionId, Conn>,
+    conns: IdMap<Conn>,
     buf: Vec<u8>,
     /// Connections that used up their write budget: written again next turn.
     again: Vec<SessionId>,
@@ -108,7 +108,7 @@ impl EventLoop {
             listener_tokens: listeners.len(),
             listeners,
             control,
-            conns: HashMap::new(),
+            conns: IdMap::default(),
             buf: vec![0; READ_BUF],
             again: Vec::new(),
             unread: Vec::new(),
