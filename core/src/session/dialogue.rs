@@ -931,7 +931,7 @@ impl Session {
     }
 
     /// A frame for the player on `stream`.
-    fn deliver(&mut self, now: Instant, stream: u32, frame: Frame) {
+    pub(super) fn deliver(&mut self, now: Instant, stream: u32, frame: Frame) {
         let Some(NetStream {
             state: StreamState::Playing(play),
             ..

@@ -720,6 +720,18 @@ impl Session {
             tracing::trace!(?event, "broker event for a session not connected, ignored");
             return;
         }
+        if let BrokerEvent::Frame { stream, frame } = event {
+            // A frame moves only this player's backlog (and may close it
+            // as too slow): of the deadlines `settle` re-arms, only the
+            // backlog's expiry can change. This runs per player per
+            // frame, and a full settle touches lines (the timers, the
+            // ping and liveness state, the streams) nothing here changed.
+            self.deliver(now, stream, frame);
+            if self.phase == Phase::Connected {
+                self.timers.set(Timer::Expire, self.backlog.next_expiry());
+            }
+            return;
+        }
         self.on_broker_event(now, event);
         self.settle(now);
     }
