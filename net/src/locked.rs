@@ -928,6 +928,55 @@ mod tests {
         assert_eq!(pending.len(), 1 + 1536 + 1536);
     }
 
+    /// A socket that counts which write each path made.
+    #[derive(Default)]
+    struct TwoWrites {
+        own: AtomicU32,
+        direct: AtomicU32,
+    }
+
+    impl VectoredWrite for Arc<TwoWrites> {
+        fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            self.own.fetch_add(1, Ordering::Relaxed);
+            Ok(bufs.iter().map(|b| b.len()).sum())
+        }
+
+        fn write_direct(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            self.direct.fetch_add(1, Ordering::Relaxed);
+            Ok(bufs.iter().map(|b| b.len()).sum())
+        }
+    }
+
+    #[test]
+    fn another_tasks_write_goes_through_write_direct_and_the_own_tasks_through_write_vectored() {
+        let shared = LockedServer::new(
+            ServerConfig::default(),
+            Count::default(),
+            Count::default(),
+            Instant::now,
+        );
+        let conn = Count::default();
+        let id = accept(&shared);
+        shared.register(id, conn.clone());
+        let socket = Arc::new(TwoWrites::default());
+        let writer = Arc::new(DirectWriter::new(conn.clone(), Arc::clone(&socket)));
+        shared.register_writer(id, Arc::clone(&writer) as Arc<DirectWriter<Count>>);
+        // The call that makes it ready writes S0+S1+S2 for it, directly.
+        shared
+            .with(|s, now| s.handle_input(now, id, &c0_c1()))
+            .unwrap();
+        assert_eq!(socket.direct.load(Ordering::Relaxed), 1);
+        assert_eq!(socket.own.load(Ordering::Relaxed), 0);
+        // Its own task's write (here of a transmit it fills itself) takes
+        // the path that keeps the executor's readiness right.
+        let mut t = Transmit::default();
+        t.bufs.push(bytes::Bytes::from_static(b"own"));
+        assert!(writer.write(&mut t).unwrap());
+        assert_eq!(socket.own.load(Ordering::Relaxed), 1);
+        assert_eq!(socket.direct.load(Ordering::Relaxed), 1);
+        assert_eq!(conn.rings(), 0);
+    }
+
     #[test]
     fn a_ready_connection_whose_socket_is_full_wakes_its_task_with_the_rest_kept() {
         let shared = LockedServer::new(
