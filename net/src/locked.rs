@@ -804,6 +804,16 @@ mod tests {
         socket
     }
 
+    /// A server whose timer and dial bells nobody checks.
+    fn quiet_server() -> LockedServer<Count> {
+        LockedServer::new(
+            ServerConfig::default(),
+            Count::default(),
+            Count::default(),
+            Instant::now,
+        )
+    }
+
     /// C0 and a simple-handshake C1: the server answers with S0+S1+S2.
     fn c0_c1() -> Vec<u8> {
         let mut v = vec![3u8];
@@ -813,12 +823,7 @@ mod tests {
 
     #[test]
     fn a_ready_connection_is_written_by_the_calling_task_without_waking_its_own() {
-        let shared = LockedServer::new(
-            ServerConfig::default(),
-            Count::default(),
-            Count::default(),
-            Instant::now,
-        );
+        let shared = quiet_server();
         let conn = Count::default();
         let id = accept(&shared);
         shared.register(id, conn.clone());
@@ -834,12 +839,7 @@ mod tests {
 
     #[test]
     fn a_call_counts_the_transmits_it_wrote_directly() {
-        let shared = LockedServer::new(
-            ServerConfig::default(),
-            Count::default(),
-            Count::default(),
-            Instant::now,
-        );
+        let shared = quiet_server();
         let id = accept(&shared);
         shared.register(id, Count::default());
         shared.register_writer(
@@ -859,12 +859,7 @@ mod tests {
 
     #[test]
     fn every_connection_one_call_makes_ready_is_written_across_batches_without_waking_any() {
-        let shared = LockedServer::new(
-            ServerConfig::default(),
-            Count::default(),
-            Count::default(),
-            Instant::now,
-        );
+        let shared = quiet_server();
         // More than two batches' worth, the last one partial.
         let n = 2 * WRITE_BATCH + 7;
         let mut conns = Vec::new();
@@ -893,12 +888,7 @@ mod tests {
 
     #[test]
     fn a_ready_connection_whose_writer_is_in_use_wakes_its_task_and_the_others_are_written() {
-        let shared = LockedServer::new(
-            ServerConfig::default(),
-            Count::default(),
-            Count::default(),
-            Instant::now,
-        );
+        let shared = quiet_server();
         let mut conns = Vec::new();
         for _ in 0..3 {
             let id = accept(&shared);
@@ -949,12 +939,7 @@ mod tests {
 
     #[test]
     fn another_tasks_write_goes_through_write_direct_and_the_own_tasks_through_write_vectored() {
-        let shared = LockedServer::new(
-            ServerConfig::default(),
-            Count::default(),
-            Count::default(),
-            Instant::now,
-        );
+        let shared = quiet_server();
         let conn = Count::default();
         let id = accept(&shared);
         shared.register(id, conn.clone());
@@ -979,12 +964,7 @@ mod tests {
 
     #[test]
     fn a_ready_connection_whose_socket_is_full_wakes_its_task_with_the_rest_kept() {
-        let shared = LockedServer::new(
-            ServerConfig::default(),
-            Count::default(),
-            Count::default(),
-            Instant::now,
-        );
+        let shared = quiet_server();
         let conn = Count::default();
         let id = accept(&shared);
         shared.register(id, conn.clone());
@@ -1039,12 +1019,7 @@ mod tests {
 
     #[test]
     fn events_reach_the_subscriber_in_the_order_the_core_produced_them() {
-        let shared = LockedServer::new(
-            ServerConfig::default(),
-            Count::default(),
-            Count::default(),
-            Instant::now,
-        );
+        let shared = quiet_server();
         let (tx, rx) = std::sync::mpsc::sync_channel(16);
         shared.subscribe(Box::new(Bounded(tx)));
         let ids: Vec<SessionId> = (0..3).map(|_| accept(&shared)).collect();
@@ -1055,12 +1030,7 @@ mod tests {
 
     #[test]
     fn a_full_channel_drops_and_counts_reports_and_never_waits() {
-        let shared = LockedServer::new(
-            ServerConfig::default(),
-            Count::default(),
-            Count::default(),
-            Instant::now,
-        );
+        let shared = quiet_server();
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         shared.subscribe(Box::new(Bounded(tx)));
         let first = accept(&shared);
@@ -1076,12 +1046,7 @@ mod tests {
 
     #[test]
     fn without_a_subscriber_events_are_drained_and_the_stream_ends_with_the_server() {
-        let shared = LockedServer::new(
-            ServerConfig::default(),
-            Count::default(),
-            Count::default(),
-            Instant::now,
-        );
+        let shared = quiet_server();
         let early = accept(&shared);
         let (tx, rx) = std::sync::mpsc::sync_channel(16);
         shared.subscribe(Box::new(Bounded(tx)));
@@ -1141,12 +1106,7 @@ mod tests {
 
     #[test]
     fn once_serving_ended_a_connect_is_refused_and_nothing_is_left_to_dial() {
-        let shared = LockedServer::new(
-            ServerConfig::default(),
-            Count::default(),
-            Count::default(),
-            Instant::now,
-        );
+        let shared = quiet_server();
         shared.connect(outbound()).unwrap();
         shared.finish();
         assert!(shared.take_dials().is_empty());
